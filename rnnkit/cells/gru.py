@@ -1,0 +1,131 @@
+"""GRU cell in the notes' convention (note 003).
+
+    z_t = sigma(W_xz x_t + b_xz + W_hz h_{t-1} + b_hz)                    update gate
+    r_t = sigma(W_xr x_t + b_xr + W_hr h_{t-1} + b_hr)                    reset gate
+    h~_t = tanh(W_xh x_t + b_xh + r_t * (W_hh h_{t-1} + b_hh))            reset after (default)
+    h~_t = tanh(W_xh x_t + b_xh + W_hh (r_t * h_{t-1}) + b_hh)            reset before
+    h_t = (1 - z_t) * h_{t-1} + z_t * h~_t
+
+"Reset after" applies r to the recurrent product (cuDNN, PyTorch, ONNX
+linear_before_reset=1, Keras reset_after=True); "reset before" applies it to h_{t-1}
+(Cho et al. 2014, ONNX's default linear_before_reset=0, Keras reset_after=False).
+
+Fused parameters stack the gates in PyTorch's order r, z, h~ (PyTorch's "n"):
+W_xh (3H, D), W_hh (3H, H), b_xh (3H), b_hh (3H).
+
+PyTorch (and ONNX) write the update the other way round, h_t = (1 - z') * h~_t + z' * h_{t-1}.
+Since 1 - sigma(a) = sigma(-a), z' = 1 - z exactly when the update gate's weights and biases
+are negated: ``to_pytorch_convention`` / ``from_pytorch_convention`` do that, bit-exactly.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def to_pytorch_convention(p: dict) -> dict:
+    """Notes-convention GRU parameters -> PyTorch convention (negate the z rows). Exact."""
+    out = {name: a.copy() for name, a in p.items()}
+    for name in ("W_xh", "W_hh", "b_xh", "b_hh"):
+        H = out[name].shape[0] // 3
+        out[name][H:2 * H] *= -1
+    return out
+
+
+from_pytorch_convention = to_pytorch_convention   # negation is its own inverse
+
+
+class GRUCell:
+    n_gates = 3
+    has_cell_state = False
+
+    def __init__(self, reset_after: bool = True):
+        self.reset_after = reset_after
+
+    def prepare(self, p: dict) -> dict:
+        H = p["W_hh"].shape[1]
+        half = np.full(3 * H, 0.5, dtype=p["W_hh"].dtype)
+        half[2 * H:] = 1.0                      # sigma(a) = (1 + tanh(a/2)) / 2 for r and z
+        bx = p["b_xh"] * half
+        bx[:2 * H] += p["b_hh"][:2 * H] * half[:2 * H]   # b_hh of h~ stays inside r * (...)
+        k = {"Wx_T": np.ascontiguousarray((p["W_xh"] * half[:, None]).T), "bx": bx,
+             "W_hh": p["W_hh"], "b_hn": p["b_hh"][2 * H:]}
+        Wh_T = np.ascontiguousarray((p["W_hh"] * half[:, None]).T)
+        if self.reset_after:
+            k["Wh_T"] = Wh_T
+        else:
+            k["Whrz_T"] = np.ascontiguousarray(Wh_T[:, :2 * H])
+            k["Whn_T"] = np.ascontiguousarray(Wh_T[:, 2 * H:])
+        return k
+
+    def alloc(self, T, N, H, dtype):
+        # gates: r, z, h~ after activation; hn: W_hh h_{t-1} + b_hh of h~ (reset after) or
+        # r * h_{t-1} (reset before), the two quantities backward cannot cheaply recompute.
+        return {"gates": np.zeros((T, N, 3 * H), dtype), "hn": np.zeros((T, N, H), dtype),
+                "gh": np.empty((N, 3 * H), dtype)}
+
+    def step(self, k, cache, t, n, gx, h_prev, c_prev, h_out, c_out):
+        H = h_prev.shape[1]
+        a = cache["gates"][t, :n]
+        hn = cache["hn"][t, :n]
+        if self.reset_after:
+            gh = cache["gh"][:n]
+            np.matmul(h_prev, k["Wh_T"], out=gh)
+            np.add(gx[:, :2 * H], gh[:, :2 * H], out=a[:, :2 * H])
+        else:
+            np.matmul(h_prev, k["Whrz_T"], out=a[:, :2 * H])
+            a[:, :2 * H] += gx[:, :2 * H]
+        rz = a[:, :2 * H]
+        np.tanh(rz, out=rz)
+        rz *= 0.5
+        rz += 0.5
+        r, z, hc = a[:, :H], a[:, H:2 * H], a[:, 2 * H:]
+        if self.reset_after:                   # h~ = tanh(W_xh x + b_xh + r * (W_hh h + b_hh))
+            np.add(gh[:, 2 * H:], k["b_hn"], out=hn)
+            np.multiply(r, hn, out=hc)
+        else:                                  # h~ = tanh(W_xh x + b_xh + W_hh (r * h) + b_hh)
+            np.multiply(r, h_prev, out=hn)
+            np.matmul(hn, k["Whn_T"], out=hc)
+            hc += k["b_hn"]
+        hc += gx[:, 2 * H:]
+        np.tanh(hc, out=hc)
+        np.subtract(hc, h_prev, out=h_out)     # h = (1 - z) h_{t-1} + z h~ = h_{t-1} + z (h~ - h_{t-1})
+        h_out *= z
+        h_out += h_prev
+
+    def step_back(self, k, cache, t, n, dh, dc, h_prev, c_prev, h, c, dgx, dgh):
+        H = dh.shape[1]
+        acts = cache["gates"][t, :n]
+        r, z, hc = acts[:, :H], acts[:, H:2 * H], acts[:, 2 * H:]
+        hn = cache["hn"][t, :n]
+        da_r, da_z, da_n = dgx[:, :H], dgx[:, H:2 * H], dgx[:, 2 * H:]
+        np.subtract(hc, h_prev, out=da_z)                      # dz = dh * (h~ - h_{t-1})
+        da_z *= dh
+        da_z *= z * (1 - z)
+        np.multiply(dh, z, out=da_n)                           # dh~ = dh * z
+        da_n *= 1 - hc * hc
+        dh *= 1 - z                                            # direct path to h_{t-1}
+        if self.reset_after:
+            np.multiply(da_n, hn, out=da_r)                    # dr = da_n * (W_hh h + b_hh)
+            da_r *= r * (1 - r)
+            dgh[:, :2 * H] = dgx[:, :2 * H]
+            np.multiply(da_n, r, out=dgh[:, 2 * H:])
+            dh += dgh @ k["W_hh"]
+        else:
+            d_rh = da_n @ k["W_hh"][2 * H:]                    # d(r * h_{t-1})
+            np.multiply(d_rh, h_prev, out=da_r)
+            da_r *= r * (1 - r)
+            dh += d_rh * r
+            dh += dgx[:, :2 * H] @ k["W_hh"][:2 * H]
+
+    def recurrent_grads(self, p, cache, dGx, dGh, Hprev2d, grads, prefix):
+        H = Hprev2d.shape[1]
+        dW, db = grads[prefix + "W_hh"], grads[prefix + "b_hh"]
+        if self.reset_after:
+            dA = dGh.reshape(-1, 3 * H)
+            dW += dA.T @ Hprev2d
+            db += dA.sum(axis=0)
+        else:
+            dA = dGx.reshape(-1, 3 * H)
+            dW[:2 * H] += dA[:, :2 * H].T @ Hprev2d
+            dW[2 * H:] += dA[:, 2 * H:].T @ cache["hn"].reshape(-1, H)
+            db += dA.sum(axis=0)

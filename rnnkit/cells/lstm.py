@@ -1,0 +1,109 @@
+"""LSTM cell (notes 001, 003, 004), optionally with peephole connections (as ONNX LSTM).
+
+    i_t = sigma(W_xi x_t + b_xi + W_hi h_{t-1} + b_hi [+ p_i * C_{t-1}])   input gate
+    f_t = sigma(W_xf x_t + b_xf + W_hf h_{t-1} + b_hf [+ p_f * C_{t-1}])   forget gate
+    C~_t = tanh(W_xc x_t + b_xc + W_hc h_{t-1} + b_hc)                     candidate
+    C_t = f_t * C_{t-1} + i_t * C~_t                                        cell state
+    o_t = sigma(W_xo x_t + b_xo + W_ho h_{t-1} + b_ho [+ p_o * C_t])       output gate
+    h_t = o_t * tanh(C_t)
+
+Fused parameters stack the gates in PyTorch's order i, f, C~ (PyTorch's "g"), o:
+W_xh (4H, D), W_hh (4H, H), b_xh (4H), b_hh (4H). Peepholes P (3H) in the order i, f, o.
+
+Speed: sigma(a) = (1 + tanh(a / 2)) / 2, so after scaling the sigmoid gates' weights and
+biases by 1/2 (exact in floating point) one tanh pass over the (n, 4H) block serves all four
+gates; float32 tanh is the cheapest transcendental NumPy has on this class of machine.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+class LSTMCell:
+    n_gates = 4
+    has_cell_state = True
+
+    def __init__(self, peepholes: bool = False):
+        self.peepholes = peepholes
+
+    def prepare(self, p: dict) -> dict:
+        H = p["W_hh"].shape[1]
+        scale = np.full(4 * H, 0.5, dtype=p["W_hh"].dtype)
+        scale[2 * H:3 * H] = 1.0                       # the candidate is a real tanh
+        k = {"Wx_T": np.ascontiguousarray((p["W_xh"] * scale[:, None]).T),
+             "bx": (p["b_xh"] + p["b_hh"]) * scale,
+             "Wh_T": np.ascontiguousarray((p["W_hh"] * scale[:, None]).T),
+             "W_hh": p["W_hh"]}
+        if self.peepholes:
+            P = p["P"].reshape(3, H)
+            k["P"] = P
+            k["P_half"] = 0.5 * P
+        return k
+
+    def alloc(self, T, N, H, dtype):
+        return {"gates": np.zeros((T, N, 4 * H), dtype),     # i, f, C~, o after activation
+                "tanh_c": np.zeros((T, N, H), dtype),
+                "tmp": np.empty((N, H), dtype)}
+
+    def step(self, k, cache, t, n, gx, h_prev, c_prev, h_out, c_out):
+        H = h_prev.shape[1]
+        a = cache["gates"][t, :n]
+        np.matmul(h_prev, k["Wh_T"], out=a)
+        a += gx
+        if self.peepholes:
+            a[:, :H] += k["P_half"][0] * c_prev
+            a[:, H:2 * H] += k["P_half"][1] * c_prev
+        np.tanh(a[:, :3 * H], out=a[:, :3 * H])
+        i, f, g = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H]
+        ifo = a[:, :2 * H]
+        ifo *= 0.5
+        ifo += 0.5
+        np.multiply(f, c_prev, out=c_out)                       # C_t = f * C_{t-1} + i * C~
+        tmp = cache["tmp"][:n]
+        np.multiply(i, g, out=tmp)
+        c_out += tmp
+        o = a[:, 3 * H:]
+        if self.peepholes:
+            o += k["P_half"][2] * c_out
+        np.tanh(o, out=o)
+        o *= 0.5
+        o += 0.5
+        tc = cache["tanh_c"][t, :n]
+        np.tanh(c_out, out=tc)
+        np.multiply(o, tc, out=h_out)                           # h_t = o * tanh(C_t)
+
+    def step_back(self, k, cache, t, n, dh, dc, h_prev, c_prev, h, c, dgx, dgh):
+        """dh, dc: dL/dh_t, dL/dC_t for rows [:n], overwritten with those of step t-1."""
+        H = dh.shape[1]
+        acts = cache["gates"][t, :n]
+        i, f, g, o = acts[:, :H], acts[:, H:2 * H], acts[:, 2 * H:3 * H], acts[:, 3 * H:]
+        tc = cache["tanh_c"][t, :n]
+        da_i, da_f, da_g, da_o = dgx[:, :H], dgx[:, H:2 * H], dgx[:, 2 * H:3 * H], dgx[:, 3 * H:]
+        np.multiply(dh, tc, out=da_o)
+        da_o *= o * (1 - o)                                      # sigma' = s (1 - s)
+        dc += dh * o * (1 - tc * tc)
+        if self.peepholes:
+            dc += da_o * k["P"][2]
+        np.multiply(dc, g, out=da_i)
+        da_i *= i * (1 - i)
+        np.multiply(dc, c_prev, out=da_f)
+        da_f *= f * (1 - f)
+        np.multiply(dc, i, out=da_g)
+        da_g *= 1 - g * g                                        # tanh' = 1 - C~^2
+        dc *= f                                                  # dL/dC_{t-1}
+        if self.peepholes:
+            dc += da_i * k["P"][0] + da_f * k["P"][1]
+        np.matmul(dgx, k["W_hh"], out=dh)
+
+    def recurrent_grads(self, p, cache, dGx, dGh, Hprev2d, grads, prefix):
+        dA = dGx.reshape(-1, dGx.shape[-1])
+        grads[prefix + "W_hh"] += dA.T @ Hprev2d
+        grads[prefix + "b_hh"] += dA.sum(axis=0)
+        if self.peepholes:
+            H = Hprev2d.shape[1]
+            Cprev = cache["c_prev"].reshape(-1, H)
+            C = cache["c"].reshape(-1, H)
+            dP = grads[prefix + "P"].reshape(3, H)
+            dP[0] += np.einsum("ij,ij->j", dA[:, :H], Cprev)
+            dP[1] += np.einsum("ij,ij->j", dA[:, H:2 * H], Cprev)
+            dP[2] += np.einsum("ij,ij->j", dA[:, 3 * H:], C)

@@ -1,0 +1,61 @@
+"""Elman RNN cell (notes 000, 002, 004).
+
+    h_t = f(W_xh x_t + b_xh + W_hh h_{t-1} + b_hh),   f = tanh (default) or relu
+
+The notes write one bias b_h; rnnkit keeps PyTorch's two (b_h = b_xh + b_hh) so that weights
+move between the two libraries exactly. Note 000's worked example is b_xh = 0.1, b_hh = 0.
+
+A cell computes one time step for the rows ``[:n]`` of a batch sorted by length; the scan in
+``rnnkit.layers.scan`` owns the time loop. The input projection ``W_xh x_t + b_xh + b_hh`` of
+all steps is one matrix product done by the scan before the loop, so a step is the recurrent
+product plus the nonlinearity. Parameter gradients are one product over all steps, after it.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from rnnkit.errors import fail
+
+NONLINEARITIES = ("tanh", "relu")
+
+
+class ElmanCell:
+    n_gates = 1
+    has_cell_state = False
+
+    def __init__(self, nonlinearity: str = "tanh"):
+        if nonlinearity not in NONLINEARITIES:
+            fail("nonlinearity", f"one of {NONLINEARITIES}", repr(nonlinearity))
+        self.nonlinearity = nonlinearity
+
+    def prepare(self, p: dict) -> dict:
+        """Weights laid out for the time loop: transposed, both biases in the input part."""
+        return {"Wx_T": np.ascontiguousarray(p["W_xh"].T), "bx": p["b_xh"] + p["b_hh"],
+                "Wh_T": np.ascontiguousarray(p["W_hh"].T), "W_hh": p["W_hh"]}
+
+    def alloc(self, T: int, N: int, H: int, dtype) -> dict:
+        return {}  # the layer output h_t is all backward needs: f'(a) is a function of h_t
+
+    def step(self, k, cache, t, n, gx, h_prev, c_prev, h_out, c_out):
+        # h_t = f(W_xh x_t + b + W_hh h_{t-1}); gx[t] already holds W_xh x_t + b
+        np.matmul(h_prev, k["Wh_T"], out=h_out)
+        h_out += gx
+        if self.nonlinearity == "tanh":
+            np.tanh(h_out, out=h_out)
+        else:
+            np.maximum(h_out, 0, out=h_out)
+
+    def step_back(self, k, cache, t, n, dh, dc, h_prev, c_prev, h, c, dgx, dgh):
+        """dh: dL/dh_t for rows [:n], overwritten with dL/dh_{t-1}. Writes dL/da_t to dgx."""
+        if self.nonlinearity == "tanh":
+            np.multiply(h, h, out=dgx)
+            np.subtract(1, dgx, out=dgx)            # tanh'(a) = 1 - h^2
+            dgx *= dh
+        else:
+            np.multiply(dh, h > 0, out=dgx)         # relu'(a) = [h > 0]
+        np.matmul(dgx, k["W_hh"], out=dh)
+
+    def recurrent_grads(self, p, cache, dGx, dGh, Hprev2d, grads, prefix):
+        dA = dGx.reshape(-1, dGx.shape[-1])
+        grads[prefix + "W_hh"] += dA.T @ Hprev2d
+        grads[prefix + "b_hh"] += dA.sum(axis=0)

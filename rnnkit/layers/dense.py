@@ -1,0 +1,77 @@
+"""The output layer of the notes: y_t = g(W_hy h_t + b_y), g = softmax, sigmoid or identity.
+
+It acts on the last axis, so the same layer serves many-to-many (h of shape (N, T, H): one
+output per step) and many-to-one (h of shape (N, H), e.g. from ``last_step`` or the final
+state). For training with cross-entropy use g = identity and the fused softmax loss, whose
+gradient is stable; softmax here is for reading out probabilities, and its backward is exact.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from rnnkit.errors import check_array, fail
+from rnnkit.init import as_rng
+
+ACTIVATIONS = ("identity", "softmax", "sigmoid")
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 + 0.5 * np.tanh(0.5 * z)
+
+
+class Dense:
+    """Parameters W_hy (V, H) and b_y (V,), initialised U(-1/sqrt(H), 1/sqrt(H)) as PyTorch's Linear."""
+
+    def __init__(self, in_features: int, out_features: int, activation: str = "identity", *,
+                 dtype=np.float32, seed: int | np.random.Generator | None = None):
+        if activation not in ACTIVATIONS:
+            fail("activation", f"one of {ACTIVATIONS}", repr(activation))
+        self.in_features, self.out_features = in_features, out_features
+        self.activation = activation
+        self.dtype = np.dtype(dtype)
+        rng = as_rng(seed)
+        k = 1.0 / np.sqrt(in_features)
+        self.params = {
+            "W_hy": rng.uniform(-k, k, (out_features, in_features)).astype(self.dtype),
+            "b_y": rng.uniform(-k, k, out_features).astype(self.dtype)}
+        self.grads = {name: np.zeros_like(p) for name, p in self.params.items()}
+
+    def zero_grad(self) -> None:
+        for g in self.grads.values():
+            g[...] = 0
+
+    def forward(self, h: np.ndarray):
+        """h (..., H) -> y (..., V), cache."""
+        if not isinstance(h, np.ndarray) or h.ndim not in (2, 3):
+            fail("h", "a 2-d (N, H) or 3-d (N, T, H) array",
+                 f"shape {getattr(h, 'shape', type(h).__name__)}")
+        check_array("h", h, ndim=h.ndim, shape=(None,) * (h.ndim - 1) + (self.in_features,),
+                    dtype=self.dtype, layout="(..., H)")
+        z = h @ self.params["W_hy"].T + self.params["b_y"]
+        if self.activation == "softmax":
+            y = softmax(z)
+        elif self.activation == "sigmoid":
+            y = sigmoid(z)
+        else:
+            y = z
+        return y, (h, y)
+
+    def backward(self, dy: np.ndarray, cache) -> np.ndarray:
+        """dL/dy -> dL/dh; adds dL/dW_hy and dL/db_y into ``grads``."""
+        h, y = cache
+        check_array("dy", dy, ndim=y.ndim, shape=y.shape, dtype=self.dtype)
+        if self.activation == "softmax":          # J^T dy = y * (dy - <dy, y>)
+            dz = y * (dy - (dy * y).sum(axis=-1, keepdims=True))
+        elif self.activation == "sigmoid":
+            dz = dy * y * (1 - y)
+        else:
+            dz = dy
+        V, H = self.out_features, self.in_features
+        self.grads["W_hy"] += dz.reshape(-1, V).T @ h.reshape(-1, H)
+        self.grads["b_y"] += dz.reshape(-1, V).sum(axis=0)
+        return dz @ self.params["W_hy"]

@@ -1,0 +1,214 @@
+"""Sequence layers RNN, LSTM and GRU: stacking, bidirectional, reverse, variable lengths.
+
+Batch-first at the boundary, like PyTorch with ``batch_first=True``:
+
+    x (N, T, D) -> out (N, T, dirs*H), state (layers*dirs, N, H)   [LSTM: (h, c), both so]
+
+State index ``layer * dirs + direction``, as PyTorch. ``lengths`` (N,) gives each row's
+valid steps in a right-padded batch: outputs at padded steps are zero, the final state of a
+row is taken at its own last step (its first, for the reverse direction) and padding adds
+nothing to any gradient. Rows may come in any order (they are sorted internally).
+
+Parameters are one flat dict named ``l{layer}.{name}`` and ``l{layer}_reverse.{name}`` with
+the cell's names (W_xh, W_hh, b_xh, b_hh, P); ``grads`` has the same keys. ``forward``
+returns a cache that ``backward`` takes: any number of forwards may be in flight at once.
+Truncated BPTT is this same API: pass the previous chunk's final state in as ``state`` and
+ignore the state gradient that ``backward`` returns for it.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from rnnkit.cells import ElmanCell, GRUCell, LSTMCell
+from rnnkit.errors import check_array, check_lengths, fail
+from rnnkit.init import as_rng, recurrent_params
+from rnnkit.layers.scan import scan_backward, scan_forward
+
+
+class Recurrent:
+    """A stack of `num_layers` scans of one cell, each uni- or bidirectional."""
+
+    def __init__(self, cell, input_size: int, hidden_size: int, num_layers: int = 1, *,
+                 bidirectional: bool = False, reverse: bool = False, dropout: float = 0.0,
+                 init: str = "pytorch", dtype=np.float32,
+                 seed: int | np.random.Generator | None = None):
+        for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
+                            ("num_layers", num_layers)):
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                fail(name, "a positive integer", repr(value))
+        if not 0.0 <= dropout < 1.0:
+            fail("dropout", "a probability in [0, 1)", repr(dropout))
+        if bidirectional and reverse:
+            fail("reverse", "False when bidirectional=True (it already runs both ways)", True)
+        if np.dtype(dtype) not in (np.float32, np.float64):
+            fail("dtype", "float32 or float64", np.dtype(dtype).name)
+        self.cell = cell
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bidirectional, self.reverse, self.dropout = bidirectional, reverse, dropout
+        self.dirs = 2 if bidirectional else 1
+        self.dtype = np.dtype(dtype)
+        self.rng = as_rng(seed)
+        self.params: dict[str, np.ndarray] = {}
+        for layer in range(num_layers):
+            d_in = input_size if layer == 0 else self.dirs * hidden_size
+            for direction in range(self.dirs):
+                prefix = self.prefix(layer, direction)
+                p = recurrent_params(self.rng, cell.n_gates, d_in, hidden_size, init, self.dtype)
+                if getattr(cell, "peepholes", False):
+                    p["P"] = np.zeros(3 * hidden_size, self.dtype)
+                self.params.update({prefix + k: v for k, v in p.items()})
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+
+    @staticmethod
+    def prefix(layer: int, direction: int) -> str:
+        return f"l{layer}_reverse." if direction else f"l{layer}."
+
+    def zero_grad(self) -> None:
+        for g in self.grads.values():
+            g[...] = 0
+
+    def _direction(self, layer: int, direction: int) -> dict:
+        prefix = self.prefix(layer, direction)
+        return {k[len(prefix):]: v for k, v in self.params.items() if k.startswith(prefix)}
+
+    def _state_shape(self, N: int) -> tuple:
+        return (self.num_layers * self.dirs, N, self.hidden_size)
+
+    def _split_state(self, state, name: str, N: int):
+        """-> (h, c) as arrays of the state shape (zeros where not given); c None if no cell."""
+        shape = self._state_shape(N)
+        layout = "(layers*dirs, N, H)"
+        if self.cell.has_cell_state:
+            if state is None:
+                return np.zeros(shape, self.dtype), np.zeros(shape, self.dtype)
+            if not isinstance(state, tuple) or len(state) != 2:
+                fail(name, "a tuple (h, c) for an LSTM", type(state).__name__)
+            return tuple(check_array(f"{name}[{i}]", s, ndim=3, shape=shape, dtype=self.dtype,
+                                     layout=layout) for i, s in enumerate(state))
+        if state is None:
+            return np.zeros(shape, self.dtype), None
+        return check_array(name, state, ndim=3, shape=shape, dtype=self.dtype,
+                           layout=layout), None
+
+    def forward(self, x: np.ndarray, state=None, lengths=None, *, training: bool = False,
+                rng: np.random.Generator | None = None):
+        """x (N, T, D) -> (out (N, T, dirs*H), final state, cache)."""
+        x = check_array("x", x, ndim=3, shape=(None, None, self.input_size), dtype=self.dtype,
+                        layout="(N, T, D)")
+        N, T, _ = x.shape
+        if T == 0:
+            fail("x", "at least one time step", "shape with T = 0")
+        h0, c0 = self._split_state(state, "state", N)
+        if lengths is None:
+            lens, perm = np.full(N, T, np.int64), None
+        else:
+            lens = check_lengths(lengths, N, T)
+            perm = None if np.all(lens[:-1] >= lens[1:]) else np.argsort(-lens, kind="stable")
+        if perm is not None:
+            x, h0, lens = x[perm], h0[:, perm], lens[perm]
+            c0 = None if c0 is None else c0[:, perm]
+        n_active = (lens[None, :] > np.arange(T)[:, None]).sum(axis=1)      # (T,)
+        rng = rng if rng is not None else self.rng
+        seq = np.ascontiguousarray(x.transpose(1, 0, 2))                      # (T, N, D)
+        h_n = np.zeros(self._state_shape(N), self.dtype)
+        c_n = np.zeros_like(h_n) if c0 is not None else None
+        layer_caches = []
+        for layer in range(self.num_layers):
+            mask = None
+            if layer > 0 and training and self.dropout > 0:                  # inverted dropout
+                keep = 1.0 - self.dropout
+                mask = (rng.random(seq.shape) < keep).astype(self.dtype) / self.dtype.type(keep)
+                seq = seq * mask
+            outs, scans = [], []
+            for direction in range(self.dirs):
+                i = layer * self.dirs + direction
+                out, h, c, cache = scan_forward(
+                    self.cell, self._direction(layer, direction), seq, h0[i],
+                    None if c0 is None else c0[i], n_active,
+                    reverse=(direction == 1) != self.reverse)
+                h_n[i] = h
+                if c is not None:
+                    c_n[i] = c
+                outs.append(out)
+                scans.append(cache)
+            layer_caches.append((mask, scans))
+            seq = outs[0] if self.dirs == 1 else np.concatenate(outs, axis=2)
+        out = seq.transpose(1, 0, 2)                                          # (N, T, dirs*H)
+        if perm is not None:
+            inv = np.argsort(perm)
+            out, h_n = out[inv], h_n[:, inv]
+            c_n = None if c_n is None else c_n[:, inv]
+        out = np.ascontiguousarray(out)
+        state_out = (h_n, c_n) if self.cell.has_cell_state else h_n
+        return out, state_out, {"layers": layer_caches, "perm": perm, "N": N, "T": T}
+
+    def backward(self, dout: np.ndarray | None, dstate, cache: dict):
+        """dL/dout (N, T, dirs*H) and dL/d(final state) (None = zero) -> (dx, d(initial state)).
+
+        Adds the parameter gradients into ``self.grads``.
+        """
+        N, T, perm = cache["N"], cache["T"], cache["perm"]
+        H = self.hidden_size
+        if dout is None:
+            dout = np.zeros((N, T, self.dirs * H), self.dtype)
+        dout = check_array("dout", dout, ndim=3, shape=(N, T, self.dirs * H),
+                           dtype=self.dtype, layout="(N, T, dirs*H)")
+        dh_n, dc_n = self._split_state(dstate, "dstate", N)
+        if perm is not None:
+            dout, dh_n = dout[perm], dh_n[:, perm]
+            dc_n = None if dc_n is None else dc_n[:, perm]
+        dseq = dout.transpose(1, 0, 2)                                        # (T, N, dirs*H)
+        dh0 = np.zeros_like(dh_n)
+        dc0 = None if dc_n is None else np.zeros_like(dc_n)
+        for layer in range(self.num_layers - 1, -1, -1):
+            mask, scans = cache["layers"][layer]
+            dx = None
+            for direction in range(self.dirs):
+                i = layer * self.dirs + direction
+                dx_d, dh, dc = scan_backward(
+                    self.cell, self._direction(layer, direction), scans[direction],
+                    dseq[:, :, direction * H:(direction + 1) * H], dh_n[i],
+                    None if dc_n is None else dc_n[i], self.grads, self.prefix(layer, direction))
+                dh0[i] = dh
+                if dc is not None:
+                    dc0[i] = dc
+                dx = dx_d if dx is None else dx + dx_d
+            dseq = dx if mask is None else dx * mask
+        dx = dseq.transpose(1, 0, 2)
+        if perm is not None:
+            inv = np.argsort(perm)
+            dx, dh0 = dx[inv], dh0[:, inv]
+            dc0 = None if dc0 is None else dc0[:, inv]
+        dx = np.ascontiguousarray(dx)
+        return dx, ((dh0, dc0) if self.cell.has_cell_state else dh0)
+
+
+class RNN(Recurrent):
+    """Elman RNN layer: h_t = f(W_xh x_t + b_xh + W_hh h_{t-1} + b_hh), f = tanh or relu."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, *,
+                 nonlinearity: str = "tanh", **kwargs):
+        super().__init__(ElmanCell(nonlinearity), input_size, hidden_size, num_layers, **kwargs)
+
+
+class LSTM(Recurrent):
+    """LSTM layer (see ``rnnkit.cells.lstm``); ``forget_bias`` sets b_xf (b_hf = 0) if given."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, *,
+                 peepholes: bool = False, forget_bias: float | None = None, **kwargs):
+        super().__init__(LSTMCell(peepholes), input_size, hidden_size, num_layers, **kwargs)
+        if forget_bias is not None:
+            H = hidden_size
+            for name, b in self.params.items():
+                if name.endswith(".b_xh"):
+                    b[H:2 * H] = forget_bias
+                elif name.endswith(".b_hh"):
+                    b[H:2 * H] = 0
+
+
+class GRU(Recurrent):
+    """GRU layer in the notes' convention h_t = (1 - z) h_{t-1} + z h~ (see ``rnnkit.cells.gru``)."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, *,
+                 reset_after: bool = True, **kwargs):
+        super().__init__(GRUCell(reset_after), input_size, hidden_size, num_layers, **kwargs)

@@ -1,0 +1,1 @@
+"""Applications of the notes, one module each: data -> model -> training -> evaluation."""

@@ -1,0 +1,1 @@
+"""Weights in and out of other frameworks' layouts (PyTorch state dicts, ONNX RNN operators)."""

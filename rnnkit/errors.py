@@ -26,7 +26,7 @@ def check_array(name: str, a: object, *, ndim: int, shape: tuple | None = None,
     if shape is not None:
         for axis, (want, have) in enumerate(zip(shape, a.shape)):
             if want is not None and want != have:
-                want_shape = tuple("*" if s is None else s for s in shape)
+                want_shape = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
                 fail(name, f"shape {want_shape} {layout}".rstrip(),
                      f"shape {a.shape} (axis {axis} is {have}, not {want})")
     if dtype is not None and a.dtype != dtype:

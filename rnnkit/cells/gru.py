@@ -48,7 +48,8 @@ class GRUCell:
         bx = p["b_xh"] * half
         bx[:2 * H] += p["b_hh"][:2 * H] * half[:2 * H]   # b_hh of h~ stays inside r * (...)
         k = {"Wx_T": np.ascontiguousarray((p["W_xh"] * half[:, None]).T), "bx": bx,
-             "W_hh": p["W_hh"], "b_hn": p["b_hh"][2 * H:]}
+             "W_hh": p["W_hh"].copy(), "W_xh": p["W_xh"].copy(),
+             "b_hn": p["b_hh"][2 * H:].copy()}
         Wh_T = np.ascontiguousarray((p["W_hh"] * half[:, None]).T)
         if self.reset_after:
             k["Wh_T"] = Wh_T

@@ -33,10 +33,10 @@ class LSTMCell:
         k = {"Wx_T": np.ascontiguousarray((p["W_xh"] * scale[:, None]).T),
              "bx": (p["b_xh"] + p["b_hh"]) * scale,
              "Wh_T": np.ascontiguousarray((p["W_hh"] * scale[:, None]).T),
-             "W_hh": p["W_hh"]}
+             "W_hh": p["W_hh"].copy(), "W_xh": p["W_xh"].copy()}
         if self.peepholes:
             P = p["P"].reshape(3, H)
-            k["P"] = P
+            k["P"] = P.copy()
             k["P_half"] = 0.5 * P
         return k
 

@@ -31,7 +31,8 @@ class ElmanCell:
     def prepare(self, p: dict) -> dict:
         """Weights laid out for the time loop: transposed, both biases in the input part."""
         return {"Wx_T": np.ascontiguousarray(p["W_xh"].T), "bx": p["b_xh"] + p["b_hh"],
-                "Wh_T": np.ascontiguousarray(p["W_hh"].T), "W_hh": p["W_hh"]}
+                "Wh_T": np.ascontiguousarray(p["W_hh"].T), "W_hh": p["W_hh"].copy(),
+                "W_xh": p["W_xh"].copy()}
 
     def alloc(self, T: int, N: int, H: int, dtype) -> dict:
         return {}  # the layer output h_t is all backward needs: f'(a) is a function of h_t

@@ -16,7 +16,11 @@ import numpy as np
 
 def scan_forward(cell, p: dict, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | None,
                  n_active: np.ndarray, reverse: bool):
-    """x (T, N, D), h0/c0 (N, H) -> out (T, N, H), h_T (N, H), c_T (N, H) or None, cache."""
+    """x (T, N, D), h0/c0 (N, H) -> out (T, N, H), h_T (N, H), c_T (N, H) or None, cache.
+
+    The cache holds its own copy of the weights, so backward differentiates the forward that
+    made it even if the parameters were updated in between.
+    """
     T, N, D = x.shape
     H = h0.shape[1]
     k = cell.prepare(p)
@@ -69,5 +73,5 @@ def scan_backward(cell, p: dict, cache: dict, dout: np.ndarray, dh_T: np.ndarray
     grads[prefix + "W_xh"] += dA.T @ x2d
     grads[prefix + "b_xh"] += dA.sum(axis=0)
     cell.recurrent_grads(p, cache, dgx, dgh, h_prev.reshape(T * N, H), grads, prefix)
-    dx = (dA @ p["W_xh"]).reshape(T, N, D)
+    dx = (dA @ k["W_xh"]).reshape(T, N, D)
     return dx, dh, dc

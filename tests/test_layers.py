@@ -1,0 +1,457 @@
+"""Layer behaviour: streaming, precision, truncated BPTT, initialisation, padding, directions."""
+import numpy as np
+import pytest
+
+from rnnkit import GRU, LSTM, RNN, Dense, Embedding
+
+N, T, D, H = 3, 6, 3, 4
+LENGTHS = np.array([4, 2, 6])          # unsorted; the sort permutation is a 3-cycle
+
+CELLS = {
+    "rnn_tanh": lambda *a, **kw: RNN(*a, nonlinearity="tanh", **kw),
+    "rnn_relu": lambda *a, **kw: RNN(*a, nonlinearity="relu", **kw),
+    "lstm": lambda *a, **kw: LSTM(*a, **kw),
+    "lstm_peep": lambda *a, **kw: LSTM(*a, peepholes=True, **kw),
+    "gru_after": lambda *a, **kw: GRU(*a, reset_after=True, **kw),
+    "gru_before": lambda *a, **kw: GRU(*a, reset_after=False, **kw),
+}
+
+
+def make(cell, *args, seed=0, **kw):
+    layer = CELLS[cell](*args, seed=seed, **kw)
+    rng = np.random.default_rng(seed + 100)
+    for name, p in layer.params.items():
+        if name.endswith(".P"):
+            p[...] = rng.uniform(-0.8, 0.8, p.shape)
+    return layer
+
+
+def is_lstm(cell):
+    return cell.startswith("lstm")
+
+
+def arrays(state):
+    return list(state) if isinstance(state, tuple) else [state]
+
+
+def random_state(cell, shape, rng, dtype):
+    if is_lstm(cell):
+        return tuple(rng.uniform(-0.8, 0.8, shape).astype(dtype) for _ in range(2))
+    return rng.uniform(-0.8, 0.8, shape).astype(dtype)
+
+
+def state_dot(state, S):
+    return float(sum(np.sum(a * b) for a, b in zip(arrays(state), arrays(S))))
+
+
+def tol(dtype):
+    return dict(rtol=1e-6, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-13)
+
+
+# ----------------------------------------------------------------------------- (a) streaming
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_step_by_step_equals_full_sequence(cell, dtype):
+    layer = make(cell, D, H, num_layers=2, dtype=dtype, seed=1)
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((N, T, D)).astype(dtype)
+    state0 = random_state(cell, (2, N, H), rng, dtype)
+    out, st, _ = layer.forward(x, state0)
+    state, steps = state0, []
+    for t in range(T):
+        o, state, _ = layer.forward(x[:, t:t + 1], state)
+        steps.append(o)
+    np.testing.assert_allclose(np.concatenate(steps, axis=1), out, **tol(dtype))
+    for a, b in zip(arrays(state), arrays(st)):
+        np.testing.assert_allclose(a, b, **tol(dtype))
+    # the state really is carried: restarting from zeros each step gives something else
+    o0, _, _ = layer.forward(x[:, 1:2])
+    assert not np.allclose(o0, out[:, 1:2], atol=1e-4)
+
+
+# ----------------------------------------------------------------------------- (b) precision
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_float32_and_float64_agree(cell):
+    l32 = make(cell, D, H, num_layers=2, bidirectional=True, dtype=np.float32, seed=3)
+    l64 = make(cell, D, H, num_layers=2, bidirectional=True, dtype=np.float64, seed=3)
+    for k in l32.params:
+        l64.params[k][...] = l32.params[k].astype(np.float64)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((N, T, D))
+    o32, s32, c32 = l32.forward(x.astype(np.float32), None, LENGTHS)
+    o64, s64, c64 = l64.forward(x, None, LENGTHS)
+    assert o32.dtype == np.float32 and o64.dtype == np.float64
+    np.testing.assert_allclose(o32, o64, rtol=0, atol=1e-5)
+    for a, b in zip(arrays(s32), arrays(s64)):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+    R = rng.standard_normal(o64.shape)
+    dx32, _ = l32.backward(R.astype(np.float32), None, c32)
+    dx64, _ = l64.backward(R, None, c64)
+    assert dx32.dtype == np.float32
+    np.testing.assert_allclose(dx32, dx64, rtol=1e-4, atol=1e-4)
+    for k in l32.grads:
+        assert l32.grads[k].dtype == np.float32
+        np.testing.assert_allclose(l32.grads[k], l64.grads[k], rtol=1e-4, atol=1e-4, err_msg=k)
+
+
+# ----------------------------------------------------------------------------- (c) truncated BPTT
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_truncated_bptt(cell):
+    layer = make(cell, D, H, num_layers=2, dtype=np.float64, seed=5)
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((N, T, D))
+    R = rng.standard_normal((N, T, H))
+    S = random_state(cell, (2, N, H), rng, np.float64)
+    k = 2
+
+    # full pass
+    layer.zero_grad()
+    out, st, cache = layer.forward(x)
+    dx_full, ds0_full = layer.backward(R, S, cache)
+    g_full = {n: g.copy() for n, g in layer.grads.items()}
+
+    # chunks with the carried state give the same outputs and final state
+    state, outs, caches = None, [], []
+    for s in range(0, T, k):
+        o, state, c = layer.forward(x[:, s:s + k], state)
+        outs.append(o)
+        caches.append(c)
+    np.testing.assert_allclose(np.concatenate(outs, axis=1), out, rtol=1e-12, atol=1e-13)
+    for a, b in zip(arrays(state), arrays(st)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+
+    # chunk length T is exactly full BPTT
+    layer.zero_grad()
+    o, s_, c = layer.forward(x[:, 0:T], None)
+    dx, ds0 = layer.backward(R, S, c)
+    np.testing.assert_array_equal(dx, dx_full)
+    for n in g_full:
+        np.testing.assert_array_equal(layer.grads[n], g_full[n])
+
+    # chained backward through the chunks (passing the state gradient on) is full BPTT too
+    layer.zero_grad()
+    dstate, dxs = S, []
+    for i in range(len(caches) - 1, -1, -1):
+        dx_i, dstate = layer.backward(R[:, i * k:(i + 1) * k], dstate, caches[i])
+        dxs.insert(0, dx_i)
+    np.testing.assert_allclose(np.concatenate(dxs, axis=1), dx_full, rtol=1e-10, atol=1e-12)
+    for n in g_full:
+        np.testing.assert_allclose(layer.grads[n], g_full[n], rtol=1e-10, atol=1e-12, err_msg=n)
+
+    # truncated: the second chunk's gradients = finite differences of its own loss with the
+    # carried state held fixed (gradient stopped at the chunk boundary)
+    o1, s1, _ = layer.forward(x[:, 0:k])
+    s1 = tuple(a.copy() for a in s1) if isinstance(s1, tuple) else s1.copy()
+    R2 = R[:, k:2 * k]
+    layer.zero_grad()
+    o2, st2, c2 = layer.forward(x[:, k:2 * k], s1)
+    layer.backward(R2, S, c2)
+    g2 = {n: g.copy() for n, g in layer.grads.items()}
+
+    def loss2():
+        o, s, _ = layer.forward(x[:, k:2 * k], s1)
+        return float(np.sum(o * R2)) + state_dot(s, S)
+
+    eps = 1e-6
+    for n, p in layer.params.items():
+        flat = p.reshape(-1)
+        num = np.zeros(p.size)
+        for i in range(p.size):
+            old = flat[i]
+            flat[i] = old + eps
+            fp = loss2()
+            flat[i] = old - eps
+            fm = loss2()
+            flat[i] = old
+            num[i] = (fp - fm) / (2 * eps)
+        np.testing.assert_allclose(g2[n], num.reshape(p.shape), rtol=1e-6, atol=1e-8, err_msg=n)
+    # and these differ from the full-BPTT gradient (the cut is real)
+    assert any(not np.allclose(g2[n], g_full[n]) for n in g_full)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru_before", "rnn_tanh"])
+def test_forwards_in_flight_are_independent(cell):
+    """Two forwards then two backwards (in either order) give the per-pair results."""
+    layer = make(cell, D, H, num_layers=2, bidirectional=True, dtype=np.float64, seed=7)
+    rng = np.random.default_rng(8)
+    xa, xb = rng.standard_normal((2, N, T, D))
+    Ra, Rb = rng.standard_normal((2, N, T, 2 * H))
+
+    def alone(x, R, lengths):
+        layer.zero_grad()
+        _, _, c = layer.forward(x, None, lengths)
+        dx, _ = layer.backward(R, None, c)
+        return dx, {n: g.copy() for n, g in layer.grads.items()}
+
+    dxa, ga = alone(xa, Ra, LENGTHS)
+    dxb, gb = alone(xb, Rb, None)
+    layer.zero_grad()
+    _, _, ca = layer.forward(xa, None, LENGTHS)
+    _, _, cb = layer.forward(xb, None, None)
+    dxb2, _ = layer.backward(Rb, None, cb)
+    dxa2, _ = layer.backward(Ra, None, ca)
+    np.testing.assert_allclose(dxa2, dxa, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(dxb2, dxb, rtol=1e-12, atol=1e-14)
+    for n in ga:
+        np.testing.assert_allclose(layer.grads[n], ga[n] + gb[n], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_backward_differentiates_the_weights_of_its_forward(cell):
+    """An optimiser step between forward and backward must not leak into the gradients."""
+    layer = make(cell, D, H, num_layers=2, bidirectional=True, dtype=np.float64, seed=11)
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((N, T, D))
+    R = rng.standard_normal((N, T, 2 * H))
+    layer.zero_grad()
+    _, _, cache = layer.forward(x, None, LENGTHS)
+    dx_ref, _ = layer.backward(R, None, cache)
+    grads_ref = {n: g.copy() for n, g in layer.grads.items()}
+
+    layer.zero_grad()
+    _, _, cache = layer.forward(x, None, LENGTHS)
+    for p in layer.params.values():
+        p += 0.1                                      # in place, as optimisers update
+    dx, _ = layer.backward(R, None, cache)
+    np.testing.assert_array_equal(dx, dx_ref)
+    for n in grads_ref:
+        np.testing.assert_array_equal(layer.grads[n], grads_ref[n])
+
+
+def test_forward_does_not_modify_inputs():
+    layer = make("lstm", D, H, num_layers=2, bidirectional=True, dtype=np.float64, seed=9)
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((N, T, D))
+    st = random_state("lstm", (4, N, H), rng, np.float64)
+    R = rng.standard_normal((N, T, 2 * H))
+    S = random_state("lstm", (4, N, H), rng, np.float64)
+    copies = [a.copy() for a in (x, *st, R, *S)]
+    _, _, c = layer.forward(x, st, LENGTHS)
+    layer.backward(R, S, c)
+    for a, b in zip((x, *st, R, *S), copies):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_dropout_is_inverted_and_between_layers_only():
+    """2-layer ReLU RNN whose second layer is the identity: out2 = mask * out1 exactly."""
+    p_drop, Hb = 0.25, 64
+    two = RNN(D, Hb, num_layers=2, nonlinearity="relu", dropout=p_drop, dtype=np.float64,
+              seed=1)
+    one = RNN(D, Hb, nonlinearity="relu", dtype=np.float64, seed=2)
+    for name in one.params:
+        one.params[name][...] = two.params[name]
+    two.params["l1.W_xh"][...] = np.eye(Hb)
+    for name in ("l1.W_hh", "l1.b_xh", "l1.b_hh"):
+        two.params[name][...] = 0
+    x = np.random.default_rng(3).standard_normal((N, T, D))
+    out1, _, _ = one.forward(x)
+    out_eval, _, _ = two.forward(x, training=False)
+    np.testing.assert_array_equal(out_eval, out1)            # no dropout at inference
+    out_tr, _, _ = two.forward(x, training=True, rng=np.random.default_rng(4))
+    pos = out1 > 1e-3
+    assert pos.sum() > 200
+    ratio = out_tr[pos] / out1[pos]
+    keep = 1 - p_drop
+    assert np.all(np.isclose(ratio, 0) | np.isclose(ratio, 1 / keep, rtol=1e-12))
+    assert abs(np.isclose(ratio, 0).mean() - p_drop) < 0.08
+    # the layer's own generator is used (and advanced) when no rng is passed
+    a, _, _ = two.forward(x, training=True)
+    b, _, _ = two.forward(x, training=True)
+    assert not np.array_equal(a, b)
+
+
+# ----------------------------------------------------------------------------- (d) init
+GATES = {"rnn_tanh": 1, "lstm": 4, "gru_after": 3}
+
+
+@pytest.mark.parametrize("cell", list(GATES))
+def test_init_pytorch_bounds(cell):
+    layer = make(cell, D, H, num_layers=2, bidirectional=True, init="pytorch", seed=1)
+    bound = 1 / np.sqrt(H)
+    G = GATES[cell]
+    assert len(layer.params) == 2 * 2 * 4
+    for name, p in layer.params.items():
+        d_in = D if name.startswith("l0") else 2 * H
+        expect = {"W_xh": (G * H, d_in), "W_hh": (G * H, H), "b_xh": (G * H,),
+                  "b_hh": (G * H,)}[name.split(".")[1]]
+        assert p.shape == expect, name
+        assert p.dtype == np.float32
+        assert np.all(np.abs(p) <= bound), name
+        assert len(np.unique(p)) == p.size, name            # not all equal: all distinct
+    allp = np.concatenate([p.ravel() for p in layer.params.values()])
+    assert allp.max() > 0.9 * bound and allp.min() < -0.9 * bound   # spread over the range
+    assert abs(allp.mean()) < 0.1 * bound
+
+
+@pytest.mark.parametrize("cell", list(GATES))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_init_glorot_orthogonal(cell, dtype):
+    layer = make(cell, D, H, num_layers=2, bidirectional=True, init="glorot_orthogonal",
+                 dtype=dtype, seed=2)
+    G = GATES[cell]
+    atol = 1e-5 if dtype == np.float32 else 1e-12
+    for name, p in layer.params.items():
+        assert p.dtype == dtype
+        kind = name.split(".")[1]
+        if kind == "W_hh":
+            for g in range(G):
+                B = p[g * H:(g + 1) * H].astype(np.float64)
+                np.testing.assert_allclose(B.T @ B, np.eye(H), rtol=0, atol=atol, err_msg=name)
+                np.testing.assert_allclose(B @ B.T, np.eye(H), rtol=0, atol=atol, err_msg=name)
+                assert not np.allclose(np.abs(B), np.eye(H))       # not a signed identity
+            if G > 1:
+                assert not np.allclose(p[:H], p[H:2 * H])          # one block per gate
+        elif kind == "W_xh":
+            d_in = p.shape[1]
+            bound = np.sqrt(6 / (H + d_in))
+            assert np.all(np.abs(p) <= bound) and np.abs(p).max() > bound / 4
+        else:
+            np.testing.assert_array_equal(p, 0)
+
+
+@pytest.mark.parametrize("cell", ["rnn_relu", "lstm", "gru_before"])
+def test_init_irnn(cell):
+    layer = make(cell, D, H, num_layers=2, init="irnn", seed=3)
+    G = {"rnn_relu": 1, "lstm": 4, "gru_before": 3}[cell]
+    for name, p in layer.params.items():
+        kind = name.split(".")[1]
+        if kind == "W_hh":
+            for g in range(G):
+                np.testing.assert_array_equal(p[g * H:(g + 1) * H], np.eye(H))
+        elif kind == "W_xh":
+            assert np.abs(p).max() < 0.01 and np.std(p) > 1e-4
+        else:
+            np.testing.assert_array_equal(p, 0)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_lstm_forget_bias(bidirectional):
+    layer = LSTM(D, H, num_layers=2, bidirectional=bidirectional, forget_bias=1.0, seed=4)
+    ref = LSTM(D, H, num_layers=2, bidirectional=bidirectional, seed=4)
+    names = [n for n in layer.params if n.endswith(".b_xh")]
+    assert len(names) == 2 * (2 if bidirectional else 1)
+    for name, p in layer.params.items():
+        if name.endswith(".b_xh"):
+            np.testing.assert_array_equal(p[H:2 * H], 1.0)
+            np.testing.assert_array_equal(p[:H], ref.params[name][:H])   # other gates untouched
+            np.testing.assert_array_equal(p[2 * H:], ref.params[name][2 * H:])
+        elif name.endswith(".b_hh"):
+            np.testing.assert_array_equal(p[H:2 * H], 0.0)
+            np.testing.assert_array_equal(p[:H], ref.params[name][:H])
+        else:
+            np.testing.assert_array_equal(p, ref.params[name])
+    # effective forget bias (b_xf + b_hf) is 1: with zero weights f = sigmoid(1)
+    z = LSTM(1, 1, forget_bias=1.0, dtype=np.float64, seed=0)
+    for name in ("l0.W_xh", "l0.W_hh"):
+        z.params[name][...] = 0
+    z.params["l0.b_xh"][[0, 2, 3]] = [50.0, 0.0, 50.0]     # i = 1, C~ = 0, o = 1
+    z.params["l0.b_hh"][[0, 2, 3]] = 0.0
+    c0 = np.full((1, 1, 1), 2.0)
+    _, (h, c), _ = z.forward(np.zeros((1, 1, 1)), (np.zeros((1, 1, 1)), c0))
+    np.testing.assert_allclose(c[0, 0, 0], 2.0 / (1 + np.exp(-1.0)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("cls", [RNN, LSTM, GRU])
+def test_seeding(cls):
+    a, b, c = cls(D, H, num_layers=2, seed=7), cls(D, H, num_layers=2, seed=7), \
+        cls(D, H, num_layers=2, seed=8)
+    g = cls(D, H, num_layers=2, seed=np.random.default_rng(7))
+    for k in a.params:
+        np.testing.assert_array_equal(a.params[k], b.params[k])
+        np.testing.assert_array_equal(a.params[k], g.params[k])   # Generator(7) == seed 7
+        assert not np.array_equal(a.params[k], c.params[k])
+    # one Generator shared by two layers: it is consumed, so they differ
+    rng = np.random.default_rng(1)
+    l1, l2 = cls(D, H, seed=rng), cls(D, H, seed=rng)
+    assert not np.array_equal(l1.params["l0.W_hh"], l2.params["l0.W_hh"])
+    # Dense and Embedding are seeded the same way
+    np.testing.assert_array_equal(Dense(4, 3, seed=5).params["W_hy"], Dense(4, 3, seed=5).params["W_hy"])
+    assert not np.array_equal(Dense(4, 3, seed=5).params["W_hy"], Dense(4, 3, seed=6).params["W_hy"])
+    np.testing.assert_array_equal(Embedding(5, 2, seed=np.random.default_rng(3)).params["E"],
+                                  Embedding(5, 2, seed=3).params["E"])
+    assert not np.array_equal(Embedding(5, 2, seed=3).params["E"], Embedding(5, 2, seed=4).params["E"])
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_float64_propagates(cell):
+    layer = make(cell, D, H, num_layers=2, bidirectional=True, dtype=np.float64, seed=1)
+    assert all(p.dtype == np.float64 for p in layer.params.values())
+    assert all(g.dtype == np.float64 for g in layer.grads.values())
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((N, T, D))
+    out, st, cache = layer.forward(x, None, LENGTHS)
+    assert out.dtype == np.float64 and all(a.dtype == np.float64 for a in arrays(st))
+    dx, ds = layer.backward(rng.standard_normal(out.shape), None, cache)
+    assert dx.dtype == np.float64 and all(a.dtype == np.float64 for a in arrays(ds))
+    assert all(g.dtype == np.float64 for g in layer.grads.values())
+    d = Dense(2 * H, 3, "softmax", dtype=np.float64, seed=0)
+    y, c = d.forward(out)
+    assert y.dtype == np.float64 and d.backward(np.ones_like(y), c).dtype == np.float64
+    e = Embedding(4, D, dtype=np.float64, seed=0)
+    assert e.params["E"].dtype == np.float64 and e.forward(np.array([[1, 2]]))[0].dtype == np.float64
+
+
+# ----------------------------------------------------------------------------- (e) padding
+@pytest.mark.parametrize("with_state", [False, True])
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_padding_matches_rows_run_alone(cell, with_state):
+    layer = make(cell, D, H, num_layers=2, bidirectional=True, dtype=np.float64, seed=2)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((N, T, D))
+    state = random_state(cell, (4, N, H), rng, np.float64) if with_state else None
+    out, st, _ = layer.forward(x, state, LENGTHS)
+    for i, L in enumerate(LENGTHS):
+        assert np.all(out[i, L:] == 0)
+        if cell != "rnn_relu":                                # relu outputs may be 0
+            assert np.all(out[i, :L] != 0)
+        row_state = None if state is None else (
+            tuple(a[:, i:i + 1] for a in state) if isinstance(state, tuple) else state[:, i:i + 1])
+        o_i, s_i, _ = layer.forward(x[i:i + 1, :L], row_state)
+        np.testing.assert_allclose(out[i:i + 1, :L], o_i, rtol=1e-12, atol=1e-14)
+        for a, b in zip(arrays(st), arrays(s_i)):
+            np.testing.assert_allclose(a[:, i:i + 1], b, rtol=1e-12, atol=1e-14)
+    # a full-length row equals no lengths at all
+    full, _, _ = layer.forward(x, state)
+    j = int(np.argmax(LENGTHS))
+    np.testing.assert_allclose(out[j], full[j], rtol=1e-12, atol=1e-14)
+
+
+# ----------------------------------------------------------------------------- (f) directions
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_bidirectional_halves_are_forward_and_reverse_layers(cell):
+    bi = make(cell, D, H, bidirectional=True, dtype=np.float64, seed=4)
+    fw = make(cell, D, H, dtype=np.float64, seed=5)
+    rv = make(cell, D, H, reverse=True, dtype=np.float64, seed=6)
+    for name in fw.params:
+        fw.params[name][...] = bi.params[name]
+        rv.params[name][...] = bi.params[name.replace("l0.", "l0_reverse.")]
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((N, T, D))
+    for lengths in (None, LENGTHS):
+        out, st, _ = bi.forward(x, None, lengths)
+        o_f, s_f, _ = fw.forward(x, None, lengths)
+        o_r, s_r, _ = rv.forward(x, None, lengths)
+        np.testing.assert_allclose(out[..., :H], o_f, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(out[..., H:], o_r, rtol=1e-12, atol=1e-14)
+        for a, bf, br in zip(arrays(st), arrays(s_f), arrays(s_r)):
+            np.testing.assert_allclose(a[0], bf[0], rtol=1e-12, atol=1e-14)
+            np.testing.assert_allclose(a[1], br[0], rtol=1e-12, atol=1e-14)
+    # reverse=True is a forward layer (same weights) run on the time-reversed sequence
+    fw2 = make(cell, D, H, dtype=np.float64, seed=8)
+    for name in fw2.params:
+        fw2.params[name][...] = rv.params[name]
+    o_flip, s_flip, _ = fw2.forward(x[:, ::-1].copy())
+    o_r, s_r, _ = rv.forward(x)
+    np.testing.assert_allclose(o_r, o_flip[:, ::-1], rtol=1e-12, atol=1e-14)
+    for a, b in zip(arrays(s_r), arrays(s_flip)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    # with lengths: the reverse direction reads each row's valid part backwards
+    o_r, s_r, _ = rv.forward(x, None, LENGTHS)
+    for i, L in enumerate(LENGTHS):
+        o_i, s_i, _ = fw2.forward(x[i:i + 1, :L][:, ::-1].copy())
+        np.testing.assert_allclose(o_r[i, :L], o_i[0, ::-1], rtol=1e-12, atol=1e-14)
+        for a, b in zip(arrays(s_r), arrays(s_i)):
+            np.testing.assert_allclose(a[:, i], b[:, 0], rtol=1e-12, atol=1e-14)
+    # the reverse half's final state summarises step 0
+    out, st, _ = bi.forward(x, None, LENGTHS)
+    np.testing.assert_allclose(arrays(st)[0][1], out[:, 0, H:], rtol=1e-12, atol=1e-14)

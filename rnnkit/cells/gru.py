@@ -62,7 +62,7 @@ class GRUCell:
         # gates: r, z, h~ after activation; hn: W_hh h_{t-1} + b_hh of h~ (reset after) or
         # r * h_{t-1} (reset before), the two quantities backward cannot cheaply recompute.
         return {"gates": np.zeros((T, N, 3 * H), dtype), "hn": np.zeros((T, N, H), dtype),
-                "gh": np.empty((N, 3 * H), dtype)}
+                "gh": np.empty((N, 3 * H), dtype), "slope": np.empty((N, 3 * H), dtype)}
 
     def step(self, k, cache, t, n, gx, h_prev, c_prev, h_out, c_out):
         H = h_prev.shape[1]
@@ -98,24 +98,29 @@ class GRUCell:
         acts = cache["gates"][t, :n]
         r, z, hc = acts[:, :H], acts[:, H:2 * H], acts[:, 2 * H:]
         hn = cache["hn"][t, :n]
+        slope = cache["slope"][:n]                              # (n, 3H) scratch
         da_r, da_z, da_n = dgx[:, :H], dgx[:, H:2 * H], dgx[:, 2 * H:]
-        np.subtract(hc, h_prev, out=da_z)                      # dz = dh * (h~ - h_{t-1})
+        np.subtract(1, acts, out=slope)
+        slope *= acts                                           # sigma' = s (1 - s) for r, z
+        np.multiply(hc, hc, out=slope[:, 2 * H:])
+        np.subtract(1, slope[:, 2 * H:], out=slope[:, 2 * H:])  # tanh' = 1 - h~^2
+        np.subtract(hc, h_prev, out=da_z)                       # dz = dh * (h~ - h_{t-1})
         da_z *= dh
-        da_z *= z * (1 - z)
-        np.multiply(dh, z, out=da_n)                           # dh~ = dh * z
-        da_n *= 1 - hc * hc
-        dh *= 1 - z                                            # direct path to h_{t-1}
+        np.multiply(dh, z, out=da_n)                            # dh~ = dh * z
+        da_n *= slope[:, 2 * H:]
+        dh -= dh * z                                            # direct path: dh * (1 - z)
         if self.reset_after:
-            np.multiply(da_n, hn, out=da_r)                    # dr = da_n * (W_hh h + b_hh)
-            da_r *= r * (1 - r)
+            np.multiply(da_n, hn, out=da_r)                     # dr = da_n * (W_hh h + b_hh)
+            dgx[:, :2 * H] *= slope[:, :2 * H]
             dgh[:, :2 * H] = dgx[:, :2 * H]
             np.multiply(da_n, r, out=dgh[:, 2 * H:])
             dh += dgh @ k["W_hh"]
         else:
-            d_rh = da_n @ k["W_hh"][2 * H:]                    # d(r * h_{t-1})
+            d_rh = da_n @ k["W_hh"][2 * H:]                     # d(r * h_{t-1})
             np.multiply(d_rh, h_prev, out=da_r)
-            da_r *= r * (1 - r)
-            dh += d_rh * r
+            dgx[:, :2 * H] *= slope[:, :2 * H]
+            d_rh *= r
+            dh += d_rh
             dh += dgx[:, :2 * H] @ k["W_hh"][:2 * H]
 
     def recurrent_grads(self, p, cache, dGx, dGh, Hprev2d, grads, prefix):

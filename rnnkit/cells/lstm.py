@@ -43,7 +43,7 @@ class LSTMCell:
     def alloc(self, T, N, H, dtype):
         return {"gates": np.zeros((T, N, 4 * H), dtype),     # i, f, C~, o after activation
                 "tanh_c": np.zeros((T, N, H), dtype),
-                "tmp": np.empty((N, H), dtype)}
+                "tmp": np.empty((N, H), dtype), "slope": np.empty((N, 4 * H), dtype)}
 
     def step(self, k, cache, t, n, gx, h_prev, c_prev, h_out, c_out):
         H = h_prev.shape[1]
@@ -78,18 +78,30 @@ class LSTMCell:
         acts = cache["gates"][t, :n]
         i, f, g, o = acts[:, :H], acts[:, H:2 * H], acts[:, 2 * H:3 * H], acts[:, 3 * H:]
         tc = cache["tanh_c"][t, :n]
+        tmp = cache["tmp"][:n]
+        slope = cache["slope"][:n]                               # (n, 4H) scratch
+        np.multiply(tc, tc, out=tmp)                             # dC_t += dh * o * (1 - tanh^2 C_t)
+        np.subtract(1, tmp, out=tmp)
+        tmp *= o
+        tmp *= dh
+        dc += tmp
         da_i, da_f, da_g, da_o = dgx[:, :H], dgx[:, H:2 * H], dgx[:, 2 * H:3 * H], dgx[:, 3 * H:]
-        np.multiply(dh, tc, out=da_o)
-        da_o *= o * (1 - o)                                      # sigma' = s (1 - s)
-        dc += dh * o * (1 - tc * tc)
-        if self.peepholes:
+        np.multiply(dh, tc, out=da_o)                            # dL/d(activations) first,
+        if self.peepholes:                                       # (dC_t also gets p_o * da_o)
+            np.multiply(o, 1 - o, out=tmp)
+            da_o *= tmp
             dc += da_o * k["P"][2]
         np.multiply(dc, g, out=da_i)
-        da_i *= i * (1 - i)
         np.multiply(dc, c_prev, out=da_f)
-        da_f *= f * (1 - f)
         np.multiply(dc, i, out=da_g)
-        da_g *= 1 - g * g                                        # tanh' = 1 - C~^2
+        np.subtract(1, acts, out=slope)                          # then times the slopes:
+        slope *= acts                                            # sigma' = s (1 - s)
+        np.multiply(g, g, out=slope[:, 2 * H:3 * H])
+        np.subtract(1, slope[:, 2 * H:3 * H], out=slope[:, 2 * H:3 * H])   # tanh' = 1 - C~^2
+        if self.peepholes:
+            dgx[:, :3 * H] *= slope[:, :3 * H]                   # o was done above
+        else:
+            dgx *= slope
         dc *= f                                                  # dL/dC_{t-1}
         if self.peepholes:
             dc += da_i * k["P"][0] + da_f * k["P"][1]

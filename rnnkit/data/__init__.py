@@ -1,4 +1,17 @@
-"""Vocabularies and batching for sequence data, and the bundled demo text."""
-from rnnkit.data.text import CharVocab, bundled_text, lm_batches
+"""Data for the models: vocabularies, padding and bucketing, token streams, time-series
+windows and scalers, and data sources (`Batch`, `DataSource`) that a trainer resumes exactly.
+"""
+from rnnkit.data.batch import Batch, DataSource
+from rnnkit.data.batching import SequenceDataset, bucket_batches, pad_sequences
+from rnnkit.data.scalers import MinMaxScaler, StandardScaler, scaler_from_dict
+from rnnkit.data.streams import TextStream
+from rnnkit.data.text import bundled_text, lm_batches
+from rnnkit.data.timeseries import (WindowDataset, load_csv_series, make_windows,
+                                    train_val_test_split)
+from rnnkit.data.vocab import CharVocab, WordVocab, load_vocab, tokenize, vocab_from_dict
 
-__all__ = ["CharVocab", "bundled_text", "lm_batches"]
+__all__ = ["Batch", "DataSource", "CharVocab", "WordVocab", "tokenize", "load_vocab",
+           "vocab_from_dict", "pad_sequences", "bucket_batches", "SequenceDataset",
+           "TextStream", "bundled_text", "lm_batches", "StandardScaler", "MinMaxScaler",
+           "scaler_from_dict", "make_windows", "train_val_test_split", "WindowDataset",
+           "load_csv_series"]

@@ -1,4 +1,4 @@
-"""Characters to ids and back, and language-model batches that carry state across chunks."""
+"""The bundled demo text, and language-model batches that carry state across chunks."""
 from __future__ import annotations
 
 from importlib import resources
@@ -11,30 +11,6 @@ from rnnkit.errors import fail
 def bundled_text() -> str:
     """The ~1 MB Shakespeare sample shipped with rnnkit (provenance in data/README.md)."""
     return resources.files("rnnkit.data").joinpath("shakespeare_1mb.txt").read_text("utf-8")
-
-
-class CharVocab:
-    """The sorted set of characters of a text; unknown characters map to ``unk`` if given."""
-
-    def __init__(self, chars, unk: str | None = None):
-        self.chars = sorted(set(chars) | ({unk} if unk else set()))
-        self.index = {c: i for i, c in enumerate(self.chars)}
-        self.unk = unk
-
-    def __len__(self) -> int:
-        return len(self.chars)
-
-    def encode(self, text: str) -> np.ndarray:
-        if self.unk is None:
-            missing = sorted(set(text) - self.index.keys())
-            if missing:
-                fail("text", "only characters in the vocabulary", f"unknown {missing[:10]}")
-            return np.fromiter((self.index[c] for c in text), np.int64, len(text))
-        u = self.index[self.unk]
-        return np.fromiter((self.index.get(c, u) for c in text), np.int64, len(text))
-
-    def decode(self, ids) -> str:
-        return "".join(self.chars[i] for i in ids)
 
 
 def lm_batches(ids: np.ndarray, batch_size: int, seq_len: int):

@@ -1,9 +1,7 @@
-"""The language model composition: gradients by finite differences, generation, the demo."""
+"""The language model composition: gradients by finite differences, generation, batching."""
 import numpy as np
 import pytest
 
-from rnnkit.apps import char_demo
-from rnnkit.cli import main
 from rnnkit.data import CharVocab, bundled_text, lm_batches
 from rnnkit.losses import softmax_cross_entropy
 from rnnkit.models import LanguageModel
@@ -71,20 +69,3 @@ def test_bundled_text_is_the_shakespeare_sample():
     text = bundled_text()
     assert 900_000 < len(text) < 1_100_000
     assert text.startswith("ALL'S WELL THAT ENDS WELL")
-
-
-def test_demo_learns_on_a_slice_of_the_bundled_text():
-    cfg = char_demo.DemoConfig(hidden_size=32, embed_dim=16, batch_size=8, seq_len=16,
-                               epochs=1.0, lr=1e-2, sample_length=30, log_every=1000)
-    lines = []
-    result = char_demo.run(cfg, text=bundled_text()[:40_000], log=lines.append)
-    assert result["val_loss_after"] < result["val_loss_before"] - 0.8
-    assert result["sample"].startswith("ROMEO.\n") and len(result["sample"]) == 37
-    assert any("validation loss after" in line for line in lines)
-
-
-def test_cli_runs_the_demo(capsys):
-    assert main(["demo", "--epochs", "0.002", "--hidden-size", "16", "--embed-dim", "8",
-                 "--sample-length", "10", "--log-every", "1"]) == 0
-    out = capsys.readouterr().out
-    assert "validation loss before training" in out and "--- sample" in out

@@ -1,4 +1,21 @@
-"""Models: compositions of layers with one flat dict of named parameters."""
+"""Models: compositions of layers with one flat dict of named parameters.
+
+Every model has ``config`` (the constructor's keyword arguments, JSON-able), ``params`` and
+``grads`` (flat dicts with the same keys), ``zero_grad()``,
+``forward(inputs, state, lengths, training=, rng=) -> (outputs, state, cache)`` and
+``backward(doutputs, cache)``: all a trainer or a checkpoint needs to know.
+"""
+from rnnkit.errors import fail
 from rnnkit.models.language_model import LanguageModel
 
-__all__ = ["LanguageModel"]
+MODELS = {"LanguageModel": LanguageModel}
+
+
+def build_model(class_name: str, config: dict):
+    """Rebuild a model from its class name and config, as stored in checkpoints."""
+    if class_name not in MODELS:
+        fail("model class", f"one of {sorted(MODELS)}", repr(class_name))
+    return MODELS[class_name](**config)
+
+
+__all__ = ["LanguageModel", "MODELS", "build_model"]

@@ -38,10 +38,11 @@ class LanguageModel:
         for g in self.grads.values():
             g[...] = 0
 
-    def forward(self, ids: np.ndarray, state=None, lengths=None, *, training: bool = False):
-        """ids (N, T) -> logits (N, T, V), final state, cache."""
+    def forward(self, ids: np.ndarray, state=None, lengths=None, *, training: bool = False,
+                rng: np.random.Generator | None = None):
+        """ids (N, T) -> logits (N, T, V), final state, cache. `rng` draws dropout masks."""
         x, emb_cache = self.embed.forward(ids)
-        h, state, rnn_cache = self.rnn.forward(x, state, lengths, training=training)
+        h, state, rnn_cache = self.rnn.forward(x, state, lengths, training=training, rng=rng)
         logits, head_cache = self.head.forward(h)
         return logits, state, (emb_cache, rnn_cache, head_cache)
 

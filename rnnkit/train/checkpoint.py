@@ -1,0 +1,115 @@
+"""Checkpoints that resume a run exactly: weights, optimiser, step, RNG, data position.
+
+A checkpoint in ``run_dir/checkpoints/`` is two files written atomically, then a pointer:
+
+    step-00000100.safetensors   model/<param>, optim/<slot>/<param>, carry/<i> (carried state)
+    step-00000100.json          model class + config, optimiser type/hyper/step count,
+                                trainer counters and data position, RNG state
+    latest.json                 {"step": 100}, replaced last
+
+so a crash while saving leaves the previous checkpoint complete and pointed to. Loading uses
+safetensors and JSON only (never pickle); a missing, truncated or foreign file raises
+RnnkitError naming it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from rnnkit.errors import RnnkitError
+from rnnkit.serialize import load_arrays, load_json, save_arrays, save_json
+
+FORMAT = "rnnkit-checkpoint"
+VERSION = 1
+
+
+def _stem(step: int) -> str:
+    return f"step-{step:08d}"
+
+
+def flatten_state(state) -> list[np.ndarray]:
+    """A recurrent state (array, tuple of arrays, or None) as a list of arrays."""
+    if state is None:
+        return []
+    return list(state) if isinstance(state, tuple) else [state]
+
+
+def unflatten_state(arrays: list[np.ndarray], was_tuple: bool):
+    if not arrays:
+        return None
+    return tuple(arrays) if was_tuple else arrays[0]
+
+
+def save_checkpoint(folder: str | Path, *, model, optimizer, trainer_state: dict,
+                    rng: np.random.Generator, carry=None, keep: int = 3) -> Path:
+    """Write a checkpoint for ``trainer_state["step"]``; keep the newest ``keep`` of them."""
+    folder = Path(folder)
+    step = int(trainer_state["step"])
+    opt = optimizer.state_dict()
+    arrays = {f"model/{k}": v for k, v in model.params.items()}
+    arrays.update({f"optim/{k}": v for k, v in opt["slots"].items()})
+    carried = flatten_state(carry)
+    arrays.update({f"carry/{i}": a for i, a in enumerate(carried)})
+    save_arrays(folder / f"{_stem(step)}.safetensors", arrays, metadata={"format": FORMAT})
+    save_json(folder / f"{_stem(step)}.json", {
+        "format": FORMAT, "version": VERSION,
+        "model": {"class": type(model).__name__, "config": model.config},
+        "optimizer": {"type": opt["type"], "hyper": opt["hyper"],
+                      "step_count": opt["step_count"]},
+        "trainer": trainer_state,
+        "carry": {"count": len(carried), "tuple": isinstance(carry, tuple)},
+        "rng": rng.bit_generator.state,
+    })
+    save_json(folder / "latest.json", {"step": step})
+    for old in sorted(folder.glob("step-*.json"))[:-keep] if keep else []:
+        old.unlink()
+        old.with_suffix(".safetensors").unlink(missing_ok=True)
+    return folder / f"{_stem(step)}.json"
+
+
+def latest_checkpoint(folder: str | Path) -> Path:
+    folder = Path(folder)
+    pointer = load_json(folder / "latest.json")
+    if not isinstance(pointer.get("step"), int):
+        raise RnnkitError(f"{folder / 'latest.json'}: expected {{\"step\": <int>}}, got {pointer}")
+    return folder / f"{_stem(pointer['step'])}.json"
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Read a checkpoint's JSON and arrays -> dict with model_params, optim_state, carry, ..."""
+    path = Path(path)
+    meta = load_json(path)
+    if meta.get("format") != FORMAT:
+        raise RnnkitError(f"{path}: expected an rnnkit checkpoint (format {FORMAT!r}), "
+                          f"got format {meta.get('format')!r}")
+    if meta.get("version") != VERSION:
+        raise RnnkitError(f"{path}: expected checkpoint version {VERSION}, "
+                          f"got {meta.get('version')!r}")
+    arrays = load_arrays(path.with_suffix(".safetensors"))
+    prefixed = lambda p: {k[len(p):]: v for k, v in arrays.items() if k.startswith(p)}
+    carry = [arrays[f"carry/{i}"] for i in range(meta["carry"]["count"])]
+    return {
+        "path": path,
+        "model": meta["model"],
+        "model_params": prefixed("model/"),
+        "optim_state": dict(meta["optimizer"], slots=prefixed("optim/")),
+        "trainer": meta["trainer"],
+        "rng": meta["rng"],
+        "carry": unflatten_state(carry, meta["carry"]["tuple"]),
+    }
+
+
+def load_params(model, params: dict[str, np.ndarray], source: str) -> None:
+    """Copy named arrays into a model's parameters, checking names and shapes first."""
+    missing = sorted(model.params.keys() - params.keys())
+    extra = sorted(params.keys() - model.params.keys())
+    if missing or extra:
+        raise RnnkitError(f"{source}: expected the model's parameters, got missing {missing[:5]} "
+                          f"and unexpected {extra[:5]}")
+    for name, value in params.items():
+        if value.shape != model.params[name].shape:
+            raise RnnkitError(f"{source}: expected {name} of shape {model.params[name].shape}, "
+                              f"got shape {value.shape}")
+    for name, value in params.items():
+        model.params[name][...] = value

@@ -1,0 +1,193 @@
+"""The trainer: model + loss + optimiser + data, and nothing about recurrent internals.
+
+It needs a model with ``params``, ``grads``, ``config``, ``zero_grad()``,
+``forward(inputs, state, lengths, training=, rng=) -> (outputs, state, cache)`` and
+``backward(doutputs, cache)``; a loss ``loss_fn(outputs, targets, lengths) -> (loss, doutputs)``;
+an optimiser from ``rnnkit.optim``; and data sources (``rnnkit.data.batch.DataSource``).
+
+Truncated BPTT two ways, both "carry the state, stop the gradient": a ``stateful`` source
+(a text stream) continues each row in the next batch, so the final state of one batch is
+the initial state of the next; and ``bptt=k`` cuts each batch into chunks of k steps, one
+optimiser update per chunk, the state carried from chunk to chunk. The model's backward
+never propagates into a carried state.
+
+Everything random comes from the trainer's seeded generator (dropout) and from the data
+source's (seed, epoch) (order), so the same seed gives the same weights, and a checkpoint
+restores the generator and the data position: resuming continues bit-identically.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from rnnkit.errors import RnnkitError, fail
+from rnnkit.optim import clip_grad_norm, clip_grad_value, global_norm
+from rnnkit.serialize import save_arrays, save_json
+from rnnkit.train.callbacks import LossCurve, MetricsLog, ProgressBar
+from rnnkit.train.checkpoint import (latest_checkpoint, load_checkpoint, load_params,
+                                     save_checkpoint)
+from rnnkit.train.config import TrainConfig
+
+
+def _time_chunks(batch, k: int):
+    """Cut a batch into chunks of k steps along axis 1 (inputs and per-step targets)."""
+    T = np.asarray(batch.inputs).shape[1]
+    if not k or T <= k:
+        return [(batch.inputs, batch.targets)]
+    if batch.lengths is not None:
+        fail("bptt", "batches without lengths (cut long padded batches yourself)",
+             "a batch with lengths")
+    return [(batch.inputs[:, s:s + k], batch.targets[:, s:s + k]) for s in range(0, T, k)]
+
+
+class Trainer:
+    def __init__(self, model, loss_fn, optimizer, train_data, val_data=None, *,
+                 config: TrainConfig = TrainConfig(), schedule=None,
+                 run_dir: str | Path | None = None, callbacks=(), log=print):
+        self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
+        self.train_data, self.val_data = train_data, val_data
+        self.config, self.schedule, self.log = config, schedule, log
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.rng = np.random.default_rng(config.seed)
+        self.step = self.epoch = self.batch_in_epoch = 0
+        self.carry = None                       # recurrent state carried between batches
+        self.best_val, self.bad_validations, self.should_stop = math.inf, 0, False
+        self.callbacks = list(callbacks)
+        if config.progress:
+            self.callbacks.append(ProgressBar())
+        if self.run_dir is not None:
+            self.callbacks.append(MetricsLog(self.run_dir / "metrics.jsonl", config.log_every))
+            self.callbacks.append(LossCurve(self.run_dir / "metrics.jsonl",
+                                            self.run_dir / "loss_curve.png"))
+
+    @property
+    def total_steps(self) -> int:
+        if self.config.max_steps > 0:
+            return self.config.max_steps
+        return max(1, int(self.config.epochs * self.train_data.num_batches(0)))
+
+    # --- one batch -------------------------------------------------------------------------
+    def train_batch(self, batch) -> dict:
+        cfg, model, opt = self.config, self.model, self.optimizer
+        state = self.carry if self.train_data.stateful else None
+        losses, weights, norm = [], [], 0.0
+        for inputs, targets in _time_chunks(batch, cfg.bptt):
+            model.zero_grad()
+            outputs, state, cache = model.forward(inputs, state, batch.lengths, training=True,
+                                                  rng=self.rng)
+            loss, doutputs = self.loss_fn(outputs, targets, batch.lengths)
+            if not math.isfinite(loss):
+                raise RnnkitError(f"loss: expected a finite value, got {loss} at step "
+                                  f"{self.step} (lower the learning rate or clip gradients)")
+            model.backward(doutputs, cache)
+            if cfg.clip_norm > 0:
+                norm = clip_grad_norm(model.grads, cfg.clip_norm)
+            elif cfg.clip_value > 0:
+                norm = clip_grad_value(model.grads, cfg.clip_value)
+            else:
+                norm = global_norm(model.grads)
+            if self.schedule is not None:
+                opt.lr = self.schedule.lr(opt.step_count)
+            opt.step(model.grads)
+            losses.append(loss)
+            weights.append(np.asarray(targets).size)
+        if self.train_data.stateful:
+            self.carry = state
+        return {"loss": float(np.average(losses, weights=weights)), "grad_norm": norm,
+                "lr": opt.lr, "items": batch.size}
+
+    def evaluate(self, data) -> float:
+        """Mean loss per item over a data source (state carried through stateful sources)."""
+        total, count, state = 0.0, 0, None
+        for batch in data.batches(0):
+            outputs, state, _ = self.model.forward(batch.inputs, state if data.stateful else None,
+                                                   batch.lengths)
+            loss, _ = self.loss_fn(outputs, batch.targets, batch.lengths)
+            total, count = total + loss * batch.size, count + batch.size
+        return total / max(count, 1)
+
+    def validate(self) -> None:
+        if self.val_data is None:
+            return
+        val = self.evaluate(self.val_data)
+        improved = val < self.best_val
+        if improved:
+            self.best_val, self.bad_validations = val, 0
+            if self.run_dir is not None:
+                save_arrays(self.run_dir / "best.safetensors", self.model.params)
+        else:
+            self.bad_validations += 1
+            if self.config.patience and self.bad_validations >= self.config.patience:
+                self.should_stop = True
+        logs = {"step": self.step, "epoch": self.epoch, "val_loss": val,
+                "best_val_loss": self.best_val, "improved": improved}
+        for cb in self.callbacks:
+            cb.on_validation_end(self, logs)
+
+    # --- the loop --------------------------------------------------------------------------
+    def fit(self) -> dict:
+        if self.run_dir is not None:
+            save_json(self.run_dir / "train_config.json", vars(self.config))
+        for cb in self.callbacks:
+            cb.on_train_begin(self)
+        total = self.total_steps
+        while self.step < total and not self.should_stop:
+            for batch in self.train_data.batches(self.epoch, self.batch_in_epoch):
+                logs = self.train_batch(batch)
+                self.step += 1
+                self.batch_in_epoch += 1
+                for cb in self.callbacks:
+                    cb.on_step_end(self, logs)
+                if self.config.val_every and self.step % self.config.val_every == 0:
+                    self.validate()
+                if (self.config.checkpoint_every and self.run_dir is not None
+                        and self.step % self.config.checkpoint_every == 0):
+                    self.save_checkpoint()
+                if self.step >= total or self.should_stop:
+                    break
+            else:                                   # the epoch ran out
+                self.epoch, self.batch_in_epoch, self.carry = self.epoch + 1, 0, None
+                if not self.config.val_every:
+                    self.validate()
+        if self.run_dir is not None:
+            self.save_checkpoint()
+        for cb in self.callbacks:
+            cb.on_train_end(self)
+        return {"step": self.step, "epoch": self.epoch, "best_val_loss": self.best_val,
+                "stopped_early": self.should_stop}
+
+    # --- checkpoints -----------------------------------------------------------------------
+    def state(self) -> dict:
+        return {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+                "best_val": self.best_val, "bad_validations": self.bad_validations,
+                "should_stop": self.should_stop}
+
+    def save_checkpoint(self) -> Path:
+        if self.run_dir is None:
+            fail("run_dir", "a folder to write checkpoints to", None)
+        return save_checkpoint(self.run_dir / "checkpoints", model=self.model,
+                               optimizer=self.optimizer, trainer_state=self.state(),
+                               rng=self.rng, carry=self.carry, keep=self.config.keep_checkpoints)
+
+    def restore(self, checkpoint: str | Path | None = None) -> None:
+        """Continue from a checkpoint file (default: the run's latest) exactly where it was."""
+        if checkpoint is None:
+            if self.run_dir is None:
+                fail("checkpoint", "a checkpoint path or a run_dir", None)
+            checkpoint = latest_checkpoint(self.run_dir / "checkpoints")
+        ck = load_checkpoint(checkpoint)
+        if ck["model"]["class"] != type(self.model).__name__ or \
+                ck["model"]["config"] != self.model.config:
+            raise RnnkitError(f"{ck['path']}: expected a checkpoint of "
+                              f"{type(self.model).__name__}({self.model.config}), got "
+                              f"{ck['model']['class']}({ck['model']['config']})")
+        load_params(self.model, ck["model_params"], str(ck["path"]))
+        self.optimizer.load_state_dict(ck["optim_state"])
+        t = ck["trainer"]
+        self.step, self.epoch, self.batch_in_epoch = t["step"], t["epoch"], t["batch_in_epoch"]
+        self.best_val, self.bad_validations = t["best_val"], t["bad_validations"]
+        self.should_stop = t["should_stop"]
+        self.rng.bit_generator.state = ck["rng"]
+        self.carry = ck["carry"]

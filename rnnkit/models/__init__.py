@@ -7,8 +7,9 @@ Every model has ``config`` (the constructor's keyword arguments, JSON-able), ``p
 """
 from rnnkit.errors import fail
 from rnnkit.models.language_model import LanguageModel
+from rnnkit.models.sequence_model import SequenceModel
 
-MODELS = {"LanguageModel": LanguageModel}
+MODELS = {"LanguageModel": LanguageModel, "SequenceModel": SequenceModel}
 
 
 def build_model(class_name: str, config: dict):
@@ -18,4 +19,4 @@ def build_model(class_name: str, config: dict):
     return MODELS[class_name](**config)
 
 
-__all__ = ["LanguageModel", "MODELS", "build_model"]
+__all__ = ["SequenceModel", "LanguageModel", "MODELS", "build_model"]

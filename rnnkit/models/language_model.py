@@ -9,50 +9,21 @@ import numpy as np
 
 from rnnkit.errors import fail
 from rnnkit.init import as_rng
-from rnnkit.layers import GRU, LSTM, RNN, Dense, Embedding
-
-CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+from rnnkit.models.sequence_model import SequenceModel
 
 
-class LanguageModel:
-    """Parameters: ``embed.E``, ``rnn.l{k}.*`` and ``head.W_hy``/``head.b_y`` in one flat dict."""
+class LanguageModel(SequenceModel):
+    """A SequenceModel with token inputs and per-step logits over the same vocabulary."""
 
     def __init__(self, vocab_size: int, embed_dim: int = 64, hidden_size: int = 256,
                  num_layers: int = 1, cell: str = "lstm", dropout: float = 0.0, *,
                  dtype=np.float32, seed: int | np.random.Generator | None = None):
-        if cell not in CELLS:
-            fail("cell", f"one of {tuple(CELLS)}", repr(cell))
-        rng = as_rng(seed)
+        super().__init__(vocab_size=vocab_size, embed_dim=embed_dim, hidden_size=hidden_size,
+                         num_layers=num_layers, cell=cell, dropout=dropout,
+                         output_size=vocab_size, readout="steps", dtype=dtype, seed=seed)
         self.config = {"vocab_size": vocab_size, "embed_dim": embed_dim,
                        "hidden_size": hidden_size, "num_layers": num_layers, "cell": cell,
                        "dropout": dropout}
-        self.embed = Embedding(vocab_size, embed_dim, dtype=dtype, seed=rng)
-        self.rnn = CELLS[cell](embed_dim, hidden_size, num_layers, dropout=dropout,
-                               dtype=dtype, seed=rng)
-        self.head = Dense(hidden_size, vocab_size, "identity", dtype=dtype, seed=rng)
-        parts = {"embed": self.embed, "rnn": self.rnn, "head": self.head}
-        self.params = {f"{p}.{k}": v for p, m in parts.items() for k, v in m.params.items()}
-        self.grads = {f"{p}.{k}": v for p, m in parts.items() for k, v in m.grads.items()}
-
-    def zero_grad(self) -> None:
-        for g in self.grads.values():
-            g[...] = 0
-
-    def forward(self, ids: np.ndarray, state=None, lengths=None, *, training: bool = False,
-                rng: np.random.Generator | None = None):
-        """ids (N, T) -> logits (N, T, V), final state, cache. `rng` draws dropout masks."""
-        x, emb_cache = self.embed.forward(ids)
-        h, state, rnn_cache = self.rnn.forward(x, state, lengths, training=training, rng=rng)
-        logits, head_cache = self.head.forward(h)
-        return logits, state, (emb_cache, rnn_cache, head_cache)
-
-    def backward(self, dlogits: np.ndarray, cache, dstate=None) -> None:
-        """Accumulates every parameter gradient into ``grads``; the state gradient is dropped
-        (truncated BPTT: the carried state is a constant for this chunk)."""
-        emb_cache, rnn_cache, head_cache = cache
-        dh = self.head.backward(dlogits, head_cache)
-        dx, _ = self.rnn.backward(dh, dstate, rnn_cache)
-        self.embed.backward(dx, emb_cache)
 
     def generate(self, prime: list[int], length: int, *, temperature: float = 1.0,
                  rng: np.random.Generator | None = None) -> list[int]:
@@ -63,11 +34,12 @@ class LanguageModel:
             fail("temperature", "a positive number", repr(temperature))
         rng = as_rng(rng)
         logits, state, _ = self.forward(np.asarray([prime]))
-        out = []
+        z, out = logits[0, -1], []
         for _ in range(length):
-            z = logits[0, -1].astype(np.float64) / temperature
+            z = z.astype(np.float64) / temperature
             p = np.exp(z - z.max())
             token = int(rng.choice(p.size, p=p / p.sum()))
             out.append(token)
-            logits, state, _ = self.forward(np.asarray([[token]]), state)
+            z, state = self.step(np.asarray([token]), state)
+            z = z[0]
         return out

@@ -1,0 +1,120 @@
+"""A recurrent model for any of the notes' topologies: [Embedding] -> RNN stack -> Dense head.
+
+    x_t = E[token_t]  (vocab_size > 0)   or the input features x_t (vocab_size = 0)
+    h_t = RNN/LSTM/GRU(x_t, h_{t-1})      stacked, optionally bidirectional
+    y_t = g(W_hy h_t + b_y)              readout="steps": many-to-many (note 002, per-step loss)
+    y   = g(W_hy h_last + b_y)           readout="last":  many-to-one (sentiment, note 001)
+
+For readout="last", h_last is the top layer's final state: each row's state at its own last
+valid step, and for a bidirectional model the forward final state joined with the reverse
+one (which has read the whole row backwards), so padding never reaches the output.
+One-to-many (captioning-style generation) is readout="steps" fed its own outputs, as
+``LanguageModel.generate`` does; one-to-one is T = 1.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from rnnkit.errors import fail
+from rnnkit.init import as_rng
+from rnnkit.layers import GRU, LSTM, RNN, Dense, Embedding
+
+CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+READOUTS = ("steps", "last")
+
+
+class SequenceModel:
+    """Parameters ``embed.E`` (if vocab_size), ``rnn.l{k}[_reverse].*``, ``head.W_hy``, ``head.b_y``."""
+
+    def __init__(self, *, vocab_size: int = 0, input_size: int = 0, embed_dim: int = 64,
+                 hidden_size: int = 128, num_layers: int = 1, cell: str = "lstm",
+                 bidirectional: bool = False, dropout: float = 0.0, output_size: int = 1,
+                 output_activation: str = "identity", readout: str = "steps",
+                 cell_options: dict | None = None, dtype: str = "float32",
+                 seed: int | np.random.Generator | None = None):
+        if cell not in CELLS:
+            fail("cell", f"one of {tuple(CELLS)}", repr(cell))
+        if readout not in READOUTS:
+            fail("readout", f"one of {READOUTS}", repr(readout))
+        if (vocab_size > 0) == (input_size > 0):
+            fail("vocab_size/input_size", "exactly one of them > 0 (token ids or features)",
+                 f"vocab_size={vocab_size}, input_size={input_size}")
+        self.config = {"vocab_size": vocab_size, "input_size": input_size,
+                       "embed_dim": embed_dim, "hidden_size": hidden_size,
+                       "num_layers": num_layers, "cell": cell, "bidirectional": bidirectional,
+                       "dropout": dropout, "output_size": output_size,
+                       "output_activation": output_activation, "readout": readout,
+                       "cell_options": dict(cell_options or {}), "dtype": np.dtype(dtype).name}
+        rng = as_rng(seed)
+        self.dtype = np.dtype(dtype)
+        self.readout = readout
+        self.embed = Embedding(vocab_size, embed_dim, dtype=dtype, seed=rng) if vocab_size else None
+        self.rnn = CELLS[cell](embed_dim if vocab_size else input_size, hidden_size, num_layers,
+                               bidirectional=bidirectional, dropout=dropout, dtype=dtype,
+                               seed=rng, **(cell_options or {}))
+        dirs = 2 if bidirectional else 1
+        self.head = Dense(dirs * hidden_size, output_size, output_activation, dtype=dtype, seed=rng)
+        parts = {"embed": self.embed, "rnn": self.rnn, "head": self.head}
+        parts = {k: v for k, v in parts.items() if v is not None}
+        self.params = {f"{p}.{k}": v for p, m in parts.items() for k, v in m.params.items()}
+        self.grads = {f"{p}.{k}": v for p, m in parts.items() for k, v in m.grads.items()}
+
+    def zero_grad(self) -> None:
+        for g in self.grads.values():
+            g[...] = 0
+
+    def _top_state(self, h_n: np.ndarray) -> np.ndarray:
+        """(layers*dirs, N, H) -> (N, dirs*H): the top layer's final state(s) side by side."""
+        dirs = self.rnn.dirs
+        return np.concatenate(list(h_n[-dirs:]), axis=1)
+
+    def forward(self, inputs, state=None, lengths=None, *, training: bool = False,
+                rng: np.random.Generator | None = None):
+        """(N, T) ids or (N, T, D) features -> outputs (N, T, V) or (N, V), final state, cache."""
+        if self.embed is not None:
+            x, emb_cache = self.embed.forward(inputs)
+        else:
+            x, emb_cache = inputs, None
+        h, state, rnn_cache = self.rnn.forward(x, state, lengths, training=training, rng=rng)
+        if self.readout == "last":
+            h_n = state[0] if isinstance(state, tuple) else state
+            h = self._top_state(h_n)
+        y, head_cache = self.head.forward(h)
+        return y, state, (emb_cache, rnn_cache, head_cache, h.shape)
+
+    def backward(self, doutputs: np.ndarray, cache, dstate=None) -> np.ndarray | None:
+        """Accumulates parameter gradients; returns dL/d(input features) (None for token ids).
+
+        The gradient never flows into a carried initial state (truncated BPTT)."""
+        emb_cache, rnn_cache, head_cache, _ = cache
+        dh = self.head.backward(doutputs, head_cache)
+        if self.readout == "last":
+            H, dirs = self.rnn.hidden_size, self.rnn.dirs
+            N = dh.shape[0]
+            dh_n = np.zeros((self.rnn.num_layers * dirs, N, H), self.dtype)
+            for d in range(dirs):
+                dh_n[-dirs + d] = dh[:, d * H:(d + 1) * H]
+            if self.rnn.cell.has_cell_state:
+                dc_n = np.zeros_like(dh_n)
+                if dstate is not None:
+                    dh_n += dstate[0]
+                    dc_n += dstate[1]
+                dstate = (dh_n, dc_n)
+            else:
+                dstate = dh_n if dstate is None else dh_n + dstate
+            dx, _ = self.rnn.backward(None, dstate, rnn_cache)
+        else:
+            dx, _ = self.rnn.backward(dh, dstate, rnn_cache)
+        if self.embed is not None:
+            self.embed.backward(dx, emb_cache)
+            return None
+        return dx
+
+    def step(self, x_t, state=None):
+        """Streaming inference, one time step: (N,) ids or (N, D) features -> (y_t, state).
+
+        Feeding a sequence one step at a time with the returned state gives exactly the
+        full-sequence outputs (readout="steps")."""
+        x = np.asarray(x_t)[:, None]
+        y, state, _ = self.forward(x, state)
+        return (y[:, 0] if self.readout == "steps" else y), state

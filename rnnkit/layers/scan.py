@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit import kernels
+
 
 def scan_forward(cell, p: dict, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | None,
                  n_active: np.ndarray, reverse: bool):
@@ -33,19 +35,25 @@ def scan_forward(cell, p: dict, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | 
         cache["c"] = np.zeros((T, N, H), x.dtype)
         cache["c_prev"] = np.zeros((T, N, H), x.dtype)
         c = c0.copy()
-    for t in (range(T - 1, -1, -1) if reverse else range(T)):
-        n = n_active[t]
-        hp = h_prev[t, :n]
-        hp[...] = h[:n]
-        if cell.has_cell_state:
-            cp = cache["c_prev"][t, :n]
-            cp[...] = c[:n]
-            cell.step(k, cache, t, n, gx[t, :n], hp, cp, out[t, :n], cache["c"][t, :n])
-            c[:n] = cache["c"][t, :n]
-        else:
-            cell.step(k, cache, t, n, gx[t, :n], hp, None, out[t, :n], None)
-        h[:n] = out[t, :n]
-    cache.update(k=k, x=x, out=out, h_prev=h_prev, n_active=n_active, reverse=reverse)
+    fast = kernels.select(cell, x.dtype, N, H)
+    if fast is not None:
+        fast.forward(k, cache, gx, h, c if cell.has_cell_state else None, n_active, reverse,
+                     out, h_prev)
+    else:
+        for t in (range(T - 1, -1, -1) if reverse else range(T)):
+            n = n_active[t]
+            hp = h_prev[t, :n]
+            hp[...] = h[:n]
+            if cell.has_cell_state:
+                cp = cache["c_prev"][t, :n]
+                cp[...] = c[:n]
+                cell.step(k, cache, t, n, gx[t, :n], hp, cp, out[t, :n], cache["c"][t, :n])
+                c[:n] = cache["c"][t, :n]
+            else:
+                cell.step(k, cache, t, n, gx[t, :n], hp, None, out[t, :n], None)
+            h[:n] = out[t, :n]
+    cache.update(k=k, x=x, out=out, h_prev=h_prev, n_active=n_active, reverse=reverse,
+                 fast=fast)
     return out, h, (c if cell.has_cell_state else None), cache
 
 
@@ -61,13 +69,16 @@ def scan_backward(cell, p: dict, cache: dict, dout: np.ndarray, dh_T: np.ndarray
     dh = dh_T.astype(x.dtype, copy=True)
     dc = dc_T.astype(x.dtype, copy=True) if cell.has_cell_state else None
     has_c = cell.has_cell_state
-    for t in (range(T) if cache["reverse"] else range(T - 1, -1, -1)):
-        n = n_active[t]
-        dh_n = dh[:n]
-        dh_n += dout[t, :n]
-        cell.step_back(k, cache, t, n, dh_n, dc[:n] if has_c else None, h_prev[t, :n],
-                       cache["c_prev"][t, :n] if has_c else None, out[t, :n],
-                       cache["c"][t, :n] if has_c else None, dgx[t, :n], dgh[t, :n])
+    if cache["fast"] is not None:
+        cache["fast"].backward(k, cache, dout, dh, dc, dgx, dgh, n_active, cache["reverse"])
+    else:
+        for t in (range(T) if cache["reverse"] else range(T - 1, -1, -1)):
+            n = n_active[t]
+            dh_n = dh[:n]
+            dh_n += dout[t, :n]
+            cell.step_back(k, cache, t, n, dh_n, dc[:n] if has_c else None, h_prev[t, :n],
+                           cache["c_prev"][t, :n] if has_c else None, out[t, :n],
+                           cache["c"][t, :n] if has_c else None, dgx[t, :n], dgh[t, :n])
     dA = dgx.reshape(T * N, -1)
     x2d = x.reshape(T * N, D)
     grads[prefix + "W_xh"] += dA.T @ x2d

@@ -1,0 +1,54 @@
+"""Fast time loops for the cells, chosen automatically; the readable NumPy path is the reference.
+
+``select`` picks, for float32 and when numba is installed (``pip install rnnkit[fast]``):
+- the whole time loop compiled, when the recurrent product per step is small (batch x
+  gates*H x H multiply-adds <= WHOLE_LOOP_MACS): per-step Python and BLAS-call overhead is
+  what costs there;
+- otherwise the recurrent product by NumPy's BLAS and all gate arithmetic of a step in one
+  compiled pass (LSTM, GRU with reset after);
+- otherwise (float64, peepholes, GRU reset-before, no numba) the reference in rnnkit.cells.
+Every fast path fills the same cache as the reference and is pinned to it by tests.
+``reference_only()`` switches the fast paths off, e.g. to compare.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import numpy as np
+
+from rnnkit.cells import ElmanCell, GRUCell, LSTMCell
+from rnnkit.kernels.fastmath import AVAILABLE
+
+WHOLE_LOOP_MACS = 1 << 19
+_enabled = AVAILABLE
+
+
+@contextmanager
+def reference_only():
+    """Within this block every scan runs the NumPy reference path."""
+    global _enabled
+    before, _enabled = _enabled, False
+    try:
+        yield
+    finally:
+        _enabled = before
+
+
+def select(cell, dtype, N: int, H: int):
+    """The fast kernel for this cell and size, or None for the reference path."""
+    if not _enabled or np.dtype(dtype) != np.float32:
+        return None
+    from rnnkit.kernels.gru import GRUKernel
+    from rnnkit.kernels.lstm import LSTMKernel
+    from rnnkit.kernels.rnn import ElmanKernel
+    whole = N * cell.n_gates * H * H <= WHOLE_LOOP_MACS
+    if isinstance(cell, LSTMCell) and not cell.peepholes:
+        return LSTMKernel(whole)
+    if isinstance(cell, GRUCell) and cell.reset_after:
+        return GRUKernel(whole)
+    if isinstance(cell, ElmanCell) and whole:
+        return ElmanKernel(cell.nonlinearity == "relu")
+    return None
+
+
+__all__ = ["AVAILABLE", "WHOLE_LOOP_MACS", "select", "reference_only"]

@@ -1,0 +1,134 @@
+"""Fast LSTM time loops (float32), pinned to rnnkit.cells.lstm by tests.
+
+Same cache as the reference (gates hold i, f, C~, o after activation; tanh_c; c; c_prev;
+h_prev), so the weight-gradient products after the loop are shared. Two modes:
+- per step: the recurrent product by NumPy's BLAS, then ONE compiled pass for all the gate
+  arithmetic (the reference makes ~15 NumPy passes and as many Python calls);
+- whole loop: the time loop itself compiled with the product written out, for small
+  batches where a BLAS call and the Python around it cost more than the arithmetic.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from rnnkit.kernels.fastmath import (ONE, OPTS, add_matmul_rows, copy_row, ftanh, njit,
+                                     sigmoid_half_add, tanh_add)
+
+
+@njit(inline="always", **OPTS)
+def _forward_rows(a, gx, h_state, c_state, h_prev, c_prev, c, tanh_c, out, n):
+    # short loops over few arrays each: LLVM vectorises those (one long loop over nine
+    # arrays defeats its alias checks and runs scalar, 7x slower)
+    H = h_state.shape[1]
+    for r in range(n):
+        ar, gr = a[r], gx[r]
+        sigmoid_half_add(ar[:2 * H], gr[:2 * H])                     # i, f
+        tanh_add(ar[2 * H:3 * H], gr[2 * H:3 * H])                   # C~
+        sigmoid_half_add(ar[3 * H:], gr[3 * H:])                     # o
+        copy_row(h_prev[r], h_state[r])
+        copy_row(c_prev[r], c_state[r])
+        cr, cpr, tr, orow = c[r], c_prev[r], tanh_c[r], out[r]
+        for j in range(H):
+            cr[j] = ar[H + j] * cpr[j] + ar[j] * ar[2 * H + j]       # C = f C_prev + i C~
+        for j in range(H):
+            tr[j] = ftanh(cr[j])
+        for j in range(H):
+            orow[j] = ar[3 * H + j] * tr[j]                          # h = o tanh(C)
+        copy_row(c_state[r], cr)
+        copy_row(h_state[r], orow)
+
+
+@njit(**OPTS)
+def forward_step(a, gx, h_state, c_state, h_prev, c_prev, c, tanh_c, out):
+    """a (n, 4H) holds h_{t-1} @ W_hh^T (halved gate rows); the rest is one pass."""
+    _forward_rows(a, gx, h_state, c_state, h_prev, c_prev, c, tanh_c, out, a.shape[0])
+
+
+@njit(**OPTS)
+def forward_loop(gx, Wh_T, h_state, c_state, n_active, reverse, gates, out, h_prev, c,
+                 c_prev, tanh_c):
+    T = gx.shape[0]
+    for s in range(T):
+        t = T - 1 - s if reverse else s
+        n = n_active[t]
+        a = gates[t]
+        for r in range(n):
+            for j in range(a.shape[1]):
+                a[r, j] = 0
+        add_matmul_rows(a, h_state, Wh_T, n)
+        _forward_rows(a, gx[t], h_state, c_state, h_prev[t], c_prev[t], c[t], tanh_c[t],
+                      out[t], n)
+
+
+@njit(inline="always", **OPTS)
+def _backward_rows(acts, tanh_c, c_prev, dh, dc, dgx, n):
+    H = dh.shape[1]
+    for r in range(n):
+        ar, tr, dhr, dcr, dr = acts[r], tanh_c[r], dh[r], dc[r], dgx[r]
+        for j in range(H):                                           # dC_t and d(o)
+            o, tc, d = ar[3 * H + j], tr[j], dhr[j]
+            dcr[j] += d * o * (ONE - tc * tc)
+            dr[3 * H + j] = d * tc * o * (ONE - o)
+        cpr = c_prev[r]
+        for j in range(H):
+            i, f, g, dct = ar[j], ar[H + j], ar[2 * H + j], dcr[j]
+            dr[j] = dct * g * i * (ONE - i)
+            dr[H + j] = dct * cpr[j] * f * (ONE - f)
+            dr[2 * H + j] = dct * i * (ONE - g * g)
+            dcr[j] = dct * f
+
+
+@njit(**OPTS)
+def backward_step(acts, tanh_c, c_prev, dh, dc, dgx):
+    _backward_rows(acts, tanh_c, c_prev, dh, dc, dgx, dh.shape[0])
+
+
+@njit(**OPTS)
+def backward_loop(dout, W_hh, dh, dc, n_active, reverse, gates, tanh_c, c_prev, dgx):
+    T = dout.shape[0]
+    H = dh.shape[1]
+    for s in range(T):
+        t = s if reverse else T - 1 - s
+        n = n_active[t]
+        for r in range(n):
+            for j in range(H):
+                dh[r, j] += dout[t, r, j]
+        _backward_rows(gates[t], tanh_c[t], c_prev[t], dh, dc, dgx[t], n)
+        for r in range(n):
+            for j in range(H):
+                dh[r, j] = 0
+        add_matmul_rows(dh, dgx[t], W_hh, n)
+
+
+class LSTMKernel:
+    def __init__(self, whole_loop: bool):
+        self.whole_loop = whole_loop
+
+    def forward(self, k, cache, gx, h, c, n_active, reverse, out, h_prev):
+        g = cache
+        if self.whole_loop:
+            forward_loop(gx, k["Wh_T"], h, c, n_active, reverse, g["gates"], out, h_prev,
+                         g["c"], g["c_prev"], g["tanh_c"])
+            return
+        T = gx.shape[0]
+        for t in (range(T - 1, -1, -1) if reverse else range(T)):
+            n = n_active[t]
+            a = g["gates"][t, :n]
+            np.matmul(h[:n], k["Wh_T"], out=a)
+            forward_step(a, gx[t, :n], h[:n], c[:n], h_prev[t, :n], g["c_prev"][t, :n],
+                         g["c"][t, :n], g["tanh_c"][t, :n], out[t, :n])
+
+    def backward(self, k, cache, dout, dh, dc, dgx, dgh, n_active, reverse):
+        g = cache
+        if self.whole_loop:
+            backward_loop(dout, k["W_hh"], dh, dc, n_active, reverse, g["gates"], g["tanh_c"],
+                          g["c_prev"], dgx)
+            return
+        T = dout.shape[0]
+        for t in (range(T) if reverse else range(T - 1, -1, -1)):
+            n = n_active[t]
+            dh_n = dh[:n]
+            dh_n += dout[t, :n]
+            backward_step(g["gates"][t, :n], g["tanh_c"][t, :n], g["c_prev"][t, :n], dh_n,
+                          dc[:n], dgx[t, :n])
+            np.matmul(dgx[t, :n], k["W_hh"], out=dh_n)

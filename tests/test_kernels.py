@@ -1,0 +1,97 @@
+"""The compiled fast paths are pinned to the NumPy reference (float32 rounding), and fall back."""
+import numba  # noqa: F401  (the test extra installs it; these tests must run in CI)
+import numpy as np
+import pytest
+
+import rnnkit
+from rnnkit import kernels
+from rnnkit.kernels.fastmath import tanh_into
+
+CELLS = {"rnn_tanh": lambda *a, **k: rnnkit.RNN(*a, **k),
+         "rnn_relu": lambda *a, **k: rnnkit.RNN(*a, nonlinearity="relu", **k),
+         "lstm": lambda *a, **k: rnnkit.LSTM(*a, **k),
+         "gru": lambda *a, **k: rnnkit.GRU(*a, **k)}
+
+
+def run(layer, x, lengths, state, R, S):
+    layer.zero_grad()
+    out, h_n, cache = layer.forward(x, state, lengths)
+    dx, d0 = layer.backward(R, S, cache)
+    return [out, *([h_n] if not isinstance(h_n, tuple) else h_n), dx,
+            *([d0] if not isinstance(d0, tuple) else d0),
+            *[layer.grads[k].copy() for k in sorted(layer.grads)]], cache
+
+
+def assert_pinned(fast, ref):
+    for a, b in zip(fast, ref):
+        scale = max(np.abs(b).max(), 1e-3)
+        assert np.abs(a - b).max() <= 2e-6 * scale
+
+
+# the Elman RNN has only the whole-loop fast path (its reference step is three NumPy calls)
+MODES = [(c, w) for c in CELLS for w in (True, False) if w or not c.startswith("rnn")]
+
+
+@pytest.mark.parametrize("cell,whole_loop", MODES)
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_fast_path_equals_reference(cell, bidirectional, whole_loop, monkeypatch):
+    monkeypatch.setattr(kernels, "WHOLE_LOOP_MACS", 1 << 40 if whole_loop else 0)
+    rng = np.random.default_rng(0)
+    N, T, D, H = 5, 7, 4, 6
+    dirs = 2 if bidirectional else 1
+    layer = CELLS[cell](D, H, 2, bidirectional=bidirectional, seed=1)
+    x = rng.standard_normal((N, T, D)).astype(np.float32)
+    lengths = np.array([3, 7, 1, 6, 7])
+    shape = (2 * dirs, N, H)
+    h0 = rng.standard_normal(shape).astype(np.float32)
+    state = (h0, h0[::-1].copy()) if cell == "lstm" else h0
+    R = rng.standard_normal((N, T, dirs * H)).astype(np.float32)
+    S = (h0 * 0.5, h0 * 0.25) if cell == "lstm" else h0 * 0.5
+    fast, cache = run(layer, x, lengths, state, R, S)
+    chosen = cache["layers"][0][1][0]["fast"]
+    assert chosen is not None and chosen.whole_loop == whole_loop
+    with kernels.reference_only():
+        ref, cache = run(layer, x, lengths, state, R, S)
+    assert cache["layers"][0][1][0]["fast"] is None
+    assert_pinned(fast, ref)
+
+
+def test_fast_path_matches_reference_at_a_benchmark_size():
+    rng = np.random.default_rng(1)
+    layer = rnnkit.LSTM(16, 128, seed=2)
+    x = rng.standard_normal((64, 30, 16)).astype(np.float32)
+    R = rng.standard_normal((64, 30, 128)).astype(np.float32)
+    fast, cache = run(layer, x, None, None, R, None)
+    assert cache["layers"][0][1][0]["fast"].whole_loop is False
+    with kernels.reference_only():
+        ref, _ = run(layer, x, None, None, R, None)
+    assert_pinned(fast, ref)
+
+
+def test_fast_tanh_error_is_bounded_everywhere():
+    x = np.linspace(-20, 20, 400_001, dtype=np.float32).reshape(1, -1)
+    out = np.empty_like(x)
+    tanh_into(x, out)
+    exact = np.tanh(x.astype(np.float64))
+    assert np.abs(out - exact).max() < 5e-7                      # ~2 ulp near 1
+    np.testing.assert_array_equal(out, -out[:, ::-1])           # odd
+    assert np.all(np.abs(out) <= 1.0)
+
+
+def test_selection_by_dtype_variant_and_size():
+    assert kernels.select(rnnkit.LSTM(2, 4).cell, np.float64, 4, 4) is None
+    assert kernels.select(rnnkit.LSTM(2, 4, peepholes=True).cell, np.float32, 4, 4) is None
+    assert kernels.select(rnnkit.GRU(2, 4, reset_after=False).cell, np.float32, 4, 4) is None
+    assert kernels.select(rnnkit.RNN(2, 512).cell, np.float32, 128, 512) is None
+    assert kernels.select(rnnkit.LSTM(2, 512).cell, np.float32, 128, 512).whole_loop is False
+    assert kernels.select(rnnkit.GRU(2, 128).cell, np.float32, 1, 128).whole_loop is True
+    with kernels.reference_only():
+        assert kernels.select(rnnkit.LSTM(2, 4).cell, np.float32, 4, 4) is None
+
+
+def test_without_numba_everything_runs_on_the_reference(monkeypatch):
+    monkeypatch.setattr(kernels, "_enabled", False)
+    layer = rnnkit.GRU(3, 4, seed=0)
+    x = np.random.default_rng(0).standard_normal((2, 5, 3)).astype(np.float32)
+    out, _, cache = layer.forward(x)
+    assert cache["layers"][0][1][0]["fast"] is None and np.isfinite(out).all()

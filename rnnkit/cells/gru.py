@@ -61,20 +61,20 @@ class GRUCell:
     def alloc(self, T, N, H, dtype):
         # gates: r, z, h~ after activation; hn: W_hh h_{t-1} + b_hh of h~ (reset after) or
         # r * h_{t-1} (reset before), the two quantities backward cannot cheaply recompute.
+        # gates holds the input projection W_xh x_t + b on entry to step t
         return {"gates": np.zeros((T, N, 3 * H), dtype), "hn": np.zeros((T, N, H), dtype),
-                "gh": np.empty((N, 3 * H), dtype), "slope": np.empty((N, 3 * H), dtype)}
+                "gh": np.empty((N, 3 * H), dtype), "tmp": np.empty((N, H), dtype),
+                "slope": np.empty((N, 3 * H), dtype)}
 
     def step(self, k, cache, t, n, gx, h_prev, c_prev, h_out, c_out):
         H = h_prev.shape[1]
-        a = cache["gates"][t, :n]
-        hn = cache["hn"][t, :n]
+        a = gx                                      # rows [:n] of the gates buffer, in place
+        hn, gh, tmp = cache["hn"][t, :n], cache["gh"][:n], cache["tmp"][:n]
         if self.reset_after:
-            gh = cache["gh"][:n]
             np.matmul(h_prev, k["Wh_T"], out=gh)
-            np.add(gx[:, :2 * H], gh[:, :2 * H], out=a[:, :2 * H])
         else:
-            np.matmul(h_prev, k["Whrz_T"], out=a[:, :2 * H])
-            a[:, :2 * H] += gx[:, :2 * H]
+            np.matmul(h_prev, k["Whrz_T"], out=gh[:, :2 * H])
+        a[:, :2 * H] += gh[:, :2 * H]
         rz = a[:, :2 * H]
         np.tanh(rz, out=rz)
         rz *= 0.5
@@ -82,12 +82,12 @@ class GRUCell:
         r, z, hc = a[:, :H], a[:, H:2 * H], a[:, 2 * H:]
         if self.reset_after:                   # h~ = tanh(W_xh x + b_xh + r * (W_hh h + b_hh))
             np.add(gh[:, 2 * H:], k["b_hn"], out=hn)
-            np.multiply(r, hn, out=hc)
+            np.multiply(r, hn, out=tmp)
         else:                                  # h~ = tanh(W_xh x + b_xh + W_hh (r * h) + b_hh)
             np.multiply(r, h_prev, out=hn)
-            np.matmul(hn, k["Whn_T"], out=hc)
-            hc += k["b_hn"]
-        hc += gx[:, 2 * H:]
+            np.matmul(hn, k["Whn_T"], out=tmp)
+            tmp += k["b_hn"]
+        hc += tmp                              # hc held W_xh x + b_xh of the candidate
         np.tanh(hc, out=hc)
         np.subtract(hc, h_prev, out=h_out)     # h = (1 - z) h_{t-1} + z h~ = h_{t-1} + z (h~ - h_{t-1})
         h_out *= z

@@ -41,15 +41,17 @@ class LSTMCell:
         return k
 
     def alloc(self, T, N, H, dtype):
-        return {"gates": np.zeros((T, N, 4 * H), dtype),     # i, f, C~, o after activation
-                "tanh_c": np.zeros((T, N, H), dtype),
-                "tmp": np.empty((N, H), dtype), "slope": np.empty((N, 4 * H), dtype)}
+        # gates: the input projection W_xh x_t + b on entry to step t, i, f, C~, o after it
+        return {"gates": np.zeros((T, N, 4 * H), dtype),
+                "tanh_c": np.zeros((T, N, H), dtype), "tmp": np.empty((N, H), dtype),
+                "rec": np.empty((N, 4 * H), dtype), "slope": np.empty((N, 4 * H), dtype)}
 
     def step(self, k, cache, t, n, gx, h_prev, c_prev, h_out, c_out):
         H = h_prev.shape[1]
-        a = cache["gates"][t, :n]
-        np.matmul(h_prev, k["Wh_T"], out=a)
-        a += gx
+        a = gx                                      # rows [:n] of the gates buffer, in place
+        rec = cache["rec"][:n]
+        np.matmul(h_prev, k["Wh_T"], out=rec)
+        a += rec
         if self.peepholes:
             a[:, :H] += k["P_half"][0] * c_prev
             a[:, H:2 * H] += k["P_half"][1] * c_prev

@@ -12,16 +12,17 @@ from rnnkit.kernels.fastmath import (ONE, OPTS, add_matmul_rows, copy_row, fsigm
 
 
 @njit(inline="always", **OPTS)
-def _forward_rows(gh, gx, b_hn, h_state, h_prev, acts, hn, out, n):
+def _forward_rows(gh, b_hn, h_state, h_prev, acts, hn, out, n):
+    """acts: input projection on entry, activations r, z, h~ on exit; gh: h_{t-1} W_hh^T."""
     H = h_state.shape[1]
     for r in range(n):
-        ar, gxr, ghr, hnr, hs, orow = acts[r], gx[r], gh[r], hn[r], h_state[r], out[r]
+        ar, ghr, hnr, hs, orow = acts[r], gh[r], hn[r], h_state[r], out[r]
         for j in range(2 * H):                                       # r, z
-            ar[j] = fsigmoid_half(gxr[j] + ghr[j])
+            ar[j] = fsigmoid_half(ar[j] + ghr[j])
         for j in range(H):                                           # h~ = tanh(.. + r (W h + b))
             m = ghr[2 * H + j] + b_hn[j]
             hnr[j] = m
-            ar[2 * H + j] = ftanh(gxr[2 * H + j] + ar[j] * m)
+            ar[2 * H + j] = ftanh(ar[2 * H + j] + ar[j] * m)
         copy_row(h_prev[r], hs)
         for j in range(H):                                           # h = h + z (h~ - h)
             orow[j] = hs[j] + ar[H + j] * (ar[2 * H + j] - hs[j])
@@ -29,13 +30,13 @@ def _forward_rows(gh, gx, b_hn, h_state, h_prev, acts, hn, out, n):
 
 
 @njit(**OPTS)
-def forward_step(gh, gx, b_hn, h_state, h_prev, acts, hn, out):
-    _forward_rows(gh, gx, b_hn, h_state, h_prev, acts, hn, out, gh.shape[0])
+def forward_step(gh, b_hn, h_state, h_prev, acts, hn, out):
+    _forward_rows(gh, b_hn, h_state, h_prev, acts, hn, out, gh.shape[0])
 
 
 @njit(**OPTS)
-def forward_loop(gx, Wh_T, b_hn, h_state, n_active, reverse, gh, gates, hn, out, h_prev):
-    T = gx.shape[0]
+def forward_loop(Wh_T, b_hn, h_state, n_active, reverse, gh, gates, hn, out, h_prev):
+    T = gates.shape[0]
     for s in range(T):
         t = T - 1 - s if reverse else s
         n = n_active[t]
@@ -43,7 +44,7 @@ def forward_loop(gx, Wh_T, b_hn, h_state, n_active, reverse, gh, gates, hn, out,
             for j in range(gh.shape[1]):
                 gh[r, j] = 0
         add_matmul_rows(gh, h_state, Wh_T, n)
-        _forward_rows(gh, gx[t], b_hn, h_state, h_prev[t], gates[t], hn[t], out[t], n)
+        _forward_rows(gh, b_hn, h_state, h_prev[t], gates[t], hn[t], out[t], n)
 
 
 @njit(inline="always", **OPTS)
@@ -90,7 +91,7 @@ class GRUKernel:
     def forward(self, k, cache, gx, h, c, n_active, reverse, out, h_prev):
         g = cache
         if self.whole_loop:
-            forward_loop(gx, k["Wh_T"], k["b_hn"], h, n_active, reverse, g["gh"], g["gates"],
+            forward_loop(k["Wh_T"], k["b_hn"], h, n_active, reverse, g["gh"], g["gates"],
                          g["hn"], out, h_prev)
             return
         T = gx.shape[0]
@@ -98,7 +99,7 @@ class GRUKernel:
             n = n_active[t]
             gh = g["gh"][:n]
             np.matmul(h[:n], k["Wh_T"], out=gh)
-            forward_step(gh, gx[t, :n], k["b_hn"], h[:n], h_prev[t, :n], g["gates"][t, :n],
+            forward_step(gh, k["b_hn"], h[:n], h_prev[t, :n], g["gates"][t, :n],
                          g["hn"][t, :n], out[t, :n])
 
     def backward(self, k, cache, dout, dh, dc, dgx, dgh, n_active, reverse):

@@ -16,12 +16,13 @@ from rnnkit.kernels.fastmath import (ONE, OPTS, add_matmul_rows, copy_row, ftanh
 
 
 @njit(inline="always", **OPTS)
-def _forward_rows(a, gx, h_state, c_state, h_prev, c_prev, c, tanh_c, out, n):
+def _forward_rows(a, rec, h_state, c_state, h_prev, c_prev, c, tanh_c, out, n):
+    """a: input projection on entry, activations i, f, C~, o on exit; rec: h_{t-1} W_hh^T."""
     # short loops over few arrays each: LLVM vectorises those (one long loop over nine
     # arrays defeats its alias checks and runs scalar, 7x slower)
     H = h_state.shape[1]
     for r in range(n):
-        ar, gr = a[r], gx[r]
+        ar, gr = a[r], rec[r]
         sigmoid_half_add(ar[:2 * H], gr[:2 * H])                     # i, f
         tanh_add(ar[2 * H:3 * H], gr[2 * H:3 * H])                   # C~
         sigmoid_half_add(ar[3 * H:], gr[3 * H:])                     # o
@@ -39,24 +40,22 @@ def _forward_rows(a, gx, h_state, c_state, h_prev, c_prev, c, tanh_c, out, n):
 
 
 @njit(**OPTS)
-def forward_step(a, gx, h_state, c_state, h_prev, c_prev, c, tanh_c, out):
-    """a (n, 4H) holds h_{t-1} @ W_hh^T (halved gate rows); the rest is one pass."""
-    _forward_rows(a, gx, h_state, c_state, h_prev, c_prev, c, tanh_c, out, a.shape[0])
+def forward_step(a, rec, h_state, c_state, h_prev, c_prev, c, tanh_c, out):
+    _forward_rows(a, rec, h_state, c_state, h_prev, c_prev, c, tanh_c, out, a.shape[0])
 
 
 @njit(**OPTS)
-def forward_loop(gx, Wh_T, h_state, c_state, n_active, reverse, gates, out, h_prev, c,
+def forward_loop(Wh_T, h_state, c_state, n_active, reverse, gates, rec, out, h_prev, c,
                  c_prev, tanh_c):
-    T = gx.shape[0]
+    T = gates.shape[0]
     for s in range(T):
         t = T - 1 - s if reverse else s
         n = n_active[t]
-        a = gates[t]
         for r in range(n):
-            for j in range(a.shape[1]):
-                a[r, j] = 0
-        add_matmul_rows(a, h_state, Wh_T, n)
-        _forward_rows(a, gx[t], h_state, c_state, h_prev[t], c_prev[t], c[t], tanh_c[t],
+            for j in range(rec.shape[1]):
+                rec[r, j] = 0
+        add_matmul_rows(rec, h_state, Wh_T, n)
+        _forward_rows(gates[t], rec, h_state, c_state, h_prev[t], c_prev[t], c[t], tanh_c[t],
                       out[t], n)
 
 
@@ -107,16 +106,16 @@ class LSTMKernel:
     def forward(self, k, cache, gx, h, c, n_active, reverse, out, h_prev):
         g = cache
         if self.whole_loop:
-            forward_loop(gx, k["Wh_T"], h, c, n_active, reverse, g["gates"], out, h_prev,
+            forward_loop(k["Wh_T"], h, c, n_active, reverse, g["gates"], g["rec"], out, h_prev,
                          g["c"], g["c_prev"], g["tanh_c"])
             return
         T = gx.shape[0]
         for t in (range(T - 1, -1, -1) if reverse else range(T)):
             n = n_active[t]
-            a = g["gates"][t, :n]
-            np.matmul(h[:n], k["Wh_T"], out=a)
-            forward_step(a, gx[t, :n], h[:n], c[:n], h_prev[t, :n], g["c_prev"][t, :n],
-                         g["c"][t, :n], g["tanh_c"][t, :n], out[t, :n])
+            rec = g["rec"][:n]
+            np.matmul(h[:n], k["Wh_T"], out=rec)
+            forward_step(g["gates"][t, :n], rec, h[:n], c[:n], h_prev[t, :n],
+                         g["c_prev"][t, :n], g["c"][t, :n], g["tanh_c"][t, :n], out[t, :n])
 
     def backward(self, k, cache, dout, dh, dc, dgx, dgh, n_active, reverse):
         g = cache

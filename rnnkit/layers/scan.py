@@ -26,10 +26,15 @@ def scan_forward(cell, p: dict, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | 
     T, N, D = x.shape
     H = h0.shape[1]
     k = cell.prepare(p)
-    gx = (x.reshape(T * N, D) @ k["Wx_T"] + k["bx"]).reshape(T, N, -1)   # (T, N, G*H)
+    cache = cell.alloc(T, N, H, x.dtype)
+    if "gates" in cache:          # the cell turns the projection into activations in place
+        gx = cache["gates"]                                               # (T, N, G*H)
+        np.matmul(x.reshape(T * N, D), k["Wx_T"], out=gx.reshape(T * N, -1))
+        gx += k["bx"]
+    else:
+        gx = (x.reshape(T * N, D) @ k["Wx_T"] + k["bx"]).reshape(T, N, -1)
     out = np.zeros((T, N, H), x.dtype)
     h_prev = np.zeros((T, N, H), x.dtype)
-    cache = cell.alloc(T, N, H, x.dtype)
     h = h0.copy()
     if cell.has_cell_state:
         cache["c"] = np.zeros((T, N, H), x.dtype)

@@ -114,7 +114,17 @@ class SequenceModel:
         """Streaming inference, one time step: (N,) ids or (N, D) features -> (y_t, state).
 
         Feeding a sequence one step at a time with the returned state gives exactly the
-        full-sequence outputs (readout="steps")."""
-        x = np.asarray(x_t)[:, None]
+        full-sequence outputs (readout="steps"); with readout="last", each step's output is
+        the full-sequence output of the prefix read so far. A bidirectional model cannot
+        stream (its reverse direction starts from the end), so it raises RnnkitError."""
+        if self.rnn.bidirectional:
+            fail("model", "bidirectional=False for step() (the reverse direction needs the "
+                 "whole sequence; use forward)", "bidirectional=True")
+        x = np.asarray(x_t)
+        want = 1 if self.embed is not None else 2
+        if x.ndim != want:
+            fail("x_t", "a 1-d array (N,) of token ids" if want == 1 else
+                 "a 2-d array (N, D) of features", f"shape {x.shape}")
+        x = x[:, None]
         y, state, _ = self.forward(x, state)
         return (y[:, 0] if self.readout == "steps" else y), state

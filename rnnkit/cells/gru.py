@@ -6,6 +6,9 @@
     h~_t = tanh(W_xh x_t + b_xh + W_hh (r_t * h_{t-1}) + b_hh)            reset before
     h_t = (1 - z_t) * h_{t-1} + z_t * h~_t
 
+With ``clip`` (ONNX) each gate's pre-activation is clamped to [-clip, clip] before its
+activation; its gradient is zero where clamped.
+
 "Reset after" applies r to the recurrent product (cuDNN, PyTorch, ONNX
 linear_before_reset=1, Keras reset_after=True); "reset before" applies it to h_{t-1}
 (Cho et al. 2014, ONNX's default linear_before_reset=0, Keras reset_after=False).
@@ -20,6 +23,8 @@ are negated: ``to_pytorch_convention`` / ``from_pytorch_convention`` do that, bi
 from __future__ import annotations
 
 import numpy as np
+
+from rnnkit.cells.rnn import check_clip, clip_
 
 
 def to_pytorch_convention(p: dict) -> dict:
@@ -38,8 +43,9 @@ class GRUCell:
     n_gates = 3
     has_cell_state = False
 
-    def __init__(self, reset_after: bool = True):
+    def __init__(self, reset_after: bool = True, clip: float | None = None):
         self.reset_after = reset_after
+        self.clip = check_clip(clip)
 
     def prepare(self, p: dict) -> dict:
         H = p["W_hh"].shape[1]
@@ -62,9 +68,12 @@ class GRUCell:
         # gates: r, z, h~ after activation; hn: W_hh h_{t-1} + b_hh of h~ (reset after) or
         # r * h_{t-1} (reset before), the two quantities backward cannot cheaply recompute.
         # gates holds the input projection W_xh x_t + b on entry to step t
-        return {"gates": np.zeros((T, N, 3 * H), dtype), "hn": np.zeros((T, N, H), dtype),
-                "gh": np.empty((N, 3 * H), dtype), "tmp": np.empty((N, H), dtype),
-                "slope": np.empty((N, 3 * H), dtype)}
+        cache = {"gates": np.zeros((T, N, 3 * H), dtype), "hn": np.zeros((T, N, H), dtype),
+                 "gh": np.empty((N, 3 * H), dtype), "tmp": np.empty((N, H), dtype),
+                 "slope": np.empty((N, 3 * H), dtype)}
+        if self.clip:
+            cache["clipped"] = np.zeros((T, N, 3 * H), bool)
+        return cache
 
     def step(self, k, cache, t, n, gx, h_prev, c_prev, h_out, c_out):
         H = h_prev.shape[1]
@@ -76,6 +85,8 @@ class GRUCell:
             np.matmul(h_prev, k["Whrz_T"], out=gh[:, :2 * H])
         a[:, :2 * H] += gh[:, :2 * H]
         rz = a[:, :2 * H]
+        if self.clip:                          # the r, z inputs arrive halved
+            clip_(rz, 0.5 * self.clip, cache["clipped"][t, :n, :2 * H])
         np.tanh(rz, out=rz)
         rz *= 0.5
         rz += 0.5
@@ -88,6 +99,8 @@ class GRUCell:
             np.matmul(hn, k["Whn_T"], out=tmp)
             tmp += k["b_hn"]
         hc += tmp                              # hc held W_xh x + b_xh of the candidate
+        if self.clip:
+            clip_(hc, self.clip, cache["clipped"][t, :n, 2 * H:])
         np.tanh(hc, out=hc)
         np.subtract(hc, h_prev, out=h_out)     # h = (1 - z) h_{t-1} + z h~ = h_{t-1} + z (h~ - h_{t-1})
         h_out *= z
@@ -108,10 +121,15 @@ class GRUCell:
         da_z *= dh
         np.multiply(dh, z, out=da_n)                            # dh~ = dh * z
         da_n *= slope[:, 2 * H:]
+        clipped = cache["clipped"][t, :n] if self.clip else None
+        if self.clip:                                           # clamped: no gradient
+            da_n[clipped[:, 2 * H:]] = 0
         dh -= dh * z                                            # direct path: dh * (1 - z)
         if self.reset_after:
             np.multiply(da_n, hn, out=da_r)                     # dr = da_n * (W_hh h + b_hh)
             dgx[:, :2 * H] *= slope[:, :2 * H]
+            if self.clip:
+                dgx[:, :2 * H][clipped[:, :2 * H]] = 0
             dgh[:, :2 * H] = dgx[:, :2 * H]
             np.multiply(da_n, r, out=dgh[:, 2 * H:])
             dh += dgh @ k["W_hh"]
@@ -119,6 +137,8 @@ class GRUCell:
             d_rh = da_n @ k["W_hh"][2 * H:]                     # d(r * h_{t-1})
             np.multiply(d_rh, h_prev, out=da_r)
             dgx[:, :2 * H] *= slope[:, :2 * H]
+            if self.clip:
+                dgx[:, :2 * H][clipped[:, :2 * H]] = 0
             d_rh *= r
             dh += d_rh
             dh += dgx[:, :2 * H] @ k["W_hh"][:2 * H]

@@ -7,6 +7,9 @@
     o_t = sigma(W_xo x_t + b_xo + W_ho h_{t-1} + b_ho [+ p_o * C_t])       output gate
     h_t = o_t * tanh(C_t)
 
+With ``clip`` (ONNX) each gate's pre-activation is clamped to [-clip, clip] before its
+activation (not the cell state, as onnxruntime); its gradient is zero where clamped.
+
 Fused parameters stack the gates in PyTorch's order i, f, C~ (PyTorch's "g"), o:
 W_xh (4H, D), W_hh (4H, H), b_xh (4H), b_hh (4H). Peepholes P (3H) in the order i, f, o.
 
@@ -18,13 +21,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.cells.rnn import check_clip, clip_
+
 
 class LSTMCell:
     n_gates = 4
     has_cell_state = True
 
-    def __init__(self, peepholes: bool = False):
+    def __init__(self, peepholes: bool = False, clip: float | None = None):
         self.peepholes = peepholes
+        self.clip = check_clip(clip)
 
     def prepare(self, p: dict) -> dict:
         H = p["W_hh"].shape[1]
@@ -38,13 +44,18 @@ class LSTMCell:
             P = p["P"].reshape(3, H)
             k["P"] = P.copy()
             k["P_half"] = 0.5 * P
+        if self.clip:
+            k["bound"] = self.clip * scale          # the gates' inputs arrive scaled
         return k
 
     def alloc(self, T, N, H, dtype):
         # gates: the input projection W_xh x_t + b on entry to step t, i, f, C~, o after it
-        return {"gates": np.zeros((T, N, 4 * H), dtype),
-                "tanh_c": np.zeros((T, N, H), dtype), "tmp": np.empty((N, H), dtype),
-                "rec": np.empty((N, 4 * H), dtype), "slope": np.empty((N, 4 * H), dtype)}
+        cache = {"gates": np.zeros((T, N, 4 * H), dtype),
+                 "tanh_c": np.zeros((T, N, H), dtype), "tmp": np.empty((N, H), dtype),
+                 "rec": np.empty((N, 4 * H), dtype), "slope": np.empty((N, 4 * H), dtype)}
+        if self.clip:
+            cache["clipped"] = np.zeros((T, N, 4 * H), bool)
+        return cache
 
     def step(self, k, cache, t, n, gx, h_prev, c_prev, h_out, c_out):
         H = h_prev.shape[1]
@@ -55,6 +66,8 @@ class LSTMCell:
         if self.peepholes:
             a[:, :H] += k["P_half"][0] * c_prev
             a[:, H:2 * H] += k["P_half"][1] * c_prev
+        if self.clip:
+            clip_(a[:, :3 * H], k["bound"][:3 * H], cache["clipped"][t, :n, :3 * H])
         np.tanh(a[:, :3 * H], out=a[:, :3 * H])
         i, f, g = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H]
         ifo = a[:, :2 * H]
@@ -67,6 +80,8 @@ class LSTMCell:
         o = a[:, 3 * H:]
         if self.peepholes:
             o += k["P_half"][2] * c_out
+        if self.clip:
+            clip_(o, k["bound"][3 * H:], cache["clipped"][t, :n, 3 * H:])
         np.tanh(o, out=o)
         o *= 0.5
         o += 0.5
@@ -92,6 +107,8 @@ class LSTMCell:
         if self.peepholes:                                       # (dC_t also gets p_o * da_o)
             np.multiply(o, 1 - o, out=tmp)
             da_o *= tmp
+            if self.clip:
+                da_o[cache["clipped"][t, :n, 3 * H:]] = 0
             dc += da_o * k["P"][2]
         np.multiply(dc, g, out=da_i)
         np.multiply(dc, c_prev, out=da_f)
@@ -104,6 +121,8 @@ class LSTMCell:
             dgx[:, :3 * H] *= slope[:, :3 * H]                   # o was done above
         else:
             dgx *= slope
+        if self.clip:                                            # clamped: no gradient
+            dgx[cache["clipped"][t, :n]] = 0
         dc *= f                                                  # dL/dC_{t-1}
         if self.peepholes:
             dc += da_i * k["P"][0] + da_f * k["P"][1]

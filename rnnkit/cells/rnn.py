@@ -2,6 +2,9 @@
 
     h_t = f(W_xh x_t + b_xh + W_hh h_{t-1} + b_hh),   f = tanh (default) or relu
 
+With ``clip`` (as the ONNX operators' attribute) every pre-activation is clamped to
+[-clip, clip] before f; its gradient is zero where that bound was hit.
+
 The notes write one bias b_h; rnnkit keeps PyTorch's two (b_h = b_xh + b_hh) so that weights
 move between the two libraries exactly. Note 000's worked example is b_xh = 0.1, b_hh = 0.
 
@@ -19,14 +22,27 @@ from rnnkit.errors import fail
 NONLINEARITIES = ("tanh", "relu")
 
 
+def check_clip(clip) -> float | None:
+    if clip is not None and not (isinstance(clip, (int, float)) and clip > 0):
+        fail("clip", "None or a positive threshold", repr(clip))
+    return None if clip is None else float(clip)
+
+
+def clip_(a: np.ndarray, bound, mask: np.ndarray) -> None:
+    """Clamp pre-activations to [-bound, bound] in place (ONNX's `clip`), noting where in mask."""
+    np.greater(np.abs(a), bound, out=mask)
+    np.clip(a, -bound, bound, out=a)
+
+
 class ElmanCell:
     n_gates = 1
     has_cell_state = False
 
-    def __init__(self, nonlinearity: str = "tanh"):
+    def __init__(self, nonlinearity: str = "tanh", clip: float | None = None):
         if nonlinearity not in NONLINEARITIES:
             fail("nonlinearity", f"one of {NONLINEARITIES}", repr(nonlinearity))
         self.nonlinearity = nonlinearity
+        self.clip = check_clip(clip)
 
     def prepare(self, p: dict) -> dict:
         """Weights laid out for the time loop: transposed, both biases in the input part."""
@@ -35,12 +51,16 @@ class ElmanCell:
                 "W_xh": p["W_xh"].copy()}
 
     def alloc(self, T: int, N: int, H: int, dtype) -> dict:
-        return {}  # the layer output h_t is all backward needs: f'(a) is a function of h_t
+        # the layer output h_t is all backward needs (f'(a) is a function of h_t), and with
+        # clipping where the pre-activation was clamped (its gradient is zero there)
+        return {"clipped": np.zeros((T, N, H), bool)} if self.clip else {}
 
     def step(self, k, cache, t, n, gx, h_prev, c_prev, h_out, c_out):
         # h_t = f(W_xh x_t + b + W_hh h_{t-1}); gx[t] already holds W_xh x_t + b
         np.matmul(h_prev, k["Wh_T"], out=h_out)
         h_out += gx
+        if self.clip:
+            clip_(h_out, self.clip, cache["clipped"][t, :n])
         if self.nonlinearity == "tanh":
             np.tanh(h_out, out=h_out)
         else:
@@ -54,6 +74,8 @@ class ElmanCell:
             dgx *= dh
         else:
             np.multiply(dh, h > 0, out=dgx)         # relu'(a) = [h > 0]
+        if self.clip:
+            dgx[cache["clipped"][t, :n]] = 0
         np.matmul(dgx, k["W_hh"], out=dh)
 
     def recurrent_grads(self, p, cache, dGx, dGh, Hprev2d, grads, prefix):

@@ -16,14 +16,8 @@ W, R, B and P are initializers or Constants. Every attribute is honoured or refu
 * ``activations``: the defaults (RNN Tanh, or Relu; LSTM Sigmoid, Tanh, Tanh; GRU Sigmoid,
   Tanh), the same for both directions; any other activation, ``activation_alpha`` /
   ``activation_beta`` and LSTM ``input_forget=1`` raise ``RnnkitError`` naming them;
-* ``clip``: ONNX clips every gate's pre-activation to [-clip, clip] (onnxruntime does; the
-  LSTM cell state is not clipped). rnnkit's engine has no clipping, so the node runs on the
-  engine and the result is checked: where no pre-activation left [-clip, clip] (the usual
-  case for a safety threshold), clipping changed nothing and the result is exact; where it
-  would have, ``RnnkitError`` says so instead of returning a different answer. The check
-  reads the activations the engine's scan recorded: the activations are monotone, so a
-  pre-activation is outside [-clip, clip] exactly when its activation is outside
-  [act(-clip), act(clip)].
+* ``clip``: every gate's pre-activation is clamped to [-clip, clip] before its activation
+  (the LSTM cell state is not, as in onnxruntime): the engine's cells take ``clip``.
 
 The other operators are NumPy (``rnnkit.interop.onnx_ops``). Feeds are checked against the
 graph's declared inputs (names, element types, fixed dimensions) before anything runs.
@@ -85,6 +79,8 @@ class _Recurrent:
         self.options = {"nonlinearity": nonlinearity} if cls is RNN else {}
         if cls is GRU:
             self.options["reset_after"] = self.reset_after
+        if self.clip is not None:
+            self.options["clip"] = float(self.clip)
         self.layer = None
 
     def _activations(self, attrs: dict, defaults: tuple) -> str:
@@ -160,44 +156,15 @@ class _Recurrent:
         h = self._state(h0, "initial_h", N, H, dtype)
         state = (h, self._state(c0, "initial_c", N, H, dtype)) if self.cls is LSTM else h
         try:
-            out, final, cache = layer.forward(x, state, lens)
+            out, final, _ = layer.forward(x, state, lens)
         except RnnkitError as e:
             raise RnnkitError(f"{self.where}: {e}") from None
-        if self.clip is not None:
-            _check_clip_inactive(layer, cache, self.clip, self.where)
         Y = out.reshape(N, T, self.dirs, H)
         Y = Y.transpose(1, 2, 0, 3) if self.layout == 0 else Y
         finals = list(final) if self.cls is LSTM else [final]
         if self.layout == 1:
             finals = [f.transpose(1, 0, 2) for f in finals]
         return [np.ascontiguousarray(a) for a in [Y, *finals][:n_outputs]]
-
-
-def _check_clip_inactive(layer, cache: dict, clip: float, where: str) -> None:
-    """Raise unless every gate pre-activation of the run lay in [-clip, clip] (module doc).
-
-    Reads the recorded activations of ``rnnkit.layers.scan``: "gates" (LSTM i, f, C~, o;
-    GRU r, z, h~) or, for the Elman RNN, the outputs h_t; rows [:n_active[t]] are real.
-    """
-    half, c = layer.dtype.type(0.5), layer.dtype.type(clip)
-    sig_hi, sig_lo = np.tanh(c * half) * half + half, np.tanh(-c * half) * half + half
-    if layer.cell.n_gates == 1:                     # relu: only its upper side can clip
-        bounds = [(np.tanh(c), -np.tanh(c)) if layer.cell.nonlinearity == "tanh" else (c, -np.inf)]
-    else:                                           # gate 2 (C~, h~) is the tanh one
-        bounds = [(np.tanh(c), -np.tanh(c)) if g == 2 else (sig_hi, sig_lo)
-                  for g in range(layer.cell.n_gates)]
-    for scan in cache["layers"][0][1]:
-        acts = scan["gates"] if layer.cell.n_gates > 1 else scan["out"]      # (T, N, G*H)
-        T, N, GH = acts.shape
-        valid = np.arange(N)[None, :] < scan["n_active"][:, None]           # (T, N)
-        a = acts[valid].reshape(-1, len(bounds), GH // len(bounds))
-        names = {1: ("h",), 3: ("r", "z", "h~"), 4: ("i", "f", "c~", "o")}[len(bounds)]
-        for name, (hi, lo), gate in zip(names, bounds, np.moveaxis(a, 1, 0)):
-            if gate.size and (gate.max() > hi or gate.min() < lo):
-                raise RnnkitError(
-                    f"{where}: attribute clip={clip}: expected every gate pre-activation in "
-                    f"[-{clip}, {clip}] (rnnkit's engine has no clipping and runs clip only "
-                    f"where it changes nothing), got gate {name} beyond it on this input")
 
 
 class OnnxGraph:

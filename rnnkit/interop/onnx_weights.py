@@ -84,7 +84,8 @@ def onnx_attributes(layer, layer_index: int = 0) -> dict:
     """The ONNX node attributes that make the operator compute what layer `layer_index` does.
 
     hidden_size, direction ("forward", "reverse" or "bidirectional"), and for an RNN the
-    activations (one per direction), for a GRU linear_before_reset (1 = reset_after=True).
+    activations (one per direction), for a GRU linear_before_reset (1 = reset_after=True),
+    and clip when the cells clip.
     Layout is ONNX's default 0 (seq-major): transpose rnnkit's batch-first tensors or add
     ``layout=1`` yourself.
     """
@@ -100,6 +101,8 @@ def onnx_attributes(layer, layer_index: int = 0) -> dict:
         attrs["activations"] = [act] * layer.dirs
     elif cls is GRUCell:
         attrs["linear_before_reset"] = int(bool(layer.cell.reset_after))
+    if layer.cell.clip:
+        attrs["clip"] = float(layer.cell.clip)
     return attrs
 
 

@@ -21,7 +21,7 @@ both sides, so a torch module built with ``batch_first=True`` and the same sizes
 exactly what the rnnkit layer computes.
 
 Layers PyTorch cannot express raise ``RnnkitError``: LSTM with peepholes, GRU with
-``reset_after=False`` and unidirectional ``reverse=True`` layers.
+``reset_after=False``, unidirectional ``reverse=True`` layers and clipping cells.
 """
 from __future__ import annotations
 
@@ -45,6 +45,9 @@ def _check_expressible(layer) -> None:
     if layer.reverse:
         fail("layer", "reverse=False (torch has no reversed unidirectional layer)",
              "reverse=True")
+    if layer.cell.clip:
+        fail("layer", "clip=None (torch's recurrent layers do not clip)",
+             f"clip={layer.cell.clip}")
 
 
 def _directions(layer):

@@ -6,7 +6,8 @@
   what costs there;
 - otherwise the recurrent product by NumPy's BLAS and all gate arithmetic of a step in one
   compiled pass (LSTM, GRU with reset after);
-- otherwise (float64, peepholes, GRU reset-before, no numba) the reference in rnnkit.cells.
+- otherwise (float64, peepholes, GRU reset-before, clip, no numba) the reference in
+  rnnkit.cells.
 Every fast path fills the same cache as the reference and is pinned to it by tests.
 ``reference_only()`` switches the fast paths off, e.g. to compare.
 """
@@ -36,7 +37,7 @@ def reference_only():
 
 def select(cell, dtype, N: int, H: int):
     """The fast kernel for this cell and size, or None for the reference path."""
-    if not _enabled or np.dtype(dtype) != np.float32:
+    if not _enabled or np.dtype(dtype) != np.float32 or getattr(cell, "clip", None):
         return None
     from rnnkit.kernels.gru import GRUKernel
     from rnnkit.kernels.lstm import LSTMKernel

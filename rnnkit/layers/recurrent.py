@@ -187,16 +187,19 @@ class RNN(Recurrent):
     """Elman RNN layer: h_t = f(W_xh x_t + b_xh + W_hh h_{t-1} + b_hh), f = tanh or relu."""
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, *,
-                 nonlinearity: str = "tanh", **kwargs):
-        super().__init__(ElmanCell(nonlinearity), input_size, hidden_size, num_layers, **kwargs)
+                 nonlinearity: str = "tanh", clip: float | None = None, **kwargs):
+        super().__init__(ElmanCell(nonlinearity, clip), input_size, hidden_size, num_layers,
+                         **kwargs)
 
 
 class LSTM(Recurrent):
     """LSTM layer (see ``rnnkit.cells.lstm``); ``forget_bias`` sets b_xf (b_hf = 0) if given."""
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, *,
-                 peepholes: bool = False, forget_bias: float | None = None, **kwargs):
-        super().__init__(LSTMCell(peepholes), input_size, hidden_size, num_layers, **kwargs)
+                 peepholes: bool = False, forget_bias: float | None = None,
+                 clip: float | None = None, **kwargs):
+        super().__init__(LSTMCell(peepholes, clip), input_size, hidden_size, num_layers,
+                         **kwargs)
         if forget_bias is not None:
             H = hidden_size
             for name, b in self.params.items():
@@ -210,5 +213,6 @@ class GRU(Recurrent):
     """GRU layer in the notes' convention h_t = (1 - z) h_{t-1} + z h~ (see ``rnnkit.cells.gru``)."""
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, *,
-                 reset_after: bool = True, **kwargs):
-        super().__init__(GRUCell(reset_after), input_size, hidden_size, num_layers, **kwargs)
+                 reset_after: bool = True, clip: float | None = None, **kwargs):
+        super().__init__(GRUCell(reset_after, clip), input_size, hidden_size, num_layers,
+                         **kwargs)

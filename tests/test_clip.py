@@ -1,6 +1,7 @@
 """ONNX-style `clip` in the cells: gradients by finite differences, effect, and refusals."""
 import numpy as np
 import pytest
+from gradcheck import check_sampled_params
 
 import rnnkit
 from rnnkit import RnnkitError
@@ -38,17 +39,7 @@ def test_clipped_gradients_match_finite_differences(kind):
     clipped = cache["layers"][0][1][0]["clipped"]
     assert 0.1 < clipped.mean() < 0.9                      # the bound really binds, often
     dx, _ = layer.backward(R, None, cache)
-    for name, p in layer.params.items():
-        flat = p.reshape(-1)
-        for i in rng.choice(flat.size, size=min(6, flat.size), replace=False):
-            old = flat[i]
-            flat[i] = old + 1e-7
-            up = loss()
-            flat[i] = old - 1e-7
-            down = loss()
-            flat[i] = old
-            assert layer.grads[name].reshape(-1)[i] == pytest.approx(
-                (up - down) / 2e-7, rel=1e-5, abs=1e-7), name
+    check_sampled_params(layer, loss, rng, samples=6, eps=1e-7, abs=1e-7)
 
 
 @pytest.mark.parametrize("kind", list(LAYERS))

@@ -7,6 +7,7 @@ parameter, of the input and of the initial state is perturbed.
 """
 import numpy as np
 import pytest
+from gradcheck import numeric_grad
 
 from rnnkit import GRU, LSTM, RNN, Dense, Embedding, last_step_backward, last_step_forward
 
@@ -18,23 +19,6 @@ LENGTHS = np.array([2, 1, 4])          # unsorted; the sort permutation is a 3-c
 
 
 # ----------------------------------------------------------------------------- helpers
-def numeric_grad(f, arr, eps=EPS):
-    """Central differences of the scalar f() w.r.t. every entry of `arr` (perturbed in place)."""
-    assert arr.dtype == np.float64 and arr.flags.c_contiguous
-    flat = arr.reshape(-1)
-    assert np.shares_memory(flat, arr)
-    g = np.zeros(arr.size)
-    for i in range(arr.size):
-        old = flat[i]
-        flat[i] = old + eps
-        f_plus = f()
-        flat[i] = old - eps
-        f_minus = f()
-        flat[i] = old
-        g[i] = (f_plus - f_minus) / (2 * eps)
-    return g.reshape(arr.shape)
-
-
 def check(analytic, f, arr, name):
     numeric = numeric_grad(f, arr)
     assert analytic.shape == arr.shape, name

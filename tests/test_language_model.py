@@ -1,6 +1,7 @@
 """The language model composition: gradients by finite differences, generation, batching."""
 import numpy as np
 import pytest
+from gradcheck import check_sampled_params
 
 from rnnkit.data import CharVocab, bundled_text, lm_batches
 from rnnkit.losses import softmax_cross_entropy
@@ -24,17 +25,7 @@ def test_language_model_gradients_match_finite_differences(cell):
     logits, _, cache = model.forward(ids, lengths=lengths)
     _, dlogits = softmax_cross_entropy(logits, targets, lengths)
     model.backward(dlogits, cache)
-    for name, p in model.params.items():
-        flat = p.reshape(-1)
-        for i in rng.choice(flat.size, size=min(6, flat.size), replace=False):
-            old = flat[i]
-            flat[i] = old + 1e-6
-            up = loss()
-            flat[i] = old - 1e-6
-            down = loss()
-            flat[i] = old
-            numeric = (up - down) / 2e-6
-            assert model.grads[name].reshape(-1)[i] == pytest.approx(numeric, rel=1e-5, abs=1e-9), name
+    check_sampled_params(model, loss, rng, samples=6)
 
 
 def test_generate_is_deterministic_given_a_seed_and_uses_the_vocabulary():

@@ -63,7 +63,7 @@ def build_rnnkit(cell, x, R, sd, threads):
         return loss, dx
 
     def infer():
-        return layer.forward(x)     # training=False is the default; the cache is always built
+        return layer.forward(x, grad=False)     # inference: no BPTT cache is kept
 
     def check():
         loss, dx = train()

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from gradcheck import numeric_grad
 
-from rnnkit import GRU, LSTM, RNN, Dense, Embedding
+from rnnkit import GRU, LSTM, RNN, Dense, Embedding, RnnkitError
 
 N, T, D, H = 3, 6, 3, 4
 LENGTHS = np.array([4, 2, 6])          # unsorted; the sort permutation is a 3-cycle
@@ -445,3 +445,21 @@ def test_bidirectional_halves_are_forward_and_reverse_layers(cell):
     # the reverse half's final state summarises step 0
     out, st, _ = bi.forward(x, None, LENGTHS)
     np.testing.assert_allclose(arrays(st)[0][1], out[:, 0, H:], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_inference_without_a_cache_equals_the_training_forward(cell, dtype):
+    layer = make(cell, D, H, num_layers=2, bidirectional=True, dtype=dtype, seed=13)
+    rng = np.random.default_rng(14)
+    x = rng.standard_normal((N, T, D)).astype(dtype)
+    state = random_state(cell, (4, N, H), rng, dtype)
+    out, final, cache = layer.forward(x, state, LENGTHS)
+    out2, final2, cache2 = layer.forward(x, state, LENGTHS, grad=False)
+    assert cache is not None and cache2 is None
+    tol = 1e-6 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(out2, out, rtol=tol, atol=tol)
+    for a, b in zip(arrays(final2), arrays(final)):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+    with pytest.raises(RnnkitError, match="cache: expected the cache of a forward"):
+        layer.backward(np.zeros_like(out), None, cache2)

@@ -156,7 +156,7 @@ class _Recurrent:
         h = self._state(h0, "initial_h", N, H, dtype)
         state = (h, self._state(c0, "initial_c", N, H, dtype)) if self.cls is LSTM else h
         try:
-            out, final, _ = layer.forward(x, state, lens)
+            out, final, _ = layer.forward(x, state, lens, grad=False)
         except RnnkitError as e:
             raise RnnkitError(f"{self.where}: {e}") from None
         Y = out.reshape(N, T, self.dirs, H)

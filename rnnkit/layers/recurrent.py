@@ -91,8 +91,11 @@ class Recurrent:
                            layout=layout), None
 
     def forward(self, x: np.ndarray, state=None, lengths=None, *, training: bool = False,
-                rng: np.random.Generator | None = None):
-        """x (N, T, D) -> (out (N, T, dirs*H), final state, cache)."""
+                rng: np.random.Generator | None = None, grad: bool = True):
+        """x (N, T, D) -> (out (N, T, dirs*H), final state, cache).
+
+        grad=False is inference: nothing is kept for backward (the cache is None), which
+        saves the memory and the writes of the BPTT cache."""
         x = check_array("x", x, ndim=3, shape=(None, None, self.input_size), dtype=self.dtype,
                         layout="(N, T, D)")
         N, T, _ = x.shape
@@ -125,7 +128,7 @@ class Recurrent:
                 out, h, c, cache = scan_forward(
                     self.cell, self._direction(layer, direction), seq, h0[i],
                     None if c0 is None else c0[i], n_active,
-                    reverse=(direction == 1) != self.reverse)
+                    reverse=(direction == 1) != self.reverse, grad=grad)
                 h_n[i] = h
                 if c is not None:
                     c_n[i] = c
@@ -140,6 +143,8 @@ class Recurrent:
             c_n = None if c_n is None else c_n[:, inv]
         out = np.ascontiguousarray(out)
         state_out = (h_n, c_n) if self.cell.has_cell_state else h_n
+        if not grad:
+            return out, state_out, None
         return out, state_out, {"layers": layer_caches, "perm": perm, "N": N, "T": T}
 
     def backward(self, dout: np.ndarray | None, dstate, cache: dict):
@@ -147,6 +152,8 @@ class Recurrent:
 
         Adds the parameter gradients into ``self.grads``.
         """
+        if not isinstance(cache, dict):
+            fail("cache", "the cache of a forward(..., grad=True)", type(cache).__name__)
         N, T, perm = cache["N"], cache["T"], cache["perm"]
         H = self.hidden_size
         if dout is None:

@@ -16,17 +16,29 @@ import numpy as np
 from rnnkit import kernels
 
 
+def _one_row(shape: tuple, dtype) -> np.ndarray:
+    """A writable (T, ...) view of ONE (...) buffer: every step writes the same memory."""
+    row = np.zeros(shape[1:], dtype)
+    return np.lib.stride_tricks.as_strided(row, shape, (0,) + row.strides)
+
+
 def scan_forward(cell, p: dict, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | None,
-                 n_active: np.ndarray, reverse: bool):
+                 n_active: np.ndarray, reverse: bool, grad: bool = True):
     """x (T, N, D), h0/c0 (N, H) -> out (T, N, H), h_T (N, H), c_T (N, H) or None, cache.
 
     The cache holds its own copy of the weights, so backward differentiates the forward that
-    made it even if the parameters were updated in between.
+    made it even if the parameters were updated in between. With grad=False nothing is kept
+    for backward: the per-step buffers backward would read (previous states, cell states,
+    tanh C, ...) become one row each, rewritten every step, instead of T.
     """
     T, N, D = x.shape
     H = h0.shape[1]
     k = cell.prepare(p)
     cache = cell.alloc(T, N, H, x.dtype)
+    keep = np.zeros if grad else _one_row
+    if not grad:
+        cache.update({name: _one_row(a.shape, a.dtype) for name, a in cache.items()
+                      if a.ndim == 3 and name != "gates"})
     if "gates" in cache:          # the cell turns the projection into activations in place
         gx = cache["gates"]                                               # (T, N, G*H)
         np.matmul(x.reshape(T * N, D), k["Wx_T"], out=gx.reshape(T * N, -1))
@@ -34,11 +46,11 @@ def scan_forward(cell, p: dict, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | 
     else:
         gx = (x.reshape(T * N, D) @ k["Wx_T"] + k["bx"]).reshape(T, N, -1)
     out = np.zeros((T, N, H), x.dtype)
-    h_prev = np.zeros((T, N, H), x.dtype)
+    h_prev = keep((T, N, H), x.dtype)
     h = h0.copy()
     if cell.has_cell_state:
-        cache["c"] = np.zeros((T, N, H), x.dtype)
-        cache["c_prev"] = np.zeros((T, N, H), x.dtype)
+        cache["c"] = keep((T, N, H), x.dtype)
+        cache["c_prev"] = keep((T, N, H), x.dtype)
         c = c0.copy()
     fast = kernels.select(cell, x.dtype, N, H)
     if fast is not None:

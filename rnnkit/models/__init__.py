@@ -2,7 +2,7 @@
 
 Every model has ``config`` (the constructor's keyword arguments, JSON-able), ``params`` and
 ``grads`` (flat dicts with the same keys), ``zero_grad()``,
-``forward(inputs, state, lengths, training=, rng=) -> (outputs, state, cache)`` and
+``forward(inputs, state, lengths, training=, rng=, grad=) -> (outputs, state, cache)`` and
 ``backward(doutputs, cache)``: all a trainer or a checkpoint needs to know.
 """
 from rnnkit.errors import fail

@@ -33,7 +33,7 @@ class LanguageModel(SequenceModel):
         if not temperature > 0:
             fail("temperature", "a positive number", repr(temperature))
         rng = as_rng(rng)
-        logits, state, _ = self.forward(np.asarray([prime]))
+        logits, state, _ = self.forward(np.asarray([prime]), grad=False)
         z, out = logits[0, -1], []
         for _ in range(length):
             z = z.astype(np.float64) / temperature

@@ -69,17 +69,22 @@ class SequenceModel:
         return np.concatenate(list(h_n[-dirs:]), axis=1)
 
     def forward(self, inputs, state=None, lengths=None, *, training: bool = False,
-                rng: np.random.Generator | None = None):
-        """(N, T) ids or (N, T, D) features -> outputs (N, T, V) or (N, V), final state, cache."""
+                rng: np.random.Generator | None = None, grad: bool = True):
+        """(N, T) ids or (N, T, D) features -> outputs (N, T, V) or (N, V), final state, cache.
+
+        grad=False is inference: nothing is kept for backward and the cache is None."""
         if self.embed is not None:
             x, emb_cache = self.embed.forward(inputs)
         else:
             x, emb_cache = inputs, None
-        h, state, rnn_cache = self.rnn.forward(x, state, lengths, training=training, rng=rng)
+        h, state, rnn_cache = self.rnn.forward(x, state, lengths, training=training, rng=rng,
+                                               grad=grad)
         if self.readout == "last":
             h_n = state[0] if isinstance(state, tuple) else state
             h = self._top_state(h_n)
         y, head_cache = self.head.forward(h)
+        if not grad:
+            return y, state, None
         return y, state, (emb_cache, rnn_cache, head_cache, h.shape)
 
     def backward(self, doutputs: np.ndarray, cache, dstate=None) -> np.ndarray | None:
@@ -126,5 +131,5 @@ class SequenceModel:
             fail("x_t", "a 1-d array (N,) of token ids" if want == 1 else
                  "a 2-d array (N, D) of features", f"shape {x.shape}")
         x = x[:, None]
-        y, state, _ = self.forward(x, state)
+        y, state, _ = self.forward(x, state, grad=False)
         return (y[:, 0] if self.readout == "steps" else y), state

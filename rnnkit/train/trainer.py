@@ -1,7 +1,7 @@
 """The trainer: model + loss + optimiser + data, and nothing about recurrent internals.
 
 It needs a model with ``params``, ``grads``, ``config``, ``zero_grad()``,
-``forward(inputs, state, lengths, training=, rng=) -> (outputs, state, cache)`` and
+``forward(inputs, state, lengths, training=, rng=, grad=) -> (outputs, state, cache)`` and
 ``backward(doutputs, cache)``; a loss ``loss_fn(outputs, targets, lengths) -> (loss, doutputs)``;
 an optimiser from ``rnnkit.optim``; and data sources (``rnnkit.data.batch.DataSource``).
 
@@ -103,7 +103,7 @@ class Trainer:
         total, count, state = 0.0, 0, None
         for batch in data.batches(0):
             outputs, state, _ = self.model.forward(batch.inputs, state if data.stateful else None,
-                                                   batch.lengths)
+                                                   batch.lengths, grad=False)
             loss, _ = self.loss_fn(outputs, batch.targets, batch.lengths)
             total, count = total + loss * batch.size, count + batch.size
         return total / max(count, 1)

@@ -231,3 +231,12 @@ def test_non_finite_loss_stops_with_a_clear_error():
     trainer.loss_fn = lambda outputs, targets, lengths: (float("nan"), np.zeros_like(outputs))
     with pytest.raises(RnnkitError, match="loss: expected a finite value, got nan at step 0"):
         trainer.fit()
+
+
+def test_the_final_weights_are_validated_even_off_the_validation_interval(tmp_path):
+    trainer = make_trainer(tmp_path, max_steps=7, val_every=5)
+    trainer.fit()
+    rows = [r for r in read_metrics(tmp_path / "metrics.jsonl") if r["kind"] == "validation"]
+    assert [r["step"] for r in rows] == [5, 7]
+    assert rows[-1]["val_loss"] == pytest.approx(trainer.evaluate(trainer.val_data), rel=1e-12)
+    assert trainer.best_val == min(r["val_loss"] for r in rows)

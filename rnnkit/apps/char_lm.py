@@ -89,8 +89,8 @@ def _sample(model: LanguageModel, vocab: CharVocab, cfg: CharLMConfig, seed: int
 def _finish(trainer: Trainer, vocab: CharVocab, cfg: CharLMConfig, log) -> dict:
     summary = trainer.fit()
     val = trainer.evaluate(trainer.val_data)
-    log(f"validation loss: {val:.4f} nats/char after {trainer.step} batches "
-        f"(best {trainer.best_val:.4f}); run folder {trainer.run_dir}")
+    log(f"validation loss: {val:.4f} nats/char after {trainer.step} batches (best during the "
+        f"run {trainer.best_val:.4f}, weights in best.safetensors); run folder {trainer.run_dir}")
     text = _sample(trainer.model, vocab, cfg, trainer.config.seed)
     log(f"\n--- sample (temperature {cfg.temperature}) ---\n{text}")
     return dict(summary, val_loss=val, sample=text)

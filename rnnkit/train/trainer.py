@@ -54,6 +54,7 @@ class Trainer:
         self.step = self.epoch = self.batch_in_epoch = 0
         self.carry = None                       # recurrent state carried between batches
         self.best_val, self.bad_validations, self.should_stop = math.inf, 0, False
+        self.validated_at = -1                  # the step of the latest validation
         self.callbacks = list(callbacks)
         if config.progress:
             self.callbacks.append(ProgressBar())
@@ -112,6 +113,7 @@ class Trainer:
         if self.val_data is None:
             return
         val = self.evaluate(self.val_data)
+        self.validated_at = self.step
         improved = val < self.best_val
         if improved:
             self.best_val, self.bad_validations = val, 0
@@ -151,6 +153,8 @@ class Trainer:
                 self.epoch, self.batch_in_epoch, self.carry = self.epoch + 1, 0, None
                 if not self.config.val_every:
                     self.validate()
+        if self.validated_at != self.step:         # the final weights are validated too
+            self.validate()
         if self.run_dir is not None:
             self.save_checkpoint()
         for cb in self.callbacks:

@@ -8,8 +8,9 @@ parameter, of the input and of the initial state is perturbed.
 import numpy as np
 import pytest
 from gradcheck import numeric_grad
+from layer_cases import CELLS
 
-from rnnkit import GRU, LSTM, RNN, Dense, Embedding, last_step_backward, last_step_forward
+from rnnkit import Dense, Embedding, last_step_backward, last_step_forward
 
 EPS = 1e-6
 RTOL = 1e-6
@@ -36,14 +37,6 @@ def state_arrays(state):
     return list(state) if isinstance(state, tuple) else [state]
 
 
-CELLS = {
-    "rnn_tanh": lambda *a, **kw: RNN(*a, nonlinearity="tanh", **kw),
-    "rnn_relu": lambda *a, **kw: RNN(*a, nonlinearity="relu", **kw),
-    "lstm": lambda *a, **kw: LSTM(*a, **kw),
-    "lstm_peep": lambda *a, **kw: LSTM(*a, peepholes=True, **kw),
-    "gru_after": lambda *a, **kw: GRU(*a, reset_after=True, **kw),
-    "gru_before": lambda *a, **kw: GRU(*a, reset_after=False, **kw),
-}
 
 CONFIGS = {
     "single": dict(kw={}, lengths=None, state=False),

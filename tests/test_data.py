@@ -17,7 +17,6 @@ from rnnkit.data import (Batch, CharVocab, MinMaxScaler, SequenceDataset, Standa
 from rnnkit.errors import check_lengths
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"no shared data at {SHARED}")
 AIRLINE = SHARED / "timeseries" / "airline_passengers.csv"
 ROTTEN = SHARED / "sentiment" / "rotten_tomatoes.csv"
 
@@ -142,7 +141,6 @@ def test_missing_corrupt_or_foreign_vocab_files_raise_naming_the_file(tmp_path):
             load_vocab(path)
 
 
-@needs_shared
 def test_word_vocab_on_rotten_tomatoes_has_a_sane_size():
     with ROTTEN.open(newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
@@ -409,7 +407,6 @@ def test_window_dataset_deterministic_per_seed_and_epoch():
     raises(lambda: WindowDataset(X[..., 0], y, 10), "X")
 
 
-@needs_shared
 def test_load_airline_passengers_and_prepare_a_forecast():
     with AIRLINE.open(newline="") as f:
         rows = list(csv.reader(f))

@@ -15,7 +15,7 @@ from rnnkit.errors import RnnkitError
 from rnnkit.interop.torch_models import from_torch, to_torch
 from rnnkit.models import SequenceModel
 
-torch = pytest.importorskip("torch")
+import torch  # noqa: E402  (the test extra installs it; must run in CI)
 torch.set_num_threads(1)
 
 N, T, D, H, V = 4, 6, 3, 5, 9

@@ -10,7 +10,7 @@ import rnnkit
 from rnnkit.errors import RnnkitError
 from rnnkit.models import LanguageModel, SequenceModel
 
-safetensors_numpy = pytest.importorskip("safetensors.numpy")
+import safetensors.numpy as safetensors_numpy  # noqa: E402
 
 MODELS = {
     "classifier": lambda: SequenceModel(vocab_size=11, embed_dim=4, hidden_size=5,

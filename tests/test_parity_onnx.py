@@ -32,14 +32,11 @@ from rnnkit.errors import RnnkitError
 from rnnkit.interop.onnx_weights import (from_onnx_weights, onnx_attributes, onnx_op_type,
                                          to_onnx_weights)
 
-onnx = pytest.importorskip("onnx")
+import onnx  # noqa: E402  (the test extra installs it; these tests must run in CI)
 from onnx import TensorProto, helper  # noqa: E402
 from onnx.reference import ReferenceEvaluator  # noqa: E402
 
-try:
-    import onnxruntime as ort
-except ImportError:                                   # pragma: no cover
-    ort = None
+import onnxruntime as ort  # noqa: E402
 
 N, T, D, H = 4, 5, 3, 4
 LENS = np.array([3, 5, 1, 4])             # unsorted, includes the full length T and 1
@@ -220,10 +217,6 @@ def test_reference_evaluator_ignores_sequence_lens():
 
 # --------------------------------------------------------------------- onnxruntime parity
 
-needs_ort = pytest.mark.skipif(ort is None, reason="onnxruntime not installed")
-
-
-@needs_ort
 @pytest.mark.parametrize("with_state", [False, True])
 @pytest.mark.parametrize("lengths", [None, "var"])
 @pytest.mark.parametrize("direction", list(DIRECTIONS))

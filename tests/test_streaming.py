@@ -58,7 +58,6 @@ def _run_example(model_dir, lines):
                           timeout=120, check=True)
 
 
-@pytest.mark.skipif(not DATA.is_file(), reason="shared airline passengers data not present")
 def test_stream_forecast_example(tmp_path):
     values = np.loadtxt(DATA, delimiter=",", skiprows=1, usecols=1)
     first = _run_example(tmp_path / "model", [f"{v:g}" for v in values[:30]])

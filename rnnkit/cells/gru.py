@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit import workspace
 from rnnkit.cells.rnn import check_clip, clip_
 
 
@@ -64,13 +65,14 @@ class GRUCell:
             k["Whn_T"] = np.ascontiguousarray(Wh_T[:, 2 * H:])
         return k
 
-    def alloc(self, T, N, H, dtype):
+    def alloc(self, T, N, H, dtype, n_active):
         # gates: r, z, h~ after activation; hn: W_hh h_{t-1} + b_hh of h~ (reset after) or
         # r * h_{t-1} (reset before), the two quantities backward cannot cheaply recompute.
         # gates holds the input projection W_xh x_t + b on entry to step t
-        cache = {"gates": np.zeros((T, N, 3 * H), dtype), "hn": np.zeros((T, N, H), dtype),
-                 "gh": np.empty((N, 3 * H), dtype), "tmp": np.empty((N, H), dtype),
-                 "slope": np.empty((N, 3 * H), dtype)}
+        cache = {"gates": workspace.empty((T, N, 3 * H), dtype),
+                 "hn": workspace.time_major((T, N, H), dtype, n_active),
+                 "gh": workspace.empty((N, 3 * H), dtype), "tmp": np.empty((N, H), dtype),
+                 "slope": workspace.empty((N, 3 * H), dtype)}
         if self.clip:
             cache["clipped"] = np.zeros((T, N, 3 * H), bool)
         return cache

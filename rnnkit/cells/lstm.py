@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit import workspace
 from rnnkit.cells.rnn import check_clip, clip_
 
 
@@ -48,11 +49,12 @@ class LSTMCell:
             k["bound"] = self.clip * scale          # the gates' inputs arrive scaled
         return k
 
-    def alloc(self, T, N, H, dtype):
+    def alloc(self, T, N, H, dtype, n_active):
         # gates: the input projection W_xh x_t + b on entry to step t, i, f, C~, o after it
-        cache = {"gates": np.zeros((T, N, 4 * H), dtype),
-                 "tanh_c": np.zeros((T, N, H), dtype), "tmp": np.empty((N, H), dtype),
-                 "rec": np.empty((N, 4 * H), dtype), "slope": np.empty((N, 4 * H), dtype)}
+        cache = {"gates": workspace.empty((T, N, 4 * H), dtype),
+                 "tanh_c": workspace.time_major((T, N, H), dtype, n_active),
+                 "tmp": np.empty((N, H), dtype), "rec": workspace.empty((N, 4 * H), dtype),
+                 "slope": workspace.empty((N, 4 * H), dtype)}
         if self.clip:
             cache["clipped"] = np.zeros((T, N, 4 * H), bool)
         return cache

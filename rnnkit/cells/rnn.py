@@ -50,7 +50,7 @@ class ElmanCell:
                 "Wh_T": np.ascontiguousarray(p["W_hh"].T), "W_hh": p["W_hh"].copy(),
                 "W_xh": p["W_xh"].copy()}
 
-    def alloc(self, T: int, N: int, H: int, dtype) -> dict:
+    def alloc(self, T: int, N: int, H: int, dtype, n_active) -> dict:
         # the layer output h_t is all backward needs (f'(a) is a function of h_t), and with
         # clipping where the pre-activation was clamped (its gradient is zero there)
         return {"clipped": np.zeros((T, N, H), bool)} if self.clip else {}

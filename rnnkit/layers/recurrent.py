@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit import workspace
 from rnnkit.cells import ElmanCell, GRUCell, LSTMCell
 from rnnkit.errors import check_array, check_lengths, fail
 from rnnkit.init import as_rng, recurrent_params
@@ -112,7 +113,8 @@ class Recurrent:
             c0 = None if c0 is None else c0[:, perm]
         n_active = (lens[None, :] > np.arange(T)[:, None]).sum(axis=1)      # (T,)
         rng = rng if rng is not None else self.rng
-        seq = np.ascontiguousarray(x.transpose(1, 0, 2))                      # (T, N, D)
+        seq = workspace.empty((T, N, self.input_size), self.dtype)             # (T, N, D)
+        np.copyto(seq, x.transpose(1, 0, 2))
         h_n = np.zeros(self._state_shape(N), self.dtype)
         c_n = np.zeros_like(h_n) if c0 is not None else None
         layer_caches = []
@@ -135,7 +137,7 @@ class Recurrent:
                 outs.append(out)
                 scans.append(cache)
             layer_caches.append((mask, scans))
-            seq = outs[0] if self.dirs == 1 else np.concatenate(outs, axis=2)
+            seq = outs[0] if self.dirs == 1 else _concat_features(outs)
         out = seq.transpose(1, 0, 2)                                          # (N, T, dirs*H)
         if perm is not None:
             inv = np.argsort(perm)
@@ -188,6 +190,15 @@ class Recurrent:
             dc0 = None if dc0 is None else dc0[:, inv]
         dx = np.ascontiguousarray(dx)
         return dx, ((dh0, dc0) if self.cell.has_cell_state else dh0)
+
+
+def _concat_features(outs: list) -> np.ndarray:
+    """np.concatenate(outs, axis=2) into a workspace buffer."""
+    T, N, H = outs[0].shape
+    seq = workspace.empty((T, N, len(outs) * H), outs[0].dtype)
+    for i, o in enumerate(outs):
+        seq[:, :, i * H:(i + 1) * H] = o
+    return seq
 
 
 class RNN(Recurrent):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit import kernels
+from rnnkit import kernels, workspace
 
 
 def _one_row(shape: tuple, dtype) -> np.ndarray:
@@ -34,8 +34,10 @@ def scan_forward(cell, p: dict, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | 
     T, N, D = x.shape
     H = h0.shape[1]
     k = cell.prepare(p)
-    cache = cell.alloc(T, N, H, x.dtype)
-    keep = np.zeros if grad else _one_row
+    cache = cell.alloc(T, N, H, x.dtype, n_active)
+    def keep(shape, dtype):
+        return workspace.time_major(shape, dtype, n_active) if grad else _one_row(shape, dtype)
+
     if not grad:
         cache.update({name: _one_row(a.shape, a.dtype) for name, a in cache.items()
                       if a.ndim == 3 and name != "gates"})
@@ -45,7 +47,7 @@ def scan_forward(cell, p: dict, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | 
         gx += k["bx"]
     else:
         gx = (x.reshape(T * N, D) @ k["Wx_T"] + k["bx"]).reshape(T, N, -1)
-    out = np.zeros((T, N, H), x.dtype)
+    out = workspace.time_major((T, N, H), x.dtype, n_active)
     h_prev = keep((T, N, H), x.dtype)
     h = h0.copy()
     if cell.has_cell_state:
@@ -81,8 +83,10 @@ def scan_backward(cell, p: dict, cache: dict, dout: np.ndarray, dh_T: np.ndarray
     T, N, D = x.shape
     H = out.shape[2]
     n_active = cache["n_active"]
-    dgx = np.zeros((T, N, cell.n_gates * H), x.dtype)    # dL/da: gate pre-activations
-    dgh = np.zeros_like(dgx) if getattr(cell, "reset_after", False) else dgx
+    G = cell.n_gates * H
+    dgx = workspace.time_major((T, N, G), x.dtype, n_active)    # dL/da: gate pre-activations
+    dgh = workspace.time_major((T, N, G), x.dtype, n_active) \
+        if getattr(cell, "reset_after", False) else dgx
     dh = dh_T.astype(x.dtype, copy=True)
     dc = dc_T.astype(x.dtype, copy=True) if cell.has_cell_state else None
     has_c = cell.has_cell_state
@@ -101,5 +105,6 @@ def scan_backward(cell, p: dict, cache: dict, dout: np.ndarray, dh_T: np.ndarray
     grads[prefix + "W_xh"] += dA.T @ x2d
     grads[prefix + "b_xh"] += dA.sum(axis=0)
     cell.recurrent_grads(p, cache, dgx, dgh, h_prev.reshape(T * N, H), grads, prefix)
-    dx = (dA @ k["W_xh"]).reshape(T, N, D)
+    dx = workspace.empty((T, N, D), x.dtype)
+    np.matmul(dA, k["W_xh"], out=dx.reshape(T * N, D))
     return dx, dh, dc

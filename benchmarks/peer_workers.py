@@ -180,11 +180,14 @@ def step_memory(train) -> dict:
     One warm-up step first (jax compiles, torch sets up its kernels); the parent runs this
     process with glibc's mmap threshold fixed (MALLOC_MMAP_THRESHOLD_), so every large buffer
     is returned to the OS when freed and the warm-up leaves nothing cached for the measured
-    step to reuse. Then the kernel's high-water mark is reset (``/proc/self/clear_refs`` = 5)
-    and read back after the step (VmHWM): exact, no sampling. Where that reset is not
-    permitted, a thread samples VmRSS every 0.2 ms instead.
+    step to reuse (rnnkit's workspace pool is emptied for the same reason). Then the
+    kernel's high-water mark is reset (``/proc/self/clear_refs`` = 5) and read back after
+    the step (VmHWM): exact, no sampling. Where that reset is not permitted, a thread samples
+    VmRSS every 0.2 ms instead.
     """
     train()
+    if "rnnkit" in sys.modules:         # its workspace pool keeps the warm-up's buffers:
+        sys.modules["rnnkit"].workspace.clear()     # the measured step must allocate them
     gc.collect()
     base_kb = _status_kb("VmRSS")
     try:

@@ -195,10 +195,7 @@ class Recurrent:
 def _concat_features(outs: list) -> np.ndarray:
     """np.concatenate(outs, axis=2) into a workspace buffer."""
     T, N, H = outs[0].shape
-    seq = workspace.empty((T, N, len(outs) * H), outs[0].dtype)
-    for i, o in enumerate(outs):
-        seq[:, :, i * H:(i + 1) * H] = o
-    return seq
+    return np.concatenate(outs, axis=2, out=workspace.empty((T, N, len(outs) * H), outs[0].dtype))
 
 
 class RNN(Recurrent):

@@ -129,12 +129,6 @@ def empty(shape, dtype) -> np.ndarray:
     return pool.empty(shape, dtype)
 
 
-def zeros(shape, dtype) -> np.ndarray:
-    out = pool.empty(shape, dtype)
-    out.fill(0)
-    return out
-
-
 def time_major(shape, dtype, n_active: np.ndarray) -> np.ndarray:
     """A (T, N, ...) buffer whose padded rows (t, n_active[t]:) are zero and the rest unset.
 

@@ -11,6 +11,7 @@ from gradcheck import numeric_grad
 from layer_cases import CELLS
 
 from rnnkit import Dense, Embedding, last_step_backward, last_step_forward
+from rnnkit.cells import history
 
 EPS = 1e-6
 RTOL = 1e-6
@@ -64,7 +65,8 @@ def relu_margin(layer, cache):
     for layer_idx, (_, scans) in enumerate(cache["layers"]):
         for direction, sc in enumerate(scans):
             p = layer._direction(layer_idx, direction)
-            a = (sc["x"] @ p["W_xh"].T + p["b_xh"] + p["b_hh"] + sc["h_prev"] @ p["W_hh"].T)
+            h_prev = history.shifted(sc["out"], sc["h0"], sc["n_active"], sc["reverse"])
+            a = (sc["x"] @ p["W_xh"].T + p["b_xh"] + p["b_hh"] + h_prev @ p["W_hh"].T)
             for t, n in enumerate(sc["n_active"]):
                 if n:
                     m = min(m, float(np.abs(a[t, :n]).min()))

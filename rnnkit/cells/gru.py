@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit import workspace
+from rnnkit.cells import history
 from rnnkit.cells.rnn import check_clip, clip_
 
 
@@ -145,15 +146,18 @@ class GRUCell:
             dh += d_rh
             dh += dgx[:, :2 * H] @ k["W_hh"][:2 * H]
 
-    def recurrent_grads(self, p, cache, dGx, dGh, Hprev2d, grads, prefix):
-        H = Hprev2d.shape[1]
+    def recurrent_grads(self, p, cache, dGx, grads, prefix):
+        """dGx: dL/d(pre-activations), (T, N, 3H), zero at padded steps; overwritten (reset after)."""
+        H = dGx.shape[-1] // 3
         dW, db = grads[prefix + "W_hh"], grads[prefix + "b_hh"]
-        if self.reset_after:
-            dA = dGh.reshape(-1, 3 * H)
-            dW += dA.T @ Hprev2d
-            db += dA.sum(axis=0)
+        before = (cache["out"], cache["h0"], cache["n_active"], cache["reverse"])
+        if self.reset_after:          # the candidate's recurrent part enters as r * (W_hn h + b_hn)
+            d_n = dGx[..., 2 * H:]    # zero at padded steps, where r holds the (finite)
+            d_n *= cache["gates"][..., :H]      # input projection of the padding: stays zero
+            dW += history.product(dGx, *before)
+            db += dGx.reshape(-1, 3 * H).sum(axis=0)
         else:
             dA = dGx.reshape(-1, 3 * H)
-            dW[:2 * H] += dA[:, :2 * H].T @ Hprev2d
+            dW[:2 * H] += history.product(dGx[..., :2 * H], *before)
             dW[2 * H:] += dA[:, 2 * H:].T @ cache["hn"].reshape(-1, H)
             db += dA.sum(axis=0)

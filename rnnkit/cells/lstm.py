@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit import workspace
+from rnnkit.cells import history
 from rnnkit.cells.rnn import check_clip, clip_
 
 
@@ -130,13 +131,15 @@ class LSTMCell:
             dc += da_i * k["P"][0] + da_f * k["P"][1]
         np.matmul(dgx, k["W_hh"], out=dh)
 
-    def recurrent_grads(self, p, cache, dGx, dGh, Hprev2d, grads, prefix):
+    def recurrent_grads(self, p, cache, dGx, grads, prefix):
         dA = dGx.reshape(-1, dGx.shape[-1])
-        grads[prefix + "W_hh"] += dA.T @ Hprev2d
+        n_active, reverse = cache["n_active"], cache["reverse"]
+        grads[prefix + "W_hh"] += history.product(dGx, cache["out"], cache["h0"], n_active,
+                                                  reverse)
         grads[prefix + "b_hh"] += dA.sum(axis=0)
         if self.peepholes:
-            H = Hprev2d.shape[1]
-            Cprev = cache["c_prev"].reshape(-1, H)
+            H = dGx.shape[-1] // 4
+            Cprev = history.shifted(cache["c"], cache["c0"], n_active, reverse).reshape(-1, H)
             C = cache["c"].reshape(-1, H)
             dP = grads[prefix + "P"].reshape(3, H)
             dP[0] += np.einsum("ij,ij->j", dA[:, :H], Cprev)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.cells import history
 from rnnkit.errors import fail
 
 NONLINEARITIES = ("tanh", "relu")
@@ -78,7 +79,7 @@ class ElmanCell:
             dgx[cache["clipped"][t, :n]] = 0
         np.matmul(dgx, k["W_hh"], out=dh)
 
-    def recurrent_grads(self, p, cache, dGx, dGh, Hprev2d, grads, prefix):
-        dA = dGx.reshape(-1, dGx.shape[-1])
-        grads[prefix + "W_hh"] += dA.T @ Hprev2d
-        grads[prefix + "b_hh"] += dA.sum(axis=0)
+    def recurrent_grads(self, p, cache, dGx, grads, prefix):
+        grads[prefix + "W_hh"] += history.product(dGx, cache["out"], cache["h0"],
+                                                  cache["n_active"], cache["reverse"])
+        grads[prefix + "b_hh"] += dGx.reshape(-1, dGx.shape[-1]).sum(axis=0)

@@ -88,3 +88,19 @@ def add_matmul_rows(acc, h, W_T, n):
             hk = h[r, k]
             for j in range(M):
                 acc[r, j] += hk * W_T[k, j]
+
+
+@njit(inline="always", **OPTS)
+def previous_rows(seq, init, n_active, reverse, t, n, scratch):
+    """rnnkit.cells.history.previous, compiled: rows [:n] of the states before step t."""
+    src = t + 1 if reverse else t - 1
+    if src < 0 or src >= seq.shape[0]:
+        return init
+    m = n_active[src]
+    if m >= n:
+        return seq[src]
+    for r in range(m):
+        copy_row(scratch[r], seq[src, r])
+    for r in range(m, n):
+        copy_row(scratch[r], init[r])
+    return scratch

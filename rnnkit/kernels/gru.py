@@ -1,18 +1,20 @@
 """Fast GRU time loops (float32, reset after the recurrent product), pinned to rnnkit.cells.gru.
 
 Same cache as the reference: gates hold r, z, h~ after activation; hn = W_hh h_{t-1} + b_hh
-of the candidate; h_prev. Modes as in rnnkit.kernels.lstm.
+of the candidate; h_{t-1} is read from the outputs (see rnnkit.cells.history). Modes as in
+rnnkit.kernels.lstm.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.cells import history
 from rnnkit.kernels.fastmath import (ONE, OPTS, add_matmul_rows, copy_row, fsigmoid_half, ftanh,
-                                     njit)
+                                     njit, previous_rows)
 
 
 @njit(inline="always", **OPTS)
-def _forward_rows(gh, b_hn, h_state, h_prev, acts, hn, out, n):
+def _forward_rows(gh, b_hn, h_state, acts, hn, out, n):
     """acts: input projection on entry, activations r, z, h~ on exit; gh: h_{t-1} W_hh^T."""
     # each loop over one sub-view per gate, from index 0: indexing one row at offsets
     # (ar[2 * H + j] next to ar[j]) ran 2.6x slower (9 -> 3.4 ns a unit at 128 x 512)
@@ -27,19 +29,18 @@ def _forward_rows(gh, b_hn, h_state, h_prev, acts, hn, out, n):
             hnr[j] = g_n[j] + b_hn[j]
         for j in range(H):                                           # h~ = tanh(.. + r (W h + b))
             cand[j] = ftanh(cand[j] + rg[j] * hnr[j])
-        copy_row(h_prev[r], hs)
         for j in range(H):                                           # h = h + z (h~ - h)
             orow[j] = hs[j] + z[j] * (cand[j] - hs[j])
         copy_row(hs, orow)
 
 
 @njit(**OPTS)
-def forward_step(gh, b_hn, h_state, h_prev, acts, hn, out):
-    _forward_rows(gh, b_hn, h_state, h_prev, acts, hn, out, gh.shape[0])
+def forward_step(gh, b_hn, h_state, acts, hn, out):
+    _forward_rows(gh, b_hn, h_state, acts, hn, out, gh.shape[0])
 
 
 @njit(**OPTS)
-def forward_loop(Wh_T, b_hn, h_state, n_active, reverse, gh, gates, hn, out, h_prev):
+def forward_loop(Wh_T, b_hn, h_state, n_active, reverse, gh, gates, hn, out):
     T = gates.shape[0]
     for s in range(T):
         t = T - 1 - s if reverse else s
@@ -48,7 +49,7 @@ def forward_loop(Wh_T, b_hn, h_state, n_active, reverse, gh, gates, hn, out, h_p
             for j in range(gh.shape[1]):
                 gh[r, j] = 0
         add_matmul_rows(gh, h_state, Wh_T, n)
-        _forward_rows(gh, b_hn, h_state, h_prev[t], gates[t], hn[t], out[t], n)
+        _forward_rows(gh, b_hn, h_state, gates[t], hn[t], out[t], n)
 
 
 @njit(inline="always", **OPTS)
@@ -79,50 +80,52 @@ def backward_step(acts, hn, h_prev, dh, dgx, dgh):
 
 
 @njit(**OPTS)
-def backward_loop(dout, W_hh, dh, n_active, reverse, gates, hn, h_prev, dgx, dgh):
+def backward_loop(dout, W_hh, dh, n_active, reverse, gates, hn, out, h0, dgx, dgh):
     T = dout.shape[0]
     H = dh.shape[1]
+    scratch = np.empty_like(h0)
     for s in range(T):
         t = s if reverse else T - 1 - s
         n = n_active[t]
         for r in range(n):
             for j in range(H):
                 dh[r, j] += dout[t, r, j]
-        _backward_rows(gates[t], hn[t], h_prev[t], dh, dgx[t], dgh[t], n)
-        add_matmul_rows(dh, dgh[t], W_hh, n)
+        h_prev = previous_rows(out, h0, n_active, reverse, t, n, scratch)
+        _backward_rows(gates[t], hn[t], h_prev, dh, dgx[t], dgh, n)
+        add_matmul_rows(dh, dgh, W_hh, n)
 
 
 class GRUKernel:
     def __init__(self, whole_loop: bool):
         self.whole_loop = whole_loop
 
-    def forward(self, k, cache, gx, h, c, n_active, reverse, out, h_prev):
+    def forward(self, k, cache, gx, h, c, n_active, reverse, out):
         g = cache
         if self.whole_loop:
             forward_loop(k["Wh_T"], k["b_hn"], h, n_active, reverse, g["gh"], g["gates"],
-                         g["hn"], out, h_prev)
+                         g["hn"], out)
             return
         T = gx.shape[0]
         for t in (range(T - 1, -1, -1) if reverse else range(T)):
             n = n_active[t]
             gh = g["gh"][:n]
             np.matmul(h[:n], k["Wh_T"], out=gh)
-            forward_step(gh, k["b_hn"], h[:n], h_prev[t, :n], g["gates"][t, :n],
-                         g["hn"][t, :n], out[t, :n])
+            forward_step(gh, k["b_hn"], h[:n], g["gates"][t, :n], g["hn"][t, :n], out[t, :n])
 
     def backward(self, k, cache, dout, dh, dc, dgx, dgh, n_active, reverse):
         g = cache
         if self.whole_loop:
             backward_loop(dout, k["W_hh"], dh, n_active, reverse, g["gates"], g["hn"],
-                          g["h_prev"], dgx, dgh)
+                          g["out"], g["h0"], dgx, dgh)
             return
         T = dout.shape[0]
-        tmp = np.empty_like(dh)
+        tmp, scratch = np.empty_like(dh), np.empty_like(dh)
         for t in (range(T) if reverse else range(T - 1, -1, -1)):
             n = n_active[t]
             dh_n = dh[:n]
             dh_n += dout[t, :n]
-            backward_step(g["gates"][t, :n], g["hn"][t, :n], g["h_prev"][t, :n], dh_n,
-                          dgx[t, :n], dgh[t, :n])
-            np.matmul(dgh[t, :n], k["W_hh"], out=tmp[:n])
+            h_prev = history.previous(g["out"], g["h0"], n_active, reverse, t, n, scratch)
+            backward_step(g["gates"][t, :n], g["hn"][t, :n], h_prev, dh_n, dgx[t, :n],
+                          dgh[:n])
+            np.matmul(dgh[:n], k["W_hh"], out=tmp[:n])
             dh_n += tmp[:n]

@@ -1,7 +1,8 @@
 """Fast LSTM time loops (float32), pinned to rnnkit.cells.lstm by tests.
 
-Same cache as the reference (gates hold i, f, C~, o after activation; tanh_c; c; c_prev;
-h_prev), so the weight-gradient products after the loop are shared. Two modes:
+Same cache as the reference (gates hold i, f, C~, o after activation; tanh_c; c), so the
+weight-gradient products after the loop are shared; C_{t-1} is read from c (see
+rnnkit.cells.history). Two modes:
 - per step: the recurrent product by NumPy's BLAS, then ONE compiled pass for all the gate
   arithmetic (the reference makes ~15 NumPy passes and as many Python calls);
 - whole loop: the time loop itself compiled with the product written out, for small
@@ -11,12 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.cells import history
 from rnnkit.kernels.fastmath import (ONE, OPTS, add_matmul_rows, copy_row, ftanh, njit,
-                                     sigmoid_half_add, tanh_add)
+                                     previous_rows, sigmoid_half_add, tanh_add)
 
 
 @njit(inline="always", **OPTS)
-def _forward_rows(a, rec, h_state, c_state, h_prev, c_prev, c, tanh_c, out, n):
+def _forward_rows(a, rec, h_state, c_state, c, tanh_c, out, n):
     """a: input projection on entry, activations i, f, C~, o on exit; rec: h_{t-1} W_hh^T."""
     # short loops over few arrays each: LLVM vectorises those (one long loop over nine
     # arrays defeats its alias checks and runs scalar, 7x slower)
@@ -26,9 +28,7 @@ def _forward_rows(a, rec, h_state, c_state, h_prev, c_prev, c, tanh_c, out, n):
         sigmoid_half_add(ar[:2 * H], gr[:2 * H])                     # i, f
         tanh_add(ar[2 * H:3 * H], gr[2 * H:3 * H])                   # C~
         sigmoid_half_add(ar[3 * H:], gr[3 * H:])                     # o
-        copy_row(h_prev[r], h_state[r])
-        copy_row(c_prev[r], c_state[r])
-        cr, cpr, tr, orow = c[r], c_prev[r], tanh_c[r], out[r]
+        cr, cpr, tr, orow = c[r], c_state[r], tanh_c[r], out[r]
         for j in range(H):
             cr[j] = ar[H + j] * cpr[j] + ar[j] * ar[2 * H + j]       # C = f C_prev + i C~
         for j in range(H):
@@ -40,13 +40,12 @@ def _forward_rows(a, rec, h_state, c_state, h_prev, c_prev, c, tanh_c, out, n):
 
 
 @njit(**OPTS)
-def forward_step(a, rec, h_state, c_state, h_prev, c_prev, c, tanh_c, out):
-    _forward_rows(a, rec, h_state, c_state, h_prev, c_prev, c, tanh_c, out, a.shape[0])
+def forward_step(a, rec, h_state, c_state, c, tanh_c, out):
+    _forward_rows(a, rec, h_state, c_state, c, tanh_c, out, a.shape[0])
 
 
 @njit(**OPTS)
-def forward_loop(Wh_T, h_state, c_state, n_active, reverse, gates, rec, out, h_prev, c,
-                 c_prev, tanh_c):
+def forward_loop(Wh_T, h_state, c_state, n_active, reverse, gates, rec, out, c, tanh_c):
     T = gates.shape[0]
     for s in range(T):
         t = T - 1 - s if reverse else s
@@ -55,8 +54,7 @@ def forward_loop(Wh_T, h_state, c_state, n_active, reverse, gates, rec, out, h_p
             for j in range(rec.shape[1]):
                 rec[r, j] = 0
         add_matmul_rows(rec, h_state, Wh_T, n)
-        _forward_rows(gates[t], rec, h_state, c_state, h_prev[t], c_prev[t], c[t], tanh_c[t],
-                      out[t], n)
+        _forward_rows(gates[t], rec, h_state, c_state, c[t], tanh_c[t], out[t], n)
 
 
 @njit(inline="always", **OPTS)
@@ -88,16 +86,18 @@ def backward_step(acts, tanh_c, c_prev, dh, dc, dgx):
 
 
 @njit(**OPTS)
-def backward_loop(dout, W_hh, dh, dc, n_active, reverse, gates, tanh_c, c_prev, dgx):
+def backward_loop(dout, W_hh, dh, dc, n_active, reverse, gates, tanh_c, c, c0, dgx):
     T = dout.shape[0]
     H = dh.shape[1]
+    scratch = np.empty_like(c0)
     for s in range(T):
         t = s if reverse else T - 1 - s
         n = n_active[t]
         for r in range(n):
             for j in range(H):
                 dh[r, j] += dout[t, r, j]
-        _backward_rows(gates[t], tanh_c[t], c_prev[t], dh, dc, dgx[t], n)
+        c_prev = previous_rows(c, c0, n_active, reverse, t, n, scratch)
+        _backward_rows(gates[t], tanh_c[t], c_prev, dh, dc, dgx[t], n)
         for r in range(n):
             for j in range(H):
                 dh[r, j] = 0
@@ -108,31 +108,33 @@ class LSTMKernel:
     def __init__(self, whole_loop: bool):
         self.whole_loop = whole_loop
 
-    def forward(self, k, cache, gx, h, c, n_active, reverse, out, h_prev):
+    def forward(self, k, cache, gx, h, c, n_active, reverse, out):
         g = cache
         if self.whole_loop:
-            forward_loop(k["Wh_T"], h, c, n_active, reverse, g["gates"], g["rec"], out, h_prev,
-                         g["c"], g["c_prev"], g["tanh_c"])
+            forward_loop(k["Wh_T"], h, c, n_active, reverse, g["gates"], g["rec"], out, g["c"],
+                         g["tanh_c"])
             return
         T = gx.shape[0]
         for t in (range(T - 1, -1, -1) if reverse else range(T)):
             n = n_active[t]
             rec = g["rec"][:n]
             np.matmul(h[:n], k["Wh_T"], out=rec)
-            forward_step(g["gates"][t, :n], rec, h[:n], c[:n], h_prev[t, :n],
-                         g["c_prev"][t, :n], g["c"][t, :n], g["tanh_c"][t, :n], out[t, :n])
+            forward_step(g["gates"][t, :n], rec, h[:n], c[:n], g["c"][t, :n], g["tanh_c"][t, :n],
+                         out[t, :n])
 
     def backward(self, k, cache, dout, dh, dc, dgx, dgh, n_active, reverse):
         g = cache
         if self.whole_loop:
             backward_loop(dout, k["W_hh"], dh, dc, n_active, reverse, g["gates"], g["tanh_c"],
-                          g["c_prev"], dgx)
+                          g["c"], g["c0"], dgx)
             return
         T = dout.shape[0]
+        scratch = np.empty_like(dh)
         for t in (range(T) if reverse else range(T - 1, -1, -1)):
             n = n_active[t]
             dh_n = dh[:n]
             dh_n += dout[t, :n]
-            backward_step(g["gates"][t, :n], g["tanh_c"][t, :n], g["c_prev"][t, :n], dh_n,
-                          dc[:n], dgx[t, :n])
+            c_prev = history.previous(g["c"], g["c0"], n_active, reverse, t, n, scratch)
+            backward_step(g["gates"][t, :n], g["tanh_c"][t, :n], c_prev, dh_n, dc[:n],
+                          dgx[t, :n])
             np.matmul(dgx[t, :n], k["W_hh"], out=dh_n)

@@ -9,7 +9,7 @@ from rnnkit.kernels.fastmath import ONE, add_matmul_rows, ftanh, njit, OPTS
 
 
 @njit(**OPTS)
-def forward_loop(gx, Wh_T, h_state, n_active, reverse, relu, out, h_prev):
+def forward_loop(gx, Wh_T, h_state, n_active, reverse, relu, out):
     T, _, H = out.shape
     for s in range(T):
         t = T - 1 - s if reverse else s
@@ -17,7 +17,6 @@ def forward_loop(gx, Wh_T, h_state, n_active, reverse, relu, out, h_prev):
         a = out[t]
         for r in range(n):
             for j in range(H):
-                h_prev[t, r, j] = h_state[r, j]
                 a[r, j] = gx[t, r, j]
         add_matmul_rows(a, h_state, Wh_T, n)
         for r in range(n):
@@ -48,8 +47,8 @@ class ElmanKernel:
     def __init__(self, relu: bool):
         self.relu = relu
 
-    def forward(self, k, cache, gx, h, c, n_active, reverse, out, h_prev):
-        forward_loop(gx, k["Wh_T"], h, n_active, reverse, self.relu, out, h_prev)
+    def forward(self, k, cache, gx, h, c, n_active, reverse, out):
+        forward_loop(gx, k["Wh_T"], h, n_active, reverse, self.relu, out)
 
     def backward(self, k, cache, dout, dh, dc, dgx, dgh, n_active, reverse):
         backward_loop(dout, k["W_hh"], dh, n_active, reverse, self.relu, cache["out"], dgx)

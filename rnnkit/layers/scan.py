@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit import kernels, workspace
+from rnnkit.cells import history
 
 
 def _one_row(shape: tuple, dtype) -> np.ndarray:
@@ -27,9 +28,10 @@ def scan_forward(cell, p: dict, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | 
     """x (T, N, D), h0/c0 (N, H) -> out (T, N, H), h_T (N, H), c_T (N, H) or None, cache.
 
     The cache holds its own copy of the weights, so backward differentiates the forward that
-    made it even if the parameters were updated in between. With grad=False nothing is kept
-    for backward: the per-step buffers backward would read (previous states, cell states,
-    tanh C, ...) become one row each, rewritten every step, instead of T.
+    made it even if the parameters were updated in between, and the initial states: the
+    states before each step are read from those after it (``rnnkit.cells.history``), not kept.
+    With grad=False nothing is kept for backward: the per-step buffers backward would read
+    (cell states, tanh C, ...) become one row each, rewritten every step, instead of T.
     """
     T, N, D = x.shape
     H = h0.shape[1]
@@ -48,63 +50,69 @@ def scan_forward(cell, p: dict, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | 
     else:
         gx = (x.reshape(T * N, D) @ k["Wx_T"] + k["bx"]).reshape(T, N, -1)
     out = workspace.time_major((T, N, H), x.dtype, n_active)
-    h_prev = keep((T, N, H), x.dtype)
     h = h0.copy()
     if cell.has_cell_state:
         cache["c"] = keep((T, N, H), x.dtype)
-        cache["c_prev"] = keep((T, N, H), x.dtype)
         c = c0.copy()
     fast = kernels.select(cell, x.dtype, N, H)
     if fast is not None:
         fast.forward(k, cache, gx, h, c if cell.has_cell_state else None, n_active, reverse,
-                     out, h_prev)
+                     out)
     else:
         for t in (range(T - 1, -1, -1) if reverse else range(T)):
-            n = n_active[t]
-            hp = h_prev[t, :n]
-            hp[...] = h[:n]
-            if cell.has_cell_state:
-                cp = cache["c_prev"][t, :n]
-                cp[...] = c[:n]
-                cell.step(k, cache, t, n, gx[t, :n], hp, cp, out[t, :n], cache["c"][t, :n])
+            n = n_active[t]                 # step reads h[:n], c[:n] and writes the step's own
+            if cell.has_cell_state:         # rows, so the states are updated after it
+                cell.step(k, cache, t, n, gx[t, :n], h[:n], c[:n], out[t, :n],
+                          cache["c"][t, :n])
                 c[:n] = cache["c"][t, :n]
             else:
-                cell.step(k, cache, t, n, gx[t, :n], hp, None, out[t, :n], None)
+                cell.step(k, cache, t, n, gx[t, :n], h[:n], None, out[t, :n], None)
             h[:n] = out[t, :n]
-    cache.update(k=k, x=x, out=out, h_prev=h_prev, n_active=n_active, reverse=reverse,
+    cache.update(k=k, x=x, out=out, h0=h0.copy(), n_active=n_active, reverse=reverse,
                  fast=fast)
+    if cell.has_cell_state:
+        cache["c0"] = c0.copy()
     return out, h, (c if cell.has_cell_state else None), cache
 
 
 def scan_backward(cell, p: dict, cache: dict, dout: np.ndarray, dh_T: np.ndarray,
                   dc_T: np.ndarray | None, grads: dict, prefix: str):
     """dout (T, N, H), dh_T/dc_T (N, H) -> dx (T, N, D), dh0, dc0; adds into grads[prefix+name]."""
-    x, out, h_prev, k = cache["x"], cache["out"], cache["h_prev"], cache["k"]
+    x, out, k = cache["x"], cache["out"], cache["k"]
     T, N, D = x.shape
     H = out.shape[2]
     n_active = cache["n_active"]
     G = cell.n_gates * H
     dgx = workspace.time_major((T, N, G), x.dtype, n_active)    # dL/da: gate pre-activations
-    dgh = workspace.time_major((T, N, G), x.dtype, n_active) \
-        if getattr(cell, "reset_after", False) else dgx
+    # GRU, reset after: the recurrent product's gradient differs from dgx (candidate part
+    # times r); one step of it is all the loop needs, the cell redoes it after (in place)
+    dgh = workspace.empty((N, G), x.dtype) if getattr(cell, "reset_after", False) else None
     dh = dh_T.astype(x.dtype, copy=True)
     dc = dc_T.astype(x.dtype, copy=True) if cell.has_cell_state else None
     has_c = cell.has_cell_state
     if cache["fast"] is not None:
         cache["fast"].backward(k, cache, dout, dh, dc, dgx, dgh, n_active, cache["reverse"])
     else:
-        for t in (range(T) if cache["reverse"] else range(T - 1, -1, -1)):
+        reverse = cache["reverse"]
+        scratch = np.empty((N, H), x.dtype)
+        for t in (range(T) if reverse else range(T - 1, -1, -1)):
             n = n_active[t]
             dh_n = dh[:n]
             dh_n += dout[t, :n]
-            cell.step_back(k, cache, t, n, dh_n, dc[:n] if has_c else None, h_prev[t, :n],
-                           cache["c_prev"][t, :n] if has_c else None, out[t, :n],
-                           cache["c"][t, :n] if has_c else None, dgx[t, :n], dgh[t, :n])
+            if has_c:                                   # the LSTM reads C_{t-1}, not h_{t-1}
+                h_prev = None
+                c_prev = history.previous(cache["c"], cache["c0"], n_active, reverse, t, n,
+                                          scratch)
+            else:
+                h_prev = history.previous(out, cache["h0"], n_active, reverse, t, n, scratch)
+                c_prev = None
+            cell.step_back(k, cache, t, n, dh_n, dc[:n] if has_c else None, h_prev, c_prev,
+                           out[t, :n], cache["c"][t, :n] if has_c else None, dgx[t, :n],
+                           dgx[t, :n] if dgh is None else dgh[:n])
     dA = dgx.reshape(T * N, -1)
-    x2d = x.reshape(T * N, D)
-    grads[prefix + "W_xh"] += dA.T @ x2d
+    grads[prefix + "W_xh"] += dA.T @ x.reshape(T * N, D)
     grads[prefix + "b_xh"] += dA.sum(axis=0)
-    cell.recurrent_grads(p, cache, dgx, dgh, h_prev.reshape(T * N, H), grads, prefix)
     dx = workspace.empty((T, N, D), x.dtype)
     np.matmul(dA, k["W_xh"], out=dx.reshape(T * N, D))
+    cell.recurrent_grads(p, cache, dgx, grads, prefix)      # last: it may overwrite dgx
     return dx, dh, dc

@@ -1,0 +1,75 @@
+"""rnnkit.cells.history: the states before each step, derived instead of kept."""
+import numpy as np
+import pytest
+
+from rnnkit.cells import history
+from rnnkit.kernels import fastmath
+
+T, N, H, G = 6, 5, 3, 4
+LENS = np.array([6, 6, 4, 2, 1])                # sorted, longest first, as the scans keep them
+
+
+def layout(rng, reverse):
+    """States after each step as a scan leaves them (zero at padded steps), the initial
+    states, and the states before each step written out row by row from the recurrence."""
+    n_active = (LENS[None, :] > np.arange(T)[:, None]).sum(axis=1)
+    seq = np.zeros((T, N, H))
+    before = np.zeros((T, N, H))
+    init = rng.standard_normal((N, H))
+    for r, length in enumerate(LENS):
+        steps = range(length - 1, -1, -1) if reverse else range(length)
+        state = init[r]
+        for t in steps:
+            before[t, r] = state
+            seq[t, r] = state = rng.standard_normal(H)
+    return seq, init, n_active, before
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_previous_and_shifted_give_the_state_before_each_step(reverse):
+    seq, init, n_active, before = layout(np.random.default_rng(0), reverse)
+    scratch = np.full((N, H), np.nan)
+    for t in range(T):
+        n = n_active[t]
+        np.testing.assert_array_equal(
+            history.previous(seq, init, n_active, reverse, t, n, scratch), before[t, :n])
+    np.testing.assert_array_equal(history.shifted(seq, init, n_active, reverse), before)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_product_equals_the_sum_over_steps(reverse):
+    rng = np.random.default_rng(1)
+    seq, init, n_active, before = layout(rng, reverse)
+    dA = rng.standard_normal((T, N, G))
+    for t in range(T):
+        dA[t, n_active[t]:] = 0                  # the scans' gradients are zero at padding
+    expected = sum(dA[t].T @ before[t] for t in range(T))
+    np.testing.assert_allclose(history.product(dA, seq, init, n_active, reverse), expected,
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_a_single_step_reads_only_the_initial_states():
+    rng = np.random.default_rng(2)
+    seq, init, dA = rng.standard_normal((1, N, H)), rng.standard_normal((N, H)), \
+        rng.standard_normal((1, N, G))
+    n_active = np.array([N])
+    for reverse in (False, True):
+        np.testing.assert_allclose(history.product(dA, seq, init, n_active, reverse),
+                                   dA[0].T @ init, rtol=1e-12)
+
+
+@pytest.mark.skipif(not fastmath.AVAILABLE, reason="the compiled version needs numba")
+@pytest.mark.parametrize("reverse", [False, True])
+def test_compiled_previous_rows_matches(reverse):
+    from numba import njit
+
+    @njit
+    def rows(seq, init, n_active, reverse, t, n, scratch):
+        return fastmath.previous_rows(seq, init, n_active, reverse, t, n, scratch)[:n].copy()
+
+    seq, init, n_active, before = layout(np.random.default_rng(3), reverse)
+    scratch = np.full((N, H), np.nan)
+    for t in range(T):
+        n = n_active[t]
+        np.testing.assert_array_equal(rows(seq, init, n_active, reverse, t, n, scratch),
+                                      before[t, :n])

@@ -141,6 +141,22 @@ def test_dout_wrong_shape(x):
            "tuple (h, c)", "ndarray")
 
 
+@pytest.mark.parametrize("cls", [RNN, LSTM, GRU])
+def test_backward_consumes_the_cache_but_a_rejected_call_does_not(cls, x):
+    """The fast kernels overwrite the cached gates with their gradients, so a second backward
+    through one forward would differentiate garbage: it is refused, by name."""
+    layer = cls(D, H)
+    out, _, cache = layer.forward(x)
+    raises(lambda: layer.backward(np.zeros((N, T), np.float32), None, cache), "dout", "3-d",
+           "shape (2, 4)")
+    dx, _ = layer.backward(np.ones_like(out), None, cache)    # the bad call left it usable
+    _, _, fresh = layer.forward(x)
+    dx_again, _ = layer.backward(np.ones_like(out), None, fresh)
+    np.testing.assert_array_equal(dx, dx_again)
+    raises(lambda: layer.backward(np.ones_like(out), None, cache), "cache",
+           "one backward per forward", "already used")
+
+
 def test_dense_errors():
     dense = Dense(4, 3)
     raises(lambda: dense.forward(np.zeros((2, 5), np.float32)), "h", "shape (*, 4)",

@@ -133,8 +133,9 @@ class GRUCell:
             dgx[:, :2 * H] *= slope[:, :2 * H]
             if self.clip:
                 dgx[:, :2 * H][clipped[:, :2 * H]] = 0
+            np.multiply(da_n, r, out=hn)        # hn is spent: it keeps d(W_hh h + b_hh) now
             dgh[:, :2 * H] = dgx[:, :2 * H]
-            np.multiply(da_n, r, out=dgh[:, 2 * H:])
+            dgh[:, 2 * H:] = hn
             dh += dgh @ k["W_hh"]
         else:
             d_rh = da_n @ k["W_hh"][2 * H:]                     # d(r * h_{t-1})
@@ -147,15 +148,14 @@ class GRUCell:
             dh += dgx[:, :2 * H] @ k["W_hh"][:2 * H]
 
     def recurrent_grads(self, p, cache, dGx, grads, prefix):
-        """dGx: dL/d(pre-activations), (T, N, 3H), zero at padded steps; overwritten (reset after)."""
         H = dGx.shape[-1] // 3
         dW, db = grads[prefix + "W_hh"], grads[prefix + "b_hh"]
         before = (cache["out"], cache["h0"], cache["n_active"], cache["reverse"])
-        if self.reset_after:          # the candidate's recurrent part enters as r * (W_hn h + b_hn)
-            d_n = dGx[..., 2 * H:]    # zero at padded steps, where r holds the (finite)
-            d_n *= cache["gates"][..., :H]      # input projection of the padding: stays zero
-            dW += history.product(dGx, *before)
-            db += dGx.reshape(-1, 3 * H).sum(axis=0)
+        if self.reset_after:          # backward left dL/d(W_hn h + b_hn) in hn
+            dW[:2 * H] += history.product(dGx[..., :2 * H], *before)
+            dW[2 * H:] += history.product(cache["hn"], *before)
+            db[:2 * H] += dGx[..., :2 * H].reshape(-1, 2 * H).sum(axis=0)
+            db[2 * H:] += cache["hn"].reshape(-1, H).sum(axis=0)
         else:
             dA = dGx.reshape(-1, 3 * H)
             dW[:2 * H] += history.product(dGx[..., :2 * H], *before)

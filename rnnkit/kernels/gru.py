@@ -53,34 +53,35 @@ def forward_loop(Wh_T, b_hn, h_state, n_active, reverse, gh, gates, hn, out):
 
 
 @njit(inline="always", **OPTS)
-def _backward_rows(acts, hn, h_prev, dh, dgx, dgh, n):
-    """dgx, dgh <- dL/d(pre-activations); dh <- its direct path dh * (1 - z)."""
+def _backward_rows(acts, hn, h_prev, dh, dgh, n):
+    """In place: acts (r, z, h~) <- dL/d(their pre-activations); hn <- dL/d(W_hn h + b_hn)
+    (= dL/da_n * r); dgh <- both side by side, for the product with W_hh; dh <- its direct
+    path dh * (1 - z). Each element is read before it is overwritten."""
     H = dh.shape[1]
     for r in range(n):
-        ar, hnr, hpr, dhr, dxr, dhh = acts[r], hn[r], h_prev[r], dh[r], dgx[r], dgh[r]
+        ar, hnr, hpr, dhr, dhh = acts[r], hn[r], h_prev[r], dh[r], dgh[r]
         rg, z, cand = ar[:H], ar[H:2 * H], ar[2 * H:]
-        d_r, d_z, d_n, dh_n = dxr[:H], dxr[H:2 * H], dxr[2 * H:], dhh[2 * H:]
         for j in range(H):
             d = dhr[j]
             zj, cj = z[j], cand[j]
-            da_n = d * zj * (ONE - cj * cj)
-            d_n[j] = da_n
-            d_z[j] = d * (cj - hpr[j]) * zj * (ONE - zj)
+            cand[j] = d * zj * (ONE - cj * cj)
+            z[j] = d * (cj - hpr[j]) * zj * (ONE - zj)
             dhr[j] = d * (ONE - zj)
         for j in range(H):
-            rj = rg[j]
-            d_r[j] = d_n[j] * hnr[j] * rj * (ONE - rj)
-            dh_n[j] = d_n[j] * rj
-        copy_row(dhh[:2 * H], dxr[:2 * H])
+            rj, d_n = rg[j], cand[j]
+            rg[j] = d_n * hnr[j] * rj * (ONE - rj)
+            hnr[j] = d_n * rj
+        copy_row(dhh[:2 * H], ar[:2 * H])
+        copy_row(dhh[2 * H:], hnr)
 
 
 @njit(**OPTS)
-def backward_step(acts, hn, h_prev, dh, dgx, dgh):
-    _backward_rows(acts, hn, h_prev, dh, dgx, dgh, dh.shape[0])
+def backward_step(acts, hn, h_prev, dh, dgh):
+    _backward_rows(acts, hn, h_prev, dh, dgh, dh.shape[0])
 
 
 @njit(**OPTS)
-def backward_loop(dout, W_hh, dh, n_active, reverse, gates, hn, out, h0, dgx, dgh):
+def backward_loop(dout, W_hh, dh, n_active, reverse, gates, hn, out, h0, dgh):
     T = dout.shape[0]
     H = dh.shape[1]
     scratch = np.empty_like(h0)
@@ -91,11 +92,13 @@ def backward_loop(dout, W_hh, dh, n_active, reverse, gates, hn, out, h0, dgx, dg
             for j in range(H):
                 dh[r, j] += dout[t, r, j]
         h_prev = previous_rows(out, h0, n_active, reverse, t, n, scratch)
-        _backward_rows(gates[t], hn[t], h_prev, dh, dgx[t], dgh, n)
+        _backward_rows(gates[t], hn[t], h_prev, dh, dgh, n)
         add_matmul_rows(dh, dgh, W_hh, n)
 
 
 class GRUKernel:
+    grads_in_gates = True           # backward overwrites the gates with their gradients
+
     def __init__(self, whole_loop: bool):
         self.whole_loop = whole_loop
 
@@ -113,10 +116,10 @@ class GRUKernel:
             forward_step(gh, k["b_hn"], h[:n], g["gates"][t, :n], g["hn"][t, :n], out[t, :n])
 
     def backward(self, k, cache, dout, dh, dc, dgx, dgh, n_active, reverse):
-        g = cache
+        g = cache                   # dgx is g["gates"]
         if self.whole_loop:
             backward_loop(dout, k["W_hh"], dh, n_active, reverse, g["gates"], g["hn"],
-                          g["out"], g["h0"], dgx, dgh)
+                          g["out"], g["h0"], dgh)
             return
         T = dout.shape[0]
         tmp, scratch = np.empty_like(dh), np.empty_like(dh)
@@ -125,7 +128,6 @@ class GRUKernel:
             dh_n = dh[:n]
             dh_n += dout[t, :n]
             h_prev = history.previous(g["out"], g["h0"], n_active, reverse, t, n, scratch)
-            backward_step(g["gates"][t, :n], g["hn"][t, :n], h_prev, dh_n, dgx[t, :n],
-                          dgh[:n])
+            backward_step(g["gates"][t, :n], g["hn"][t, :n], h_prev, dh_n, dgh[:n])
             np.matmul(dgh[:n], k["W_hh"], out=tmp[:n])
             dh_n += tmp[:n]

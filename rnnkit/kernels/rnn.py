@@ -43,6 +43,7 @@ def backward_loop(dout, W_hh, dh, n_active, reverse, relu, out, dgx):
 
 class ElmanKernel:
     whole_loop = True
+    grads_in_gates = False          # (its cache has no gates: the outputs are all it keeps)
 
     def __init__(self, relu: bool):
         self.relu = relu

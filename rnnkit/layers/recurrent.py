@@ -156,6 +156,9 @@ class Recurrent:
         """
         if not isinstance(cache, dict):
             fail("cache", "the cache of a forward(..., grad=True)", type(cache).__name__)
+        if cache.get("spent"):
+            fail("cache", "one backward per forward (backward consumes the cache: run forward "
+                 "again)", "a cache already used by backward")
         N, T, perm = cache["N"], cache["T"], cache["perm"]
         H = self.hidden_size
         if dout is None:
@@ -167,6 +170,7 @@ class Recurrent:
             dout, dh_n = dout[perm], dh_n[:, perm]
             dc_n = None if dc_n is None else dc_n[:, perm]
         dseq = dout.transpose(1, 0, 2)                                        # (T, N, dirs*H)
+        cache["spent"] = True
         dh0 = np.zeros_like(dh_n)
         dc0 = None if dc_n is None else np.zeros_like(dc_n)
         for layer in range(self.num_layers - 1, -1, -1):

@@ -77,21 +77,28 @@ def scan_forward(cell, p: dict, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | 
 
 def scan_backward(cell, p: dict, cache: dict, dout: np.ndarray, dh_T: np.ndarray,
                   dc_T: np.ndarray | None, grads: dict, prefix: str):
-    """dout (T, N, H), dh_T/dc_T (N, H) -> dx (T, N, D), dh0, dc0; adds into grads[prefix+name]."""
-    x, out, k = cache["x"], cache["out"], cache["k"]
+    """dout (T, N, H), dh_T/dc_T (N, H) -> dx (T, N, D), dh0, dc0; adds into grads[prefix+name].
+
+    Consumes the cache: the fast kernels overwrite the gates with their gradients."""
+    x, out, k, fast = cache["x"], cache["out"], cache["k"], cache["fast"]
     T, N, D = x.shape
     H = out.shape[2]
     n_active = cache["n_active"]
     G = cell.n_gates * H
-    dgx = workspace.time_major((T, N, G), x.dtype, n_active)    # dL/da: gate pre-activations
+    if fast is not None and fast.grads_in_gates:     # dL/da: the gates' pre-activations
+        dgx = cache["gates"]
+        for t in np.flatnonzero(n_active < N):       # padded rows hold the input projection
+            dgx[t, n_active[t]:] = 0
+    else:
+        dgx = workspace.time_major((T, N, G), x.dtype, n_active)
     # GRU, reset after: the recurrent product's gradient differs from dgx (candidate part
     # times r); one step of it is all the loop needs, the cell redoes it after (in place)
     dgh = workspace.empty((N, G), x.dtype) if getattr(cell, "reset_after", False) else None
     dh = dh_T.astype(x.dtype, copy=True)
     dc = dc_T.astype(x.dtype, copy=True) if cell.has_cell_state else None
     has_c = cell.has_cell_state
-    if cache["fast"] is not None:
-        cache["fast"].backward(k, cache, dout, dh, dc, dgx, dgh, n_active, cache["reverse"])
+    if fast is not None:
+        fast.backward(k, cache, dout, dh, dc, dgx, dgh, n_active, cache["reverse"])
     else:
         reverse = cache["reverse"]
         scratch = np.empty((N, H), x.dtype)
@@ -114,5 +121,5 @@ def scan_backward(cell, p: dict, cache: dict, dout: np.ndarray, dh_T: np.ndarray
     grads[prefix + "b_xh"] += dA.sum(axis=0)
     dx = workspace.empty((T, N, D), x.dtype)
     np.matmul(dA, k["W_xh"], out=dx.reshape(T * N, D))
-    cell.recurrent_grads(p, cache, dgx, grads, prefix)      # last: it may overwrite dgx
+    cell.recurrent_grads(p, cache, dgx, grads, prefix)
     return dx, dh, dc

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.cells import history
-from rnnkit.kernels.fastmath import (ONE, OPTS, add_matmul_rows, copy_row, fsigmoid_half, ftanh,
-                                     njit, previous_rows)
+from rnnkit.kernels.fastmath import (ONE, OPTS, add_matmul_rows, at, copy_row, fsigmoid_half,
+                                     ftanh, njit, one_or_all, previous_rows)
 
 
 @njit(inline="always", **OPTS)
@@ -49,7 +49,7 @@ def forward_loop(Wh_T, b_hn, h_state, n_active, reverse, gh, gates, hn, out):
             for j in range(gh.shape[1]):
                 gh[r, j] = 0
         add_matmul_rows(gh, h_state, Wh_T, n)
-        _forward_rows(gh, b_hn, h_state, gates[t], hn[t], out[t], n)
+        _forward_rows(gh, b_hn, h_state, gates[t], at(hn, t), out[t], n)
 
 
 @njit(inline="always", **OPTS)
@@ -106,7 +106,7 @@ class GRUKernel:
         g = cache
         if self.whole_loop:
             forward_loop(k["Wh_T"], k["b_hn"], h, n_active, reverse, g["gh"], g["gates"],
-                         g["hn"], out)
+                         one_or_all(g["hn"]), out)
             return
         T = gx.shape[0]
         for t in (range(T - 1, -1, -1) if reverse else range(T)):

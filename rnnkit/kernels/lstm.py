@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.cells import history
-from rnnkit.kernels.fastmath import (ONE, OPTS, add_matmul_rows, copy_row, ftanh, njit,
-                                     previous_rows, sigmoid_half_add, tanh_add)
+from rnnkit.kernels.fastmath import (ONE, OPTS, add_matmul_rows, at, copy_row, ftanh, njit,
+                                     one_or_all, previous_rows, sigmoid_half_add, tanh_add)
 
 
 @njit(inline="always", **OPTS)
@@ -54,7 +54,7 @@ def forward_loop(Wh_T, h_state, c_state, n_active, reverse, gates, rec, out, c, 
             for j in range(rec.shape[1]):
                 rec[r, j] = 0
         add_matmul_rows(rec, h_state, Wh_T, n)
-        _forward_rows(gates[t], rec, h_state, c_state, c[t], tanh_c[t], out[t], n)
+        _forward_rows(gates[t], rec, h_state, c_state, at(c, t), at(tanh_c, t), out[t], n)
 
 
 @njit(inline="always", **OPTS)
@@ -116,8 +116,8 @@ class LSTMKernel:
     def forward(self, k, cache, gx, h, c, n_active, reverse, out):
         g = cache
         if self.whole_loop:
-            forward_loop(k["Wh_T"], h, c, n_active, reverse, g["gates"], g["rec"], out, g["c"],
-                         g["tanh_c"])
+            forward_loop(k["Wh_T"], h, c, n_active, reverse, g["gates"], g["rec"], out,
+                         one_or_all(g["c"]), one_or_all(g["tanh_c"]))
             return
         T = gx.shape[0]
         for t in (range(T - 1, -1, -1) if reverse else range(T)):

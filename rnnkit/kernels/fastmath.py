@@ -59,17 +59,17 @@ def tanh_into(a, out):
 # is not vectorised by LLVM here and runs ~5x slower, so callers pass sub-views instead.
 
 @njit(inline="always", **OPTS)
-def sigmoid_half_add(x, y):
-    """x <- sigma(2 (x + y)) in place: gate pre-activations arrive halved."""
+def sigmoid_half_add(x, y, b):
+    """x <- sigma(2 (x + y + b)) in place: gate pre-activations arrive halved."""
     for j in range(x.shape[0]):
-        x[j] = fsigmoid_half(x[j] + y[j])
+        x[j] = fsigmoid_half(x[j] + y[j] + b[j])
 
 
 @njit(inline="always", **OPTS)
-def tanh_add(x, y):
-    """x <- tanh(x + y) in place."""
+def tanh_add(x, y, b):
+    """x <- tanh(x + y + b) in place."""
     for j in range(x.shape[0]):
-        x[j] = ftanh(x[j] + y[j])
+        x[j] = ftanh(x[j] + y[j] + b[j])
 
 
 @njit(inline="always", **OPTS)

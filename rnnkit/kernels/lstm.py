@@ -18,16 +18,17 @@ from rnnkit.kernels.fastmath import (ONE, OPTS, add_matmul_rows, at, copy_row, f
 
 
 @njit(inline="always", **OPTS)
-def _forward_rows(a, rec, h_state, c_state, c, tanh_c, out, n):
-    """a: input projection on entry, activations i, f, C~, o on exit; rec: h_{t-1} W_hh^T."""
+def _forward_rows(a, rec, b, h_state, c_state, c, tanh_c, out, n):
+    """a: input projection on entry, activations i, f, C~, o on exit; rec: h_{t-1} W_hh^T;
+    b: the biases (added here, not in a pass of their own over the projection)."""
     # short loops over few arrays each: LLVM vectorises those (one long loop over nine
     # arrays defeats its alias checks and runs scalar, 7x slower)
     H = h_state.shape[1]
     for r in range(n):
         ar, gr = a[r], rec[r]
-        sigmoid_half_add(ar[:2 * H], gr[:2 * H])                     # i, f
-        tanh_add(ar[2 * H:3 * H], gr[2 * H:3 * H])                   # C~
-        sigmoid_half_add(ar[3 * H:], gr[3 * H:])                     # o
+        sigmoid_half_add(ar[:2 * H], gr[:2 * H], b[:2 * H])          # i, f
+        tanh_add(ar[2 * H:3 * H], gr[2 * H:3 * H], b[2 * H:3 * H])   # C~
+        sigmoid_half_add(ar[3 * H:], gr[3 * H:], b[3 * H:])          # o
         cr, cpr, tr, orow = c[r], c_state[r], tanh_c[r], out[r]
         for j in range(H):
             cr[j] = ar[H + j] * cpr[j] + ar[j] * ar[2 * H + j]       # C = f C_prev + i C~
@@ -40,12 +41,12 @@ def _forward_rows(a, rec, h_state, c_state, c, tanh_c, out, n):
 
 
 @njit(**OPTS)
-def forward_step(a, rec, h_state, c_state, c, tanh_c, out):
-    _forward_rows(a, rec, h_state, c_state, c, tanh_c, out, a.shape[0])
+def forward_step(a, rec, b, h_state, c_state, c, tanh_c, out):
+    _forward_rows(a, rec, b, h_state, c_state, c, tanh_c, out, a.shape[0])
 
 
 @njit(**OPTS)
-def forward_loop(Wh_T, h_state, c_state, n_active, reverse, gates, rec, out, c, tanh_c):
+def forward_loop(Wh_T, b, h_state, c_state, n_active, reverse, gates, rec, out, c, tanh_c):
     T = gates.shape[0]
     for s in range(T):
         t = T - 1 - s if reverse else s
@@ -54,7 +55,7 @@ def forward_loop(Wh_T, h_state, c_state, n_active, reverse, gates, rec, out, c, 
             for j in range(rec.shape[1]):
                 rec[r, j] = 0
         add_matmul_rows(rec, h_state, Wh_T, n)
-        _forward_rows(gates[t], rec, h_state, c_state, at(c, t), at(tanh_c, t), out[t], n)
+        _forward_rows(gates[t], rec, b, h_state, c_state, at(c, t), at(tanh_c, t), out[t], n)
 
 
 @njit(inline="always", **OPTS)
@@ -109,6 +110,7 @@ def backward_loop(dout, W_hh, dh, dc, n_active, reverse, gates, tanh_c, c, c0):
 
 class LSTMKernel:
     grads_in_gates = True           # backward overwrites the gates with their gradients
+    adds_bias = True                # forward adds k["bx"] to the projection itself
 
     def __init__(self, whole_loop: bool):
         self.whole_loop = whole_loop
@@ -116,7 +118,7 @@ class LSTMKernel:
     def forward(self, k, cache, gx, h, c, n_active, reverse, out):
         g = cache
         if self.whole_loop:
-            forward_loop(k["Wh_T"], h, c, n_active, reverse, g["gates"], g["rec"], out,
+            forward_loop(k["Wh_T"], k["bx"], h, c, n_active, reverse, g["gates"], g["rec"], out,
                          one_or_all(g["c"]), one_or_all(g["tanh_c"]))
             return
         T = gx.shape[0]
@@ -124,8 +126,8 @@ class LSTMKernel:
             n = n_active[t]
             rec = g["rec"][:n]
             np.matmul(h[:n], k["Wh_T"], out=rec)
-            forward_step(g["gates"][t, :n], rec, h[:n], c[:n], g["c"][t, :n], g["tanh_c"][t, :n],
-                         out[t, :n])
+            forward_step(g["gates"][t, :n], rec, k["bx"], h[:n], c[:n], g["c"][t, :n],
+                         g["tanh_c"][t, :n], out[t, :n])
 
     def backward(self, k, cache, dout, dh, dc, dgx, dgh, n_active, reverse):
         g = cache                   # dgx is g["gates"]

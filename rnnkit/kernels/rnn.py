@@ -9,7 +9,7 @@ from rnnkit.kernels.fastmath import ONE, add_matmul_rows, ftanh, njit, OPTS
 
 
 @njit(**OPTS)
-def forward_loop(gx, Wh_T, h_state, n_active, reverse, relu, out):
+def forward_loop(gx, b, Wh_T, h_state, n_active, reverse, relu, out):
     T, _, H = out.shape
     for s in range(T):
         t = T - 1 - s if reverse else s
@@ -17,7 +17,7 @@ def forward_loop(gx, Wh_T, h_state, n_active, reverse, relu, out):
         a = out[t]
         for r in range(n):
             for j in range(H):
-                a[r, j] = gx[t, r, j]
+                a[r, j] = gx[t, r, j] + b[j]
         add_matmul_rows(a, h_state, Wh_T, n)
         for r in range(n):
             for j in range(H):
@@ -44,12 +44,13 @@ def backward_loop(dout, W_hh, dh, n_active, reverse, relu, out, dgx):
 class ElmanKernel:
     whole_loop = True
     grads_in_gates = False          # (its cache has no gates: the outputs are all it keeps)
+    adds_bias = True                # forward adds k["bx"] to the projection itself
 
     def __init__(self, relu: bool):
         self.relu = relu
 
     def forward(self, k, cache, gx, h, c, n_active, reverse, out):
-        forward_loop(gx, k["Wh_T"], h, n_active, reverse, self.relu, out)
+        forward_loop(gx, k["bx"], k["Wh_T"], h, n_active, reverse, self.relu, out)
 
     def backward(self, k, cache, dout, dh, dc, dgx, dgh, n_active, reverse):
         backward_loop(dout, k["W_hh"], dh, n_active, reverse, self.relu, cache["out"], dgx)

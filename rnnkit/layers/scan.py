@@ -43,18 +43,19 @@ def scan_forward(cell, p: dict, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | 
     if not grad:
         cache.update({name: _one_row(a.shape, a.dtype) for name, a in cache.items()
                       if a.ndim == 3 and name != "gates"})
-    if "gates" in cache:          # the cell turns the projection into activations in place
-        gx = cache["gates"]                                               # (T, N, G*H)
-        np.matmul(x.reshape(T * N, D), k["Wx_T"], out=gx.reshape(T * N, -1))
+    fast = kernels.select(cell, x.dtype, N, H)
+    # the input projection of all steps, W_xh x_t (+ biases, unless the fast loop adds them);
+    # LSTM and GRU turn it into their activations in place
+    gx = cache["gates"] if "gates" in cache else \
+        workspace.empty((T, N, cell.n_gates * H), x.dtype)
+    np.matmul(x.reshape(T * N, D), k["Wx_T"], out=gx.reshape(T * N, -1))
+    if fast is None or not fast.adds_bias:
         gx += k["bx"]
-    else:
-        gx = (x.reshape(T * N, D) @ k["Wx_T"] + k["bx"]).reshape(T, N, -1)
     out = workspace.time_major((T, N, H), x.dtype, n_active)
     h = h0.copy()
     if cell.has_cell_state:
         cache["c"] = keep((T, N, H), x.dtype)
         c = c0.copy()
-    fast = kernels.select(cell, x.dtype, N, H)
     if fast is not None:
         fast.forward(k, cache, gx, h, c if cell.has_cell_state else None, n_active, reverse,
                      out)

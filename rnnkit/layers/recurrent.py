@@ -173,26 +173,34 @@ class Recurrent:
         cache["spent"] = True
         dh0 = np.zeros_like(dh_n)
         dc0 = None if dc_n is None else np.zeros_like(dc_n)
+        dx_out = None
         for layer in range(self.num_layers - 1, -1, -1):
             mask, scans = cache["layers"][layer]
+            into = None             # the first layer's dx goes straight into the (N, T, D)
+            if layer == 0 and perm is None:                      # result, time-major view
+                dx_out = np.empty((N, T, self.input_size), self.dtype)
+                into = dx_out.transpose(1, 0, 2)
             dx = None
             for direction in range(self.dirs):
                 i = layer * self.dirs + direction
                 dx_d, dh, dc = scan_backward(
                     self.cell, self._direction(layer, direction), scans[direction],
                     dseq[:, :, direction * H:(direction + 1) * H], dh_n[i],
-                    None if dc_n is None else dc_n[i], self.grads, self.prefix(layer, direction))
+                    None if dc_n is None else dc_n[i], self.grads, self.prefix(layer, direction),
+                    dx_into=into, accumulate=direction > 0)
                 dh0[i] = dh
                 if dc is not None:
                     dc0[i] = dc
-                dx = dx_d if dx is None else dx + dx_d
-            dseq = dx if mask is None else dx * mask
+                if into is None:    # dx is this backward's own buffer: add in place
+                    dx = dx_d if dx is None else np.add(dx, dx_d, out=dx)
+            if into is None:
+                dseq = dx if mask is None else np.multiply(dx, mask, out=dx)
+        if dx_out is not None:
+            return dx_out, ((dh0, dc0) if self.cell.has_cell_state else dh0)
         dx = dseq.transpose(1, 0, 2)
-        if perm is not None:
-            inv = np.argsort(perm)
-            dx, dh0 = dx[inv], dh0[:, inv]
-            dc0 = None if dc0 is None else dc0[:, inv]
-        dx = np.ascontiguousarray(dx)
+        inv = np.argsort(perm)
+        dx, dh0 = np.ascontiguousarray(dx[inv]), dh0[:, inv]
+        dc0 = None if dc0 is None else dc0[:, inv]
         return dx, ((dh0, dc0) if self.cell.has_cell_state else dh0)
 
 

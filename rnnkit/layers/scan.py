@@ -77,10 +77,13 @@ def scan_forward(cell, p: dict, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | 
 
 
 def scan_backward(cell, p: dict, cache: dict, dout: np.ndarray, dh_T: np.ndarray,
-                  dc_T: np.ndarray | None, grads: dict, prefix: str):
+                  dc_T: np.ndarray | None, grads: dict, prefix: str,
+                  dx_into: np.ndarray | None = None, accumulate: bool = False):
     """dout (T, N, H), dh_T/dc_T (N, H) -> dx (T, N, D), dh0, dc0; adds into grads[prefix+name].
 
-    Consumes the cache: the fast kernels overwrite the gates with their gradients."""
+    dx goes into ``dx_into`` (any (T, N, D) view, e.g. of the caller's (N, T, D) result; added
+    to it with ``accumulate``) if given, else into a new buffer. Consumes the cache: the fast
+    kernels overwrite the gates with their gradients."""
     x, out, k, fast = cache["x"], cache["out"], cache["k"], cache["fast"]
     T, N, D = x.shape
     H = out.shape[2]
@@ -120,7 +123,35 @@ def scan_backward(cell, p: dict, cache: dict, dout: np.ndarray, dh_T: np.ndarray
     dA = dgx.reshape(T * N, -1)
     grads[prefix + "W_xh"] += dA.T @ x.reshape(T * N, D)
     grads[prefix + "b_xh"] += dA.sum(axis=0)
-    dx = workspace.empty((T, N, D), x.dtype)
-    np.matmul(dA, k["W_xh"], out=dx.reshape(T * N, D))
+    dx = _input_grad(dgx, k["W_xh"], dx_into, accumulate)
     cell.recurrent_grads(p, cache, dgx, grads, prefix)
     return dx, dh, dc
+
+
+DX_CHUNK_ROWS = 4096
+
+
+def _input_grad(dA: np.ndarray, W_xh: np.ndarray, into: np.ndarray | None,
+                accumulate: bool) -> np.ndarray:
+    """dx = dA @ W_xh, (T, N, G) -> (T, N, D); into a strided view chunk by chunk.
+
+    Written straight into the caller's batch-first result, the time-major dx never exists
+    as a whole: a chunk of ~DX_CHUNK_ROWS rows at a time (products of that height run as fast
+    as one, and the copy into the view is the transpose the caller would make anyway)."""
+    T, N, G = dA.shape
+    D = W_xh.shape[1]
+    if into is None:
+        dx = workspace.empty((T, N, D), dA.dtype)
+        np.matmul(dA.reshape(T * N, G), W_xh, out=dx.reshape(T * N, D))
+        return dx
+    steps = min(T, max(1, DX_CHUNK_ROWS // N))
+    part = workspace.empty((steps, N, D), dA.dtype)
+    for t0 in range(0, T, steps):
+        t1 = min(T, t0 + steps)
+        chunk = part[:t1 - t0]
+        np.matmul(dA[t0:t1].reshape(-1, G), W_xh, out=chunk.reshape(-1, D))
+        if accumulate:
+            into[t0:t1] += chunk
+        else:
+            into[t0:t1] = chunk
+    return into

@@ -296,3 +296,25 @@ def test_inference_without_a_cache_equals_the_training_forward(cell, dtype):
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
     with pytest.raises(RnnkitError, match="cache: expected the cache of a forward"):
         layer.backward(np.zeros_like(out), None, cache2)
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_input_gradient_in_chunks_equals_one_product(cell, monkeypatch):
+    """The first layer's dx is formed a few steps at a time straight into the result."""
+    from rnnkit.layers import scan
+    layer = make(cell, D, H, num_layers=2, bidirectional=True, dtype=np.float64, seed=21)
+    rng = np.random.default_rng(22)
+    x = rng.standard_normal((N, T, D))
+    R = rng.standard_normal((N, T, 2 * H))
+    results = []
+    for rows in (scan.DX_CHUNK_ROWS, 2 * N):             # one chunk; chunks of 2 steps
+        monkeypatch.setattr(scan, "DX_CHUNK_ROWS", rows)
+        layer.zero_grad()
+        out, _, cache = layer.forward(x)
+        dx, _ = layer.backward(R, None, cache)
+        results.append((dx, {k: g.copy() for k, g in layer.grads.items()}))
+    (dx1, g1), (dx2, g2) = results
+    assert dx1.shape == (N, T, D) and dx1.flags.c_contiguous
+    np.testing.assert_allclose(dx2, dx1, rtol=1e-12, atol=1e-12)
+    for k in g1:
+        np.testing.assert_allclose(g2[k], g1[k], rtol=1e-12, atol=1e-12)

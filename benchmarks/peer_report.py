@@ -198,7 +198,9 @@ def markdown_document(report: dict, frameworks: list[str], json_name: str) -> st
         + " GFLOP/s; peak = " + (f"{peak:.1f}." if peak else "n/a."),
         "",
         f"Median of >= {s['reps']} calls (>= {s['min_time_s']:g} s of calls) after "
-        f"{s['warmup']} warm-ups, each framework in its own process. train = forward + "
+        f"{s['warmup']} warm-ups, each framework in its own process"
+        + (f"; the median of {s['rounds']} such rounds, the frameworks taking turns"
+           if s.get("rounds", 1) > 1 else "") + ". train = forward + "
         "sum(out * R) + BPTT to all weights and x; infer = forward. GFLOP/s counts only the "
         "matrix products. peak MB = resident memory one training step adds. others' CPU % = "
         "share of the CPUs other processes took during the timing "

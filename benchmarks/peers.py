@@ -1,7 +1,8 @@
 """rnnkit against its peers, PyTorch (CPU) and JAX (CPU), on RNN (tanh), LSTM and GRU layers.
 
     python benchmarks/peers.py [--configs small,medium,large,stream] [--cells rnn,lstm,gru]
-        [--frameworks rnnkit,torch,jax] [--reps 5] [--out benchmarks/results/peers.json]
+        [--frameworks rnnkit,torch,jax] [--reps 5] [--rounds 1]
+        [--out benchmarks/results/peers.json]
 
 For every configuration and cell, one layer, float32, batch-first:
 - train: one training step = forward over the whole sequence, loss sum(out * R) with a fixed
@@ -9,9 +10,8 @@ For every configuration and cell, one layer, float32, batch-first:
   ``backward``; PyTorch 2.x: ``nn.RNN/LSTM/GRU(batch_first=True)`` and autograd; JAX: the
   cells written out in ``jax_cells.py`` (PyTorch's gate order, GRU reset after), ``lax.scan``
   over time, ``jit(value_and_grad)`` w.r.t. the weights and x.
-- infer: one forward. rnnkit ``layer.forward(x)`` (its only switch, ``training``, defaults to
-  False and only gates dropout; the backward cache is always built); PyTorch under
-  ``torch.no_grad()``; JAX the jitted forward.
+- infer: one forward. rnnkit ``layer.forward(x, grad=False)`` (no backward cache is kept);
+  PyTorch under ``torch.no_grad()``; JAX the jitted forward.
 All three get the same weights and data (``peer_workers.make_problem``); each worker reports
 the loss, sum|dx| and sum|dW_hh| of one step and the table's ``check`` column says whether
 they agree (relative 1e-3), so every framework is known to compute the same thing.
@@ -26,10 +26,12 @@ the median of at least --reps calls, and of at least --min-time seconds of calls
 The machine may be shared: each worker also measures the share of the CPUs that other
 processes took during its timed calls (column "others' CPU %", per framework); above
 --busy the timing is redone in a fresh process, at most --retries times, and the quietest
-attempt kept (every attempt is in the JSON). Memory: in another fresh process, one warm-up step,
-then the peak resident memory that one training step adds over the resident set before it
-(kernel high-water mark reset through /proc/self/clear_refs, glibc's mmap threshold fixed so
-freed buffers go back to the OS; see ``peer_workers.step_memory``). It counts everything the
+attempt kept (every attempt is in the JSON). This machine's speed also drifts by tens of
+percent over minutes; --rounds R repeats the timings R times, the frameworks taking turns
+(a fresh process each), and reports each framework's median over the rounds.
+Memory: in another fresh process, one warm-up step, then the peak resident memory that one
+training step adds over the resident set before it (kernel high-water mark reset through
+/proc/self/clear_refs, glibc's mmap threshold fixed so freed buffers go back to the OS; see ``peer_workers.step_memory``). It counts everything the
 step allocates: activations kept for backward, temporaries, and gradients the framework
 allocates fresh (PyTorch's .grad after zero_grad(set_to_none=True), JAX's returned tree;
 rnnkit's gradient arrays live in the layer and are in the baseline, about the size of the
@@ -114,6 +116,19 @@ def time_with_retries(framework: str, args, config: str, cell: str, log) -> dict
     return best
 
 
+def median_of_rounds(rounds: list) -> dict:
+    """One timing from --rounds timings: per mode, the round with the median time (all kept)."""
+    ok = [r for r in rounds if "error" not in r]
+    if not ok:
+        return rounds[0]
+    timing = dict(ok[0])
+    for mode in MODES:
+        by_time = sorted((r[mode] for r in ok), key=lambda m: m["median_ms"])
+        timing[mode] = dict(by_time[(len(by_time) - 1) // 2],
+                            rounds_ms=[r[mode]["median_ms"] for r in ok])
+    return timing
+
+
 def measure_gemm(args, log, when: str) -> dict:
     """framework -> its best float32 2048^3 GEMM (rnnkit: NumPy), each in a fresh process."""
     gemm = {}
@@ -140,6 +155,8 @@ def main() -> None:
     parser.add_argument("--busy", type=float, default=0.2,
                         help="retry a timing if other processes took more of the CPUs")
     parser.add_argument("--retries", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="time every framework this many times, taking turns; median")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=os.path.join(HERE, "results", "peers.json"))
     args = parser.parse_args()
@@ -152,6 +169,8 @@ def main() -> None:
             parser.error(f"--{name}: unknown {unknown}, expected some of {list(known)}")
     if args.reps < 5:
         parser.error(f"--reps: expected at least 5, got {args.reps}")
+    if args.rounds < 1:
+        parser.error(f"--rounds: expected at least 1, got {args.rounds}")
     if args.warmup < 1:
         parser.error(f"--warmup: expected at least 1 (the first call compiles), got "
                      f"{args.warmup}")
@@ -168,11 +187,15 @@ def main() -> None:
     for config in configs:
         for cell in cells:
             per_fw = {}
+            rounds = {fw: [] for fw in frameworks if present[fw]}
+            for _ in range(args.rounds):          # the frameworks take turns, against drift
+                for fw in rounds:
+                    rounds[fw].append(time_with_retries(fw, args, config, cell, log))
             for fw in frameworks:
                 if not present[fw]:
                     per_fw[fw] = "absent"
                     continue
-                timing = time_with_retries(fw, args, config, cell, log)
+                timing = median_of_rounds(rounds[fw])
                 log(f"{config} {cell} {fw}: memory")
                 memory = run_worker(fw, "memory", args, cell, CONFIGS[config])
                 per_fw[fw] = {"time": timing, "memory": memory}
@@ -197,7 +220,7 @@ def main() -> None:
         "machine": machine,
         "rnnkit_source": source,
         "frameworks": {fw: (version(fw) if present[fw] else "absent") for fw in frameworks},
-        "settings": {"dtype": "float32", "threads": args.threads, "reps": args.reps,
+        "settings": {"dtype": "float32", "threads": args.threads, "reps": args.reps, "rounds": args.rounds,
                      "warmup": args.warmup, "min_time_s": args.min_time, "busy": args.busy,
                      "retries": args.retries, "xla_flags": XLA_FLAGS,
                      "thread_env": ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",

@@ -95,8 +95,9 @@ def scan_backward(cell, p: dict, cache: dict, dout: np.ndarray, dh_T: np.ndarray
             dgx[t, n_active[t]:] = 0
     else:
         dgx = workspace.time_major((T, N, G), x.dtype, n_active)
-    # GRU, reset after: the recurrent product's gradient differs from dgx (candidate part
-    # times r); one step of it is all the loop needs, the cell redoes it after (in place)
+    # GRU, reset after: the recurrent product's gradient differs from dgx in the candidate
+    # part (times r); the loop's product needs one step of it, and the backward leaves that
+    # part in the spent hn rows for the weight gradient
     dgh = workspace.empty((N, G), x.dtype) if getattr(cell, "reset_after", False) else None
     dh = dh_T.astype(x.dtype, copy=True)
     dc = dc_T.astype(x.dtype, copy=True) if cell.has_cell_state else None

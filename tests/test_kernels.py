@@ -28,8 +28,7 @@ def assert_pinned(fast, ref):
         assert np.abs(a - b).max() <= 2e-6 * scale
 
 
-# the Elman RNN has only the whole-loop fast path (its reference step is three NumPy calls)
-MODES = [(c, w) for c in CELLS for w in (True, False) if w or not c.startswith("rnn")]
+MODES = [(c, w) for c in CELLS for w in (True, False)]
 
 
 @pytest.mark.parametrize("cell,whole_loop", MODES)
@@ -82,7 +81,7 @@ def test_selection_by_dtype_variant_and_size():
     assert kernels.select(rnnkit.LSTM(2, 4).cell, np.float64, 4, 4) is None
     assert kernels.select(rnnkit.LSTM(2, 4, peepholes=True).cell, np.float32, 4, 4) is None
     assert kernels.select(rnnkit.GRU(2, 4, reset_after=False).cell, np.float32, 4, 4) is None
-    assert kernels.select(rnnkit.RNN(2, 512).cell, np.float32, 128, 512) is None
+    assert kernels.select(rnnkit.RNN(2, 512).cell, np.float32, 128, 512).whole_loop is False
     assert kernels.select(rnnkit.LSTM(2, 512).cell, np.float32, 128, 512).whole_loop is False
     assert kernels.select(rnnkit.GRU(2, 128).cell, np.float32, 1, 128).whole_loop is True
     with kernels.reference_only():
@@ -95,3 +94,34 @@ def test_without_numba_everything_runs_on_the_reference(monkeypatch):
     x = np.random.default_rng(0).standard_normal((2, 5, 3)).astype(np.float32)
     out, _, cache = layer.forward(x)
     assert cache["layers"][0][1][0]["fast"] is None and np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+@pytest.mark.parametrize("whole_loop", [True, False])
+def test_vanishing_gradients_are_flushed_before_they_turn_subnormal(cell, whole_loop,
+                                                                    monkeypatch):
+    """A loss at the last step only: BPTT's gradient decays through the steps into float32's
+    subnormal range, where arithmetic is 10-100x slower. The fast kernels flush it to zero
+    below fastmath.TINY; the reference (plain NumPy) shows the range is really reached."""
+    monkeypatch.setattr(kernels, "WHOLE_LOOP_MACS", 1 << 40 if whole_loop else 0)
+    rng = np.random.default_rng(5)
+    N, T, D, H = 2, 600, 3, 8
+    layer = CELLS[cell](D, H, seed=4)
+    x = rng.standard_normal((N, T, D)).astype(np.float32)
+    R = np.zeros((N, T, H), np.float32)
+    R[:, -1] = rng.standard_normal((N, H))
+
+    def dx_of():
+        layer.zero_grad()
+        out, _, cache = layer.forward(x)
+        return layer.backward(R, None, cache)[0]
+
+    def subnormal(a):
+        return int(np.sum((a != 0) & (np.abs(a) < np.finfo(np.float32).tiny)))
+
+    fast = dx_of()
+    with kernels.reference_only():
+        ref = dx_of()
+    assert subnormal(ref) > 0
+    assert subnormal(fast) == 0
+    np.testing.assert_allclose(fast, ref, rtol=1e-3, atol=1e-5 * np.abs(ref).max())

@@ -5,7 +5,7 @@
   gates*H x H multiply-adds < WHOLE_LOOP_MACS, i.e. batch 1-2 at H = 128): per-step Python
   and BLAS-call overhead is what costs there;
 - otherwise the recurrent product by NumPy's BLAS and all gate arithmetic of a step in one
-  compiled pass (LSTM, GRU with reset after);
+  compiled pass (RNN, LSTM, GRU with reset after);
 - otherwise (float64, peepholes, GRU reset-before, clip, no numba) the reference in
   rnnkit.cells.
 Every fast path fills the same cache as the reference and is pinned to it by tests.
@@ -49,8 +49,8 @@ def select(cell, dtype, N: int, H: int):
         return LSTMKernel(whole)
     if isinstance(cell, GRUCell) and cell.reset_after:
         return GRUKernel(whole)
-    if isinstance(cell, ElmanCell) and whole:
-        return ElmanKernel(cell.nonlinearity == "relu")
+    if isinstance(cell, ElmanCell):
+        return ElmanKernel(whole, cell.nonlinearity == "relu")
     return None
 
 

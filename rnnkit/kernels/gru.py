@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.cells import history
-from rnnkit.kernels.fastmath import (ONE, OPTS, add_matmul_rows, at, copy_row, fsigmoid_half,
-                                     ftanh, njit, one_or_all, previous_rows)
+from rnnkit.kernels.fastmath import (ONE, OPTS, add_matmul_rows, at, copy_row, flush,
+                                     fsigmoid_half, ftanh, njit, one_or_all, previous_rows)
 
 
 @njit(inline="always", **OPTS)
@@ -65,13 +65,13 @@ def _backward_rows(acts, hn, h_prev, dh, dgh, n):
         for j in range(H):
             d = dhr[j]
             zj, cj = z[j], cand[j]
-            cand[j] = d * zj * (ONE - cj * cj)
-            z[j] = d * (cj - hpr[j]) * zj * (ONE - zj)
-            dhr[j] = d * (ONE - zj)
+            cand[j] = flush(d * zj * (ONE - cj * cj))
+            z[j] = flush(d * (cj - hpr[j]) * zj * (ONE - zj))
+            dhr[j] = flush(d * (ONE - zj))
         for j in range(H):
             rj, d_n = rg[j], cand[j]
-            rg[j] = d_n * hnr[j] * rj * (ONE - rj)
-            hnr[j] = d_n * rj
+            rg[j] = flush(d_n * hnr[j] * rj * (ONE - rj))
+            hnr[j] = flush(d_n * rj)
         copy_row(dhh[:2 * H], ar[:2 * H])
         copy_row(dhh[2 * H:], hnr)
 

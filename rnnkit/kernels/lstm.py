@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.cells import history
-from rnnkit.kernels.fastmath import (ONE, OPTS, add_matmul_rows, at, copy_row, ftanh, njit,
+from rnnkit.kernels.fastmath import (ONE, OPTS, add_matmul_rows, at, copy_row, flush, ftanh, njit,
                                      one_or_all, previous_rows, sigmoid_half_add, tanh_add)
 
 
@@ -73,15 +73,15 @@ def _backward_rows(acts, tanh_c, c_prev, dh, dc, n):
         for j in range(H):                                           # dC_t and d(o)
             o, tc, d = og[j], tr[j], dhr[j]
             dcr[j] += d * o * (ONE - tc * tc)
-            og[j] = d * tc * o * (ONE - o)
+            og[j] = flush(d * tc * o * (ONE - o))
         for j in range(H):
             i, g, dct = ig[j], gg[j], dcr[j]
-            ig[j] = dct * g * i * (ONE - i)
-            gg[j] = dct * i * (ONE - g * g)
+            ig[j] = flush(dct * g * i * (ONE - i))
+            gg[j] = flush(dct * i * (ONE - g * g))
         for j in range(H):
             f, dct = fg[j], dcr[j]
-            fg[j] = dct * cpr[j] * f * (ONE - f)
-            dcr[j] = dct * f
+            fg[j] = flush(dct * cpr[j] * f * (ONE - f))
+            dcr[j] = flush(dct * f)
 
 
 @njit(**OPTS)

@@ -1,11 +1,38 @@
-"""Fast Elman RNN time loop (float32, whole loop compiled), pinned to rnnkit.cells.rnn.
+"""Fast Elman RNN time loops (float32), pinned to rnnkit.cells.rnn. Modes as in
+rnnkit.kernels.lstm.
 
-Per step the reference is already three NumPy calls (product, add, tanh), so only the
-whole-loop mode, for small batches, is worth compiling.
+Per step the reference is already three NumPy calls (product, add, tanh); the per-step mode
+exists for the backward, whose compiled pass flushes vanishing gradients before they turn
+subnormal (see fastmath.TINY: a 400-step backward with the loss at the last step took 4x
+longer in NumPy), and folds the bias and the activation into one pass in the forward.
 """
 from __future__ import annotations
 
-from rnnkit.kernels.fastmath import ONE, add_matmul_rows, ftanh, njit, OPTS
+import numpy as np
+
+from rnnkit.kernels.fastmath import ONE, add_matmul_rows, flush, ftanh, njit, OPTS
+
+
+@njit(**OPTS)
+def forward_step(a, gx, b, h_state, relu):
+    """a: h_{t-1} W_hh^T on entry, h_t = f(a + gx + b) on exit, also into h_state."""
+    for r in range(a.shape[0]):
+        ar, gr, hr = a[r], gx[r], h_state[r]
+        for j in range(ar.shape[0]):
+            v = ar[j] + gr[j] + b[j]
+            v = (v if v > 0 else 0 * v) if relu else ftanh(v)
+            ar[j] = v
+            hr[j] = v
+
+
+@njit(**OPTS)
+def backward_step(h, dh, dgx, relu):
+    """dgx = dh * f'(a), with f' read from h_t = f(a)."""
+    for r in range(h.shape[0]):
+        hr, dr, gr = h[r], dh[r], dgx[r]
+        for j in range(hr.shape[0]):
+            d, v = dr[j], hr[j]
+            gr[j] = flush((d if v > 0 else 0 * d) if relu else d * (ONE - v * v))
 
 
 @njit(**OPTS)
@@ -36,21 +63,36 @@ def backward_loop(dout, W_hh, dh, n_active, reverse, relu, out, dgx):
             for j in range(H):
                 h = out[t, r, j]
                 d = dh[r, j] + dout[t, r, j]
-                dgx[t, r, j] = (d if h > 0 else 0 * d) if relu else d * (ONE - h * h)
+                dgx[t, r, j] = flush((d if h > 0 else 0 * d) if relu else d * (ONE - h * h))
                 dh[r, j] = 0
         add_matmul_rows(dh, dgx[t], W_hh, n)
 
 
 class ElmanKernel:
-    whole_loop = True
     grads_in_gates = False          # (its cache has no gates: the outputs are all it keeps)
     adds_bias = True                # forward adds k["bx"] to the projection itself
 
-    def __init__(self, relu: bool):
-        self.relu = relu
+    def __init__(self, whole_loop: bool, relu: bool):
+        self.whole_loop, self.relu = whole_loop, relu
 
     def forward(self, k, cache, gx, h, c, n_active, reverse, out):
-        forward_loop(gx, k["bx"], k["Wh_T"], h, n_active, reverse, self.relu, out)
+        if self.whole_loop:
+            forward_loop(gx, k["bx"], k["Wh_T"], h, n_active, reverse, self.relu, out)
+            return
+        for t in (range(gx.shape[0] - 1, -1, -1) if reverse else range(gx.shape[0])):
+            n = n_active[t]
+            a = out[t, :n]
+            np.matmul(h[:n], k["Wh_T"], out=a)
+            forward_step(a, gx[t, :n], k["bx"], h[:n], self.relu)
 
     def backward(self, k, cache, dout, dh, dc, dgx, dgh, n_active, reverse):
-        backward_loop(dout, k["W_hh"], dh, n_active, reverse, self.relu, cache["out"], dgx)
+        out = cache["out"]
+        if self.whole_loop:
+            backward_loop(dout, k["W_hh"], dh, n_active, reverse, self.relu, out, dgx)
+            return
+        for t in (range(dout.shape[0]) if reverse else range(dout.shape[0] - 1, -1, -1)):
+            n = n_active[t]
+            dh_n = dh[:n]
+            dh_n += dout[t, :n]
+            backward_step(out[t, :n], dh_n, dgx[t, :n], self.relu)
+            np.matmul(dgx[t, :n], k["W_hh"], out=dh_n)

@@ -134,8 +134,11 @@ def time_major(shape, dtype, n_active: np.ndarray) -> np.ndarray:
 
     Steps write only their active rows, and the products after the loop read every row, so
     the padded ones must be zero (padded outputs and gradients are exactly zero)."""
-    out = pool.empty(shape, dtype)
-    N = shape[1]
-    for t in np.flatnonzero(n_active < N):
-        out[t, n_active[t]:] = 0
-    return out
+    return zero_padding(pool.empty(shape, dtype), n_active)
+
+
+def zero_padding(a: np.ndarray, n_active: np.ndarray) -> np.ndarray:
+    """Zero the padded rows (t, n_active[t]:) of a (T, N, ...) array in place; returns it."""
+    for t in np.flatnonzero(n_active < a.shape[1]):
+        a[t, n_active[t]:] = 0
+    return a

@@ -37,9 +37,6 @@ def scan_forward(cell, p: dict, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | 
     H = h0.shape[1]
     k = cell.prepare(p)
     cache = cell.alloc(T, N, H, x.dtype, n_active)
-    def keep(shape, dtype):
-        return workspace.time_major(shape, dtype, n_active) if grad else _one_row(shape, dtype)
-
     if not grad:
         cache.update({name: _one_row(a.shape, a.dtype) for name, a in cache.items()
                       if a.ndim == 3 and name != "gates"})
@@ -54,7 +51,8 @@ def scan_forward(cell, p: dict, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | 
     out = workspace.time_major((T, N, H), x.dtype, n_active)
     h = h0.copy()
     if cell.has_cell_state:
-        cache["c"] = keep((T, N, H), x.dtype)
+        cache["c"] = workspace.time_major((T, N, H), x.dtype, n_active) if grad else \
+            _one_row((T, N, H), x.dtype)
         c = c0.copy()
     if fast is not None:
         fast.forward(k, cache, gx, h, c if cell.has_cell_state else None, n_active, reverse,
@@ -90,9 +88,8 @@ def scan_backward(cell, p: dict, cache: dict, dout: np.ndarray, dh_T: np.ndarray
     n_active = cache["n_active"]
     G = cell.n_gates * H
     if fast is not None and fast.grads_in_gates:     # dL/da: the gates' pre-activations
-        dgx = cache["gates"]
-        for t in np.flatnonzero(n_active < N):       # padded rows hold the input projection
-            dgx[t, n_active[t]:] = 0
+        # (their padded rows hold the input projection of the padding)
+        dgx = workspace.zero_padding(cache["gates"], n_active)
     else:
         dgx = workspace.time_major((T, N, G), x.dtype, n_active)
     # GRU, reset after: the recurrent product's gradient differs from dgx in the candidate

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit import workspace
+from rnnkit import blas, workspace
 from rnnkit.cells import history
 from rnnkit.cells.rnn import check_clip, clip_
 
@@ -152,12 +152,12 @@ class GRUCell:
         dW, db = grads[prefix + "W_hh"], grads[prefix + "b_hh"]
         before = (cache["out"], cache["h0"], cache["n_active"], cache["reverse"])
         if self.reset_after:          # backward left dL/d(W_hn h + b_hn) in hn
-            dW[:2 * H] += history.product(dGx[..., :2 * H], *before)
-            dW[2 * H:] += history.product(cache["hn"], *before)
+            history.product(dGx[..., :2 * H], *before, into=dW[:2 * H])
+            history.product(cache["hn"], *before, into=dW[2 * H:])
             db[:2 * H] += dGx[..., :2 * H].reshape(-1, 2 * H).sum(axis=0)
             db[2 * H:] += cache["hn"].reshape(-1, H).sum(axis=0)
         else:
             dA = dGx.reshape(-1, 3 * H)
-            dW[:2 * H] += history.product(dGx[..., :2 * H], *before)
-            dW[2 * H:] += dA[:, 2 * H:].T @ cache["hn"].reshape(-1, H)
+            history.product(dGx[..., :2 * H], *before, into=dW[:2 * H])
+            blas.matmul(dA[:, 2 * H:].T, cache["hn"].reshape(-1, H), dW[2 * H:], accumulate=True)
             db += dA.sum(axis=0)

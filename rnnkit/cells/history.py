@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit import blas
+
 
 def previous(seq: np.ndarray, init: np.ndarray, n_active: np.ndarray, reverse: bool, t: int,
              n: int, scratch: np.ndarray) -> np.ndarray:
@@ -32,22 +34,25 @@ def previous(seq: np.ndarray, init: np.ndarray, n_active: np.ndarray, reverse: b
 
 
 def product(dA: np.ndarray, seq: np.ndarray, init: np.ndarray, n_active: np.ndarray,
-            reverse: bool) -> np.ndarray:
+            reverse: bool, into: np.ndarray | None = None) -> np.ndarray:
     """sum over t of dA[t]^T @ (states before step t): (T, N, G) x (T, N, H) -> (G, H).
 
-    dA must be zero at padded steps. Two matrix products, no (T, N, H) copy: the shifted
-    sequence is a contiguous slice of ``seq``, plus one product for the rows' first steps."""
+    Added into ``into`` (e.g. the weight's gradient) if given. dA must be zero at padded
+    steps. Two matrix products, no (T, N, H) copy: the shifted sequence is a contiguous slice
+    of ``seq``, plus one product for the rows' first steps."""
     T, N, G = dA.shape
     H = seq.shape[2]
+    if into is None:
+        into = np.zeros((G, H), np.result_type(dA, seq))
     if reverse:       # seq[t + 1] is zero where row r starts at t: its init comes in below
-        total = dA[:-1].reshape(-1, G).T @ seq[1:].reshape(-1, H)
+        blas.matmul(dA[:-1].reshape(-1, G).T, seq[1:].reshape(-1, H), into, accumulate=True)
         lens = (n_active[:, None] > np.arange(N)).sum(axis=0)
         rows = np.flatnonzero(lens)
-        total += dA[lens[rows] - 1, rows].T @ init[rows]
+        blas.matmul(dA[lens[rows] - 1, rows].T, init[rows], into, accumulate=True)
     else:
-        total = dA[1:].reshape(-1, G).T @ seq[:-1].reshape(-1, H)
-        total += dA[0].T @ init
-    return total
+        blas.matmul(dA[1:].reshape(-1, G).T, seq[:-1].reshape(-1, H), into, accumulate=True)
+        blas.matmul(dA[0].T, init, into, accumulate=True)
+    return into
 
 
 def shifted(seq: np.ndarray, init: np.ndarray, n_active: np.ndarray,

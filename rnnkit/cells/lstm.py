@@ -134,8 +134,8 @@ class LSTMCell:
     def recurrent_grads(self, p, cache, dGx, grads, prefix):
         dA = dGx.reshape(-1, dGx.shape[-1])
         n_active, reverse = cache["n_active"], cache["reverse"]
-        grads[prefix + "W_hh"] += history.product(dGx, cache["out"], cache["h0"], n_active,
-                                                  reverse)
+        history.product(dGx, cache["out"], cache["h0"], n_active, reverse,
+                        into=grads[prefix + "W_hh"])
         grads[prefix + "b_hh"] += dA.sum(axis=0)
         if self.peepholes:
             H = dGx.shape[-1] // 4

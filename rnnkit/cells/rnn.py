@@ -80,6 +80,6 @@ class ElmanCell:
         np.matmul(dgx, k["W_hh"], out=dh)
 
     def recurrent_grads(self, p, cache, dGx, grads, prefix):
-        grads[prefix + "W_hh"] += history.product(dGx, cache["out"], cache["h0"],
-                                                  cache["n_active"], cache["reverse"])
+        history.product(dGx, cache["out"], cache["h0"], cache["n_active"], cache["reverse"],
+                        into=grads[prefix + "W_hh"])
         grads[prefix + "b_hh"] += dGx.reshape(-1, dGx.shape[-1]).sum(axis=0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit import blas
 from rnnkit.cells import history
 from rnnkit.kernels.fastmath import (ONE, OPTS, add_matmul_rows, at, copy_row, flush,
                                      fsigmoid_half, ftanh, njit, one_or_all, previous_rows)
@@ -114,7 +115,7 @@ class GRUKernel:
         for t in (range(T - 1, -1, -1) if reverse else range(T)):
             n = n_active[t]
             gh = g["gh"][:n]
-            np.matmul(h[:n], k["Wh_T"], out=gh)
+            blas.matmul(h[:n], k["Wh_T"], gh)
             forward_step(gh, k["bx"], k["b_hn"], h[:n], g["gates"][t, :n], g["hn"][t, :n],
                          out[t, :n])
 
@@ -132,5 +133,5 @@ class GRUKernel:
             dh_n += dout[t, :n]
             h_prev = history.previous(g["out"], g["h0"], n_active, reverse, t, n, scratch)
             backward_step(g["gates"][t, :n], g["hn"][t, :n], h_prev, dh_n, dgh[:n])
-            np.matmul(dgh[:n], k["W_hh"], out=tmp[:n])
+            blas.matmul(dgh[:n], k["W_hh"], tmp[:n])
             dh_n += tmp[:n]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit import blas
 from rnnkit.cells import history
 from rnnkit.kernels.fastmath import (ONE, OPTS, add_matmul_rows, at, copy_row, flush, ftanh, njit,
                                      one_or_all, previous_rows, sigmoid_half_add, tanh_add)
@@ -125,7 +126,7 @@ class LSTMKernel:
         for t in (range(T - 1, -1, -1) if reverse else range(T)):
             n = n_active[t]
             rec = g["rec"][:n]
-            np.matmul(h[:n], k["Wh_T"], out=rec)
+            blas.matmul(h[:n], k["Wh_T"], rec)
             forward_step(g["gates"][t, :n], rec, k["bx"], h[:n], c[:n], g["c"][t, :n],
                          g["tanh_c"][t, :n], out[t, :n])
 
@@ -143,4 +144,4 @@ class LSTMKernel:
             dh_n += dout[t, :n]
             c_prev = history.previous(g["c"], g["c0"], n_active, reverse, t, n, scratch)
             backward_step(g["gates"][t, :n], g["tanh_c"][t, :n], c_prev, dh_n, dc[:n])
-            np.matmul(dgx[t, :n], k["W_hh"], out=dh_n)
+            blas.matmul(dgx[t, :n], k["W_hh"], dh_n)

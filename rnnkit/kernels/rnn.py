@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit import blas
+
 from rnnkit.kernels.fastmath import ONE, add_matmul_rows, flush, ftanh, njit, OPTS
 
 
@@ -82,7 +84,7 @@ class ElmanKernel:
         for t in (range(gx.shape[0] - 1, -1, -1) if reverse else range(gx.shape[0])):
             n = n_active[t]
             a = out[t, :n]
-            np.matmul(h[:n], k["Wh_T"], out=a)
+            blas.matmul(h[:n], k["Wh_T"], a)
             forward_step(a, gx[t, :n], k["bx"], h[:n], self.relu)
 
     def backward(self, k, cache, dout, dh, dc, dgx, dgh, n_active, reverse):
@@ -95,4 +97,4 @@ class ElmanKernel:
             dh_n = dh[:n]
             dh_n += dout[t, :n]
             backward_step(out[t, :n], dh_n, dgx[t, :n], self.relu)
-            np.matmul(dgx[t, :n], k["W_hh"], out=dh_n)
+            blas.matmul(dgx[t, :n], k["W_hh"], dh_n)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit import blas
 from rnnkit.errors import check_array, fail
 from rnnkit.init import as_rng
 
@@ -52,7 +53,9 @@ class Dense:
                  f"shape {getattr(h, 'shape', type(h).__name__)}")
         check_array("h", h, ndim=h.ndim, shape=(None,) * (h.ndim - 1) + (self.in_features,),
                     dtype=self.dtype, layout="(..., H)")
-        z = h @ self.params["W_hy"].T + self.params["b_y"]
+        W, V = self.params["W_hy"], self.out_features
+        z = blas.matmul(h.reshape(-1, self.in_features), W.T).reshape(h.shape[:-1] + (V,))
+        z += self.params["b_y"]
         if self.activation == "softmax":
             y = softmax(z)
         elif self.activation == "sigmoid":
@@ -72,6 +75,6 @@ class Dense:
         else:
             dz = dy
         V, H = self.out_features, self.in_features
-        self.grads["W_hy"] += dz.reshape(-1, V).T @ h.reshape(-1, H)
+        blas.matmul(dz.reshape(-1, V).T, h.reshape(-1, H), self.grads["W_hy"], accumulate=True)
         self.grads["b_y"] += dz.reshape(-1, V).sum(axis=0)
-        return dz @ self.params["W_hy"]
+        return blas.matmul(dz.reshape(-1, V), self.params["W_hy"]).reshape(h.shape)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit import kernels, workspace
+from rnnkit import blas, kernels, workspace
 from rnnkit.cells import history
 
 
@@ -45,7 +45,7 @@ def scan_forward(cell, p: dict, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | 
     # LSTM and GRU turn it into their activations in place
     gx = cache["gates"] if "gates" in cache else \
         workspace.empty((T, N, cell.n_gates * H), x.dtype)
-    np.matmul(x.reshape(T * N, D), k["Wx_T"], out=gx.reshape(T * N, -1))
+    blas.matmul(x.reshape(T * N, D), k["Wx_T"], gx.reshape(T * N, -1))
     if fast is None or not fast.adds_bias:
         gx += k["bx"]
     out = workspace.time_major((T, N, H), x.dtype, n_active)
@@ -119,7 +119,7 @@ def scan_backward(cell, p: dict, cache: dict, dout: np.ndarray, dh_T: np.ndarray
                            out[t, :n], cache["c"][t, :n] if has_c else None, dgx[t, :n],
                            dgx[t, :n] if dgh is None else dgh[:n])
     dA = dgx.reshape(T * N, -1)
-    grads[prefix + "W_xh"] += dA.T @ x.reshape(T * N, D)
+    blas.matmul(dA.T, x.reshape(T * N, D), grads[prefix + "W_xh"], accumulate=True)
     grads[prefix + "b_xh"] += dA.sum(axis=0)
     dx = _input_grad(dgx, k["W_xh"], dx_into, accumulate)
     cell.recurrent_grads(p, cache, dgx, grads, prefix)
@@ -140,14 +140,14 @@ def _input_grad(dA: np.ndarray, W_xh: np.ndarray, into: np.ndarray | None,
     D = W_xh.shape[1]
     if into is None:
         dx = workspace.empty((T, N, D), dA.dtype)
-        np.matmul(dA.reshape(T * N, G), W_xh, out=dx.reshape(T * N, D))
+        blas.matmul(dA.reshape(T * N, G), W_xh, dx.reshape(T * N, D))
         return dx
     steps = min(T, max(1, DX_CHUNK_ROWS // N))
     part = workspace.empty((steps, N, D), dA.dtype)
     for t0 in range(0, T, steps):
         t1 = min(T, t0 + steps)
         chunk = part[:t1 - t0]
-        np.matmul(dA[t0:t1].reshape(-1, G), W_xh, out=chunk.reshape(-1, D))
+        blas.matmul(dA[t0:t1].reshape(-1, G), W_xh, chunk.reshape(-1, D))
         if accumulate:
             into[t0:t1] += chunk
         else:

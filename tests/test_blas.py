@@ -1,0 +1,118 @@
+"""rnnkit.blas: MKL for the large products when installed, NumPy otherwise; same results."""
+import os
+import subprocess
+import sys
+from importlib import metadata
+
+import numpy as np
+import pytest
+
+from rnnkit import Dense, blas
+from layer_cases import CELLS, make
+
+
+def mkl_installed() -> bool:
+    try:
+        metadata.distribution("mkl")
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+@pytest.fixture
+def every_product(monkeypatch):
+    """Send every product, however small, through the chosen backend."""
+    monkeypatch.setattr(blas, "MIN_MACS", 0)
+
+
+def test_backend_is_mkl_exactly_when_it_is_installed():
+    assert blas.backend().startswith("mkl") == mkl_installed()
+    with blas.use("numpy"):
+        assert blas.backend() == "numpy"
+
+
+def test_environment_variable_turns_mkl_off():
+    env = dict(os.environ, RNNKIT_BLAS="numpy")
+    out = subprocess.run([sys.executable, "-c", "from rnnkit import blas; print(blas.backend())"],
+                         env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "numpy"
+
+
+def test_use_rejects_an_unknown_backend():
+    with pytest.raises(ValueError, match="blas.use: expected 'mkl' or 'numpy', got 'cublas'"):
+        with blas.use("cublas"):
+            pass
+
+
+def operand(rng, shape, dtype, transposed, padded):
+    """A (shape) view laid out row-major, column-major, and/or inside a wider array."""
+    rows, cols = shape[::-1] if transposed else shape
+    base = rng.standard_normal((rows, cols + (3 if padded else 0))).astype(dtype)[:, :cols]
+    return base.T if transposed else base
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ta", [False, True])
+@pytest.mark.parametrize("tb", [False, True])
+@pytest.mark.parametrize("padded", [False, True])
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_products_of_every_layout_match_numpy(every_product, dtype, ta, tb, padded, accumulate):
+    rng = np.random.default_rng(0)
+    a = operand(rng, (7, 5), dtype, ta, padded)
+    b = operand(rng, (5, 9), dtype, tb, padded)
+    wide = rng.standard_normal((7, 12)).astype(dtype)
+    out = wide[:, :9] if padded else np.ascontiguousarray(wide[:, :9])
+    start = out.copy()
+    expected = a.astype(np.float64) @ b.astype(np.float64) + (start if accumulate else 0)
+    got = blas.matmul(a, b, out, accumulate=accumulate)
+    assert got is out
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(out, expected, rtol=tol, atol=tol)
+    if padded:                                     # the columns beside the view are untouched
+        np.testing.assert_array_equal(wide[:, 9:], wide[:, 9:].copy())
+
+
+@pytest.mark.parametrize("case", ["overlap", "strided", "ints", "mixed", "new"])
+def test_layouts_blas_cannot_take_fall_back_to_numpy(every_product, case):
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((6, 4)).astype(np.float32)
+    b = rng.standard_normal((4, 6)).astype(np.float32)
+    out = np.zeros((6, 6), np.float32)
+    if case == "overlap":                          # out is the left operand's memory
+        big = rng.standard_normal((6, 6)).astype(np.float32)
+        a, out = big[:, :4], big
+        b = rng.standard_normal((4, 6)).astype(np.float32)
+    elif case == "strided":
+        a = rng.standard_normal((6, 8)).astype(np.float32)[:, ::2]
+    elif case == "ints":
+        a, b, out = (a * 10).astype(np.int64), (b * 10).astype(np.int64), out.astype(np.int64)
+    elif case == "mixed":
+        b = b.astype(np.float64)
+        out = out.astype(np.float64)
+    elif case == "new":
+        out = None
+    expected = a.astype(np.float64) @ b.astype(np.float64)
+    got = blas.matmul(a, b, out)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_layers_give_the_same_outputs_and_gradients_with_either_backend(every_product, cell):
+    rng = np.random.default_rng(2)
+    N, T, D, H = 5, 7, 4, 6
+    x = rng.standard_normal((N, T, D)).astype(np.float32)
+    dout = rng.standard_normal((N, T, 2 * H)).astype(np.float32)
+    lengths = np.array([7, 3, 7, 1, 5])
+    results = {}
+    for name in ("numpy", "mkl"):
+        layer = make(cell, D, H, bidirectional=True, dtype=np.float32)
+        head = Dense(2 * H, 3, dtype=np.float32, seed=0)
+        with blas.use(name):
+            out, _, cache = layer.forward(x, lengths=lengths)
+            y, head_cache = head.forward(out)
+            dh = head.backward(np.ones_like(y), head_cache)
+            dx, _ = layer.backward(dout + dh, None, cache)
+        results[name] = [out, y, dx] + [layer.grads[k] for k in sorted(layer.grads)] + \
+            [head.grads["W_hy"]]
+    for got, ref in zip(results["mkl"], results["numpy"]):
+        np.testing.assert_allclose(got, ref, rtol=2e-5, atol=2e-5)

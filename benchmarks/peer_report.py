@@ -72,8 +72,8 @@ def describe_machine(gemm: dict) -> dict:
             "logical_cpus": os.cpu_count(), "cpus_allowed": len(os.sched_getaffinity(0)),
             "memory_gb": mem_gb, "platform": platform.platform(),
             "python": platform.python_version(),
-            "versions": {d: version(d) for d in ("rnnkit", "numpy", "numba", "torch", "jax",
-                                                 "jaxlib")},
+            "versions": {d: version(d) for d in ("rnnkit", "numpy", "numba", "mkl", "torch",
+                                                 "jax", "jaxlib")},
             "numpy_blas": numpy_cfg.get("Build Dependencies", {}).get("blas"),
             "torch_parallel_info": (gemm.get("torch", {}).get("info") or {})
             .get("torch_parallel_info"),
@@ -173,7 +173,9 @@ def summarize(rows: list[dict]) -> dict:
 
 def markdown_document(report: dict, frameworks: list[str], json_name: str) -> str:
     machine, s = report["machine"], report["settings"]
-    rates = {k: report["gemm_peak"][f"{k}_gflops"] for k in ("numpy", "torch")}
+    g = report["gemm_peak"]
+    rates = {"numpy": g["numpy_gflops"], f"rnnkit.blas ({g.get('rnnkit_blas')})":
+             g.get("rnnkit_blas_gflops"), "torch": g["torch_gflops"]}
     peak = report["gemm_peak"]["peak_gflops"]
     blas = machine["numpy_blas"] or {}
     load = report["load_average_before_after"]
@@ -187,7 +189,8 @@ def markdown_document(report: dict, frameworks: list[str], json_name: str) -> st
         f"Machine: {machine['cpu_model']}, {machine['logical_cpus']} logical CPUs, "
         f"{machine['memory_gb']} GB; {s['threads']} threads per framework; " + ", ".join(
             f"{k} {v}" for k, v in machine["versions"].items() if v) + ". "
-        f"NumPy BLAS: {blas.get('name', '?')} {blas.get('version', '')}. "
+        f"NumPy BLAS: {blas.get('name', '?')} {blas.get('version', '')}; rnnkit's large "
+        f"products: {report['gemm_peak'].get('rnnkit_blas')}. "
         f"Load average before/after: {load[0][0]:.2f} / {load[1][0]:.2f}. rnnkit at commit "
         f"{str(report['rnnkit_source']['commit'])[:10]}"
         + (" with rnnkit/ modified" if report["rnnkit_source"]["rnnkit_dir_modified"] else "")

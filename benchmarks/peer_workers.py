@@ -223,8 +223,14 @@ def gemm_peak(framework: str, n: int, reps: int, threads: int) -> dict:
     a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
     b = np.random.default_rng(1).standard_normal((n, n)).astype(np.float32)
     info = {}
-    if framework == "rnnkit":
-        fn = lambda: a @ b                                              # noqa: E731
+    if framework == "rnnkit":           # NumPy's own BLAS and rnnkit.blas (MKL if installed)
+        from rnnkit import blas
+        out = np.empty_like(a)
+        np.matmul(a, b, out=out)
+        info["numpy_gflops"] = 2 * n ** 3 / min(
+            _wall(lambda: np.matmul(a, b, out=out)) for _ in range(max(reps, 10))) / 1e9
+        info["rnnkit_blas"] = blas.backend()
+        fn = lambda: blas.matmul(a, b, out)                             # noqa: E731
         try:
             info["numpy_config"] = np.show_config(mode="dicts")
         except TypeError:                                               # NumPy < 1.25

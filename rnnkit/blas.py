@@ -2,8 +2,8 @@
 
 ``matmul(a, b, out)`` computes ``out = a @ b`` (``accumulate=True``: ``out += a @ b``) for 2-d
 float32/float64 arrays. With the ``mkl`` package (``pip install rnnkit[mkl]``, x86-64) and a
-product of at least ``MIN_MACS`` multiply-adds it calls MKL's ``cblas_?gemm`` directly;
-otherwise, and whenever a layout does not suit BLAS, it is ``np.matmul``.
+large product (below) it calls MKL's ``cblas_?gemm`` directly; otherwise, and whenever a
+layout does not suit BLAS, it is ``np.matmul``.
 
 Why: NumPy's wheels link OpenBLAS, whose products of the shapes an RNN makes (batch x H @
 H x 4H per step; (T*N) x D @ D x 4H for the input projection) measured 1.15-1.35x slower
@@ -13,9 +13,17 @@ PyTorch's CPU build uses. Below ~4M multiply-adds MKL's call overhead makes it s
 (32 x 64 @ 64 x 256: 12-17 us against 26-37 us), so small products stay with NumPy.
 ``accumulate`` uses BLAS's beta = 1: gradients add into their buffers with no temporary.
 
-MKL runs on its GNU OpenMP layer when the system's libgomp loads (its worker threads stop
-spinning soon after a call, so NumPy's own BLAS threads are not crowded out), else on
-Intel's. ``RNNKIT_BLAS=numpy`` turns MKL off; ``use("numpy")`` does so within a block.
+The two libraries must not take turns within a training step. Each keeps a worker thread
+spinning for a while after a product, and on 2 cores the other library's next two-thread
+product then waits for that core: a small RNN training step, whose one large weight-gradient
+product went to MKL between OpenBLAS's per-step products, took 5.5-8.0 ms instead of
+2.8-3.7. So each scan (one direction of one layer) calls ``choose`` with the size of its
+per-step product, and the choice holds until the next scan: with MKL chosen every product
+above OpenBLAS's single-thread size (``SINGLE_THREAD_MACS``) goes to MKL, without it none
+does. Before any scan (a model of Dense layers alone) the size of each product decides.
+
+MKL runs on its GNU OpenMP layer when the system's libgomp loads, else on Intel's.
+``RNNKIT_BLAS=numpy`` turns MKL off; ``use("numpy")`` does so within a block.
 """
 from __future__ import annotations
 
@@ -27,10 +35,12 @@ from pathlib import Path
 import numpy as np
 
 MIN_MACS = 1 << 22
+SINGLE_THREAD_MACS = 1 << 18     # OpenBLAS runs products up to this size on the calling thread
 _ROW, _NO_TRANS, _TRANS = 101, 111, 112
 _THREADING = {"intel": 0, "gnu": 3}
 _lib = None          # the loaded libmkl_rt, or False when there is none
 _enabled = os.environ.get("RNNKIT_BLAS", "").lower() != "numpy"
+_chosen: bool | None = None     # the last scan's choice; None before any scan
 
 
 def _find_mkl() -> Path | None:
@@ -95,6 +105,22 @@ def use(name: str):
         _enabled = before
 
 
+def choose(step_macs: int) -> bool:
+    """A scan whose per-step product has ``step_macs`` multiply-adds starts: MKL serves it
+    (and what follows, until the next scan) if that product is at least ``MIN_MACS``."""
+    global _chosen
+    _chosen = step_macs >= MIN_MACS and _enabled and bool(_load())
+    return _chosen
+
+
+def _wants_mkl(macs: int) -> bool:
+    if not _enabled:
+        return False
+    if _chosen is None:
+        return macs >= MIN_MACS
+    return _chosen and macs > SINGLE_THREAD_MACS
+
+
 def _operand(a: np.ndarray):
     """(transpose flag, leading dimension) for a row- or column-major 2-d view, else None."""
     size = a.itemsize
@@ -118,7 +144,7 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None,
     if out is None:
         out = np.zeros((M, N), np.result_type(a, b)) if accumulate else \
             np.empty((M, N), np.result_type(a, b))
-    if _enabled and M * N * K >= MIN_MACS and _gemm(a, b, out, accumulate):
+    if _wants_mkl(M * N * K) and _gemm(a, b, out, accumulate):
         return out
     if accumulate:
         out += a @ b
@@ -145,4 +171,4 @@ def _gemm(a, b, out, accumulate: bool) -> bool:
     return True
 
 
-__all__ = ["MIN_MACS", "backend", "matmul", "use"]
+__all__ = ["MIN_MACS", "SINGLE_THREAD_MACS", "backend", "choose", "matmul", "use"]

@@ -23,6 +23,42 @@ def mkl_installed() -> bool:
 def every_product(monkeypatch):
     """Send every product, however small, through the chosen backend."""
     monkeypatch.setattr(blas, "MIN_MACS", 0)
+    monkeypatch.setattr(blas, "SINGLE_THREAD_MACS", 0)
+    monkeypatch.setattr(blas, "_chosen", None)
+
+
+@pytest.fixture
+def mkl_calls(monkeypatch):
+    """The products sent to MKL, as (M, K, N), with the real size thresholds."""
+    calls, real = [], blas._gemm
+    monkeypatch.setattr(blas, "_chosen", None)
+    monkeypatch.setattr(blas, "_gemm", lambda a, b, out, acc:
+                        calls.append(a.shape + b.shape[1:]) or real(a, b, out, acc))
+    return calls
+
+
+def square(n, dtype=np.float32):
+    return np.ones((n, n), dtype)
+
+
+def test_before_any_scan_the_size_of_each_product_decides(mkl_calls):
+    blas.matmul(square(64), square(64))                       # 262144 multiply-adds
+    blas.matmul(square(256), square(256))                     # 16.7M
+    assert mkl_calls == ([(256, 256, 256)] if mkl_installed() else [])
+
+
+def test_a_scan_with_a_small_step_keeps_every_product_with_numpy(mkl_calls):
+    layer = make("lstm", 3, 4)
+    layer.forward(np.ones((2, 5, 3), np.float32))
+    np.testing.assert_array_equal(blas.matmul(square(256), square(256)), 256 * square(256))
+    assert mkl_calls == []
+
+
+def test_a_scan_with_a_large_step_sends_the_mid_sized_products_to_mkl(mkl_calls):
+    assert blas.choose(blas.MIN_MACS) == mkl_installed()
+    blas.matmul(square(64), square(64))                       # OpenBLAS's single-thread size
+    blas.matmul(square(128), square(128))                     # 2.1M: above it
+    assert mkl_calls == ([(128, 128, 128)] if mkl_installed() else [])
 
 
 def test_backend_is_mkl_exactly_when_it_is_installed():

@@ -41,6 +41,8 @@ def scan_forward(cell, p: dict, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | 
         cache.update({name: _one_row(a.shape, a.dtype) for name, a in cache.items()
                       if a.ndim == 3 and name != "gates"})
     fast = kernels.select(cell, x.dtype, N, H)
+    # the reference's per-step products are NumPy's: then its other products are too
+    blas.choose(N * cell.n_gates * H * H if fast is not None else 0)
     # the input projection of all steps, W_xh x_t (+ biases, unless the fast loop adds them);
     # LSTM and GRU turn it into their activations in place
     gx = cache["gates"] if "gates" in cache else \
@@ -87,6 +89,7 @@ def scan_backward(cell, p: dict, cache: dict, dout: np.ndarray, dh_T: np.ndarray
     H = out.shape[2]
     n_active = cache["n_active"]
     G = cell.n_gates * H
+    blas.choose(N * G * H if fast is not None else 0)
     if fast is not None and fast.grads_in_gates:     # dL/da: the gates' pre-activations
         # (their padded rows hold the input projection of the padding)
         dgx = workspace.zero_padding(cache["gates"], n_active)

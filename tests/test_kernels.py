@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import rnnkit
-from rnnkit import kernels
+from rnnkit import blas, kernels
 from rnnkit.kernels.fastmath import tanh_into
 
 CELLS = {"rnn_tanh": lambda *a, **k: rnnkit.RNN(*a, **k),
@@ -52,6 +52,29 @@ def test_fast_path_equals_reference(cell, bidirectional, whole_loop, monkeypatch
     with kernels.reference_only():
         ref, cache = run(layer, x, lengths, state, R, S)
     assert cache["layers"][0][1][0]["fast"] is None
+    assert_pinned(fast, ref)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_parallel_step_kernels_equal_reference(cell, bidirectional, monkeypatch):
+    """With MKL on GNU OpenMP the LSTM/GRU step kernels split their rows over the threads;
+    5 rows over 2 threads, and steps where only 1 row runs (one part empty)."""
+    for name in ("MIN_MACS", "SINGLE_THREAD_MACS"):      # every scan counts as large
+        monkeypatch.setattr(blas, name, 0)
+    monkeypatch.setattr(kernels, "WHOLE_LOOP_MACS", 0)
+    assert kernels.shared_openmp() == (blas.backend() == "mkl (gnu threads)")
+    rng = np.random.default_rng(3)
+    N, T, D, H = 5, 7, 4, 6
+    dirs = 2 if bidirectional else 1
+    layer = CELLS[cell](D, H, 2, bidirectional=bidirectional, seed=1)
+    x = rng.standard_normal((N, T, D)).astype(np.float32)
+    lengths = np.array([1, 7, 1, 6, 7])
+    R = rng.standard_normal((N, T, dirs * H)).astype(np.float32)
+    fast, cache = run(layer, x, lengths, None, R, None)
+    assert cache["layers"][0][1][0]["fast"].parallel == kernels.shared_openmp()
+    with kernels.reference_only():
+        ref, _ = run(layer, x, lengths, None, R, None)
     assert_pinned(fast, ref)
 
 

@@ -10,13 +10,22 @@
   rnnkit.cells.
 Every fast path fills the same cache as the reference and is pinned to it by tests.
 ``reference_only()`` switches the fast paths off, e.g. to compare.
+
+With the per-step product on Intel MKL (``rnnkit.blas``, a scan with a large step) the LSTM
+and GRU step kernels also split their rows over the threads, when numba's parallel loops and
+MKL share one OpenMP runtime (``shared_openmp``): then the worker thread that MKL's product
+leaves spinning takes the next kernel's half at once. With NumPy's OpenBLAS doing the
+products the two thread pools fought over the 2 cores instead: a medium LSTM step loop took
+489 ms against 62 serially, so without MKL the kernels stay serial.
 """
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 
 import numpy as np
 
+from rnnkit import blas
 from rnnkit.cells import ElmanCell, GRUCell, LSTMCell
 from rnnkit.kernels.fastmath import AVAILABLE
 
@@ -37,6 +46,30 @@ def reference_only():
         _enabled = before
 
 
+_openmp: bool | None = None
+
+
+def shared_openmp() -> bool:
+    """True when MKL runs on GNU OpenMP and numba's parallel loops do too (its 'omp' layer),
+    so both use the system's one libgomp and its one pool of threads. Sets numba's threading
+    layer to 'omp' unless the user chose another (NUMBA_THREADING_LAYER)."""
+    global _openmp
+    if _openmp is None:
+        _openmp = False
+        if AVAILABLE and blas.backend() == "mkl (gnu threads)":
+            import numba
+            if numba.config.THREADING_LAYER in ("default", "omp") and \
+                    os.environ.get("NUMBA_THREADING_LAYER", "omp") == "omp":
+                numba.config.THREADING_LAYER = "omp"
+                try:
+                    from rnnkit.kernels.fastmath import probe_threads
+                    probe_threads(4)
+                    _openmp = numba.threading_layer() == "omp"
+                except (ValueError, ImportError, RuntimeError):
+                    _openmp = False
+    return _openmp
+
+
 def select(cell, dtype, N: int, H: int):
     """The fast kernel for this cell and size, or None for the reference path."""
     if not _enabled or np.dtype(dtype) != np.float32 or getattr(cell, "clip", None):
@@ -54,4 +87,4 @@ def select(cell, dtype, N: int, H: int):
     return None
 
 
-__all__ = ["AVAILABLE", "WHOLE_LOOP_MACS", "select", "reference_only"]
+__all__ = ["AVAILABLE", "WHOLE_LOOP_MACS", "select", "reference_only", "shared_openmp"]

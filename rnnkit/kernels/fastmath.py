@@ -15,10 +15,14 @@ from __future__ import annotations
 import numpy as np
 
 try:
-    from numba import njit
+    from numba import get_num_threads, njit, prange
     AVAILABLE = True
 except ImportError:                       # the engine runs on the NumPy reference path
     AVAILABLE = False
+    prange = range
+
+    def get_num_threads():
+        return 1
 
     def njit(*args, **kwargs):
         if args and callable(args[0]):
@@ -115,6 +119,23 @@ def add_matmul_rows(acc, h, W_T, n):
             x, w = hr[k], W_T[k]
             for j in range(M):
                 a[j] += x * w[j]
+
+
+@njit(inline="always", **OPTS)
+def part(n, k, parts):
+    """Rows [r0, r1) of part k of n rows split into ``parts`` (the parallel step kernels)."""
+    size = (n + parts - 1) // parts
+    r0 = min(n, k * size)
+    return r0, min(n, r0 + size)
+
+
+@njit(parallel=True, **OPTS)
+def probe_threads(n):
+    """A trivial parallel loop: starts numba's threading layer (rnnkit.kernels.shared_openmp)."""
+    total = 0
+    for i in prange(n):
+        total += i
+    return total
 
 
 def one_or_all(a: np.ndarray) -> np.ndarray:

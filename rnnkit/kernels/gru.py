@@ -6,12 +6,15 @@ rnnkit.kernels.lstm.
 """
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from rnnkit import blas
 from rnnkit.cells import history
 from rnnkit.kernels.fastmath import (ONE, OPTS, add_matmul_rows, at, copy_row, flush,
-                                     fsigmoid_half, ftanh, njit, one_or_all, previous_rows)
+                                     fsigmoid_half, ftanh, get_num_threads, njit, one_or_all,
+                                     part, prange, previous_rows)
 
 
 @njit(inline="always", **OPTS)
@@ -39,6 +42,15 @@ def _forward_rows(gh, bx, b_hn, h_state, acts, hn, out, n):
 @njit(**OPTS)
 def forward_step(gh, bx, b_hn, h_state, acts, hn, out):
     _forward_rows(gh, bx, b_hn, h_state, acts, hn, out, gh.shape[0])
+
+
+@njit(parallel=True, **OPTS)
+def forward_step_parallel(parts, gh, bx, b_hn, h_state, acts, hn, out):
+    """forward_step with the rows split over the OpenMP threads (see rnnkit.kernels)."""
+    for k in prange(parts):
+        r0, r1 = part(gh.shape[0], k, parts)
+        _forward_rows(gh[r0:r1], bx, b_hn, h_state[r0:r1], acts[r0:r1], hn[r0:r1], out[r0:r1],
+                      r1 - r0)
 
 
 @njit(**OPTS)
@@ -82,6 +94,13 @@ def backward_step(acts, hn, h_prev, dh, dgh):
     _backward_rows(acts, hn, h_prev, dh, dgh, dh.shape[0])
 
 
+@njit(parallel=True, **OPTS)
+def backward_step_parallel(parts, acts, hn, h_prev, dh, dgh):
+    for k in prange(parts):
+        r0, r1 = part(dh.shape[0], k, parts)
+        _backward_rows(acts[r0:r1], hn[r0:r1], h_prev[r0:r1], dh[r0:r1], dgh[r0:r1], r1 - r0)
+
+
 @njit(**OPTS)
 def backward_loop(dout, W_hh, dh, n_active, reverse, gates, hn, out, h0, dgh):
     T = dout.shape[0]
@@ -104,6 +123,7 @@ class GRUKernel:
 
     def __init__(self, whole_loop: bool):
         self.whole_loop = whole_loop
+        self.parallel = False       # the step kernels over all threads (set by the scan)
 
     def forward(self, k, cache, gx, h, c, n_active, reverse, out):
         g = cache
@@ -112,11 +132,13 @@ class GRUKernel:
                          one_or_all(g["hn"]), out)
             return
         T = gx.shape[0]
+        step = partial(forward_step_parallel, get_num_threads()) if self.parallel else \
+            forward_step
         for t in (range(T - 1, -1, -1) if reverse else range(T)):
             n = n_active[t]
             gh = g["gh"][:n]
             blas.matmul(h[:n], k["Wh_T"], gh)
-            forward_step(gh, k["bx"], k["b_hn"], h[:n], g["gates"][t, :n], g["hn"][t, :n],
+            step(gh, k["bx"], k["b_hn"], h[:n], g["gates"][t, :n], g["hn"][t, :n],
                          out[t, :n])
 
     def backward(self, k, cache, dout, dh, dc, dgx, dgh, n_active, reverse):
@@ -127,11 +149,13 @@ class GRUKernel:
             return
         T = dout.shape[0]
         tmp, scratch = np.empty_like(dh), np.empty_like(dh)
+        step = partial(backward_step_parallel, get_num_threads()) if self.parallel else \
+            backward_step
         for t in (range(T) if reverse else range(T - 1, -1, -1)):
             n = n_active[t]
             dh_n = dh[:n]
             dh_n += dout[t, :n]
             h_prev = history.previous(g["out"], g["h0"], n_active, reverse, t, n, scratch)
-            backward_step(g["gates"][t, :n], g["hn"][t, :n], h_prev, dh_n, dgh[:n])
+            step(g["gates"][t, :n], g["hn"][t, :n], h_prev, dh_n, dgh[:n])
             blas.matmul(dgh[:n], k["W_hh"], tmp[:n])
             dh_n += tmp[:n]

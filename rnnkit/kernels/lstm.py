@@ -10,12 +10,15 @@ rnnkit.cells.history). Two modes:
 """
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from rnnkit import blas
 from rnnkit.cells import history
-from rnnkit.kernels.fastmath import (ONE, OPTS, add_matmul_rows, at, copy_row, flush, ftanh, njit,
-                                     one_or_all, previous_rows, sigmoid_half_add, tanh_add)
+from rnnkit.kernels.fastmath import (ONE, OPTS, add_matmul_rows, at, copy_row, flush, ftanh,
+                                     get_num_threads, njit, one_or_all, part, prange,
+                                     previous_rows, sigmoid_half_add, tanh_add)
 
 
 @njit(inline="always", **OPTS)
@@ -44,6 +47,15 @@ def _forward_rows(a, rec, b, h_state, c_state, c, tanh_c, out, n):
 @njit(**OPTS)
 def forward_step(a, rec, b, h_state, c_state, c, tanh_c, out):
     _forward_rows(a, rec, b, h_state, c_state, c, tanh_c, out, a.shape[0])
+
+
+@njit(parallel=True, **OPTS)
+def forward_step_parallel(parts, a, rec, b, h_state, c_state, c, tanh_c, out):
+    """forward_step with the rows split over the OpenMP threads (see rnnkit.kernels)."""
+    for k in prange(parts):
+        r0, r1 = part(a.shape[0], k, parts)
+        _forward_rows(a[r0:r1], rec[r0:r1], b, h_state[r0:r1], c_state[r0:r1], c[r0:r1],
+                      tanh_c[r0:r1], out[r0:r1], r1 - r0)
 
 
 @njit(**OPTS)
@@ -90,6 +102,13 @@ def backward_step(acts, tanh_c, c_prev, dh, dc):
     _backward_rows(acts, tanh_c, c_prev, dh, dc, dh.shape[0])
 
 
+@njit(parallel=True, **OPTS)
+def backward_step_parallel(parts, acts, tanh_c, c_prev, dh, dc):
+    for k in prange(parts):
+        r0, r1 = part(dh.shape[0], k, parts)
+        _backward_rows(acts[r0:r1], tanh_c[r0:r1], c_prev[r0:r1], dh[r0:r1], dc[r0:r1], r1 - r0)
+
+
 @njit(**OPTS)
 def backward_loop(dout, W_hh, dh, dc, n_active, reverse, gates, tanh_c, c, c0):
     T = dout.shape[0]
@@ -115,6 +134,7 @@ class LSTMKernel:
 
     def __init__(self, whole_loop: bool):
         self.whole_loop = whole_loop
+        self.parallel = False       # the step kernels over all threads (set by the scan)
 
     def forward(self, k, cache, gx, h, c, n_active, reverse, out):
         g = cache
@@ -123,11 +143,13 @@ class LSTMKernel:
                          one_or_all(g["c"]), one_or_all(g["tanh_c"]))
             return
         T = gx.shape[0]
+        step = partial(forward_step_parallel, get_num_threads()) if self.parallel else \
+            forward_step
         for t in (range(T - 1, -1, -1) if reverse else range(T)):
             n = n_active[t]
             rec = g["rec"][:n]
             blas.matmul(h[:n], k["Wh_T"], rec)
-            forward_step(g["gates"][t, :n], rec, k["bx"], h[:n], c[:n], g["c"][t, :n],
+            step(g["gates"][t, :n], rec, k["bx"], h[:n], c[:n], g["c"][t, :n],
                          g["tanh_c"][t, :n], out[t, :n])
 
     def backward(self, k, cache, dout, dh, dc, dgx, dgh, n_active, reverse):
@@ -138,10 +160,12 @@ class LSTMKernel:
             return
         T = dout.shape[0]
         scratch = np.empty_like(dh)
+        step = partial(backward_step_parallel, get_num_threads()) if self.parallel else \
+            backward_step
         for t in (range(T) if reverse else range(T - 1, -1, -1)):
             n = n_active[t]
             dh_n = dh[:n]
             dh_n += dout[t, :n]
             c_prev = history.previous(g["c"], g["c0"], n_active, reverse, t, n, scratch)
-            backward_step(g["gates"][t, :n], g["tanh_c"][t, :n], c_prev, dh_n, dc[:n])
+            step(g["gates"][t, :n], g["tanh_c"][t, :n], c_prev, dh_n, dc[:n])
             blas.matmul(dgx[t, :n], k["W_hh"], dh_n)

@@ -76,6 +76,8 @@ class ElmanKernel:
 
     def __init__(self, whole_loop: bool, relu: bool):
         self.whole_loop, self.relu = whole_loop, relu
+        self.parallel = False       # set by the scan; unused: one tanh pass a step is too
+                                    # little work to split
 
     def forward(self, k, cache, gx, h, c, n_active, reverse, out):
         if self.whole_loop:

@@ -42,7 +42,9 @@ def scan_forward(cell, p: dict, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | 
                       if a.ndim == 3 and name != "gates"})
     fast = kernels.select(cell, x.dtype, N, H)
     # the reference's per-step products are NumPy's: then its other products are too
-    blas.choose(N * cell.n_gates * H * H if fast is not None else 0)
+    on_mkl = blas.choose(N * cell.n_gates * H * H if fast is not None else 0)
+    if fast is not None:
+        fast.parallel = on_mkl and kernels.shared_openmp()
     # the input projection of all steps, W_xh x_t (+ biases, unless the fast loop adds them);
     # LSTM and GRU turn it into their activations in place
     gx = cache["gates"] if "gates" in cache else \

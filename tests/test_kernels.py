@@ -31,28 +31,33 @@ def assert_pinned(fast, ref):
 MODES = [(c, w) for c in CELLS for w in (True, False)]
 
 
-@pytest.mark.parametrize("cell,whole_loop", MODES)
-@pytest.mark.parametrize("bidirectional", [False, True])
-def test_fast_path_equals_reference(cell, bidirectional, whole_loop, monkeypatch):
-    monkeypatch.setattr(kernels, "WHOLE_LOOP_MACS", 1 << 40 if whole_loop else 0)
-    rng = np.random.default_rng(0)
+def pinned_case(cell, bidirectional, lengths, seed, with_states=True):
+    """A 2-layer layer's fast path against the reference; -> the first scan's fast kernel."""
+    rng = np.random.default_rng(seed)
     N, T, D, H = 5, 7, 4, 6
     dirs = 2 if bidirectional else 1
     layer = CELLS[cell](D, H, 2, bidirectional=bidirectional, seed=1)
     x = rng.standard_normal((N, T, D)).astype(np.float32)
-    lengths = np.array([3, 7, 1, 6, 7])
-    shape = (2 * dirs, N, H)
-    h0 = rng.standard_normal(shape).astype(np.float32)
-    state = (h0, h0[::-1].copy()) if cell == "lstm" else h0
+    h0 = rng.standard_normal((2 * dirs, N, H)).astype(np.float32)
     R = rng.standard_normal((N, T, dirs * H)).astype(np.float32)
-    S = (h0 * 0.5, h0 * 0.25) if cell == "lstm" else h0 * 0.5
+    state = S = None
+    if with_states:
+        state = (h0, h0[::-1].copy()) if cell == "lstm" else h0
+        S = (h0 * 0.5, h0 * 0.25) if cell == "lstm" else h0 * 0.5
     fast, cache = run(layer, x, lengths, state, R, S)
-    chosen = cache["layers"][0][1][0]["fast"]
-    assert chosen is not None and chosen.whole_loop == whole_loop
     with kernels.reference_only():
-        ref, cache = run(layer, x, lengths, state, R, S)
-    assert cache["layers"][0][1][0]["fast"] is None
+        ref, ref_cache = run(layer, x, lengths, state, R, S)
+    assert ref_cache["layers"][0][1][0]["fast"] is None
     assert_pinned(fast, ref)
+    return cache["layers"][0][1][0]["fast"]
+
+
+@pytest.mark.parametrize("cell,whole_loop", MODES)
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_fast_path_equals_reference(cell, bidirectional, whole_loop, monkeypatch):
+    monkeypatch.setattr(kernels, "WHOLE_LOOP_MACS", 1 << 40 if whole_loop else 0)
+    chosen = pinned_case(cell, bidirectional, np.array([3, 7, 1, 6, 7]), seed=0)
+    assert chosen is not None and chosen.whole_loop == whole_loop
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
@@ -64,18 +69,9 @@ def test_parallel_step_kernels_equal_reference(cell, bidirectional, monkeypatch)
         monkeypatch.setattr(blas, name, 0)
     monkeypatch.setattr(kernels, "WHOLE_LOOP_MACS", 0)
     assert kernels.shared_openmp() == (blas.backend() == "mkl (gnu threads)")
-    rng = np.random.default_rng(3)
-    N, T, D, H = 5, 7, 4, 6
-    dirs = 2 if bidirectional else 1
-    layer = CELLS[cell](D, H, 2, bidirectional=bidirectional, seed=1)
-    x = rng.standard_normal((N, T, D)).astype(np.float32)
-    lengths = np.array([1, 7, 1, 6, 7])
-    R = rng.standard_normal((N, T, dirs * H)).astype(np.float32)
-    fast, cache = run(layer, x, lengths, None, R, None)
-    assert cache["layers"][0][1][0]["fast"].parallel == kernels.shared_openmp()
-    with kernels.reference_only():
-        ref, _ = run(layer, x, lengths, None, R, None)
-    assert_pinned(fast, ref)
+    chosen = pinned_case(cell, bidirectional, np.array([1, 7, 1, 6, 7]), seed=3,
+                         with_states=False)
+    assert chosen.parallel == kernels.shared_openmp()
 
 
 def test_fast_path_matches_reference_at_a_benchmark_size():

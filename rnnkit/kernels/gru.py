@@ -139,7 +139,7 @@ class GRUKernel:
             gh = g["gh"][:n]
             blas.matmul(h[:n], k["Wh_T"], gh)
             step(gh, k["bx"], k["b_hn"], h[:n], g["gates"][t, :n], g["hn"][t, :n],
-                         out[t, :n])
+                 out[t, :n])
 
     def backward(self, k, cache, dout, dh, dc, dgx, dgh, n_active, reverse):
         g = cache                   # dgx is g["gates"]

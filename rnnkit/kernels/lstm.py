@@ -150,7 +150,7 @@ class LSTMKernel:
             rec = g["rec"][:n]
             blas.matmul(h[:n], k["Wh_T"], rec)
             step(g["gates"][t, :n], rec, k["bx"], h[:n], c[:n], g["c"][t, :n],
-                         g["tanh_c"][t, :n], out[t, :n])
+                 g["tanh_c"][t, :n], out[t, :n])
 
     def backward(self, k, cache, dout, dh, dc, dgx, dgh, n_active, reverse):
         g = cache                   # dgx is g["gates"]

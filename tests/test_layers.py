@@ -299,22 +299,24 @@ def test_inference_without_a_cache_equals_the_training_forward(cell, dtype):
 
 
 @pytest.mark.parametrize("cell", sorted(CELLS))
-def test_input_gradient_in_chunks_equals_one_product(cell, monkeypatch):
-    """The first layer's dx is formed a few steps at a time straight into the result."""
+def test_input_in_chunks_equals_one_product(cell, monkeypatch):
+    """The first layer reads the batch-first x a few steps at a time (input projection and
+    W_xh gradient), and forms dx a few steps at a time straight into the result."""
     from rnnkit.layers import scan
     layer = make(cell, D, H, num_layers=2, bidirectional=True, dtype=np.float64, seed=21)
     rng = np.random.default_rng(22)
     x = rng.standard_normal((N, T, D))
     R = rng.standard_normal((N, T, 2 * H))
     results = []
-    for rows in (scan.DX_CHUNK_ROWS, 2 * N):             # one chunk; chunks of 2 steps
-        monkeypatch.setattr(scan, "DX_CHUNK_ROWS", rows)
+    for rows in (scan.CHUNK_ROWS, 2 * N):             # one chunk; chunks of 2 steps
+        monkeypatch.setattr(scan, "CHUNK_ROWS", rows)
         layer.zero_grad()
-        out, _, cache = layer.forward(x)
+        out, _, cache = layer.forward(x, lengths=LENGTHS)
         dx, _ = layer.backward(R, None, cache)
-        results.append((dx, {k: g.copy() for k, g in layer.grads.items()}))
-    (dx1, g1), (dx2, g2) = results
+        results.append((out, dx, {k: g.copy() for k, g in layer.grads.items()}))
+    (out1, dx1, g1), (out2, dx2, g2) = results
     assert dx1.shape == (N, T, D) and dx1.flags.c_contiguous
+    np.testing.assert_allclose(out2, out1, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(dx2, dx1, rtol=1e-12, atol=1e-12)
     for k in g1:
         np.testing.assert_allclose(g2[k], g1[k], rtol=1e-12, atol=1e-12)

@@ -96,7 +96,9 @@ class Recurrent:
         """x (N, T, D) -> (out (N, T, dirs*H), final state, cache).
 
         grad=False is inference: nothing is kept for backward (the cache is None), which
-        saves the memory and the writes of the BPTT cache."""
+        saves the memory and the writes of the BPTT cache. The cache refers to x itself, not
+        a copy: changing x in place before ``backward`` changes dW_xh (PyTorch's autograd
+        keeps its input the same way, and raises in that case; rnnkit cannot tell)."""
         x = check_array("x", x, ndim=3, shape=(None, None, self.input_size), dtype=self.dtype,
                         layout="(N, T, D)")
         N, T, _ = x.shape
@@ -113,8 +115,7 @@ class Recurrent:
             c0 = None if c0 is None else c0[:, perm]
         n_active = (lens[None, :] > np.arange(T)[:, None]).sum(axis=1)      # (T,)
         rng = rng if rng is not None else self.rng
-        seq = workspace.empty((T, N, self.input_size), self.dtype)             # (T, N, D)
-        np.copyto(seq, x.transpose(1, 0, 2))
+        seq = x.transpose(1, 0, 2)          # (T, N, D) view: the scans copy it in chunks
         h_n = np.zeros(self._state_shape(N), self.dtype)
         c_n = np.zeros_like(h_n) if c0 is not None else None
         layer_caches = []

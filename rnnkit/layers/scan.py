@@ -27,6 +27,9 @@ def scan_forward(cell, p: dict, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | 
                  n_active: np.ndarray, reverse: bool, grad: bool = True):
     """x (T, N, D), h0/c0 (N, H) -> out (T, N, H), h_T (N, H), c_T (N, H) or None, cache.
 
+    x may be any (T, N, D) view, e.g. of a batch-first array; the cache keeps that view (no
+    copy), for the weight gradient.
+
     The cache holds its own copy of the weights, so backward differentiates the forward that
     made it even if the parameters were updated in between, and the initial states: the
     states before each step are read from those after it (``rnnkit.cells.history``), not kept.
@@ -49,7 +52,8 @@ def scan_forward(cell, p: dict, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | 
     # LSTM and GRU turn it into their activations in place
     gx = cache["gates"] if "gates" in cache else \
         workspace.empty((T, N, cell.n_gates * H), x.dtype)
-    blas.matmul(x.reshape(T * N, D), k["Wx_T"], gx.reshape(T * N, -1))
+    for t0, t1, rows in time_major_rows(x):
+        blas.matmul(rows, k["Wx_T"], gx[t0:t1].reshape(-1, gx.shape[2]))
     if fast is None or not fast.adds_bias:
         gx += k["bx"]
     out = workspace.time_major((T, N, H), x.dtype, n_active)
@@ -123,15 +127,34 @@ def scan_backward(cell, p: dict, cache: dict, dout: np.ndarray, dh_T: np.ndarray
             cell.step_back(k, cache, t, n, dh_n, dc[:n] if has_c else None, h_prev, c_prev,
                            out[t, :n], cache["c"][t, :n] if has_c else None, dgx[t, :n],
                            dgx[t, :n] if dgh is None else dgh[:n])
-    dA = dgx.reshape(T * N, -1)
-    blas.matmul(dA.T, x.reshape(T * N, D), grads[prefix + "W_xh"], accumulate=True)
-    grads[prefix + "b_xh"] += dA.sum(axis=0)
+    for t0, t1, rows in time_major_rows(x):
+        blas.matmul(dgx[t0:t1].reshape(-1, G).T, rows, grads[prefix + "W_xh"], accumulate=True)
+    grads[prefix + "b_xh"] += dgx.reshape(T * N, G).sum(axis=0)
     dx = _input_grad(dgx, k["W_xh"], dx_into, accumulate)
     cell.recurrent_grads(p, cache, dgx, grads, prefix)
     return dx, dh, dc
 
 
-DX_CHUNK_ROWS = 4096
+CHUNK_ROWS = 4096
+
+
+def time_major_rows(x: np.ndarray):
+    """Yield (t0, t1, rows): x[t0:t1] of a (T, N, D) view as one ((t1 - t0) * N, D) matrix.
+
+    A time-major x gives itself whole. A view of a batch-first (N, T, D) array, as layers
+    pass their input, is copied chunk by chunk into one reused buffer of ~CHUNK_ROWS rows:
+    the scan keeps no time-major copy of its input (one (T, N, D) array less in a training
+    step), and products of that height run as fast as one over all rows."""
+    T, N, D = x.shape
+    if x.flags.c_contiguous:
+        yield 0, T, x.reshape(T * N, D)
+        return
+    steps = min(T, max(1, CHUNK_ROWS // N))
+    buf = workspace.empty((steps, N, D), x.dtype)
+    for t0 in range(0, T, steps):
+        t1 = min(T, t0 + steps)
+        np.copyto(buf[:t1 - t0], x[t0:t1])
+        yield t0, t1, buf[:t1 - t0].reshape(-1, D)
 
 
 def _input_grad(dA: np.ndarray, W_xh: np.ndarray, into: np.ndarray | None,
@@ -139,7 +162,7 @@ def _input_grad(dA: np.ndarray, W_xh: np.ndarray, into: np.ndarray | None,
     """dx = dA @ W_xh, (T, N, G) -> (T, N, D); into a strided view chunk by chunk.
 
     Written straight into the caller's batch-first result, the time-major dx never exists
-    as a whole: a chunk of ~DX_CHUNK_ROWS rows at a time (products of that height run as fast
+    as a whole: a chunk of ~CHUNK_ROWS rows at a time (products of that height run as fast
     as one, and the copy into the view is the transpose the caller would make anyway)."""
     T, N, G = dA.shape
     D = W_xh.shape[1]
@@ -147,7 +170,7 @@ def _input_grad(dA: np.ndarray, W_xh: np.ndarray, into: np.ndarray | None,
         dx = workspace.empty((T, N, D), dA.dtype)
         blas.matmul(dA.reshape(T * N, G), W_xh, dx.reshape(T * N, D))
         return dx
-    steps = min(T, max(1, DX_CHUNK_ROWS // N))
+    steps = min(T, max(1, CHUNK_ROWS // N))
     part = workspace.empty((steps, N, D), dA.dtype)
     for t0 in range(0, T, steps):
         t1 = min(T, t0 + steps)

@@ -244,12 +244,16 @@ def test_padded_steps_contribute_nothing(cell, training):
 
 
 # ----------------------------------------------------------------------------- heads
-@pytest.mark.parametrize("ndim", [2, 3])
+@pytest.mark.parametrize("ndim", [2, 3, "3, time-major"])
 @pytest.mark.parametrize("activation", ["identity", "softmax", "sigmoid"])
 def test_dense_gradients(activation, ndim):
+    """ "3, time-major": h (N, T, H) laid out (T, N, H) in memory, as recurrent layers return
+    it; the rows are then read in memory order, and y and dh come out in that layout too."""
     rng = np.random.default_rng(7)
     dense = Dense(4, 5, activation, dtype=np.float64, seed=3)
-    h = rng.standard_normal((3, 4) if ndim == 2 else (3, 2, 4))
+    h = rng.standard_normal({2: (3, 4), 3: (3, 2, 4)}.get(ndim, (2, 3, 4)))
+    if ndim == "3, time-major":
+        h = h.transpose(1, 0, 2)
     R = rng.standard_normal(h.shape[:-1] + (5,))
 
     def loss():
@@ -261,12 +265,17 @@ def test_dense_gradients(activation, ndim):
     grads = {k: v.copy() for k, v in dense.grads.items()}
     for name, p in dense.params.items():
         check(grads[name], loss, p, name)
-    check(dh, loss, h, "dh")
+    if ndim == "3, time-major":     # perturb the (T, N, H) memory itself
+        check(dh.transpose(1, 0, 2), loss, h.transpose(1, 0, 2), "dh")
+    else:
+        check(dh, loss, h, "dh")
     # the forward is what it says
     z = h @ dense.params["W_hy"].T + dense.params["b_y"]
     expected = {"identity": z, "sigmoid": 1 / (1 + np.exp(-z)),
                 "softmax": np.exp(z) / np.exp(z).sum(-1, keepdims=True)}[activation]
     np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-14)
+    if ndim == "3, time-major":
+        assert y.transpose(1, 0, 2).flags.c_contiguous and dh.transpose(1, 0, 2).flags.c_contiguous
 
 
 def test_embedding_gradients_with_repeated_ids():

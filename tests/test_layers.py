@@ -186,6 +186,22 @@ def test_forward_does_not_modify_inputs():
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("lengths", [None, LENGTHS])
+def test_output_is_the_time_major_buffer_read_only_while_backward_needs_it(lengths, dtype):
+    """No batch-first copy of the output: it is a transposed view of time-major memory,
+    read-only with grad=True (backward reads it), writable in inference."""
+    layer = make("gru_after", D, H, num_layers=2, bidirectional=True, dtype=dtype, seed=9)
+    x = np.random.default_rng(9).standard_normal((N, T, D)).astype(dtype)
+    out, _, cache = layer.forward(x, lengths=lengths)
+    assert out.shape == (N, T, 2 * H) and out.transpose(1, 0, 2).flags.c_contiguous
+    with pytest.raises(ValueError, match="read-only"):
+        out[0, 0, 0] = 1.0
+    out2, _, _ = layer.forward(x, lengths=lengths, grad=False)
+    out2[0, 0, 0] = 1.0
+    np.testing.assert_array_equal(out2[1:], out[1:])
+
+
 def test_dropout_is_inverted_and_between_layers_only():
     """2-layer ReLU RNN whose second layer is the identity: out2 = mask * out1 exactly."""
     p_drop, Hb = 0.25, 64

@@ -54,7 +54,9 @@ class Dense:
         check_array("h", h, ndim=h.ndim, shape=(None,) * (h.ndim - 1) + (self.in_features,),
                     dtype=self.dtype, layout="(..., H)")
         W, V = self.params["W_hy"], self.out_features
-        z = blas.matmul(h.reshape(-1, self.in_features), W.T).reshape(h.shape[:-1] + (V,))
+        swap = _time_major(h)
+        hs = h.transpose(1, 0, 2) if swap else h
+        z = blas.matmul(hs.reshape(-1, self.in_features), W.T).reshape(hs.shape[:-1] + (V,))
         z += self.params["b_y"]
         if self.activation == "softmax":
             y = softmax(z)
@@ -62,12 +64,16 @@ class Dense:
             y = sigmoid(z)
         else:
             y = z
+        y = y.transpose(1, 0, 2) if swap else y
         return y, (h, y)
 
     def backward(self, dy: np.ndarray, cache) -> np.ndarray:
         """dL/dy -> dL/dh; adds dL/dW_hy and dL/db_y into ``grads``."""
         h, y = cache
         check_array("dy", dy, ndim=y.ndim, shape=y.shape, dtype=self.dtype)
+        swap = _time_major(h)
+        if swap:                        # rows in the order of h's memory (dy: a copy if not)
+            h, y, dy = h.transpose(1, 0, 2), y.transpose(1, 0, 2), dy.transpose(1, 0, 2)
         if self.activation == "softmax":          # J^T dy = y * (dy - <dy, y>)
             dz = y * (dy - (dy * y).sum(axis=-1, keepdims=True))
         elif self.activation == "sigmoid":
@@ -77,4 +83,11 @@ class Dense:
         V, H = self.out_features, self.in_features
         blas.matmul(dz.reshape(-1, V).T, h.reshape(-1, H), self.grads["W_hy"], accumulate=True)
         self.grads["b_y"] += dz.reshape(-1, V).sum(axis=0)
-        return blas.matmul(dz.reshape(-1, V), self.params["W_hy"]).reshape(h.shape)
+        dh = blas.matmul(dz.reshape(-1, V), self.params["W_hy"]).reshape(h.shape)
+        return dh.transpose(1, 0, 2) if swap else dh
+
+
+def _time_major(h: np.ndarray) -> bool:
+    """h (N, T, H) is a transposed view of time-major memory, as recurrent layers return it:
+    then its rows are read in memory order (reshaping it batch-first would copy it)."""
+    return h.ndim == 3 and not h.flags.c_contiguous and h.transpose(1, 0, 2).flags.c_contiguous

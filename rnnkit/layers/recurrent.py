@@ -95,6 +95,11 @@ class Recurrent:
                 rng: np.random.Generator | None = None, grad: bool = True):
         """x (N, T, D) -> (out (N, T, dirs*H), final state, cache).
 
+        ``out`` is batch-first in shape and time-major in memory: a transposed view of the
+        scans' own output (a batch-first copy would add one more (N, T, H) array to a
+        training step; ``np.ascontiguousarray(out)`` makes one). With grad=True it is also
+        what backward reads, so it is read-only.
+
         grad=False is inference: nothing is kept for backward (the cache is None), which
         saves the memory and the writes of the BPTT cache. The cache refers to x itself, not
         a copy: changing x in place before ``backward`` changes dW_xh (PyTorch's autograd
@@ -139,15 +144,15 @@ class Recurrent:
                 scans.append(cache)
             layer_caches.append((mask, scans))
             seq = outs[0] if self.dirs == 1 else _concat_features(outs)
-        out = seq.transpose(1, 0, 2)                                          # (N, T, dirs*H)
         if perm is not None:
             inv = np.argsort(perm)
-            out, h_n = out[inv], h_n[:, inv]
+            seq, h_n = np.take(seq, inv, axis=1, out=np.empty_like(seq)), h_n[:, inv]
             c_n = None if c_n is None else c_n[:, inv]
-        out = np.ascontiguousarray(out)
+        out = seq.transpose(1, 0, 2)        # (N, T, dirs*H), time-major in memory: no copy
         state_out = (h_n, c_n) if self.cell.has_cell_state else h_n
         if not grad:
             return out, state_out, None
+        out.flags.writeable = False         # it is the cache's own output (backward reads it)
         return out, state_out, {"layers": layer_caches, "perm": perm, "N": N, "T": T}
 
     def backward(self, dout: np.ndarray | None, dstate, cache: dict):

@@ -46,6 +46,11 @@ def test_product_equals_the_sum_over_steps(reverse):
     expected = sum(dA[t].T @ before[t] for t in range(T))
     np.testing.assert_allclose(history.product(dA, seq, init, n_active, reverse), expected,
                                rtol=1e-12, atol=1e-12)
+    for cuts in ([0, 2, 5, 6], [0, 1, 3, 6], [0, 6]):       # ranges of steps, summed up
+        got = np.zeros((G, H))
+        for t0, t1 in zip(cuts[:-1], cuts[1:]):
+            history.product(dA[t0:t1], seq, init, n_active, reverse, into=got, t0=t0)
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12, err_msg=str(cuts))
 
 
 def test_a_single_step_reads_only_the_initial_states():

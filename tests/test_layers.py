@@ -314,25 +314,34 @@ def test_inference_without_a_cache_equals_the_training_forward(cell, dtype):
         layer.backward(np.zeros_like(out), None, cache2)
 
 
+@pytest.mark.parametrize("dtype, whole_loop_macs", [(np.float64, 0),   # reference path
+                                                    (np.float32, 1 << 30),   # fast, whole loop
+                                                    (np.float32, 0)])        # fast, per step
 @pytest.mark.parametrize("cell", sorted(CELLS))
-def test_input_in_chunks_equals_one_product(cell, monkeypatch):
+def test_input_in_chunks_equals_one_product(cell, dtype, whole_loop_macs, monkeypatch):
     """The first layer reads the batch-first x a few steps at a time (input projection and
-    W_xh gradient), and forms dx a few steps at a time straight into the result."""
+    W_xh gradient), and the Elman cell's backward goes a chunk of steps at a time, each
+    chunk's gradient products taken before the next. One chunk, chunks of 2 steps, of 1."""
+    from rnnkit import kernels
     from rnnkit.layers import scan
-    layer = make(cell, D, H, num_layers=2, bidirectional=True, dtype=np.float64, seed=21)
+    monkeypatch.setattr(kernels, "WHOLE_LOOP_MACS", whole_loop_macs)
+    layer = make(cell, D, H, num_layers=2, bidirectional=True, dtype=dtype, seed=21)
     rng = np.random.default_rng(22)
-    x = rng.standard_normal((N, T, D))
-    R = rng.standard_normal((N, T, 2 * H))
+    x = rng.standard_normal((N, T, D)).astype(dtype)
+    R = rng.standard_normal((N, T, 2 * H)).astype(dtype)
     results = []
-    for rows in (scan.CHUNK_ROWS, 2 * N):             # one chunk; chunks of 2 steps
+    monkeypatch.setattr(scan, "MIN_CHUNK_ROWS", 1)
+    for chunks, rows in ((1, 1 << 20), (3, 1 << 20), (8, 1 << 20), (1, 2 * N)):
+        monkeypatch.setattr(scan, "CHUNKS", chunks)
         monkeypatch.setattr(scan, "CHUNK_ROWS", rows)
         layer.zero_grad()
         out, _, cache = layer.forward(x, lengths=LENGTHS)
         dx, _ = layer.backward(R, None, cache)
         results.append((out, dx, {k: g.copy() for k, g in layer.grads.items()}))
-    (out1, dx1, g1), (out2, dx2, g2) = results
-    assert dx1.shape == (N, T, D) and dx1.flags.c_contiguous
-    np.testing.assert_allclose(out2, out1, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(dx2, dx1, rtol=1e-12, atol=1e-12)
-    for k in g1:
-        np.testing.assert_allclose(g2[k], g1[k], rtol=1e-12, atol=1e-12)
+    out1, dx1, g1 = results[0]
+    assert dx1.shape == (N, T, D) and dx1.transpose(1, 0, 2).flags.c_contiguous
+    for out2, dx2, g2 in results[1:]:
+        np.testing.assert_allclose(out2, out1, **tol(dtype))
+        np.testing.assert_allclose(dx2, dx1, **tol(dtype))
+        for k in g1:
+            np.testing.assert_allclose(g2[k], g1[k], **tol(dtype))

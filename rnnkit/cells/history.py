@@ -34,24 +34,34 @@ def previous(seq: np.ndarray, init: np.ndarray, n_active: np.ndarray, reverse: b
 
 
 def product(dA: np.ndarray, seq: np.ndarray, init: np.ndarray, n_active: np.ndarray,
-            reverse: bool, into: np.ndarray | None = None) -> np.ndarray:
-    """sum over t of dA[t]^T @ (states before step t): (T, N, G) x (T, N, H) -> (G, H).
+            reverse: bool, into: np.ndarray | None = None, t0: int = 0) -> np.ndarray:
+    """sum over t of dA[t - t0]^T @ (states before step t): (L, N, G) x (T, N, H) -> (G, H).
 
-    Added into ``into`` (e.g. the weight's gradient) if given. dA must be zero at padded
-    steps. Two matrix products, no (T, N, H) copy: the shifted sequence is a contiguous slice
-    of ``seq``, plus one product for the rows' first steps."""
-    T, N, G = dA.shape
-    H = seq.shape[2]
+    dA covers the steps [t0, t0 + L) (all of them by default) and must be zero at padded
+    steps. Added into ``into`` (e.g. the weight's gradient) if given. Two matrix products, no
+    (L, N, H) copy: the shifted sequence is a contiguous slice of ``seq``, plus one product
+    for the initial states the range reads."""
+    L, N, G = dA.shape
+    T, _, H = seq.shape
+    t1 = t0 + L
     if into is None:
         into = np.zeros((G, H), np.result_type(dA, seq))
     if reverse:       # seq[t + 1] is zero where row r starts at t: its init comes in below
-        blas.matmul(dA[:-1].reshape(-1, G).T, seq[1:].reshape(-1, H), into, accumulate=True)
-        lens = (n_active[:, None] > np.arange(N)).sum(axis=0)
-        rows = np.flatnonzero(lens)
-        blas.matmul(dA[lens[rows] - 1, rows].T, init[rows], into, accumulate=True)
+        m = min(t1, T - 1) - t0
+        if m > 0:
+            blas.matmul(dA[:m].reshape(-1, G).T, seq[t0 + 1:t0 + 1 + m].reshape(-1, H), into,
+                        accumulate=True)
+        start = (n_active[:, None] > np.arange(N)).sum(axis=0) - 1     # each row's first step
+        rows = np.flatnonzero((start >= t0) & (start < t1))
+        if rows.size:
+            blas.matmul(dA[start[rows] - t0, rows].T, init[rows], into, accumulate=True)
     else:
-        blas.matmul(dA[1:].reshape(-1, G).T, seq[:-1].reshape(-1, H), into, accumulate=True)
-        blas.matmul(dA[0].T, init, into, accumulate=True)
+        first = 1 if t0 == 0 else 0
+        if L > first:
+            blas.matmul(dA[first:].reshape(-1, G).T, seq[t0 + first - 1:t1 - 1].reshape(-1, H),
+                        into, accumulate=True)
+        if t0 == 0:
+            blas.matmul(dA[0].T, init, into, accumulate=True)
     return into
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit import blas
 from rnnkit.cells import history
 from rnnkit.errors import fail
 
@@ -38,6 +39,7 @@ def clip_(a: np.ndarray, bound, mask: np.ndarray) -> None:
 class ElmanCell:
     n_gates = 1
     has_cell_state = False
+    chunked_backward = True     # recurrent_grads takes the steps a chunk at a time (see scan)
 
     def __init__(self, nonlinearity: str = "tanh", clip: float | None = None):
         if nonlinearity not in NONLINEARITIES:
@@ -57,9 +59,9 @@ class ElmanCell:
         return {"clipped": np.zeros((T, N, H), bool)} if self.clip else {}
 
     def step(self, k, cache, t, n, gx, h_prev, c_prev, h_out, c_out):
-        # h_t = f(W_xh x_t + b + W_hh h_{t-1}); gx[t] already holds W_xh x_t + b
-        np.matmul(h_prev, k["Wh_T"], out=h_out)
-        h_out += gx
+        # h_t = f(W_xh x_t + b + W_hh h_{t-1}); h_out holds W_xh x_t + b (gx is h_out: the
+        # scan projects the input into the output buffer, one (T, N, H) array less)
+        blas.matmul(h_prev, k["Wh_T"], h_out, accumulate=True)
         if self.clip:
             clip_(h_out, self.clip, cache["clipped"][t, :n])
         if self.nonlinearity == "tanh":
@@ -79,7 +81,8 @@ class ElmanCell:
             dgx[cache["clipped"][t, :n]] = 0
         np.matmul(dgx, k["W_hh"], out=dh)
 
-    def recurrent_grads(self, p, cache, dGx, grads, prefix):
+    def recurrent_grads(self, p, cache, dGx, grads, prefix, t0=0):
+        """dGx: dL/da of the steps [t0, t0 + len(dGx)) (the scan's chunks)."""
         history.product(dGx, cache["out"], cache["h0"], cache["n_active"], cache["reverse"],
-                        into=grads[prefix + "W_hh"])
+                        into=grads[prefix + "W_hh"], t0=t0)
         grads[prefix + "b_hh"] += dGx.reshape(-1, dGx.shape[-1]).sum(axis=0)

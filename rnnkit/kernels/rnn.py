@@ -16,10 +16,11 @@ from rnnkit.kernels.fastmath import ONE, add_matmul_rows, flush, ftanh, njit, OP
 
 
 @njit(**OPTS)
-def forward_step(a, gx, b, h_state, relu):
-    """a: h_{t-1} W_hh^T on entry, h_t = f(a + gx + b) on exit, also into h_state."""
+def forward_step(a, rec, b, h_state, relu):
+    """a: the input projection on entry, h_t = f(a + rec + b) on exit, also into h_state;
+    rec: h_{t-1} W_hh^T."""
     for r in range(a.shape[0]):
-        ar, gr, hr = a[r], gx[r], h_state[r]
+        ar, gr, hr = a[r], rec[r], h_state[r]
         for j in range(ar.shape[0]):
             v = ar[j] + gr[j] + b[j]
             v = (v if v > 0 else 0 * v) if relu else ftanh(v)
@@ -38,7 +39,8 @@ def backward_step(h, dh, dgx, relu):
 
 
 @njit(**OPTS)
-def forward_loop(gx, b, Wh_T, h_state, n_active, reverse, relu, out):
+def forward_loop(b, Wh_T, h_state, n_active, reverse, relu, out):
+    """out: the input projection on entry, h_t on exit."""
     T, _, H = out.shape
     for s in range(T):
         t = T - 1 - s if reverse else s
@@ -46,7 +48,7 @@ def forward_loop(gx, b, Wh_T, h_state, n_active, reverse, relu, out):
         a = out[t]
         for r in range(n):
             for j in range(H):
-                a[r, j] = gx[t, r, j] + b[j]
+                a[r, j] += b[j]
         add_matmul_rows(a, h_state, Wh_T, n)
         for r in range(n):
             for j in range(H):
@@ -80,23 +82,26 @@ class ElmanKernel:
                                     # little work to split
 
     def forward(self, k, cache, gx, h, c, n_active, reverse, out):
+        # gx is out: the scan projects the input into the output buffer
         if self.whole_loop:
-            forward_loop(gx, k["bx"], k["Wh_T"], h, n_active, reverse, self.relu, out)
+            forward_loop(k["bx"], k["Wh_T"], h, n_active, reverse, self.relu, out)
             return
-        for t in (range(gx.shape[0] - 1, -1, -1) if reverse else range(gx.shape[0])):
+        rec = np.empty_like(h)
+        for t in (range(out.shape[0] - 1, -1, -1) if reverse else range(out.shape[0])):
             n = n_active[t]
-            a = out[t, :n]
-            blas.matmul(h[:n], k["Wh_T"], a)
-            forward_step(a, gx[t, :n], k["bx"], h[:n], self.relu)
+            blas.matmul(h[:n], k["Wh_T"], rec[:n])
+            forward_step(out[t, :n], rec[:n], k["bx"], h[:n], self.relu)
 
-    def backward(self, k, cache, dout, dh, dc, dgx, dgh, n_active, reverse):
+    def backward(self, k, cache, dout, dh, dc, dgx, dgh, n_active, reverse, t0, t1):
+        """Steps [t0, t1) only, dL/da of step t into dgx[t - t0] (the scan's chunks)."""
         out = cache["out"]
-        if self.whole_loop:
-            backward_loop(dout, k["W_hh"], dh, n_active, reverse, self.relu, out, dgx)
+        if self.whole_loop:         # the loop sees the steps of the chunk as its whole run
+            backward_loop(dout[t0:t1], k["W_hh"], dh, n_active[t0:t1], reverse, self.relu,
+                          out[t0:t1], dgx)
             return
-        for t in (range(dout.shape[0]) if reverse else range(dout.shape[0] - 1, -1, -1)):
+        for t in (range(t0, t1) if reverse else range(t1 - 1, t0 - 1, -1)):
             n = n_active[t]
             dh_n = dh[:n]
             dh_n += dout[t, :n]
-            backward_step(out[t, :n], dh_n, dgx[t, :n], self.relu)
-            blas.matmul(dgx[t, :n], k["W_hh"], dh_n)
+            backward_step(out[t, :n], dh_n, dgx[t - t0, :n], self.relu)
+            blas.matmul(dgx[t - t0, :n], k["W_hh"], dh_n)

@@ -158,6 +158,8 @@ class Recurrent:
     def backward(self, dout: np.ndarray | None, dstate, cache: dict):
         """dL/dout (N, T, dirs*H) and dL/d(final state) (None = zero) -> (dx, d(initial state)).
 
+        dx (N, T, D) is, like forward's output, batch-first in shape and time-major in memory.
+
         Adds the parameter gradients into ``self.grads``.
         """
         if not isinstance(cache, dict):
@@ -179,34 +181,25 @@ class Recurrent:
         cache["spent"] = True
         dh0 = np.zeros_like(dh_n)
         dc0 = None if dc_n is None else np.zeros_like(dc_n)
-        dx_out = None
         for layer in range(self.num_layers - 1, -1, -1):
             mask, scans = cache["layers"][layer]
-            into = None             # the first layer's dx goes straight into the (N, T, D)
-            if layer == 0 and perm is None:                      # result, time-major view
-                dx_out = np.empty((N, T, self.input_size), self.dtype)
-                into = dx_out.transpose(1, 0, 2)
-            dx = None
+            dx = None               # (T, N, D): the second direction adds into the first's
             for direction in range(self.dirs):
                 i = layer * self.dirs + direction
-                dx_d, dh, dc = scan_backward(
+                dx, dh, dc = scan_backward(
                     self.cell, self._direction(layer, direction), scans[direction],
                     dseq[:, :, direction * H:(direction + 1) * H], dh_n[i],
                     None if dc_n is None else dc_n[i], self.grads, self.prefix(layer, direction),
-                    dx_into=into, accumulate=direction > 0)
+                    dx_into=dx, accumulate=dx is not None)
                 dh0[i] = dh
                 if dc is not None:
                     dc0[i] = dc
-                if into is None:    # dx is this backward's own buffer: add in place
-                    dx = dx_d if dx is None else np.add(dx, dx_d, out=dx)
-            if into is None:
-                dseq = dx if mask is None else np.multiply(dx, mask, out=dx)
-        if dx_out is not None:
-            return dx_out, ((dh0, dc0) if self.cell.has_cell_state else dh0)
-        dx = dseq.transpose(1, 0, 2)
-        inv = np.argsort(perm)
-        dx, dh0 = np.ascontiguousarray(dx[inv]), dh0[:, inv]
-        dc0 = None if dc0 is None else dc0[:, inv]
+            dseq = dx if mask is None else np.multiply(dx, mask, out=dx)
+        if perm is not None:
+            inv = np.argsort(perm)
+            dseq, dh0 = np.take(dseq, inv, axis=1, out=np.empty_like(dseq)), dh0[:, inv]
+            dc0 = None if dc0 is None else dc0[:, inv]
+        dx = dseq.transpose(1, 0, 2)        # (N, T, D), time-major in memory as the output
         return dx, ((dh0, dc0) if self.cell.has_cell_state else dh0)
 
 

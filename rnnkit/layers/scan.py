@@ -49,14 +49,14 @@ def scan_forward(cell, p: dict, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | 
     if fast is not None:
         fast.parallel = on_mkl and kernels.shared_openmp()
     # the input projection of all steps, W_xh x_t (+ biases, unless the fast loop adds them);
-    # LSTM and GRU turn it into their activations in place
-    gx = cache["gates"] if "gates" in cache else \
-        workspace.empty((T, N, cell.n_gates * H), x.dtype)
+    # LSTM and GRU turn it into their activations in place, the Elman cell into its output
+    out = workspace.empty((T, N, H), x.dtype)
+    gx = cache["gates"] if "gates" in cache else out
     for t0, t1, rows in time_major_rows(x):
         blas.matmul(rows, k["Wx_T"], gx[t0:t1].reshape(-1, gx.shape[2]))
     if fast is None or not fast.adds_bias:
         gx += k["bx"]
-    out = workspace.time_major((T, N, H), x.dtype, n_active)
+    workspace.zero_padding(out, n_active)
     h = h0.copy()
     if cell.has_cell_state:
         cache["c"] = workspace.time_major((T, N, H), x.dtype, n_active) if grad else \
@@ -87,18 +87,26 @@ def scan_backward(cell, p: dict, cache: dict, dout: np.ndarray, dh_T: np.ndarray
                   dx_into: np.ndarray | None = None, accumulate: bool = False):
     """dout (T, N, H), dh_T/dc_T (N, H) -> dx (T, N, D), dh0, dc0; adds into grads[prefix+name].
 
-    dx goes into ``dx_into`` (any (T, N, D) view, e.g. of the caller's (N, T, D) result; added
-    to it with ``accumulate``) if given, else into a new buffer. Consumes the cache: the fast
-    kernels overwrite the gates with their gradients."""
+    dx goes into ``dx_into`` (a C-contiguous (T, N, D) array; added to it with
+    ``accumulate``) if given, else into a new buffer. Consumes the cache: the fast
+    kernels overwrite the gates with their gradients.
+
+    The Elman cell's dL/da is kept for one chunk of steps at a time (``chunk_steps``), and
+    each chunk's share of every gradient product is taken before the loop goes on: its cache
+    has no gates buffer to take the gradients' place, and a (T, N, H) one would be the
+    largest array of its training step."""
     x, out, k, fast = cache["x"], cache["out"], cache["k"], cache["fast"]
     T, N, D = x.shape
     H = out.shape[2]
-    n_active = cache["n_active"]
+    n_active, reverse = cache["n_active"], cache["reverse"]
     G = cell.n_gates * H
     blas.choose(N * G * H if fast is not None else 0)
+    chunked = getattr(cell, "chunked_backward", False)
     if fast is not None and fast.grads_in_gates:     # dL/da: the gates' pre-activations
         # (their padded rows hold the input projection of the padding)
         dgx = workspace.zero_padding(cache["gates"], n_active)
+    elif chunked:
+        dgx = workspace.empty((chunk_steps(T, N), N, G), x.dtype)
     else:
         dgx = workspace.time_major((T, N, G), x.dtype, n_active)
     # GRU, reset after: the recurrent product's gradient differs from dgx in the candidate
@@ -107,77 +115,82 @@ def scan_backward(cell, p: dict, cache: dict, dout: np.ndarray, dh_T: np.ndarray
     dgh = workspace.empty((N, G), x.dtype) if getattr(cell, "reset_after", False) else None
     dh = dh_T.astype(x.dtype, copy=True)
     dc = dc_T.astype(x.dtype, copy=True) if cell.has_cell_state else None
-    has_c = cell.has_cell_state
-    if fast is not None:
-        fast.backward(k, cache, dout, dh, dc, dgx, dgh, n_active, cache["reverse"])
+    dx = dx_into if dx_into is not None else workspace.empty((T, N, D), x.dtype)
+    if chunked:
+        size = dgx.shape[0]
+        spans = [(t0, min(T, t0 + size)) for t0 in range(0, T, size)]
+        spans = spans if reverse else spans[::-1]        # in the order backward visits them
     else:
-        reverse = cache["reverse"]
-        scratch = np.empty((N, H), x.dtype)
-        for t in (range(T) if reverse else range(T - 1, -1, -1)):
-            n = n_active[t]
-            dh_n = dh[:n]
-            dh_n += dout[t, :n]
-            if has_c:                                   # the LSTM reads C_{t-1}, not h_{t-1}
-                h_prev = None
-                c_prev = history.previous(cache["c"], cache["c0"], n_active, reverse, t, n,
-                                          scratch)
-            else:
-                h_prev = history.previous(out, cache["h0"], n_active, reverse, t, n, scratch)
-                c_prev = None
-            cell.step_back(k, cache, t, n, dh_n, dc[:n] if has_c else None, h_prev, c_prev,
-                           out[t, :n], cache["c"][t, :n] if has_c else None, dgx[t, :n],
-                           dgx[t, :n] if dgh is None else dgh[:n])
-    for t0, t1, rows in time_major_rows(x):
-        blas.matmul(dgx[t0:t1].reshape(-1, G).T, rows, grads[prefix + "W_xh"], accumulate=True)
-    grads[prefix + "b_xh"] += dgx.reshape(T * N, G).sum(axis=0)
-    dx = _input_grad(dgx, k["W_xh"], dx_into, accumulate)
-    cell.recurrent_grads(p, cache, dgx, grads, prefix)
+        spans = [(0, T)]
+    for t0, t1 in spans:
+        dA = workspace.zero_padding(dgx[:t1 - t0], n_active[t0:t1]) if chunked else dgx
+        if fast is not None:
+            fast.backward(k, cache, dout, dh, dc, dA, dgh, n_active, reverse,
+                          *((t0, t1) if chunked else ()))
+        else:
+            _steps_back(cell, k, cache, dout, dh, dc, dA, dgh, t0, t1)
+        whole = t1 - t0 if chunked else None     # (a chunk is not chunked again)
+        for s0, s1, rows in time_major_rows(x[t0:t1], whole):
+            blas.matmul(dA[s0:s1].reshape(-1, G).T, rows, grads[prefix + "W_xh"],
+                        accumulate=True)
+        del rows                    # (frees the chunk buffer for the pool)
+        grads[prefix + "b_xh"] += dA.reshape(-1, G).sum(axis=0)
+        blas.matmul(dA.reshape(-1, G), k["W_xh"], dx[t0:t1].reshape(-1, D),
+                    accumulate=accumulate)
+        if chunked:
+            cell.recurrent_grads(p, cache, dA, grads, prefix, t0=t0)
+        else:
+            cell.recurrent_grads(p, cache, dA, grads, prefix)
     return dx, dh, dc
 
 
-CHUNK_ROWS = 4096
+def _steps_back(cell, k, cache, dout, dh, dc, dA, dgh, t0, t1):
+    """The reference backward over steps [t0, t1): dL/da of step t into dA[t - t0]."""
+    out, n_active, reverse = cache["out"], cache["n_active"], cache["reverse"]
+    has_c = cell.has_cell_state
+    scratch = np.empty(dh.shape, dh.dtype)
+    for t in (range(t0, t1) if reverse else range(t1 - 1, t0 - 1, -1)):
+        n = n_active[t]
+        dh_n = dh[:n]
+        dh_n += dout[t, :n]
+        if has_c:                                   # the LSTM reads C_{t-1}, not h_{t-1}
+            h_prev = None
+            c_prev = history.previous(cache["c"], cache["c0"], n_active, reverse, t, n, scratch)
+        else:
+            h_prev = history.previous(out, cache["h0"], n_active, reverse, t, n, scratch)
+            c_prev = None
+        da = dA[t - t0, :n]
+        cell.step_back(k, cache, t, n, dh_n, dc[:n] if has_c else None, h_prev, c_prev,
+                       out[t, :n], cache["c"][t, :n] if has_c else None, da,
+                       da if dgh is None else dgh[:n])
 
 
-def time_major_rows(x: np.ndarray):
+CHUNKS, MIN_CHUNK_ROWS, CHUNK_ROWS = 8, 2048, 4096
+
+
+def chunk_steps(T: int, N: int) -> int:
+    """Steps in a chunk of work done a few steps at a time: 1/CHUNKS of the sequence, so that
+    a chunk buffer is that much of a whole array, but at least ~MIN_CHUNK_ROWS rows (each
+    chunk costs a few products and copies, 0.2-0.3 ms at 32 x 64: small scans take one chunk)
+    and at most ~CHUNK_ROWS (no faster beyond)."""
+    steps = max(-(-T // CHUNKS), -(-MIN_CHUNK_ROWS // N))
+    return max(1, min(steps, CHUNK_ROWS // N, T))
+
+
+def time_major_rows(x: np.ndarray, steps: int | None = None):
     """Yield (t0, t1, rows): x[t0:t1] of a (T, N, D) view as one ((t1 - t0) * N, D) matrix.
 
     A time-major x gives itself whole. A view of a batch-first (N, T, D) array, as layers
-    pass their input, is copied chunk by chunk into one reused buffer of ~CHUNK_ROWS rows:
-    the scan keeps no time-major copy of its input (one (T, N, D) array less in a training
-    step), and products of that height run as fast as one over all rows."""
+    pass their input, is copied chunk by chunk (``chunk_steps``) into one reused buffer: the
+    scan keeps no time-major copy of its input (one (T, N, D) array less in a training step).
+    """
     T, N, D = x.shape
     if x.flags.c_contiguous:
         yield 0, T, x.reshape(T * N, D)
         return
-    steps = min(T, max(1, CHUNK_ROWS // N))
+    steps = steps or chunk_steps(T, N)
     buf = workspace.empty((steps, N, D), x.dtype)
     for t0 in range(0, T, steps):
         t1 = min(T, t0 + steps)
         np.copyto(buf[:t1 - t0], x[t0:t1])
         yield t0, t1, buf[:t1 - t0].reshape(-1, D)
-
-
-def _input_grad(dA: np.ndarray, W_xh: np.ndarray, into: np.ndarray | None,
-                accumulate: bool) -> np.ndarray:
-    """dx = dA @ W_xh, (T, N, G) -> (T, N, D); into a strided view chunk by chunk.
-
-    Written straight into the caller's batch-first result, the time-major dx never exists
-    as a whole: a chunk of ~CHUNK_ROWS rows at a time (products of that height run as fast
-    as one, and the copy into the view is the transpose the caller would make anyway)."""
-    T, N, G = dA.shape
-    D = W_xh.shape[1]
-    if into is None:
-        dx = workspace.empty((T, N, D), dA.dtype)
-        blas.matmul(dA.reshape(T * N, G), W_xh, dx.reshape(T * N, D))
-        return dx
-    steps = min(T, max(1, CHUNK_ROWS // N))
-    part = workspace.empty((steps, N, D), dA.dtype)
-    for t0 in range(0, T, steps):
-        t1 = min(T, t0 + steps)
-        chunk = part[:t1 - t0]
-        blas.matmul(dA[t0:t1].reshape(-1, G), W_xh, chunk.reshape(-1, D))
-        if accumulate:
-            into[t0:t1] += chunk
-        else:
-            into[t0:t1] = chunk
-    return into

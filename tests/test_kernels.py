@@ -28,7 +28,23 @@ def assert_pinned(fast, ref):
         assert np.abs(a - b).max() <= 2e-6 * scale
 
 
-MODES = [(c, w) for c in CELLS for w in (True, False)]
+LOOPS = ("whole loop", "whole loop, mkl", "per step")
+MODES = [(c, loop) for c in CELLS for loop in LOOPS]
+
+
+def set_loop(monkeypatch, loop):
+    """Make every scan take ``loop`` (one of LOOPS); the MKL whole loop needs MKL."""
+    monkeypatch.setattr(kernels, "WHOLE_LOOP_MACS", 1 << 40 if loop == "whole loop" else 0)
+    monkeypatch.setattr(kernels, "MKL_LOOP_MACS", 1 << 40 if loop == "whole loop, mkl" else 0)
+
+
+def check_loop(kernel, loop):
+    """The scan ran ``loop``; without MKL the MKL whole loop falls back to the per-step one."""
+    has_mkl = blas.gemm_address() != 0
+    if loop == "whole loop, mkl" and not has_mkl:
+        loop = "per step"
+    assert kernel.whole_loop == (loop != "per step")
+    assert (kernel.gemm != 0) == (loop == "whole loop, mkl")
 
 
 def pinned_case(cell, bidirectional, lengths, seed, with_states=True):
@@ -52,12 +68,13 @@ def pinned_case(cell, bidirectional, lengths, seed, with_states=True):
     return cache["layers"][0][1][0]["fast"]
 
 
-@pytest.mark.parametrize("cell,whole_loop", MODES)
+@pytest.mark.parametrize("cell,loop", MODES)
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_fast_path_equals_reference(cell, bidirectional, whole_loop, monkeypatch):
-    monkeypatch.setattr(kernels, "WHOLE_LOOP_MACS", 1 << 40 if whole_loop else 0)
+def test_fast_path_equals_reference(cell, bidirectional, loop, monkeypatch):
+    set_loop(monkeypatch, loop)
     chosen = pinned_case(cell, bidirectional, np.array([3, 7, 1, 6, 7]), seed=0)
-    assert chosen is not None and chosen.whole_loop == whole_loop
+    assert chosen is not None
+    check_loop(chosen, loop)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
@@ -67,7 +84,7 @@ def test_parallel_step_kernels_equal_reference(cell, bidirectional, monkeypatch)
     5 rows over 2 threads, and steps where only 1 row runs (one part empty)."""
     for name in ("MIN_MACS", "SINGLE_THREAD_MACS"):      # every scan counts as large
         monkeypatch.setattr(blas, name, 0)
-    monkeypatch.setattr(kernels, "WHOLE_LOOP_MACS", 0)
+    set_loop(monkeypatch, "per step")
     assert kernels.shared_openmp() == (blas.backend() == "mkl (gnu threads)")
     chosen = pinned_case(cell, bidirectional, np.array([1, 7, 1, 6, 7]), seed=3,
                          with_states=False)
@@ -103,6 +120,10 @@ def test_selection_by_dtype_variant_and_size():
     assert kernels.select(rnnkit.RNN(2, 512).cell, np.float32, 128, 512).whole_loop is False
     assert kernels.select(rnnkit.LSTM(2, 512).cell, np.float32, 128, 512).whole_loop is False
     assert kernels.select(rnnkit.GRU(2, 128).cell, np.float32, 1, 128).whole_loop is True
+    small = kernels.select(rnnkit.LSTM(2, 64).cell, np.float32, 32, 64)     # 32 x 4*64 x 64
+    assert small.whole_loop is (blas.gemm_address() != 0) and small.gemm == blas.gemm_address()
+    with blas.use("numpy"):
+        assert kernels.select(rnnkit.LSTM(2, 64).cell, np.float32, 32, 64).whole_loop is False
     with kernels.reference_only():
         assert kernels.select(rnnkit.LSTM(2, 4).cell, np.float32, 4, 4) is None
 
@@ -116,13 +137,12 @@ def test_without_numba_everything_runs_on_the_reference(monkeypatch):
 
 
 @pytest.mark.parametrize("cell", sorted(CELLS))
-@pytest.mark.parametrize("whole_loop", [True, False])
-def test_vanishing_gradients_are_flushed_before_they_turn_subnormal(cell, whole_loop,
-                                                                    monkeypatch):
+@pytest.mark.parametrize("loop", LOOPS)
+def test_vanishing_gradients_are_flushed_before_they_turn_subnormal(cell, loop, monkeypatch):
     """A loss at the last step only: BPTT's gradient decays through the steps into float32's
     subnormal range, where arithmetic is 10-100x slower. The fast kernels flush it to zero
     below fastmath.TINY; the reference (plain NumPy) shows the range is really reached."""
-    monkeypatch.setattr(kernels, "WHOLE_LOOP_MACS", 1 << 40 if whole_loop else 0)
+    set_loop(monkeypatch, loop)
     rng = np.random.default_rng(5)
     N, T, D, H = 2, 600, 3, 8
     layer = CELLS[cell](D, H, seed=4)

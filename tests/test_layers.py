@@ -314,17 +314,21 @@ def test_inference_without_a_cache_equals_the_training_forward(cell, dtype):
         layer.backward(np.zeros_like(out), None, cache2)
 
 
-@pytest.mark.parametrize("dtype, whole_loop_macs", [(np.float64, 0),   # reference path
-                                                    (np.float32, 1 << 30),   # fast, whole loop
-                                                    (np.float32, 0)])        # fast, per step
+@pytest.mark.parametrize("dtype, whole_loop_macs, mkl_loop_macs", [
+    (np.float64, 0, 0),             # reference path
+    (np.float32, 1 << 30, 0),       # fast, whole loop
+    (np.float32, 0, 1 << 30),       # fast, whole loop calling MKL (per step without MKL)
+    (np.float32, 0, 0)])            # fast, per step
 @pytest.mark.parametrize("cell", sorted(CELLS))
-def test_input_in_chunks_equals_one_product(cell, dtype, whole_loop_macs, monkeypatch):
+def test_input_in_chunks_equals_one_product(cell, dtype, whole_loop_macs, mkl_loop_macs,
+                                            monkeypatch):
     """The first layer reads the batch-first x a few steps at a time (input projection and
     W_xh gradient), and the Elman cell's backward goes a chunk of steps at a time, each
     chunk's gradient products taken before the next. One chunk, chunks of 2 steps, of 1."""
     from rnnkit import kernels
     from rnnkit.layers import scan
     monkeypatch.setattr(kernels, "WHOLE_LOOP_MACS", whole_loop_macs)
+    monkeypatch.setattr(kernels, "MKL_LOOP_MACS", mkl_loop_macs)
     layer = make(cell, D, H, num_layers=2, bidirectional=True, dtype=dtype, seed=21)
     rng = np.random.default_rng(22)
     x = rng.standard_normal((N, T, D)).astype(dtype)

@@ -3,7 +3,8 @@
 ``select`` picks, for float32 and when numba is installed (``pip install rnnkit[fast]``):
 - the whole time loop compiled, when the recurrent product per step is small (batch x
   gates*H x H multiply-adds < WHOLE_LOOP_MACS, i.e. batch 1-2 at H = 128): per-step Python
-  and BLAS-call overhead is what costs there;
+  and BLAS-call overhead is what costs there; with MKL installed, up to MKL_LOOP_MACS (e.g.
+  batch 32 at H = 64-128), the loop calls MKL's sgemm itself, on one thread;
 - otherwise the recurrent product by NumPy's BLAS and all gate arithmetic of a step in one
   compiled pass (RNN, LSTM, GRU with reset after);
 - otherwise (float64, peepholes, GRU reset-before, clip, no numba) the reference in
@@ -32,6 +33,11 @@ from rnnkit.kernels.fastmath import AVAILABLE
 # Measured (H = 128, T = 300, LSTM/GRU/RNN): the compiled loop's own product beats a BLAS
 # call per step at batch 1 (1.2-3x), breaks even at 2, loses from 4-8 on (2x at batch 32).
 WHOLE_LOOP_MACS = 1 << 17
+# From there to this, with MKL: the whole loop still, its product by MKL's sgemm on the
+# calling thread (fastmath.matmul_rows), no Python between steps. Against a BLAS call per
+# step (interleaved processes, 32 x 50 x 32 x 64): LSTM train/infer 0.85/0.76 of the time,
+# GRU 0.56/0.77, RNN 0.79/0.46. Even at 2^22 (LSTM 64 x 128), 1.2-1.6x slower above.
+MKL_LOOP_MACS = 1 << 22
 _enabled = AVAILABLE
 
 
@@ -77,14 +83,17 @@ def select(cell, dtype, N: int, H: int):
     from rnnkit.kernels.gru import GRUKernel
     from rnnkit.kernels.lstm import LSTMKernel
     from rnnkit.kernels.rnn import ElmanKernel
-    whole = N * cell.n_gates * H * H < WHOLE_LOOP_MACS
+    macs = N * cell.n_gates * H * H
+    gemm = blas.gemm_address() if WHOLE_LOOP_MACS <= macs < MKL_LOOP_MACS else 0
+    whole = macs < WHOLE_LOOP_MACS or gemm != 0
     if isinstance(cell, LSTMCell) and not cell.peepholes:
-        return LSTMKernel(whole)
+        return LSTMKernel(whole, gemm)
     if isinstance(cell, GRUCell) and cell.reset_after:
-        return GRUKernel(whole)
+        return GRUKernel(whole, gemm)
     if isinstance(cell, ElmanCell):
-        return ElmanKernel(whole, cell.nonlinearity == "relu")
+        return ElmanKernel(whole, cell.nonlinearity == "relu", gemm)
     return None
 
 
-__all__ = ["AVAILABLE", "WHOLE_LOOP_MACS", "select", "reference_only", "shared_openmp"]
+__all__ = ["AVAILABLE", "MKL_LOOP_MACS", "WHOLE_LOOP_MACS", "select", "reference_only",
+           "shared_openmp"]

@@ -15,11 +15,15 @@ from __future__ import annotations
 import numpy as np
 
 try:
-    from numba import get_num_threads, njit, prange
+    from numba import get_num_threads, njit, prange, types
+    from numba.extending import intrinsic
     AVAILABLE = True
 except ImportError:                       # the engine runs on the NumPy reference path
     AVAILABLE = False
     prange = range
+
+    def intrinsic(f):
+        return f
 
     def get_num_threads():
         return 1
@@ -119,6 +123,45 @@ def add_matmul_rows(acc, h, W_T, n):
             x, w = hr[k], W_T[k]
             for j in range(M):
                 a[j] += x * w[j]
+
+
+@intrinsic
+def _sgemm(typingctx, fn, m, n, k, a, lda, b, ldb, beta, c, ldc):
+    """cblas_sgemm(row-major, no transposes, m, n, k, alpha = 1, a, lda, b, ldb, beta, c, ldc)
+    through its address ``fn``, with the arrays as addresses too (intp). The address is an
+    argument, not a constant, so the kernels that call it stay in numba's on-disk cache."""
+    from llvmlite import ir
+    sig = types.void(*([types.intp] * 8), types.float32, types.intp, types.intp)
+
+    def codegen(context, builder, signature, args):
+        i32, ptr = ir.IntType(32), ir.IntType(8).as_pointer()
+        f32 = ir.FloatType()
+        fnty = ir.FunctionType(ir.VoidType(), [i32] * 6 + [f32, ptr, i32, ptr, i32, f32, ptr, i32])
+        fn_, m_, n_, k_, a_, lda_, b_, ldb_, beta_, c_, ldc_ = args
+        i, p = (lambda v: builder.trunc(v, i32)), (lambda v: builder.inttoptr(v, ptr))
+        builder.call(builder.inttoptr(fn_, fnty.as_pointer()),
+                     [ir.Constant(i32, 101), ir.Constant(i32, 111), ir.Constant(i32, 111),
+                      i(m_), i(n_), i(k_), ir.Constant(f32, 1.0), p(a_), i(lda_), p(b_),
+                      i(ldb_), beta_, p(c_), i(ldc_)])
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+@njit(inline="always", **OPTS)
+def matmul_rows(gemm, acc, h, W_T, n, accumulate):
+    """acc[:n] = h[:n] @ W_T (``accumulate``: +=), 2-d float32 arrays with unit-stride rows:
+    by the BLAS at address ``gemm`` (rnnkit.blas.gemm_address), or written out when it is 0."""
+    if gemm != 0:
+        if n > 0:
+            _sgemm(gemm, n, W_T.shape[1], W_T.shape[0], h.ctypes.data, h.strides[0] // 4,
+                   W_T.ctypes.data, W_T.strides[0] // 4, ONE if accumulate else ZERO,
+                   acc.ctypes.data, acc.strides[0] // 4)
+        return
+    if not accumulate:
+        for r in range(n):
+            for j in range(acc.shape[1]):
+                acc[r, j] = 0
+    add_matmul_rows(acc, h, W_T, n)
 
 
 @njit(inline="always", **OPTS)

@@ -12,9 +12,9 @@ import numpy as np
 
 from rnnkit import blas
 from rnnkit.cells import history
-from rnnkit.kernels.fastmath import (ONE, OPTS, add_matmul_rows, at, copy_row, flush,
-                                     fsigmoid_half, ftanh, get_num_threads, njit, one_or_all,
-                                     part, prange, previous_rows)
+from rnnkit.kernels.fastmath import (ONE, OPTS, at, copy_row, flush, fsigmoid_half, ftanh,
+                                     get_num_threads, matmul_rows, njit, one_or_all, part,
+                                     prange, previous_rows)
 
 
 @njit(inline="always", **OPTS)
@@ -54,15 +54,12 @@ def forward_step_parallel(parts, gh, bx, b_hn, h_state, acts, hn, out):
 
 
 @njit(**OPTS)
-def forward_loop(Wh_T, bx, b_hn, h_state, n_active, reverse, gh, gates, hn, out):
+def forward_loop(gemm, Wh_T, bx, b_hn, h_state, n_active, reverse, gh, gates, hn, out):
     T = gates.shape[0]
     for s in range(T):
         t = T - 1 - s if reverse else s
         n = n_active[t]
-        for r in range(n):
-            for j in range(gh.shape[1]):
-                gh[r, j] = 0
-        add_matmul_rows(gh, h_state, Wh_T, n)
+        matmul_rows(gemm, gh, h_state, Wh_T, n, False)
         _forward_rows(gh, bx, b_hn, h_state, gates[t], at(hn, t), out[t], n)
 
 
@@ -102,7 +99,7 @@ def backward_step_parallel(parts, acts, hn, h_prev, dh, dgh):
 
 
 @njit(**OPTS)
-def backward_loop(dout, W_hh, dh, n_active, reverse, gates, hn, out, h0, dgh):
+def backward_loop(gemm, dout, W_hh, dh, n_active, reverse, gates, hn, out, h0, dgh):
     T = dout.shape[0]
     H = dh.shape[1]
     scratch = np.empty_like(h0)
@@ -114,22 +111,23 @@ def backward_loop(dout, W_hh, dh, n_active, reverse, gates, hn, out, h0, dgh):
                 dh[r, j] += dout[t, r, j]
         h_prev = previous_rows(out, h0, n_active, reverse, t, n, scratch)
         _backward_rows(gates[t], hn[t], h_prev, dh, dgh, n)
-        add_matmul_rows(dh, dgh, W_hh, n)
+        matmul_rows(gemm, dh, dgh, W_hh, n, True)
 
 
 class GRUKernel:
     grads_in_gates = True           # backward overwrites the gates with their gradients
     adds_bias = True                # forward adds k["bx"] to the projection itself
 
-    def __init__(self, whole_loop: bool):
-        self.whole_loop = whole_loop
+    def __init__(self, whole_loop: bool, gemm: int = 0):
+        self.whole_loop, self.gemm = whole_loop, gemm     # see rnnkit.kernels.select
         self.parallel = False       # the step kernels over all threads (set by the scan)
 
     def forward(self, k, cache, gx, h, c, n_active, reverse, out):
         g = cache
         if self.whole_loop:
-            forward_loop(k["Wh_T"], k["bx"], k["b_hn"], h, n_active, reverse, g["gh"], g["gates"],
-                         one_or_all(g["hn"]), out)
+            with blas.single_thread(self.gemm):
+                forward_loop(self.gemm, k["Wh_T"], k["bx"], k["b_hn"], h, n_active, reverse,
+                             g["gh"], g["gates"], one_or_all(g["hn"]), out)
             return
         T = gx.shape[0]
         step = partial(forward_step_parallel, get_num_threads()) if self.parallel else \
@@ -144,8 +142,9 @@ class GRUKernel:
     def backward(self, k, cache, dout, dh, dc, dgx, dgh, n_active, reverse):
         g = cache                   # dgx is g["gates"]
         if self.whole_loop:
-            backward_loop(dout, k["W_hh"], dh, n_active, reverse, g["gates"], g["hn"],
-                          g["out"], g["h0"], dgh)
+            with blas.single_thread(self.gemm):
+                backward_loop(self.gemm, dout, k["W_hh"], dh, n_active, reverse, g["gates"],
+                              g["hn"], g["out"], g["h0"], dgh)
             return
         T = dout.shape[0]
         tmp, scratch = np.empty_like(dh), np.empty_like(dh)

@@ -16,9 +16,9 @@ import numpy as np
 
 from rnnkit import blas
 from rnnkit.cells import history
-from rnnkit.kernels.fastmath import (ONE, OPTS, add_matmul_rows, at, copy_row, flush, ftanh,
-                                     get_num_threads, njit, one_or_all, part, prange,
-                                     previous_rows, sigmoid_half_add, tanh_add)
+from rnnkit.kernels.fastmath import (ONE, OPTS, at, copy_row, flush, ftanh, get_num_threads,
+                                     matmul_rows, njit, one_or_all, part, prange, previous_rows,
+                                     sigmoid_half_add, tanh_add)
 
 
 @njit(inline="always", **OPTS)
@@ -59,15 +59,13 @@ def forward_step_parallel(parts, a, rec, b, h_state, c_state, c, tanh_c, out):
 
 
 @njit(**OPTS)
-def forward_loop(Wh_T, b, h_state, c_state, n_active, reverse, gates, rec, out, c, tanh_c):
+def forward_loop(gemm, Wh_T, b, h_state, c_state, n_active, reverse, gates, rec, out, c,
+                 tanh_c):
     T = gates.shape[0]
     for s in range(T):
         t = T - 1 - s if reverse else s
         n = n_active[t]
-        for r in range(n):
-            for j in range(rec.shape[1]):
-                rec[r, j] = 0
-        add_matmul_rows(rec, h_state, Wh_T, n)
+        matmul_rows(gemm, rec, h_state, Wh_T, n, False)
         _forward_rows(gates[t], rec, b, h_state, c_state, at(c, t), at(tanh_c, t), out[t], n)
 
 
@@ -110,7 +108,7 @@ def backward_step_parallel(parts, acts, tanh_c, c_prev, dh, dc):
 
 
 @njit(**OPTS)
-def backward_loop(dout, W_hh, dh, dc, n_active, reverse, gates, tanh_c, c, c0):
+def backward_loop(gemm, dout, W_hh, dh, dc, n_active, reverse, gates, tanh_c, c, c0):
     T = dout.shape[0]
     H = dh.shape[1]
     scratch = np.empty_like(c0)
@@ -122,25 +120,23 @@ def backward_loop(dout, W_hh, dh, dc, n_active, reverse, gates, tanh_c, c, c0):
                 dh[r, j] += dout[t, r, j]
         c_prev = previous_rows(c, c0, n_active, reverse, t, n, scratch)
         _backward_rows(gates[t], tanh_c[t], c_prev, dh, dc, n)
-        for r in range(n):
-            for j in range(H):
-                dh[r, j] = 0
-        add_matmul_rows(dh, gates[t], W_hh, n)
+        matmul_rows(gemm, dh, gates[t], W_hh, n, False)
 
 
 class LSTMKernel:
     grads_in_gates = True           # backward overwrites the gates with their gradients
     adds_bias = True                # forward adds k["bx"] to the projection itself
 
-    def __init__(self, whole_loop: bool):
-        self.whole_loop = whole_loop
+    def __init__(self, whole_loop: bool, gemm: int = 0):
+        self.whole_loop, self.gemm = whole_loop, gemm     # see rnnkit.kernels.select
         self.parallel = False       # the step kernels over all threads (set by the scan)
 
     def forward(self, k, cache, gx, h, c, n_active, reverse, out):
         g = cache
         if self.whole_loop:
-            forward_loop(k["Wh_T"], k["bx"], h, c, n_active, reverse, g["gates"], g["rec"], out,
-                         one_or_all(g["c"]), one_or_all(g["tanh_c"]))
+            with blas.single_thread(self.gemm):
+                forward_loop(self.gemm, k["Wh_T"], k["bx"], h, c, n_active, reverse, g["gates"],
+                             g["rec"], out, one_or_all(g["c"]), one_or_all(g["tanh_c"]))
             return
         T = gx.shape[0]
         step = partial(forward_step_parallel, get_num_threads()) if self.parallel else \
@@ -155,8 +151,9 @@ class LSTMKernel:
     def backward(self, k, cache, dout, dh, dc, dgx, dgh, n_active, reverse):
         g = cache                   # dgx is g["gates"]
         if self.whole_loop:
-            backward_loop(dout, k["W_hh"], dh, dc, n_active, reverse, g["gates"], g["tanh_c"],
-                          g["c"], g["c0"])
+            with blas.single_thread(self.gemm):
+                backward_loop(self.gemm, dout, k["W_hh"], dh, dc, n_active, reverse, g["gates"],
+                              g["tanh_c"], g["c"], g["c0"])
             return
         T = dout.shape[0]
         scratch = np.empty_like(dh)

@@ -12,7 +12,7 @@ import numpy as np
 
 from rnnkit import blas
 
-from rnnkit.kernels.fastmath import ONE, add_matmul_rows, flush, ftanh, njit, OPTS
+from rnnkit.kernels.fastmath import ONE, OPTS, flush, ftanh, matmul_rows, njit
 
 
 @njit(**OPTS)
@@ -39,7 +39,7 @@ def backward_step(h, dh, dgx, relu):
 
 
 @njit(**OPTS)
-def forward_loop(b, Wh_T, h_state, n_active, reverse, relu, out):
+def forward_loop(gemm, b, Wh_T, h_state, n_active, reverse, relu, out):
     """out: the input projection on entry, h_t on exit."""
     T, _, H = out.shape
     for s in range(T):
@@ -49,7 +49,7 @@ def forward_loop(b, Wh_T, h_state, n_active, reverse, relu, out):
         for r in range(n):
             for j in range(H):
                 a[r, j] += b[j]
-        add_matmul_rows(a, h_state, Wh_T, n)
+        matmul_rows(gemm, a, h_state, Wh_T, n, True)
         for r in range(n):
             for j in range(H):
                 v = a[r, j]
@@ -58,7 +58,7 @@ def forward_loop(b, Wh_T, h_state, n_active, reverse, relu, out):
 
 
 @njit(**OPTS)
-def backward_loop(dout, W_hh, dh, n_active, reverse, relu, out, dgx):
+def backward_loop(gemm, dout, W_hh, dh, n_active, reverse, relu, out, dgx):
     T, _, H = out.shape
     for s in range(T):
         t = s if reverse else T - 1 - s
@@ -68,23 +68,23 @@ def backward_loop(dout, W_hh, dh, n_active, reverse, relu, out, dgx):
                 h = out[t, r, j]
                 d = dh[r, j] + dout[t, r, j]
                 dgx[t, r, j] = flush((d if h > 0 else 0 * d) if relu else d * (ONE - h * h))
-                dh[r, j] = 0
-        add_matmul_rows(dh, dgx[t], W_hh, n)
+        matmul_rows(gemm, dh, dgx[t], W_hh, n, False)
 
 
 class ElmanKernel:
     grads_in_gates = False          # (its cache has no gates: the outputs are all it keeps)
     adds_bias = True                # forward adds k["bx"] to the projection itself
 
-    def __init__(self, whole_loop: bool, relu: bool):
-        self.whole_loop, self.relu = whole_loop, relu
+    def __init__(self, whole_loop: bool, relu: bool, gemm: int = 0):
+        self.whole_loop, self.relu, self.gemm = whole_loop, relu, gemm   # see kernels.select
         self.parallel = False       # set by the scan; unused: one tanh pass a step is too
                                     # little work to split
 
     def forward(self, k, cache, gx, h, c, n_active, reverse, out):
         # gx is out: the scan projects the input into the output buffer
         if self.whole_loop:
-            forward_loop(k["bx"], k["Wh_T"], h, n_active, reverse, self.relu, out)
+            with blas.single_thread(self.gemm):
+                forward_loop(self.gemm, k["bx"], k["Wh_T"], h, n_active, reverse, self.relu, out)
             return
         rec = np.empty_like(h)
         for t in (range(out.shape[0] - 1, -1, -1) if reverse else range(out.shape[0])):
@@ -96,8 +96,9 @@ class ElmanKernel:
         """Steps [t0, t1) only, dL/da of step t into dgx[t - t0] (the scan's chunks)."""
         out = cache["out"]
         if self.whole_loop:         # the loop sees the steps of the chunk as its whole run
-            backward_loop(dout[t0:t1], k["W_hh"], dh, n_active[t0:t1], reverse, self.relu,
-                          out[t0:t1], dgx)
+            with blas.single_thread(self.gemm):
+                backward_loop(self.gemm, dout[t0:t1], k["W_hh"], dh, n_active[t0:t1], reverse,
+                              self.relu, out[t0:t1], dgx)
             return
         for t in (range(t0, t1) if reverse else range(t1 - 1, t0 - 1, -1)):
             n = n_active[t]

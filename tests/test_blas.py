@@ -152,3 +152,32 @@ def test_layers_give_the_same_outputs_and_gradients_with_either_backend(every_pr
             [head.grads["W_hy"]]
     for got, ref in zip(results["mkl"], results["numpy"]):
         np.testing.assert_allclose(got, ref, rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows", [7, 3, 0])                   # as packed; fewer rows; none
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_packed_weights_give_the_product_for_any_rows_up_to_the_packed(every_product, dtype,
+                                                                       rows, accumulate):
+    """A time loop packs W once (MKL's gemm_pack) and takes every step's a @ W from it; the
+    rows a step runs shrink as sequences end. a inside a wider array, out a row block."""
+    rng = np.random.default_rng(3)
+    W = rng.standard_normal((5, 6)).astype(dtype)
+    packed = blas.Packed(W, 7)
+    assert (packed.buf is not None) == mkl_installed()
+    a = rng.standard_normal((7, 9)).astype(dtype)[:rows, :5]
+    out = rng.standard_normal((8, 6)).astype(dtype)
+    expected = out.astype(np.float64)
+    expected[:rows] = a.astype(np.float64) @ W + (expected[:rows] if accumulate else 0)
+    packed.matmul(a, out[:rows], accumulate=accumulate)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(out, expected, rtol=tol, atol=tol)
+
+
+def test_packed_weights_stay_with_numpy_when_the_scan_chose_it(mkl_calls):
+    blas.choose(0)                                            # a small scan: NumPy
+    packed = blas.Packed(square(256), 64)
+    assert packed.buf is None
+    out = packed.matmul(np.ones((64, 256), np.float32), np.empty((64, 256), np.float32))
+    np.testing.assert_array_equal(out, np.full((64, 256), 256, np.float32))
+    assert mkl_calls == []

@@ -132,10 +132,11 @@ class GRUKernel:
         T = gx.shape[0]
         step = partial(forward_step_parallel, get_num_threads()) if self.parallel else \
             forward_step
+        Wh_T = blas.Packed(k["Wh_T"], h.shape[0])
         for t in (range(T - 1, -1, -1) if reverse else range(T)):
             n = n_active[t]
             gh = g["gh"][:n]
-            blas.matmul(h[:n], k["Wh_T"], gh)
+            Wh_T.matmul(h[:n], gh)
             step(gh, k["bx"], k["b_hn"], h[:n], g["gates"][t, :n], g["hn"][t, :n],
                  out[t, :n])
 
@@ -147,14 +148,14 @@ class GRUKernel:
                               g["hn"], g["out"], g["h0"], dgh)
             return
         T = dout.shape[0]
-        tmp, scratch = np.empty_like(dh), np.empty_like(dh)
+        scratch = np.empty_like(dh)
         step = partial(backward_step_parallel, get_num_threads()) if self.parallel else \
             backward_step
+        W_hh = blas.Packed(k["W_hh"], dh.shape[0])
         for t in (range(T) if reverse else range(T - 1, -1, -1)):
             n = n_active[t]
             dh_n = dh[:n]
             dh_n += dout[t, :n]
             h_prev = history.previous(g["out"], g["h0"], n_active, reverse, t, n, scratch)
             step(g["gates"][t, :n], g["hn"][t, :n], h_prev, dh_n, dgh[:n])
-            blas.matmul(dgh[:n], k["W_hh"], tmp[:n])
-            dh_n += tmp[:n]
+            W_hh.matmul(dgh[:n], dh_n, accumulate=True)     # dh: its direct path on entry

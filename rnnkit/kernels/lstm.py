@@ -141,10 +141,11 @@ class LSTMKernel:
         T = gx.shape[0]
         step = partial(forward_step_parallel, get_num_threads()) if self.parallel else \
             forward_step
+        Wh_T = blas.Packed(k["Wh_T"], h.shape[0])
         for t in (range(T - 1, -1, -1) if reverse else range(T)):
             n = n_active[t]
             rec = g["rec"][:n]
-            blas.matmul(h[:n], k["Wh_T"], rec)
+            Wh_T.matmul(h[:n], rec)
             step(g["gates"][t, :n], rec, k["bx"], h[:n], c[:n], g["c"][t, :n],
                  g["tanh_c"][t, :n], out[t, :n])
 
@@ -159,10 +160,11 @@ class LSTMKernel:
         scratch = np.empty_like(dh)
         step = partial(backward_step_parallel, get_num_threads()) if self.parallel else \
             backward_step
+        W_hh = blas.Packed(k["W_hh"], dh.shape[0])
         for t in (range(T) if reverse else range(T - 1, -1, -1)):
             n = n_active[t]
             dh_n = dh[:n]
             dh_n += dout[t, :n]
             c_prev = history.previous(g["c"], g["c0"], n_active, reverse, t, n, scratch)
             step(g["gates"][t, :n], g["tanh_c"][t, :n], c_prev, dh_n, dc[:n])
-            blas.matmul(dgx[t, :n], k["W_hh"], dh_n)
+            W_hh.matmul(dgx[t, :n], dh_n)

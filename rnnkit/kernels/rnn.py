@@ -77,6 +77,7 @@ class ElmanKernel:
 
     def __init__(self, whole_loop: bool, relu: bool, gemm: int = 0):
         self.whole_loop, self.relu, self.gemm = whole_loop, relu, gemm   # see kernels.select
+        self.packed = None          # W_hh for the per-step products of backward
         self.parallel = False       # set by the scan; unused: one tanh pass a step is too
                                     # little work to split
 
@@ -87,9 +88,10 @@ class ElmanKernel:
                 forward_loop(self.gemm, k["bx"], k["Wh_T"], h, n_active, reverse, self.relu, out)
             return
         rec = np.empty_like(h)
+        Wh_T = blas.Packed(k["Wh_T"], h.shape[0])
         for t in (range(out.shape[0] - 1, -1, -1) if reverse else range(out.shape[0])):
             n = n_active[t]
-            blas.matmul(h[:n], k["Wh_T"], rec[:n])
+            Wh_T.matmul(h[:n], rec[:n])
             forward_step(out[t, :n], rec[:n], k["bx"], h[:n], self.relu)
 
     def backward(self, k, cache, dout, dh, dc, dgx, dgh, n_active, reverse, t0, t1):
@@ -100,9 +102,11 @@ class ElmanKernel:
                 backward_loop(self.gemm, dout[t0:t1], k["W_hh"], dh, n_active[t0:t1], reverse,
                               self.relu, out[t0:t1], dgx)
             return
+        if self.packed is None:     # packed once for all the chunks of this backward
+            self.packed = blas.Packed(k["W_hh"], dh.shape[0])
         for t in (range(t0, t1) if reverse else range(t1 - 1, t0 - 1, -1)):
             n = n_active[t]
             dh_n = dh[:n]
             dh_n += dout[t, :n]
             backward_step(out[t, :n], dh_n, dgx[t - t0, :n], self.relu)
-            blas.matmul(dgx[t - t0, :n], k["W_hh"], dh_n)
+            self.packed.matmul(dgx[t - t0, :n], dh_n)

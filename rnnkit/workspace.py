@@ -16,6 +16,7 @@ would exceed it gets an ordinary array. ``clear()`` gives the memory back.
 """
 from __future__ import annotations
 
+import math
 import os
 import sys
 import threading
@@ -45,7 +46,7 @@ class Pool:
     def empty(self, shape, dtype) -> np.ndarray:
         dtype = np.dtype(dtype)
         shape = tuple(int(s) for s in shape)
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        nbytes = math.prod(shape) * dtype.itemsize
         view = None
         if nbytes >= MIN_BYTES and self.max_bytes > 0:
             with self._lock:

@@ -106,11 +106,11 @@ def gemm_address() -> int:
 
 
 @contextmanager
-def single_thread(gemm: int = 1):
-    """Within this block MKL runs on the calling thread only (if ``gemm``, an address from
-    gemm_address, is non-zero): a time loop's small per-step products, 32 x 64 @ 64 x 256,
-    took 20-40 us on 2 threads and about 14 on one."""
-    lib = _load() if gemm else False
+def single_thread(active):
+    """Within this block MKL runs on the calling thread only, if ``active`` (e.g. a kernel's
+    gemm_address, 0 when it does not call MKL): a time loop's small per-step products,
+    32 x 64 @ 64 x 256, took 20-40 us on 2 threads and about 14 on one."""
+    lib = _load() if active else False
     if not lib:
         yield
         return
@@ -235,8 +235,7 @@ def _gemm(a, b, out, accumulate: bool) -> bool:
     lib = _load()
     if not lib or not (a.dtype == b.dtype == out.dtype) or a.dtype.char not in "fd":
         return False
-    if out.strides[1] != out.itemsize or out.strides[0] % out.itemsize or \
-            out.strides[0] // out.itemsize < out.shape[1] or not out.flags.writeable:
+    if not _row_major(out) or not out.flags.writeable:
         return False
     la, lb = _operand(a), _operand(b)
     if la is None or lb is None or np.may_share_memory(out, a) or np.may_share_memory(out, b):

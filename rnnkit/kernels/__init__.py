@@ -36,7 +36,7 @@ WHOLE_LOOP_MACS = 1 << 17
 # From there to this, with MKL: the whole loop still, its product by MKL's sgemm on the
 # calling thread (fastmath.matmul_rows), no Python between steps. Against a BLAS call per
 # step (interleaved processes, 32 x 50 x 32 x 64): LSTM train/infer 0.85/0.76 of the time,
-# GRU 0.56/0.77, RNN 0.79/0.46. Even at 2^22 (LSTM 64 x 128), 1.2-1.6x slower above.
+# GRU 0.56/0.77, RNN 0.79/0.46; even at 2^22 (LSTM 64 x 128); 1.2-1.6x slower at 2^23-2^24.
 MKL_LOOP_MACS = 1 << 22
 _enabled = AVAILABLE
 

@@ -66,15 +66,17 @@ def test_a_single_step_reads_only_the_initial_states():
 @pytest.mark.skipif(not fastmath.AVAILABLE, reason="the compiled version needs numba")
 @pytest.mark.parametrize("reverse", [False, True])
 def test_compiled_previous_rows_matches(reverse):
+    """Also for a span of the batch, rows [r0, r1), as a whole loop split over threads reads."""
     from numba import njit
 
     @njit
-    def rows(seq, init, n_active, reverse, t, n, scratch):
-        return fastmath.previous_rows(seq, init, n_active, reverse, t, n, scratch)[:n].copy()
+    def rows(seq, init, n_active, reverse, t, n, scratch, r0):
+        return fastmath.previous_rows(seq, init, n_active, reverse, t, n, scratch, r0)[:n].copy()
 
     seq, init, n_active, before = layout(np.random.default_rng(3), reverse)
-    scratch = np.full((N, H), np.nan)
-    for t in range(T):
-        n = n_active[t]
-        np.testing.assert_array_equal(rows(seq, init, n_active, reverse, t, n, scratch),
-                                      before[t, :n])
+    for r0, r1 in [(0, N), (0, 2), (1, 3), (2, N), (N - 1, N)]:
+        scratch = np.full((N, H), np.nan)
+        for t in range(T):
+            n = fastmath.span_rows(n_active[t], r0, r1)
+            np.testing.assert_array_equal(rows(seq, init, n_active, reverse, t, n, scratch, r0),
+                                          before[t, r0:r0 + n])

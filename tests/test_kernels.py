@@ -5,7 +5,7 @@ import pytest
 
 import rnnkit
 from rnnkit import blas, kernels
-from rnnkit.kernels.fastmath import tanh_into
+from rnnkit.kernels.fastmath import get_num_threads, tanh_into
 
 CELLS = {"rnn_tanh": lambda *a, **k: rnnkit.RNN(*a, **k),
          "rnn_relu": lambda *a, **k: rnnkit.RNN(*a, nonlinearity="relu", **k),
@@ -28,23 +28,30 @@ def assert_pinned(fast, ref):
         assert np.abs(a - b).max() <= 2e-6 * scale
 
 
-LOOPS = ("whole loop", "whole loop, mkl", "per step")
+LOOPS = ("whole loop", "whole loop, mkl", "whole loop, split", "whole loop, mkl, split",
+         "per step")
 MODES = [(c, loop) for c in CELLS for loop in LOOPS]
 
 
 def set_loop(monkeypatch, loop):
-    """Make every scan take ``loop`` (one of LOOPS); the MKL whole loop needs MKL."""
-    monkeypatch.setattr(kernels, "WHOLE_LOOP_MACS", 1 << 40 if loop == "whole loop" else 0)
-    monkeypatch.setattr(kernels, "MKL_LOOP_MACS", 1 << 40 if loop == "whole loop, mkl" else 0)
+    """Make every scan take ``loop`` (one of LOOPS); the MKL whole loop needs MKL; a split
+    loop (its batch over the threads, a span of rows each) needs MKL on GNU OpenMP."""
+    own, mkl = loop.startswith("whole loop") and "mkl" not in loop, "mkl" in loop
+    monkeypatch.setattr(kernels, "WHOLE_LOOP_MACS", 1 << 40 if own else 0)
+    monkeypatch.setattr(kernels, "MKL_LOOP_MACS", 1 << 40 if mkl else 0)
+    monkeypatch.setattr(kernels, "MIN_SPAN_ROWS", 1 if "split" in loop else 1 << 20)
 
 
 def check_loop(kernel, loop):
-    """The scan ran ``loop``; without MKL the MKL whole loop falls back to the per-step one."""
+    """The scan ran ``loop``; without MKL the MKL whole loop falls back to the per-step one,
+    and a loop stays whole without MKL's GNU OpenMP layer, or threads, to split it over."""
     has_mkl = blas.gemm_address() != 0
-    if loop == "whole loop, mkl" and not has_mkl:
+    if "mkl" in loop and not has_mkl:
         loop = "per step"
     assert kernel.whole_loop == (loop != "per step")
-    assert (kernel.gemm != 0) == (loop == "whole loop, mkl")
+    assert (kernel.gemm != 0) == ("mkl" in loop)
+    can_split = kernels.shared_openmp() and get_num_threads() > 1
+    assert (kernel.parts > 1) == ("split" in loop and can_split)
 
 
 def pinned_case(cell, bidirectional, lengths, seed, with_states=True):

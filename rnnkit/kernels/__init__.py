@@ -5,6 +5,10 @@
   gates*H x H multiply-adds < WHOLE_LOOP_MACS, i.e. batch 1-2 at H = 128): per-step Python
   and BLAS-call overhead is what costs there; with MKL installed, up to MKL_LOOP_MACS (e.g.
   batch 32 at H = 64-128), the loop calls MKL's sgemm itself, on one thread;
+- a whole loop splits its batch over the threads (``loop_parts``), each running the loop on
+  its span of rows with no synchronisation between steps (rows are independent in time),
+  when MKL runs on GNU OpenMP like numba's parallel loops (``shared_openmp``): MKL's product
+  inside a worker then runs on that thread;
 - otherwise the recurrent product by NumPy's BLAS and all gate arithmetic of a step in one
   compiled pass (RNN, LSTM, GRU with reset after);
 - otherwise (float64, peepholes, GRU reset-before, clip, no numba) the reference in
@@ -38,6 +42,12 @@ WHOLE_LOOP_MACS = 1 << 17
 # step (interleaved processes, 32 x 50 x 32 x 64): LSTM train/infer 0.85/0.76 of the time,
 # GRU 0.56/0.77, RNN 0.79/0.46; even at 2^22 (LSTM 64 x 128); 1.2-1.6x slower at 2^23-2^24.
 MKL_LOOP_MACS = 1 << 22
+# A whole loop splits its batch into spans of at least this many rows, one per thread.
+# Split against whole, interleaved in one process (T = 100, D = 32, H = 64, train / infer):
+# LSTM batch 32 (2 x 16 rows) 0.75 / 0.67, batch 8 0.86 / 0.77, batch 4 0.85 / 0.78; GRU 32
+# 0.67 / 0.61; RNN 32 0.82 / 0.78, 8 0.84 / 0.83, but 4 1.41 / 1.04; spans of one row lose
+# (LSTM batch 2: 1.10 / 0.90, at H = 128 1.12 / 1.03).
+MIN_SPAN_ROWS = 4
 _enabled = AVAILABLE
 
 
@@ -76,6 +86,18 @@ def shared_openmp() -> bool:
     return _openmp
 
 
+def loop_parts(N: int) -> int:
+    """Threads a whole loop over N batch rows splits its batch over (1: it runs whole).
+
+    The scan then sends its other products to MKL too (``blas.choose``): OpenBLAS, after a
+    two-thread product, leaves a thread spinning that takes one of the loop's cores (a small
+    LSTM's inference took 7.1 ms split, against 3.3 whole and 2.0 split with MKL)."""
+    if N < 2 * MIN_SPAN_ROWS or not shared_openmp():
+        return 1
+    from rnnkit.kernels.fastmath import get_num_threads
+    return max(1, min(get_num_threads(), N // MIN_SPAN_ROWS))
+
+
 def select(cell, dtype, N: int, H: int):
     """The fast kernel for this cell and size, or None for the reference path."""
     if not _enabled or np.dtype(dtype) != np.float32 or getattr(cell, "clip", None):
@@ -87,13 +109,14 @@ def select(cell, dtype, N: int, H: int):
     gemm = blas.gemm_address() if WHOLE_LOOP_MACS <= macs < MKL_LOOP_MACS else 0
     whole = macs < WHOLE_LOOP_MACS or gemm != 0
     if isinstance(cell, LSTMCell) and not cell.peepholes:
-        return LSTMKernel(whole, gemm)
+        return LSTMKernel(whole, gemm, loop_parts(N) if whole else 1)
     if isinstance(cell, GRUCell) and cell.reset_after:
-        return GRUKernel(whole, gemm)
+        return GRUKernel(whole, gemm, loop_parts(N) if whole else 1)
     if isinstance(cell, ElmanCell):
-        return ElmanKernel(whole, cell.nonlinearity == "relu", gemm)
+        return ElmanKernel(whole, cell.nonlinearity == "relu", gemm,
+                           loop_parts(N) if whole else 1)
     return None
 
 
-__all__ = ["AVAILABLE", "MKL_LOOP_MACS", "WHOLE_LOOP_MACS", "select", "reference_only",
-           "shared_openmp"]
+__all__ = ["AVAILABLE", "MIN_SPAN_ROWS", "MKL_LOOP_MACS", "WHOLE_LOOP_MACS", "loop_parts",
+           "select", "reference_only", "shared_openmp"]

@@ -197,16 +197,23 @@ def at(a, t):
 
 
 @njit(inline="always", **OPTS)
-def previous_rows(seq, init, n_active, reverse, t, n, scratch):
-    """rnnkit.cells.history.previous, compiled: rows [:n] of the states before step t."""
+def span_rows(n, r0, r1):
+    """How many of the rows [r0, r1) run at a step that runs the rows [:n]."""
+    return min(max(n - r0, 0), r1 - r0)
+
+
+@njit(inline="always", **OPTS)
+def previous_rows(seq, init, n_active, reverse, t, n, scratch, r0):
+    """rnnkit.cells.history.previous, compiled, for the rows [r0, r0 + n) (a whole loop's span
+    of the batch): the states before step t, as rows [:n] of the returned view."""
     src = t + 1 if reverse else t - 1
     if src < 0 or src >= seq.shape[0]:
-        return init
-    m = n_active[src]
+        return init[r0:]
+    m = span_rows(n_active[src], r0, r0 + n)
     if m >= n:
-        return seq[src]
-    for r in range(m):
+        return seq[src][r0:]
+    for r in range(r0, r0 + m):
         copy_row(scratch[r], seq[src, r])
-    for r in range(m, n):
+    for r in range(r0 + m, r0 + n):
         copy_row(scratch[r], init[r])
-    return scratch
+    return scratch[r0:]

@@ -14,7 +14,7 @@ from rnnkit import blas
 from rnnkit.cells import history
 from rnnkit.kernels.fastmath import (ONE, OPTS, at, copy_row, flush, fsigmoid_half, ftanh,
                                      get_num_threads, matmul_rows, njit, one_or_all, part,
-                                     prange, previous_rows)
+                                     prange, previous_rows, span_rows)
 
 
 @njit(inline="always", **OPTS)
@@ -53,14 +53,32 @@ def forward_step_parallel(parts, gh, bx, b_hn, h_state, acts, hn, out):
                       r1 - r0)
 
 
-@njit(**OPTS)
-def forward_loop(gemm, Wh_T, bx, b_hn, h_state, n_active, reverse, gh, gates, hn, out):
+@njit(inline="always", **OPTS)
+def _forward_span(gemm, Wh_T, bx, b_hn, h_state, n_active, reverse, gh, gates, hn, out, r0, r1):
+    """The whole forward loop for the batch rows [r0, r1) (rows are independent in time)."""
     T = gates.shape[0]
+    h, g = h_state[r0:r1], gh[r0:r1]
     for s in range(T):
         t = T - 1 - s if reverse else s
-        n = n_active[t]
-        matmul_rows(gemm, gh, h_state, Wh_T, n, False)
-        _forward_rows(gh, bx, b_hn, h_state, gates[t], at(hn, t), out[t], n)
+        n = span_rows(n_active[t], r0, r1)
+        matmul_rows(gemm, g, h, Wh_T, n, False)
+        _forward_rows(g, bx, b_hn, h, gates[t][r0:r1], at(hn, t)[r0:r1], out[t][r0:r1], n)
+
+
+@njit(**OPTS)
+def forward_loop(gemm, Wh_T, bx, b_hn, h_state, n_active, reverse, gh, gates, hn, out):
+    _forward_span(gemm, Wh_T, bx, b_hn, h_state, n_active, reverse, gh, gates, hn, out, 0,
+                  h_state.shape[0])
+
+
+@njit(parallel=True, **OPTS)
+def forward_loop_parallel(parts, gemm, Wh_T, bx, b_hn, h_state, n_active, reverse, gh, gates,
+                          hn, out):
+    """forward_loop with the batch split over the threads, each running the loop on its part."""
+    for k in prange(parts):
+        r0, r1 = part(h_state.shape[0], k, parts)
+        _forward_span(gemm, Wh_T, bx, b_hn, h_state, n_active, reverse, gh, gates, hn, out,
+                      r0, r1)
 
 
 @njit(inline="always", **OPTS)
@@ -98,36 +116,59 @@ def backward_step_parallel(parts, acts, hn, h_prev, dh, dgh):
         _backward_rows(acts[r0:r1], hn[r0:r1], h_prev[r0:r1], dh[r0:r1], dgh[r0:r1], r1 - r0)
 
 
-@njit(**OPTS)
-def backward_loop(gemm, dout, W_hh, dh, n_active, reverse, gates, hn, out, h0, dgh):
+@njit(inline="always", **OPTS)
+def _backward_span(gemm, dout, W_hh, dh, n_active, reverse, gates, hn, out, h0, dgh, scratch,
+                   r0, r1):
     T = dout.shape[0]
     H = dh.shape[1]
-    scratch = np.empty_like(h0)
+    dh_, dgh_ = dh[r0:r1], dgh[r0:r1]
     for s in range(T):
         t = s if reverse else T - 1 - s
-        n = n_active[t]
+        n = span_rows(n_active[t], r0, r1)
+        d = dout[t][r0:r1]
         for r in range(n):
             for j in range(H):
-                dh[r, j] += dout[t, r, j]
-        h_prev = previous_rows(out, h0, n_active, reverse, t, n, scratch)
-        _backward_rows(gates[t], hn[t], h_prev, dh, dgh, n)
-        matmul_rows(gemm, dh, dgh, W_hh, n, True)
+                dh_[r, j] += d[r, j]
+        h_prev = previous_rows(out, h0, n_active, reverse, t, n, scratch, r0)
+        _backward_rows(gates[t][r0:r1], hn[t][r0:r1], h_prev, dh_, dgh_, n)
+        matmul_rows(gemm, dh_, dgh_, W_hh, n, True)
+
+
+@njit(**OPTS)
+def backward_loop(gemm, dout, W_hh, dh, n_active, reverse, gates, hn, out, h0, dgh):
+    _backward_span(gemm, dout, W_hh, dh, n_active, reverse, gates, hn, out, h0, dgh,
+                   np.empty_like(h0), 0, dh.shape[0])
+
+
+@njit(parallel=True, **OPTS)
+def backward_loop_parallel(parts, gemm, dout, W_hh, dh, n_active, reverse, gates, hn, out, h0,
+                           dgh):
+    scratch = np.empty_like(h0)
+    for k in prange(parts):
+        r0, r1 = part(dh.shape[0], k, parts)
+        _backward_span(gemm, dout, W_hh, dh, n_active, reverse, gates, hn, out, h0, dgh,
+                       scratch, r0, r1)
 
 
 class GRUKernel:
     grads_in_gates = True           # backward overwrites the gates with their gradients
     adds_bias = True                # forward adds k["bx"] to the projection itself
 
-    def __init__(self, whole_loop: bool, gemm: int = 0):
+    def __init__(self, whole_loop: bool, gemm: int = 0, parts: int = 1):
         self.whole_loop, self.gemm = whole_loop, gemm     # see rnnkit.kernels.select
+        self.parts = parts          # the whole loop's batch split over this many threads
         self.parallel = False       # the step kernels over all threads (set by the scan)
 
     def forward(self, k, cache, gx, h, c, n_active, reverse, out):
         g = cache
         if self.whole_loop:
+            args = (self.gemm, k["Wh_T"], k["bx"], k["b_hn"], h, n_active, reverse, g["gh"],
+                    g["gates"], one_or_all(g["hn"]), out)
             with blas.single_thread(self.gemm):
-                forward_loop(self.gemm, k["Wh_T"], k["bx"], k["b_hn"], h, n_active, reverse,
-                             g["gh"], g["gates"], one_or_all(g["hn"]), out)
+                if self.parts > 1:
+                    forward_loop_parallel(self.parts, *args)
+                else:
+                    forward_loop(*args)
             return
         T = gx.shape[0]
         step = partial(forward_step_parallel, get_num_threads()) if self.parallel else \
@@ -143,9 +184,13 @@ class GRUKernel:
     def backward(self, k, cache, dout, dh, dc, dgx, dgh, n_active, reverse):
         g = cache                   # dgx is g["gates"]
         if self.whole_loop:
+            args = (self.gemm, dout, k["W_hh"], dh, n_active, reverse, g["gates"], g["hn"],
+                    g["out"], g["h0"], dgh)
             with blas.single_thread(self.gemm):
-                backward_loop(self.gemm, dout, k["W_hh"], dh, n_active, reverse, g["gates"],
-                              g["hn"], g["out"], g["h0"], dgh)
+                if self.parts > 1:
+                    backward_loop_parallel(self.parts, *args)
+                else:
+                    backward_loop(*args)
             return
         T = dout.shape[0]
         scratch = np.empty_like(dh)

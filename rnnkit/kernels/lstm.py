@@ -18,7 +18,7 @@ from rnnkit import blas
 from rnnkit.cells import history
 from rnnkit.kernels.fastmath import (ONE, OPTS, at, copy_row, flush, ftanh, get_num_threads,
                                      matmul_rows, njit, one_or_all, part, prange, previous_rows,
-                                     sigmoid_half_add, tanh_add)
+                                     sigmoid_half_add, span_rows, tanh_add)
 
 
 @njit(inline="always", **OPTS)
@@ -58,15 +58,35 @@ def forward_step_parallel(parts, a, rec, b, h_state, c_state, c, tanh_c, out):
                       tanh_c[r0:r1], out[r0:r1], r1 - r0)
 
 
+@njit(inline="always", **OPTS)
+def _forward_span(gemm, Wh_T, b, h_state, c_state, n_active, reverse, gates, rec, out, c,
+                  tanh_c, r0, r1):
+    """The whole forward loop for the batch rows [r0, r1) (rows are independent in time)."""
+    T = gates.shape[0]
+    h, cs, g = h_state[r0:r1], c_state[r0:r1], rec[r0:r1]
+    for s in range(T):
+        t = T - 1 - s if reverse else s
+        n = span_rows(n_active[t], r0, r1)
+        matmul_rows(gemm, g, h, Wh_T, n, False)
+        _forward_rows(gates[t][r0:r1], g, b, h, cs, at(c, t)[r0:r1], at(tanh_c, t)[r0:r1],
+                      out[t][r0:r1], n)
+
+
 @njit(**OPTS)
 def forward_loop(gemm, Wh_T, b, h_state, c_state, n_active, reverse, gates, rec, out, c,
                  tanh_c):
-    T = gates.shape[0]
-    for s in range(T):
-        t = T - 1 - s if reverse else s
-        n = n_active[t]
-        matmul_rows(gemm, rec, h_state, Wh_T, n, False)
-        _forward_rows(gates[t], rec, b, h_state, c_state, at(c, t), at(tanh_c, t), out[t], n)
+    _forward_span(gemm, Wh_T, b, h_state, c_state, n_active, reverse, gates, rec, out, c,
+                  tanh_c, 0, h_state.shape[0])
+
+
+@njit(parallel=True, **OPTS)
+def forward_loop_parallel(parts, gemm, Wh_T, b, h_state, c_state, n_active, reverse, gates,
+                          rec, out, c, tanh_c):
+    """forward_loop with the batch split over the threads, each running the loop on its part."""
+    for k in prange(parts):
+        r0, r1 = part(h_state.shape[0], k, parts)
+        _forward_span(gemm, Wh_T, b, h_state, c_state, n_active, reverse, gates, rec, out, c,
+                      tanh_c, r0, r1)
 
 
 @njit(inline="always", **OPTS)
@@ -107,36 +127,59 @@ def backward_step_parallel(parts, acts, tanh_c, c_prev, dh, dc):
         _backward_rows(acts[r0:r1], tanh_c[r0:r1], c_prev[r0:r1], dh[r0:r1], dc[r0:r1], r1 - r0)
 
 
-@njit(**OPTS)
-def backward_loop(gemm, dout, W_hh, dh, dc, n_active, reverse, gates, tanh_c, c, c0):
+@njit(inline="always", **OPTS)
+def _backward_span(gemm, dout, W_hh, dh, dc, n_active, reverse, gates, tanh_c, c, c0, scratch,
+                   r0, r1):
     T = dout.shape[0]
     H = dh.shape[1]
-    scratch = np.empty_like(c0)
+    dh_, dc_ = dh[r0:r1], dc[r0:r1]
     for s in range(T):
         t = s if reverse else T - 1 - s
-        n = n_active[t]
+        n = span_rows(n_active[t], r0, r1)
+        d = dout[t][r0:r1]
         for r in range(n):
             for j in range(H):
-                dh[r, j] += dout[t, r, j]
-        c_prev = previous_rows(c, c0, n_active, reverse, t, n, scratch)
-        _backward_rows(gates[t], tanh_c[t], c_prev, dh, dc, n)
-        matmul_rows(gemm, dh, gates[t], W_hh, n, False)
+                dh_[r, j] += d[r, j]
+        c_prev = previous_rows(c, c0, n_active, reverse, t, n, scratch, r0)
+        _backward_rows(gates[t][r0:r1], tanh_c[t][r0:r1], c_prev, dh_, dc_, n)
+        matmul_rows(gemm, dh_, gates[t][r0:r1], W_hh, n, False)
+
+
+@njit(**OPTS)
+def backward_loop(gemm, dout, W_hh, dh, dc, n_active, reverse, gates, tanh_c, c, c0):
+    _backward_span(gemm, dout, W_hh, dh, dc, n_active, reverse, gates, tanh_c, c, c0,
+                   np.empty_like(c0), 0, dh.shape[0])
+
+
+@njit(parallel=True, **OPTS)
+def backward_loop_parallel(parts, gemm, dout, W_hh, dh, dc, n_active, reverse, gates, tanh_c,
+                           c, c0):
+    scratch = np.empty_like(c0)
+    for k in prange(parts):
+        r0, r1 = part(dh.shape[0], k, parts)
+        _backward_span(gemm, dout, W_hh, dh, dc, n_active, reverse, gates, tanh_c, c, c0,
+                       scratch, r0, r1)
 
 
 class LSTMKernel:
     grads_in_gates = True           # backward overwrites the gates with their gradients
     adds_bias = True                # forward adds k["bx"] to the projection itself
 
-    def __init__(self, whole_loop: bool, gemm: int = 0):
+    def __init__(self, whole_loop: bool, gemm: int = 0, parts: int = 1):
         self.whole_loop, self.gemm = whole_loop, gemm     # see rnnkit.kernels.select
+        self.parts = parts          # the whole loop's batch split over this many threads
         self.parallel = False       # the step kernels over all threads (set by the scan)
 
     def forward(self, k, cache, gx, h, c, n_active, reverse, out):
         g = cache
         if self.whole_loop:
+            args = (self.gemm, k["Wh_T"], k["bx"], h, c, n_active, reverse, g["gates"], g["rec"],
+                    out, one_or_all(g["c"]), one_or_all(g["tanh_c"]))
             with blas.single_thread(self.gemm):
-                forward_loop(self.gemm, k["Wh_T"], k["bx"], h, c, n_active, reverse, g["gates"],
-                             g["rec"], out, one_or_all(g["c"]), one_or_all(g["tanh_c"]))
+                if self.parts > 1:
+                    forward_loop_parallel(self.parts, *args)
+                else:
+                    forward_loop(*args)
             return
         T = gx.shape[0]
         step = partial(forward_step_parallel, get_num_threads()) if self.parallel else \
@@ -152,9 +195,13 @@ class LSTMKernel:
     def backward(self, k, cache, dout, dh, dc, dgx, dgh, n_active, reverse):
         g = cache                   # dgx is g["gates"]
         if self.whole_loop:
+            args = (self.gemm, dout, k["W_hh"], dh, dc, n_active, reverse, g["gates"],
+                    g["tanh_c"], g["c"], g["c0"])
             with blas.single_thread(self.gemm):
-                backward_loop(self.gemm, dout, k["W_hh"], dh, dc, n_active, reverse, g["gates"],
-                              g["tanh_c"], g["c"], g["c0"])
+                if self.parts > 1:
+                    backward_loop_parallel(self.parts, *args)
+                else:
+                    backward_loop(*args)
             return
         T = dout.shape[0]
         scratch = np.empty_like(dh)

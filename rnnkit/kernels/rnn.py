@@ -12,7 +12,8 @@ import numpy as np
 
 from rnnkit import blas
 
-from rnnkit.kernels.fastmath import ONE, OPTS, flush, ftanh, matmul_rows, njit
+from rnnkit.kernels.fastmath import (ONE, OPTS, flush, ftanh, matmul_rows, njit, part, prange,
+                                     span_rows)
 
 
 @njit(**OPTS)
@@ -38,45 +39,74 @@ def backward_step(h, dh, dgx, relu):
             gr[j] = flush((d if v > 0 else 0 * d) if relu else d * (ONE - v * v))
 
 
-@njit(**OPTS)
-def forward_loop(gemm, b, Wh_T, h_state, n_active, reverse, relu, out):
-    """out: the input projection on entry, h_t on exit."""
+@njit(inline="always", **OPTS)
+def _forward_span(gemm, b, Wh_T, h_state, n_active, reverse, relu, out, r0, r1):
+    """out: the input projection on entry, h_t on exit; the batch rows [r0, r1) only."""
     T, _, H = out.shape
+    h = h_state[r0:r1]
     for s in range(T):
         t = T - 1 - s if reverse else s
-        n = n_active[t]
-        a = out[t]
+        n = span_rows(n_active[t], r0, r1)
+        a = out[t][r0:r1]
         for r in range(n):
             for j in range(H):
                 a[r, j] += b[j]
-        matmul_rows(gemm, a, h_state, Wh_T, n, True)
+        matmul_rows(gemm, a, h, Wh_T, n, True)
         for r in range(n):
             for j in range(H):
                 v = a[r, j]
                 v = (v if v > 0 else 0 * v) if relu else ftanh(v)
-                a[r, j], h_state[r, j] = v, v
+                a[r, j], h[r, j] = v, v
+
+
+@njit(**OPTS)
+def forward_loop(gemm, b, Wh_T, h_state, n_active, reverse, relu, out):
+    _forward_span(gemm, b, Wh_T, h_state, n_active, reverse, relu, out, 0, h_state.shape[0])
+
+
+@njit(parallel=True, **OPTS)
+def forward_loop_parallel(parts, gemm, b, Wh_T, h_state, n_active, reverse, relu, out):
+    """forward_loop with the batch split over the threads, each running the loop on its part."""
+    for k in prange(parts):
+        r0, r1 = part(h_state.shape[0], k, parts)
+        _forward_span(gemm, b, Wh_T, h_state, n_active, reverse, relu, out, r0, r1)
+
+
+@njit(inline="always", **OPTS)
+def _backward_span(gemm, dout, W_hh, dh, n_active, reverse, relu, out, dgx, r0, r1):
+    T, _, H = out.shape
+    dh_ = dh[r0:r1]
+    for s in range(T):
+        t = s if reverse else T - 1 - s
+        n = span_rows(n_active[t], r0, r1)
+        o, d_out, g = out[t][r0:r1], dout[t][r0:r1], dgx[t][r0:r1]
+        for r in range(n):
+            for j in range(H):
+                h = o[r, j]
+                d = dh_[r, j] + d_out[r, j]
+                g[r, j] = flush((d if h > 0 else 0 * d) if relu else d * (ONE - h * h))
+        matmul_rows(gemm, dh_, g, W_hh, n, False)
 
 
 @njit(**OPTS)
 def backward_loop(gemm, dout, W_hh, dh, n_active, reverse, relu, out, dgx):
-    T, _, H = out.shape
-    for s in range(T):
-        t = s if reverse else T - 1 - s
-        n = n_active[t]
-        for r in range(n):
-            for j in range(H):
-                h = out[t, r, j]
-                d = dh[r, j] + dout[t, r, j]
-                dgx[t, r, j] = flush((d if h > 0 else 0 * d) if relu else d * (ONE - h * h))
-        matmul_rows(gemm, dh, dgx[t], W_hh, n, False)
+    _backward_span(gemm, dout, W_hh, dh, n_active, reverse, relu, out, dgx, 0, dh.shape[0])
+
+
+@njit(parallel=True, **OPTS)
+def backward_loop_parallel(parts, gemm, dout, W_hh, dh, n_active, reverse, relu, out, dgx):
+    for k in prange(parts):
+        r0, r1 = part(dh.shape[0], k, parts)
+        _backward_span(gemm, dout, W_hh, dh, n_active, reverse, relu, out, dgx, r0, r1)
 
 
 class ElmanKernel:
     grads_in_gates = False          # (its cache has no gates: the outputs are all it keeps)
     adds_bias = True                # forward adds k["bx"] to the projection itself
 
-    def __init__(self, whole_loop: bool, relu: bool, gemm: int = 0):
+    def __init__(self, whole_loop: bool, relu: bool, gemm: int = 0, parts: int = 1):
         self.whole_loop, self.relu, self.gemm = whole_loop, relu, gemm   # see kernels.select
+        self.parts = parts          # the whole loop's batch split over this many threads
         self.packed = None          # W_hh for the per-step products of backward
         self.parallel = False       # set by the scan; unused: one tanh pass a step is too
                                     # little work to split
@@ -84,8 +114,12 @@ class ElmanKernel:
     def forward(self, k, cache, gx, h, c, n_active, reverse, out):
         # gx is out: the scan projects the input into the output buffer
         if self.whole_loop:
+            args = (self.gemm, k["bx"], k["Wh_T"], h, n_active, reverse, self.relu, out)
             with blas.single_thread(self.gemm):
-                forward_loop(self.gemm, k["bx"], k["Wh_T"], h, n_active, reverse, self.relu, out)
+                if self.parts > 1:
+                    forward_loop_parallel(self.parts, *args)
+                else:
+                    forward_loop(*args)
             return
         rec = np.empty_like(h)
         Wh_T = blas.Packed(k["Wh_T"], h.shape[0])
@@ -98,9 +132,13 @@ class ElmanKernel:
         """Steps [t0, t1) only, dL/da of step t into dgx[t - t0] (the scan's chunks)."""
         out = cache["out"]
         if self.whole_loop:         # the loop sees the steps of the chunk as its whole run
+            args = (self.gemm, dout[t0:t1], k["W_hh"], dh, n_active[t0:t1], reverse, self.relu,
+                    out[t0:t1], dgx)
             with blas.single_thread(self.gemm):
-                backward_loop(self.gemm, dout[t0:t1], k["W_hh"], dh, n_active[t0:t1], reverse,
-                              self.relu, out[t0:t1], dgx)
+                if self.parts > 1:
+                    backward_loop_parallel(self.parts, *args)
+                else:
+                    backward_loop(*args)
             return
         if self.packed is None:     # packed once for all the chunks of this backward
             self.packed = blas.Packed(k["W_hh"], dh.shape[0])

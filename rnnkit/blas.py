@@ -36,6 +36,7 @@ import numpy as np
 
 MIN_MACS = 1 << 22
 SINGLE_THREAD_MACS = 1 << 18     # OpenBLAS runs products up to this size on the calling thread
+LOOP_PACK_MACS = 1 << 21         # a compiled loop's products from this size use packed weights
 _ROW, _NO_TRANS, _TRANS, _PACKED, _B_MATRIX = 101, 111, 112, 151, 162
 _THREADING = {"intel": 0, "gnu": 3}
 _lib = None          # the loaded libmkl_rt, or False when there is none
@@ -201,17 +202,29 @@ class Packed:
     @ 256 x 1024 took 247 against 298 us, 128 x 512 @ 512 x 2048 1650 against 1983 us.
     Otherwise ``matmul`` is ``rnnkit.blas.matmul(a, W, out, accumulate)``."""
 
-    def __init__(self, W: np.ndarray, rows: int):
+    def __init__(self, W: np.ndarray, rows: int, always: bool = False):
+        """``always``: pack W whenever MKL is installed, whatever the scan chose (a compiled
+        loop calling MKL itself)."""
         self.W, self.buf = W, None
         K, N = W.shape
-        lib = _load()
-        if lib and _wants_mkl(rows * K * N) and W.dtype.char in "fd" and W.flags.c_contiguous:
+        lib = _load() if _enabled else False
+        if lib and (always or _wants_mkl(rows * K * N)) and W.dtype.char in "fd" and \
+                W.flags.c_contiguous:
             kind = "s" if W.dtype.char == "f" else "d"
             size = getattr(lib, f"cblas_{kind}gemm_pack_get_size")(_B_MATRIX, rows, N, K)
             self.buf = np.empty(-(-size // W.itemsize), W.dtype)
             getattr(lib, f"cblas_{kind}gemm_pack")(_ROW, _B_MATRIX, _NO_TRANS, rows, N, K, 1.0,
                                                    W.ctypes.data, N, self.buf.ctypes.data)
             self.compute = getattr(lib, f"cblas_{kind}gemm_compute")
+
+    def loop_product(self, gemm: int) -> tuple[int, int]:
+        """(function, packed) for a compiled loop's products (rnnkit.kernels.fastmath
+        .matmul_rows): cblas_sgemm_compute and the packed W, or (gemm, 0), the plain sgemm at
+        address ``gemm`` (0: the loop's own product), when W is not packed. Keep this object
+        alive while the loop runs."""
+        if self.buf is None or self.W.dtype != np.float32 or not gemm:
+            return gemm, 0
+        return ctypes.cast(self.compute, ctypes.c_void_p).value, self.buf.ctypes.data
 
     def matmul(self, a: np.ndarray, out: np.ndarray, accumulate: bool = False) -> np.ndarray:
         """out = a @ W, or out += a @ W with ``accumulate``."""
@@ -226,6 +239,16 @@ class Packed:
                          a.itemsize, self.buf.ctypes.data, N, 1.0 if accumulate else 0.0,
                          out.ctypes.data, out.strides[0] // out.itemsize)
         return out
+
+
+def loop_product(W: np.ndarray, rows: int, gemm: int):
+    """-> (product, keep): ``product`` for a compiled time loop's ``a @ W`` of up to ``rows``
+    rows (Packed.loop_product; (0, 0) when the loop has no BLAS, ``gemm`` = 0), and the
+    object that must stay alive while the loop runs."""
+    if not gemm or rows * W.shape[0] * W.shape[1] < LOOP_PACK_MACS:
+        return (gemm, 0), None
+    packed = Packed(W, rows, always=True)
+    return packed.loop_product(gemm), packed
 
 
 def _row_major(a: np.ndarray) -> bool:
@@ -252,4 +275,4 @@ def _gemm(a, b, out, accumulate: bool) -> bool:
 
 
 __all__ = ["MIN_MACS", "SINGLE_THREAD_MACS", "Packed", "backend", "choose", "gemm_address",
-           "matmul", "single_thread", "use"]
+           "loop_product", "matmul", "single_thread", "use"]

@@ -1,4 +1,5 @@
 """rnnkit.blas: MKL for the large products when installed, NumPy otherwise; same results."""
+import ctypes
 import os
 import subprocess
 import sys
@@ -71,6 +72,18 @@ def test_a_scan_whose_loop_is_split_over_the_threads_sends_its_products_to_mkl(m
     assert split == (kernels.shared_openmp() and kernels.fastmath.get_num_threads() > 1)
     assert ((1600, 32, 256) in mkl_calls) == split                 # the input projection
     assert blas.choose(0, threaded_loop=True) == mkl_installed()
+
+
+def test_compiled_loops_get_large_weights_packed():
+    gemm = blas.gemm_address()
+    product, keep = blas.loop_product(square(256), 64, gemm)      # 4.2M >= LOOP_PACK_MACS
+    if gemm:
+        assert product == (ctypes.cast(keep.compute, ctypes.c_void_p).value,
+                           keep.buf.ctypes.data) and product[0] != gemm
+    else:
+        assert product == (0, 0) and keep is None
+    assert blas.loop_product(square(64), 32, gemm) == ((gemm, 0), None)       # 131k: sgemm
+    assert blas.loop_product(square(256), 64, 0) == ((0, 0), None)      # the loop's own
 
 
 def test_backend_is_mkl_exactly_when_it_is_installed():

@@ -35,11 +35,14 @@ MODES = [(c, loop) for c in CELLS for loop in LOOPS]
 
 def set_loop(monkeypatch, loop):
     """Make every scan take ``loop`` (one of LOOPS); the MKL whole loop needs MKL; a split
-    loop (its batch over the threads, a span of rows each) needs MKL on GNU OpenMP."""
+    loop (its batch over the threads, a span of rows each) needs MKL on GNU OpenMP. The MKL
+    loops' per-step products are there for every size (WHOLE_LOOP_MACS = 0)."""
     own, mkl = loop.startswith("whole loop") and "mkl" not in loop, "mkl" in loop
     monkeypatch.setattr(kernels, "WHOLE_LOOP_MACS", 1 << 40 if own else 0)
     monkeypatch.setattr(kernels, "MKL_LOOP_MACS", 1 << 40 if mkl else 0)
     monkeypatch.setattr(kernels, "MIN_SPAN_ROWS", 1 if "split" in loop else 1 << 20)
+    # the split MKL loop on packed weights (cblas_sgemm_compute), the other on plain sgemm
+    monkeypatch.setattr(blas, "LOOP_PACK_MACS", 0 if loop == "whole loop, mkl, split" else 1 << 40)
 
 
 def check_loop(kernel, loop):
@@ -98,13 +101,20 @@ def test_parallel_step_kernels_equal_reference(cell, bidirectional, monkeypatch)
     assert chosen.parallel == kernels.shared_openmp()
 
 
-def test_fast_path_matches_reference_at_a_benchmark_size():
+@pytest.mark.parametrize("split", [True, False])
+def test_fast_path_matches_reference_at_a_benchmark_size(split, monkeypatch):
+    """64 x 4*128 x 128: the whole loop split over the threads where it can be, else per step
+    (2^22 multiply-adds a step: the whole loop on one thread would be slower)."""
+    if not split:
+        monkeypatch.setattr(kernels, "MIN_SPAN_ROWS", 1 << 20)
     rng = np.random.default_rng(1)
     layer = rnnkit.LSTM(16, 128, seed=2)
     x = rng.standard_normal((64, 30, 16)).astype(np.float32)
     R = rng.standard_normal((64, 30, 128)).astype(np.float32)
     fast, cache = run(layer, x, None, None, R, None)
-    assert cache["layers"][0][1][0]["fast"].whole_loop is False
+    chosen = cache["layers"][0][1][0]["fast"]
+    assert chosen.whole_loop is (chosen.parts > 1)
+    assert (chosen.parts > 1) == (split and kernels.loop_parts(64) > 1)
     with kernels.reference_only():
         ref, _ = run(layer, x, None, None, R, None)
     assert_pinned(fast, ref)
@@ -124,8 +134,11 @@ def test_selection_by_dtype_variant_and_size():
     assert kernels.select(rnnkit.LSTM(2, 4).cell, np.float64, 4, 4) is None
     assert kernels.select(rnnkit.LSTM(2, 4, peepholes=True).cell, np.float32, 4, 4) is None
     assert kernels.select(rnnkit.GRU(2, 4, reset_after=False).cell, np.float32, 4, 4) is None
-    assert kernels.select(rnnkit.RNN(2, 512).cell, np.float32, 128, 512).whole_loop is False
-    assert kernels.select(rnnkit.LSTM(2, 512).cell, np.float32, 128, 512).whole_loop is False
+    split = kernels.loop_parts(128) > 1          # MKL on GNU OpenMP, and 2+ threads
+    for layer in (rnnkit.RNN(2, 512), rnnkit.LSTM(2, 512)):
+        large = kernels.select(layer.cell, np.float32, 128, 512)
+        assert large.whole_loop is split and large.parts == kernels.loop_parts(128)
+        assert large.gemm == (blas.gemm_address() if split else 0)
     assert kernels.select(rnnkit.GRU(2, 128).cell, np.float32, 1, 128).whole_loop is True
     small = kernels.select(rnnkit.LSTM(2, 64).cell, np.float32, 32, 64)     # 32 x 4*64 x 64
     assert small.whole_loop is (blas.gemm_address() != 0) and small.gemm == blas.gemm_address()

@@ -8,7 +8,11 @@
 - a whole loop splits its batch over the threads (``loop_parts``), each running the loop on
   its span of rows with no synchronisation between steps (rows are independent in time),
   when MKL runs on GNU OpenMP like numba's parallel loops (``shared_openmp``): MKL's product
-  inside a worker then runs on that thread;
+  inside a worker then runs on that thread, on weights packed once for large products
+  (rnnkit.blas.loop_product). Split, the whole loop with MKL is taken at every size from
+  WHOLE_LOOP_MACS up: against the per-step loop (interleaved processes, train / infer)
+  medium LSTM 0.88 / 0.75, GRU 0.89 / 0.79, RNN 0.73 / 0.78; large LSTM 0.89 / 0.92, GRU
+  0.82 / 0.95, RNN 0.95 / 0.91;
 - otherwise the recurrent product by NumPy's BLAS and all gate arithmetic of a step in one
   compiled pass (RNN, LSTM, GRU with reset after);
 - otherwise (float64, peepholes, GRU reset-before, clip, no numba) the reference in
@@ -37,8 +41,8 @@ from rnnkit.kernels.fastmath import AVAILABLE
 # Measured (H = 128, T = 300, LSTM/GRU/RNN): the compiled loop's own product beats a BLAS
 # call per step at batch 1 (1.2-3x), breaks even at 2, loses from 4-8 on (2x at batch 32).
 WHOLE_LOOP_MACS = 1 << 17
-# From there to this, with MKL: the whole loop still, its product by MKL's sgemm on the
-# calling thread (fastmath.matmul_rows), no Python between steps. Against a BLAS call per
+# From there to this, with MKL and no split (loop_parts): the whole loop still, its product
+# by MKL's sgemm on the calling thread (fastmath.matmul_rows), no Python between steps. Against a BLAS call per
 # step (interleaved processes, 32 x 50 x 32 x 64): LSTM train/infer 0.85/0.76 of the time,
 # GRU 0.56/0.77, RNN 0.79/0.46; even at 2^22 (LSTM 64 x 128); 1.2-1.6x slower at 2^23-2^24.
 MKL_LOOP_MACS = 1 << 22
@@ -106,15 +110,17 @@ def select(cell, dtype, N: int, H: int):
     from rnnkit.kernels.lstm import LSTMKernel
     from rnnkit.kernels.rnn import ElmanKernel
     macs = N * cell.n_gates * H * H
-    gemm = blas.gemm_address() if WHOLE_LOOP_MACS <= macs < MKL_LOOP_MACS else 0
+    parts = loop_parts(N)
+    gemm = blas.gemm_address() if WHOLE_LOOP_MACS <= macs and (macs < MKL_LOOP_MACS or
+                                                               parts > 1) else 0
     whole = macs < WHOLE_LOOP_MACS or gemm != 0
+    parts = parts if whole else 1
     if isinstance(cell, LSTMCell) and not cell.peepholes:
-        return LSTMKernel(whole, gemm, loop_parts(N) if whole else 1)
+        return LSTMKernel(whole, gemm, parts)
     if isinstance(cell, GRUCell) and cell.reset_after:
-        return GRUKernel(whole, gemm, loop_parts(N) if whole else 1)
+        return GRUKernel(whole, gemm, parts)
     if isinstance(cell, ElmanCell):
-        return ElmanKernel(whole, cell.nonlinearity == "relu", gemm,
-                           loop_parts(N) if whole else 1)
+        return ElmanKernel(whole, cell.nonlinearity == "relu", gemm, parts)
     return None
 
 

@@ -125,37 +125,55 @@ def add_matmul_rows(acc, h, W_T, n):
                 a[j] += x * w[j]
 
 
-@intrinsic
-def _sgemm(typingctx, fn, m, n, k, a, lda, b, ldb, beta, c, ldc):
-    """cblas_sgemm(row-major, no transposes, m, n, k, alpha = 1, a, lda, b, ldb, beta, c, ldc)
-    through its address ``fn``, with the arrays as addresses too (intp). The address is an
-    argument, not a constant, so the kernels that call it stay in numba's on-disk cache."""
-    from llvmlite import ir
-    sig = types.void(*([types.intp] * 8), types.float32, types.intp, types.intp)
+def _cblas_call(packed: bool):
+    """An intrinsic calling, through its address, row-major with no transposes,
+    cblas_sgemm(m, n, k, alpha = 1, a, lda, b, ldb, beta, c, ldc) or, ``packed``,
+    cblas_sgemm_compute(m, n, k, a, lda, b, ldb, beta, c, ldc) on a B from cblas_sgemm_pack.
+    Arrays are passed as addresses (intp). The function's address is an argument, not a
+    constant, so the kernels that call it stay in numba's on-disk cache."""
+    def call(typingctx, fn, m, n, k, a, lda, b, ldb, beta, c, ldc):
+        from llvmlite import ir
+        sig = types.void(*([types.intp] * 8), types.float32, types.intp, types.intp)
 
-    def codegen(context, builder, signature, args):
-        i32, ptr = ir.IntType(32), ir.IntType(8).as_pointer()
-        f32 = ir.FloatType()
-        fnty = ir.FunctionType(ir.VoidType(), [i32] * 6 + [f32, ptr, i32, ptr, i32, f32, ptr, i32])
-        fn_, m_, n_, k_, a_, lda_, b_, ldb_, beta_, c_, ldc_ = args
-        i, p = (lambda v: builder.trunc(v, i32)), (lambda v: builder.inttoptr(v, ptr))
-        builder.call(builder.inttoptr(fn_, fnty.as_pointer()),
-                     [ir.Constant(i32, 101), ir.Constant(i32, 111), ir.Constant(i32, 111),
-                      i(m_), i(n_), i(k_), ir.Constant(f32, 1.0), p(a_), i(lda_), p(b_),
-                      i(ldb_), beta_, p(c_), i(ldc_)])
-        return context.get_dummy_value()
-    return sig, codegen
+        def codegen(context, builder, signature, args):
+            i32, ptr, f32 = ir.IntType(32), ir.IntType(8).as_pointer(), ir.FloatType()
+            alpha = [] if packed else [f32]
+            fnty = ir.FunctionType(ir.VoidType(), [i32] * 6 + alpha +
+                                   [ptr, i32, ptr, i32, f32, ptr, i32])
+            fn_, m_, n_, k_, a_, lda_, b_, ldb_, beta_, c_, ldc_ = args
+            i, p = (lambda v: builder.trunc(v, i32)), (lambda v: builder.inttoptr(v, ptr))
+            head = [ir.Constant(i32, v) for v in (101, 111, 151 if packed else 111)]
+            builder.call(builder.inttoptr(fn_, fnty.as_pointer()),
+                         head + [i(m_), i(n_), i(k_)] +
+                         ([] if packed else [ir.Constant(f32, 1.0)]) +
+                         [p(a_), i(lda_), p(b_), i(ldb_), beta_, p(c_), i(ldc_)])
+            return context.get_dummy_value()
+        return sig, codegen
+    call.__name__ = "_sgemm_compute" if packed else "_sgemm"
+    return intrinsic(call)
+
+
+_sgemm, _sgemm_compute = _cblas_call(False), _cblas_call(True)
 
 
 @njit(inline="always", **OPTS)
 def matmul_rows(gemm, acc, h, W_T, n, accumulate):
-    """acc[:n] = h[:n] @ W_T (``accumulate``: +=), 2-d float32 arrays with unit-stride rows:
-    by the BLAS at address ``gemm`` (rnnkit.blas.gemm_address), or written out when it is 0."""
-    if gemm != 0:
+    """acc[:n] = h[:n] @ W_T (``accumulate``: +=), 2-d float32 arrays with unit-stride rows.
+
+    ``gemm`` is (function, packed) from rnnkit.blas.Packed.loop_product: MKL's
+    cblas_sgemm_compute on W_T packed at address ``packed``; its cblas_sgemm, when packed is
+    0; the product written out here, when both are 0."""
+    fn, packed = gemm
+    if fn != 0:
         if n > 0:
-            _sgemm(gemm, n, W_T.shape[1], W_T.shape[0], h.ctypes.data, h.strides[0] // 4,
-                   W_T.ctypes.data, W_T.strides[0] // 4, ONE if accumulate else ZERO,
-                   acc.ctypes.data, acc.strides[0] // 4)
+            beta = ONE if accumulate else ZERO
+            lda, ldc = h.strides[0] // 4, acc.strides[0] // 4
+            if packed != 0:
+                _sgemm_compute(fn, n, W_T.shape[1], W_T.shape[0], h.ctypes.data, lda, packed,
+                               W_T.shape[1], beta, acc.ctypes.data, ldc)
+            else:
+                _sgemm(fn, n, W_T.shape[1], W_T.shape[0], h.ctypes.data, lda, W_T.ctypes.data,
+                       W_T.strides[0] // 4, beta, acc.ctypes.data, ldc)
         return
     if not accumulate:
         for r in range(n):

@@ -162,7 +162,8 @@ class GRUKernel:
     def forward(self, k, cache, gx, h, c, n_active, reverse, out):
         g = cache
         if self.whole_loop:
-            args = (self.gemm, k["Wh_T"], k["bx"], k["b_hn"], h, n_active, reverse, g["gh"],
+            product, keep = blas.loop_product(k["Wh_T"], h.shape[0], self.gemm)
+            args = (product, k["Wh_T"], k["bx"], k["b_hn"], h, n_active, reverse, g["gh"],
                     g["gates"], one_or_all(g["hn"]), out)
             with blas.single_thread(self.gemm):
                 if self.parts > 1:
@@ -184,7 +185,8 @@ class GRUKernel:
     def backward(self, k, cache, dout, dh, dc, dgx, dgh, n_active, reverse):
         g = cache                   # dgx is g["gates"]
         if self.whole_loop:
-            args = (self.gemm, dout, k["W_hh"], dh, n_active, reverse, g["gates"], g["hn"],
+            product, keep = blas.loop_product(k["W_hh"], dh.shape[0], self.gemm)
+            args = (product, dout, k["W_hh"], dh, n_active, reverse, g["gates"], g["hn"],
                     g["out"], g["h0"], dgh)
             with blas.single_thread(self.gemm):
                 if self.parts > 1:

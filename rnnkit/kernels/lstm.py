@@ -173,7 +173,8 @@ class LSTMKernel:
     def forward(self, k, cache, gx, h, c, n_active, reverse, out):
         g = cache
         if self.whole_loop:
-            args = (self.gemm, k["Wh_T"], k["bx"], h, c, n_active, reverse, g["gates"], g["rec"],
+            product, keep = blas.loop_product(k["Wh_T"], h.shape[0], self.gemm)
+            args = (product, k["Wh_T"], k["bx"], h, c, n_active, reverse, g["gates"], g["rec"],
                     out, one_or_all(g["c"]), one_or_all(g["tanh_c"]))
             with blas.single_thread(self.gemm):
                 if self.parts > 1:
@@ -195,7 +196,8 @@ class LSTMKernel:
     def backward(self, k, cache, dout, dh, dc, dgx, dgh, n_active, reverse):
         g = cache                   # dgx is g["gates"]
         if self.whole_loop:
-            args = (self.gemm, dout, k["W_hh"], dh, dc, n_active, reverse, g["gates"],
+            product, keep = blas.loop_product(k["W_hh"], dh.shape[0], self.gemm)
+            args = (product, dout, k["W_hh"], dh, dc, n_active, reverse, g["gates"],
                     g["tanh_c"], g["c"], g["c0"])
             with blas.single_thread(self.gemm):
                 if self.parts > 1:

@@ -114,7 +114,8 @@ class ElmanKernel:
     def forward(self, k, cache, gx, h, c, n_active, reverse, out):
         # gx is out: the scan projects the input into the output buffer
         if self.whole_loop:
-            args = (self.gemm, k["bx"], k["Wh_T"], h, n_active, reverse, self.relu, out)
+            product, keep = blas.loop_product(k["Wh_T"], h.shape[0], self.gemm)
+            args = (product, k["bx"], k["Wh_T"], h, n_active, reverse, self.relu, out)
             with blas.single_thread(self.gemm):
                 if self.parts > 1:
                     forward_loop_parallel(self.parts, *args)
@@ -132,7 +133,8 @@ class ElmanKernel:
         """Steps [t0, t1) only, dL/da of step t into dgx[t - t0] (the scan's chunks)."""
         out = cache["out"]
         if self.whole_loop:         # the loop sees the steps of the chunk as its whole run
-            args = (self.gemm, dout[t0:t1], k["W_hh"], dh, n_active[t0:t1], reverse, self.relu,
+            product, keep = blas.loop_product(k["W_hh"], dh.shape[0], self.gemm)
+            args = (product, dout[t0:t1], k["W_hh"], dh, n_active[t0:t1], reverse, self.relu,
                     out[t0:t1], dgx)
             with blas.single_thread(self.gemm):
                 if self.parts > 1:

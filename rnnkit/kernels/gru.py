@@ -53,7 +53,7 @@ def forward_step_parallel(parts, gh, bx, b_hn, h_state, acts, hn, out):
                       r1 - r0)
 
 
-@njit(inline="always", **OPTS)
+@njit(**OPTS)
 def _forward_span(gemm, Wh_T, bx, b_hn, h_state, n_active, reverse, gh, gates, hn, out, r0, r1):
     """The whole forward loop for the batch rows [r0, r1) (rows are independent in time)."""
     T = gates.shape[0]
@@ -116,7 +116,7 @@ def backward_step_parallel(parts, acts, hn, h_prev, dh, dgh):
         _backward_rows(acts[r0:r1], hn[r0:r1], h_prev[r0:r1], dh[r0:r1], dgh[r0:r1], r1 - r0)
 
 
-@njit(inline="always", **OPTS)
+@njit(**OPTS)
 def _backward_span(gemm, dout, W_hh, dh, n_active, reverse, gates, hn, out, h0, dgh, scratch,
                    r0, r1):
     T = dout.shape[0]

@@ -58,7 +58,7 @@ def forward_step_parallel(parts, a, rec, b, h_state, c_state, c, tanh_c, out):
                       tanh_c[r0:r1], out[r0:r1], r1 - r0)
 
 
-@njit(inline="always", **OPTS)
+@njit(**OPTS)
 def _forward_span(gemm, Wh_T, b, h_state, c_state, n_active, reverse, gates, rec, out, c,
                   tanh_c, r0, r1):
     """The whole forward loop for the batch rows [r0, r1) (rows are independent in time)."""
@@ -127,7 +127,7 @@ def backward_step_parallel(parts, acts, tanh_c, c_prev, dh, dc):
         _backward_rows(acts[r0:r1], tanh_c[r0:r1], c_prev[r0:r1], dh[r0:r1], dc[r0:r1], r1 - r0)
 
 
-@njit(inline="always", **OPTS)
+@njit(**OPTS)
 def _backward_span(gemm, dout, W_hh, dh, dc, n_active, reverse, gates, tanh_c, c, c0, scratch,
                    r0, r1):
     T = dout.shape[0]

@@ -39,7 +39,7 @@ def backward_step(h, dh, dgx, relu):
             gr[j] = flush((d if v > 0 else 0 * d) if relu else d * (ONE - v * v))
 
 
-@njit(inline="always", **OPTS)
+@njit(**OPTS)
 def _forward_span(gemm, b, Wh_T, h_state, n_active, reverse, relu, out, r0, r1):
     """out: the input projection on entry, h_t on exit; the batch rows [r0, r1) only."""
     T, _, H = out.shape
@@ -72,7 +72,7 @@ def forward_loop_parallel(parts, gemm, b, Wh_T, h_state, n_active, reverse, relu
         _forward_span(gemm, b, Wh_T, h_state, n_active, reverse, relu, out, r0, r1)
 
 
-@njit(inline="always", **OPTS)
+@njit(**OPTS)
 def _backward_span(gemm, dout, W_hh, dh, n_active, reverse, relu, out, dgx, r0, r1):
     T, _, H = out.shape
     dh_ = dh[r0:r1]

@@ -217,15 +217,6 @@ class Packed:
                                                    W.ctypes.data, N, self.buf.ctypes.data)
             self.compute = getattr(lib, f"cblas_{kind}gemm_compute")
 
-    def loop_product(self, gemm: int) -> tuple[int, int]:
-        """(function, packed) for a compiled loop's products (rnnkit.kernels.fastmath
-        .matmul_rows): cblas_sgemm_compute and the packed W, or (gemm, 0), the plain sgemm at
-        address ``gemm`` (0: the loop's own product), when W is not packed. Keep this object
-        alive while the loop runs."""
-        if self.buf is None or self.W.dtype != np.float32 or not gemm:
-            return gemm, 0
-        return ctypes.cast(self.compute, ctypes.c_void_p).value, self.buf.ctypes.data
-
     def matmul(self, a: np.ndarray, out: np.ndarray, accumulate: bool = False) -> np.ndarray:
         """out = a @ W, or out += a @ W with ``accumulate``."""
         if self.buf is None or a.dtype != self.W.dtype or out.dtype != self.W.dtype or \
@@ -242,13 +233,16 @@ class Packed:
 
 
 def loop_product(W: np.ndarray, rows: int, gemm: int):
-    """-> (product, keep): ``product`` for a compiled time loop's ``a @ W`` of up to ``rows``
-    rows (Packed.loop_product; (0, 0) when the loop has no BLAS, ``gemm`` = 0), and the
-    object that must stay alive while the loop runs."""
+    """-> (product, keep) for a compiled time loop's float32 ``a @ W``, a of up to ``rows``
+    rows (rnnkit.kernels.fastmath.matmul_rows): ``product`` is (cblas_sgemm_compute, W packed)
+    from LOOP_PACK_MACS multiply-adds, else (gemm, 0), the plain sgemm at address ``gemm``
+    (0: the loop's own product); ``keep`` must stay alive while the loop runs."""
     if not gemm or rows * W.shape[0] * W.shape[1] < LOOP_PACK_MACS:
         return (gemm, 0), None
     packed = Packed(W, rows, always=True)
-    return packed.loop_product(gemm), packed
+    if packed.buf is None or W.dtype != np.float32:
+        return (gemm, 0), None
+    return (ctypes.cast(packed.compute, ctypes.c_void_p).value, packed.buf.ctypes.data), packed
 
 
 def _row_major(a: np.ndarray) -> bool:

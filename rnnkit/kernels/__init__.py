@@ -42,9 +42,10 @@ from rnnkit.kernels.fastmath import AVAILABLE
 # call per step at batch 1 (1.2-3x), breaks even at 2, loses from 4-8 on (2x at batch 32).
 WHOLE_LOOP_MACS = 1 << 17
 # From there to this, with MKL and no split (loop_parts): the whole loop still, its product
-# by MKL's sgemm on the calling thread (fastmath.matmul_rows), no Python between steps. Against a BLAS call per
-# step (interleaved processes, 32 x 50 x 32 x 64): LSTM train/infer 0.85/0.76 of the time,
-# GRU 0.56/0.77, RNN 0.79/0.46; even at 2^22 (LSTM 64 x 128); 1.2-1.6x slower at 2^23-2^24.
+# by MKL's sgemm on the calling thread (fastmath.matmul_rows), no Python between steps.
+# Against a BLAS call per step (interleaved processes, 32 x 50 x 32 x 64): LSTM train/infer
+# 0.85/0.76 of the time, GRU 0.56/0.77, RNN 0.79/0.46; even at 2^22 (LSTM 64 x 128);
+# 1.2-1.6x slower at 2^23-2^24.
 MKL_LOOP_MACS = 1 << 22
 # A whole loop splits its batch into spans of at least this many rows, one per thread.
 # Split against whole, interleaved in one process (T = 100, D = 32, H = 64, train / infer):

@@ -160,7 +160,7 @@ _sgemm, _sgemm_compute = _cblas_call(False), _cblas_call(True)
 def matmul_rows(gemm, acc, h, W_T, n, accumulate):
     """acc[:n] = h[:n] @ W_T (``accumulate``: +=), 2-d float32 arrays with unit-stride rows.
 
-    ``gemm`` is (function, packed) from rnnkit.blas.Packed.loop_product: MKL's
+    ``gemm`` is (function, packed) from rnnkit.blas.loop_product: MKL's
     cblas_sgemm_compute on W_T packed at address ``packed``; its cblas_sgemm, when packed is
     0; the product written out here, when both are 0."""
     fn, packed = gemm

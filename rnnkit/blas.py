@@ -106,22 +106,6 @@ def gemm_address() -> int:
     return ctypes.cast(lib.cblas_sgemm, ctypes.c_void_p).value if lib else 0
 
 
-@contextmanager
-def single_thread(active):
-    """Within this block MKL runs on the calling thread only, if ``active`` (e.g. a kernel's
-    gemm_address, 0 when it does not call MKL): a time loop's small per-step products,
-    32 x 64 @ 64 x 256, took 20-40 us on 2 threads and about 14 on one."""
-    lib = _load() if active else False
-    if not lib:
-        yield
-        return
-    before = lib.MKL_Set_Num_Threads_Local(1)
-    try:
-        yield
-    finally:
-        lib.MKL_Set_Num_Threads_Local(before)
-
-
 def backend() -> str:
     """'mkl (gnu threads)' or 'mkl (intel threads)' when MKL serves the large products,
     else 'numpy'."""
@@ -234,15 +218,26 @@ class Packed:
 
 def loop_product(W: np.ndarray, rows: int, gemm: int):
     """-> (product, keep) for a compiled time loop's float32 ``a @ W``, a of up to ``rows``
-    rows (rnnkit.kernels.fastmath.matmul_rows): ``product`` is (cblas_sgemm_compute, W packed)
-    from LOOP_PACK_MACS multiply-adds, else (gemm, 0), the plain sgemm at address ``gemm``
-    (0: the loop's own product); ``keep`` must stay alive while the loop runs."""
-    if not gemm or rows * W.shape[0] * W.shape[1] < LOOP_PACK_MACS:
-        return (gemm, 0), None
+    rows (rnnkit.kernels.fastmath.matmul_rows), and an object that must stay alive while the
+    loop runs.
+
+    ``product`` is (function, packed, threads): cblas_sgemm_compute and W packed, from
+    LOOP_PACK_MACS multiply-adds, else the plain sgemm at address ``gemm`` and 0; 0, 0 for the
+    loop's own product (``gemm`` = 0). ``threads`` is MKL_Set_Num_Threads_Local, which each
+    thread running the loop sets to 1 for itself (fastmath.local_threads): a loop's small
+    products, 32 x 64 @ 64 x 256, took 20-40 us on 2 threads and about 14 on one, and inside
+    a loop split over the threads a nested OpenMP setting (OMP_MAX_ACTIVE_LEVELS=2,
+    MKL_DYNAMIC=FALSE) made a small LSTM training step 8x slower."""
+    if not gemm:
+        return (0, 0, 0), None
+    threads = ctypes.cast(_load().MKL_Set_Num_Threads_Local, ctypes.c_void_p).value
+    if rows * W.shape[0] * W.shape[1] < LOOP_PACK_MACS:
+        return (gemm, 0, threads), None
     packed = Packed(W, rows, always=True)
     if packed.buf is None or W.dtype != np.float32:
-        return (gemm, 0), None
-    return (ctypes.cast(packed.compute, ctypes.c_void_p).value, packed.buf.ctypes.data), packed
+        return (gemm, 0, threads), None
+    return (ctypes.cast(packed.compute, ctypes.c_void_p).value, packed.buf.ctypes.data,
+            threads), packed
 
 
 def _row_major(a: np.ndarray) -> bool:
@@ -269,4 +264,4 @@ def _gemm(a, b, out, accumulate: bool) -> bool:
 
 
 __all__ = ["MIN_MACS", "SINGLE_THREAD_MACS", "Packed", "backend", "choose", "gemm_address",
-           "loop_product", "matmul", "single_thread", "use"]
+           "loop_product", "matmul", "use"]

@@ -78,12 +78,13 @@ def test_compiled_loops_get_large_weights_packed():
     gemm = blas.gemm_address()
     product, keep = blas.loop_product(square(256), 64, gemm)      # 4.2M >= LOOP_PACK_MACS
     if gemm:
+        threads = ctypes.cast(blas._load().MKL_Set_Num_Threads_Local, ctypes.c_void_p).value
         assert product == (ctypes.cast(keep.compute, ctypes.c_void_p).value,
-                           keep.buf.ctypes.data) and product[0] != gemm
+                           keep.buf.ctypes.data, threads) and product[0] != gemm
+        assert blas.loop_product(square(64), 32, gemm) == ((gemm, 0, threads), None)  # sgemm
     else:
-        assert product == (0, 0) and keep is None
-    assert blas.loop_product(square(64), 32, gemm) == ((gemm, 0), None)       # 131k: sgemm
-    assert blas.loop_product(square(256), 64, 0) == ((0, 0), None)      # the loop's own
+        assert product == (0, 0, 0) and keep is None
+    assert blas.loop_product(square(256), 64, 0) == ((0, 0, 0), None)    # the loop's own
 
 
 def test_backend_is_mkl_exactly_when_it_is_installed():

@@ -184,3 +184,36 @@ def test_vanishing_gradients_are_flushed_before_they_turn_subnormal(cell, loop, 
     assert subnormal(ref) > 0
     assert subnormal(fast) == 0
     np.testing.assert_allclose(fast, ref, rtol=1e-3, atol=1e-5 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("split", [True, False])
+def test_a_loop_calling_mkl_runs_it_on_one_thread_and_restores_the_count(split, monkeypatch):
+    """Each thread running a whole loop sets MKL's thread count for itself to 1 (a nested
+    OpenMP setting made the split loop 8x slower), and back afterwards."""
+    monkeypatch.setattr(kernels, "MIN_SPAN_ROWS", 4 if split else 1 << 20)
+    layer = rnnkit.LSTM(8, 32, seed=0)                   # 32 x 4*32 x 32: MKL's sgemm
+    x = np.random.default_rng(0).standard_normal((32, 5, 8)).astype(np.float32)
+    lib = blas._load()
+    seen = []
+    real = blas.loop_product
+
+    def spy(W, rows, gemm):
+        product, keep = real(W, rows, gemm)
+        seen.append(product)
+        return product, keep
+    monkeypatch.setattr(blas, "loop_product", spy)
+    if lib:
+        before = lib.MKL_Set_Num_Threads_Local(3)        # this thread's own count: 3
+    try:
+        out, _, cache = layer.forward(x)
+        layer.backward(np.ones_like(out), None, cache)
+        after = lib.MKL_Set_Num_Threads_Local(0) if lib else None
+    finally:
+        if lib:
+            lib.MKL_Set_Num_Threads_Local(before)
+    assert len(seen) == 2                                # forward and backward loops
+    if lib:
+        assert after == 3                                # restored on the calling thread
+        assert all(p[0] != 0 and p[2] != 0 for p in seen)
+    else:
+        assert all(p == (0, 0, 0) for p in seen)

@@ -156,14 +156,36 @@ def _cblas_call(packed: bool):
 _sgemm, _sgemm_compute = _cblas_call(False), _cblas_call(True)
 
 
+@intrinsic
+def _int_call(typingctx, fn, n):
+    """int fn(int n) through its address ``fn`` (MKL_Set_Num_Threads_Local)."""
+    from llvmlite import ir
+
+    def codegen(context, builder, signature, args):
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(i32, [i32])
+        result = builder.call(builder.inttoptr(args[0], fnty.as_pointer()),
+                              [builder.trunc(args[1], i32)])
+        return builder.sext(result, ir.IntType(64))
+    return types.int64(types.intp, types.intp), codegen
+
+
+@njit(inline="always", **OPTS)
+def local_threads(gemm, n):
+    """MKL's thread count for the calling thread alone (MKL_Set_Num_Threads_Local, the third
+    of rnnkit.blas.loop_product's triple), when the loop calls MKL; -> the previous one."""
+    threads = gemm[2]
+    return _int_call(threads, n) if threads != 0 else 0
+
+
 @njit(inline="always", **OPTS)
 def matmul_rows(gemm, acc, h, W_T, n, accumulate):
     """acc[:n] = h[:n] @ W_T (``accumulate``: +=), 2-d float32 arrays with unit-stride rows.
 
-    ``gemm`` is (function, packed) from rnnkit.blas.loop_product: MKL's
+    ``gemm`` is (function, packed, threads) from rnnkit.blas.loop_product: MKL's
     cblas_sgemm_compute on W_T packed at address ``packed``; its cblas_sgemm, when packed is
-    0; the product written out here, when both are 0."""
-    fn, packed = gemm
+    0; the product written out here, when function is 0."""
+    fn, packed = gemm[0], gemm[1]
     if fn != 0:
         if n > 0:
             beta = ONE if accumulate else ZERO

@@ -13,8 +13,8 @@ import numpy as np
 from rnnkit import blas
 from rnnkit.cells import history
 from rnnkit.kernels.fastmath import (ONE, OPTS, at, copy_row, flush, fsigmoid_half, ftanh,
-                                     get_num_threads, matmul_rows, njit, one_or_all, part,
-                                     prange, previous_rows, span_rows)
+                                     get_num_threads, local_threads, matmul_rows, njit,
+                                     one_or_all, part, prange, previous_rows, span_rows)
 
 
 @njit(inline="always", **OPTS)
@@ -58,11 +58,13 @@ def _forward_span(gemm, Wh_T, bx, b_hn, h_state, n_active, reverse, gh, gates, h
     """The whole forward loop for the batch rows [r0, r1) (rows are independent in time)."""
     T = gates.shape[0]
     h, g = h_state[r0:r1], gh[r0:r1]
+    before = local_threads(gemm, 1)        # MKL on this thread only
     for s in range(T):
         t = T - 1 - s if reverse else s
         n = span_rows(n_active[t], r0, r1)
         matmul_rows(gemm, g, h, Wh_T, n, False)
         _forward_rows(g, bx, b_hn, h, gates[t][r0:r1], at(hn, t)[r0:r1], out[t][r0:r1], n)
+    local_threads(gemm, before)
 
 
 @njit(**OPTS)
@@ -122,6 +124,7 @@ def _backward_span(gemm, dout, W_hh, dh, n_active, reverse, gates, hn, out, h0, 
     T = dout.shape[0]
     H = dh.shape[1]
     dh_, dgh_ = dh[r0:r1], dgh[r0:r1]
+    before = local_threads(gemm, 1)        # MKL on this thread only
     for s in range(T):
         t = s if reverse else T - 1 - s
         n = span_rows(n_active[t], r0, r1)
@@ -132,6 +135,7 @@ def _backward_span(gemm, dout, W_hh, dh, n_active, reverse, gates, hn, out, h0, 
         h_prev = previous_rows(out, h0, n_active, reverse, t, n, scratch, r0)
         _backward_rows(gates[t][r0:r1], hn[t][r0:r1], h_prev, dh_, dgh_, n)
         matmul_rows(gemm, dh_, dgh_, W_hh, n, True)
+    local_threads(gemm, before)
 
 
 @njit(**OPTS)
@@ -165,11 +169,10 @@ class GRUKernel:
             product, keep = blas.loop_product(k["Wh_T"], h.shape[0], self.gemm)
             args = (product, k["Wh_T"], k["bx"], k["b_hn"], h, n_active, reverse, g["gh"],
                     g["gates"], one_or_all(g["hn"]), out)
-            with blas.single_thread(self.gemm):
-                if self.parts > 1:
-                    forward_loop_parallel(self.parts, *args)
-                else:
-                    forward_loop(*args)
+            if self.parts > 1:
+                forward_loop_parallel(self.parts, *args)
+            else:
+                forward_loop(*args)
             return
         T = gx.shape[0]
         step = partial(forward_step_parallel, get_num_threads()) if self.parallel else \
@@ -188,11 +191,10 @@ class GRUKernel:
             product, keep = blas.loop_product(k["W_hh"], dh.shape[0], self.gemm)
             args = (product, dout, k["W_hh"], dh, n_active, reverse, g["gates"], g["hn"],
                     g["out"], g["h0"], dgh)
-            with blas.single_thread(self.gemm):
-                if self.parts > 1:
-                    backward_loop_parallel(self.parts, *args)
-                else:
-                    backward_loop(*args)
+            if self.parts > 1:
+                backward_loop_parallel(self.parts, *args)
+            else:
+                backward_loop(*args)
             return
         T = dout.shape[0]
         scratch = np.empty_like(dh)

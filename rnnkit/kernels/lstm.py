@@ -17,8 +17,8 @@ import numpy as np
 from rnnkit import blas
 from rnnkit.cells import history
 from rnnkit.kernels.fastmath import (ONE, OPTS, at, copy_row, flush, ftanh, get_num_threads,
-                                     matmul_rows, njit, one_or_all, part, prange, previous_rows,
-                                     sigmoid_half_add, span_rows, tanh_add)
+                                     local_threads, matmul_rows, njit, one_or_all, part, prange,
+                                     previous_rows, sigmoid_half_add, span_rows, tanh_add)
 
 
 @njit(inline="always", **OPTS)
@@ -64,12 +64,14 @@ def _forward_span(gemm, Wh_T, b, h_state, c_state, n_active, reverse, gates, rec
     """The whole forward loop for the batch rows [r0, r1) (rows are independent in time)."""
     T = gates.shape[0]
     h, cs, g = h_state[r0:r1], c_state[r0:r1], rec[r0:r1]
+    before = local_threads(gemm, 1)        # MKL on this thread only
     for s in range(T):
         t = T - 1 - s if reverse else s
         n = span_rows(n_active[t], r0, r1)
         matmul_rows(gemm, g, h, Wh_T, n, False)
         _forward_rows(gates[t][r0:r1], g, b, h, cs, at(c, t)[r0:r1], at(tanh_c, t)[r0:r1],
                       out[t][r0:r1], n)
+    local_threads(gemm, before)
 
 
 @njit(**OPTS)
@@ -133,6 +135,7 @@ def _backward_span(gemm, dout, W_hh, dh, dc, n_active, reverse, gates, tanh_c, c
     T = dout.shape[0]
     H = dh.shape[1]
     dh_, dc_ = dh[r0:r1], dc[r0:r1]
+    before = local_threads(gemm, 1)        # MKL on this thread only
     for s in range(T):
         t = s if reverse else T - 1 - s
         n = span_rows(n_active[t], r0, r1)
@@ -143,6 +146,7 @@ def _backward_span(gemm, dout, W_hh, dh, dc, n_active, reverse, gates, tanh_c, c
         c_prev = previous_rows(c, c0, n_active, reverse, t, n, scratch, r0)
         _backward_rows(gates[t][r0:r1], tanh_c[t][r0:r1], c_prev, dh_, dc_, n)
         matmul_rows(gemm, dh_, gates[t][r0:r1], W_hh, n, False)
+    local_threads(gemm, before)
 
 
 @njit(**OPTS)
@@ -176,11 +180,10 @@ class LSTMKernel:
             product, keep = blas.loop_product(k["Wh_T"], h.shape[0], self.gemm)
             args = (product, k["Wh_T"], k["bx"], h, c, n_active, reverse, g["gates"], g["rec"],
                     out, one_or_all(g["c"]), one_or_all(g["tanh_c"]))
-            with blas.single_thread(self.gemm):
-                if self.parts > 1:
-                    forward_loop_parallel(self.parts, *args)
-                else:
-                    forward_loop(*args)
+            if self.parts > 1:
+                forward_loop_parallel(self.parts, *args)
+            else:
+                forward_loop(*args)
             return
         T = gx.shape[0]
         step = partial(forward_step_parallel, get_num_threads()) if self.parallel else \
@@ -199,11 +202,10 @@ class LSTMKernel:
             product, keep = blas.loop_product(k["W_hh"], dh.shape[0], self.gemm)
             args = (product, dout, k["W_hh"], dh, dc, n_active, reverse, g["gates"],
                     g["tanh_c"], g["c"], g["c0"])
-            with blas.single_thread(self.gemm):
-                if self.parts > 1:
-                    backward_loop_parallel(self.parts, *args)
-                else:
-                    backward_loop(*args)
+            if self.parts > 1:
+                backward_loop_parallel(self.parts, *args)
+            else:
+                backward_loop(*args)
             return
         T = dout.shape[0]
         scratch = np.empty_like(dh)

@@ -12,8 +12,8 @@ import numpy as np
 
 from rnnkit import blas
 
-from rnnkit.kernels.fastmath import (ONE, OPTS, flush, ftanh, matmul_rows, njit, part, prange,
-                                     span_rows)
+from rnnkit.kernels.fastmath import (ONE, OPTS, flush, ftanh, local_threads, matmul_rows, njit,
+                                     part, prange, span_rows)
 
 
 @njit(**OPTS)
@@ -44,6 +44,7 @@ def _forward_span(gemm, b, Wh_T, h_state, n_active, reverse, relu, out, r0, r1):
     """out: the input projection on entry, h_t on exit; the batch rows [r0, r1) only."""
     T, _, H = out.shape
     h = h_state[r0:r1]
+    before = local_threads(gemm, 1)        # MKL on this thread only
     for s in range(T):
         t = T - 1 - s if reverse else s
         n = span_rows(n_active[t], r0, r1)
@@ -57,6 +58,7 @@ def _forward_span(gemm, b, Wh_T, h_state, n_active, reverse, relu, out, r0, r1):
                 v = a[r, j]
                 v = (v if v > 0 else 0 * v) if relu else ftanh(v)
                 a[r, j], h[r, j] = v, v
+    local_threads(gemm, before)
 
 
 @njit(**OPTS)
@@ -76,6 +78,7 @@ def forward_loop_parallel(parts, gemm, b, Wh_T, h_state, n_active, reverse, relu
 def _backward_span(gemm, dout, W_hh, dh, n_active, reverse, relu, out, dgx, r0, r1):
     T, _, H = out.shape
     dh_ = dh[r0:r1]
+    before = local_threads(gemm, 1)        # MKL on this thread only
     for s in range(T):
         t = s if reverse else T - 1 - s
         n = span_rows(n_active[t], r0, r1)
@@ -86,6 +89,7 @@ def _backward_span(gemm, dout, W_hh, dh, n_active, reverse, relu, out, dgx, r0, 
                 d = dh_[r, j] + d_out[r, j]
                 g[r, j] = flush((d if h > 0 else 0 * d) if relu else d * (ONE - h * h))
         matmul_rows(gemm, dh_, g, W_hh, n, False)
+    local_threads(gemm, before)
 
 
 @njit(**OPTS)
@@ -116,11 +120,10 @@ class ElmanKernel:
         if self.whole_loop:
             product, keep = blas.loop_product(k["Wh_T"], h.shape[0], self.gemm)
             args = (product, k["bx"], k["Wh_T"], h, n_active, reverse, self.relu, out)
-            with blas.single_thread(self.gemm):
-                if self.parts > 1:
-                    forward_loop_parallel(self.parts, *args)
-                else:
-                    forward_loop(*args)
+            if self.parts > 1:
+                forward_loop_parallel(self.parts, *args)
+            else:
+                forward_loop(*args)
             return
         rec = np.empty_like(h)
         Wh_T = blas.Packed(k["Wh_T"], h.shape[0])
@@ -136,11 +139,10 @@ class ElmanKernel:
             product, keep = blas.loop_product(k["W_hh"], dh.shape[0], self.gemm)
             args = (product, dout[t0:t1], k["W_hh"], dh, n_active[t0:t1], reverse, self.relu,
                     out[t0:t1], dgx)
-            with blas.single_thread(self.gemm):
-                if self.parts > 1:
-                    backward_loop_parallel(self.parts, *args)
-                else:
-                    backward_loop(*args)
+            if self.parts > 1:
+                backward_loop_parallel(self.parts, *args)
+            else:
+                backward_loop(*args)
             return
         if self.packed is None:     # packed once for all the chunks of this backward
             self.packed = blas.Packed(k["W_hh"], dh.shape[0])

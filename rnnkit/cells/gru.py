@@ -147,17 +147,18 @@ class GRUCell:
             dh += d_rh
             dh += dgx[:, :2 * H] @ k["W_hh"][:2 * H]
 
-    def recurrent_grads(self, p, cache, dGx, grads, prefix):
+    def recurrent_grads(self, p, cache, dGx, dGx_sum, grads, prefix):
+        """dGx_sum: dGx summed over steps and rows, which the scan took for b_xh."""
         H = dGx.shape[-1] // 3
         dW, db = grads[prefix + "W_hh"], grads[prefix + "b_hh"]
         before = (cache["out"], cache["h0"], cache["n_active"], cache["reverse"])
         if self.reset_after:          # backward left dL/d(W_hn h + b_hn) in hn
             history.product(dGx[..., :2 * H], *before, into=dW[:2 * H])
             history.product(cache["hn"], *before, into=dW[2 * H:])
-            db[:2 * H] += dGx[..., :2 * H].reshape(-1, 2 * H).sum(axis=0)
+            db[:2 * H] += dGx_sum[:2 * H]
             db[2 * H:] += cache["hn"].reshape(-1, H).sum(axis=0)
         else:
             dA = dGx.reshape(-1, 3 * H)
             history.product(dGx[..., :2 * H], *before, into=dW[:2 * H])
             blas.matmul(dA[:, 2 * H:].T, cache["hn"].reshape(-1, H), dW[2 * H:], accumulate=True)
-            db += dA.sum(axis=0)
+            db += dGx_sum

@@ -131,12 +131,13 @@ class LSTMCell:
             dc += da_i * k["P"][0] + da_f * k["P"][1]
         np.matmul(dgx, k["W_hh"], out=dh)
 
-    def recurrent_grads(self, p, cache, dGx, grads, prefix):
+    def recurrent_grads(self, p, cache, dGx, dGx_sum, grads, prefix):
+        """dGx_sum: dGx summed over steps and rows, which the scan took for b_xh."""
         dA = dGx.reshape(-1, dGx.shape[-1])
         n_active, reverse = cache["n_active"], cache["reverse"]
         history.product(dGx, cache["out"], cache["h0"], n_active, reverse,
                         into=grads[prefix + "W_hh"])
-        grads[prefix + "b_hh"] += dA.sum(axis=0)
+        grads[prefix + "b_hh"] += dGx_sum
         if self.peepholes:
             H = dGx.shape[-1] // 4
             Cprev = history.shifted(cache["c"], cache["c0"], n_active, reverse).reshape(-1, H)

@@ -81,8 +81,9 @@ class ElmanCell:
             dgx[cache["clipped"][t, :n]] = 0
         np.matmul(dgx, k["W_hh"], out=dh)
 
-    def recurrent_grads(self, p, cache, dGx, grads, prefix, t0=0):
-        """dGx: dL/da of the steps [t0, t0 + len(dGx)) (the scan's chunks)."""
+    def recurrent_grads(self, p, cache, dGx, dGx_sum, grads, prefix, t0=0):
+        """dGx: dL/da of the steps [t0, t0 + len(dGx)) (the scan's chunks); dGx_sum: its sum
+        over steps and rows, which the scan took for b_xh."""
         history.product(dGx, cache["out"], cache["h0"], cache["n_active"], cache["reverse"],
                         into=grads[prefix + "W_hh"], t0=t0)
-        grads[prefix + "b_hh"] += dGx.reshape(-1, dGx.shape[-1]).sum(axis=0)
+        grads[prefix + "b_hh"] += dGx_sum

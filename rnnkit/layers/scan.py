@@ -135,13 +135,14 @@ def scan_backward(cell, p: dict, cache: dict, dout: np.ndarray, dh_T: np.ndarray
             blas.matmul(dA[s0:s1].reshape(-1, G).T, rows, grads[prefix + "W_xh"],
                         accumulate=True)
         del rows                    # (frees the chunk buffer for the pool)
-        grads[prefix + "b_xh"] += dA.reshape(-1, G).sum(axis=0)
+        db = dA.reshape(-1, G).sum(axis=0)          # b_xh's gradient; b_hh's shares it
+        grads[prefix + "b_xh"] += db
         blas.matmul(dA.reshape(-1, G), k["W_xh"], dx[t0:t1].reshape(-1, D),
                     accumulate=accumulate)
         if chunked:
-            cell.recurrent_grads(p, cache, dA, grads, prefix, t0=t0)
+            cell.recurrent_grads(p, cache, dA, db, grads, prefix, t0=t0)
         else:
-            cell.recurrent_grads(p, cache, dA, grads, prefix)
+            cell.recurrent_grads(p, cache, dA, db, grads, prefix)
     return dx, dh, dc
 
 

@@ -111,7 +111,8 @@ class ElmanKernel:
     def __init__(self, whole_loop: bool, relu: bool, gemm: int = 0, parts: int = 1):
         self.whole_loop, self.relu, self.gemm = whole_loop, relu, gemm   # see kernels.select
         self.parts = parts          # the whole loop's batch split over this many threads
-        self.packed = None          # W_hh for the per-step products of backward
+        self.packed = None          # W_hh for backward's products, packed once for all its
+                                    # chunks: blas.loop_product's, or a blas.Packed per step
         self.parallel = False       # set by the scan; unused: one tanh pass a step is too
                                     # little work to split
 
@@ -136,15 +137,16 @@ class ElmanKernel:
         """Steps [t0, t1) only, dL/da of step t into dgx[t - t0] (the scan's chunks)."""
         out = cache["out"]
         if self.whole_loop:         # the loop sees the steps of the chunk as its whole run
-            product, keep = blas.loop_product(k["W_hh"], dh.shape[0], self.gemm)
-            args = (product, dout[t0:t1], k["W_hh"], dh, n_active[t0:t1], reverse, self.relu,
+            if self.packed is None:
+                self.packed = blas.loop_product(k["W_hh"], dh.shape[0], self.gemm)
+            args = (self.packed[0], dout[t0:t1], k["W_hh"], dh, n_active[t0:t1], reverse, self.relu,
                     out[t0:t1], dgx)
             if self.parts > 1:
                 backward_loop_parallel(self.parts, *args)
             else:
                 backward_loop(*args)
             return
-        if self.packed is None:     # packed once for all the chunks of this backward
+        if self.packed is None:
             self.packed = blas.Packed(k["W_hh"], dh.shape[0])
         for t in (range(t0, t1) if reverse else range(t1 - 1, t0 - 1, -1)):
             n = n_active[t]

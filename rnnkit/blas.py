@@ -126,14 +126,18 @@ def use(name: str):
         _enabled = before
 
 
-def choose(step_macs: int, threaded_loop: bool = False) -> bool:
+def choose(step_macs: int, compiled_loop: bool = False) -> bool:
     """A scan whose per-step product has ``step_macs`` multiply-adds starts: MKL serves it
     (and what follows, until the next scan) if that product is at least ``MIN_MACS``, or if
-    its time loop runs on MKL's OpenMP threads (``threaded_loop``, rnnkit.kernels): an
-    OpenBLAS thread left spinning would take one of the loop's two cores (a small LSTM's
-    inference took 7.1 ms instead of 2.0)."""
+    its time loop is compiled whole (``compiled_loop``, rnnkit.kernels), making no call to
+    NumPy's OpenBLAS between the steps for MKL's threads to wait on:
+    - split over the threads, the loop runs on MKL's OpenMP threads, and an OpenBLAS thread
+      left spinning would take one of its cores (a small LSTM's inference took 7.1 ms
+      instead of 2.0);
+    - at batch 1 its own products leave the scan's others to a library; MKL's input
+      projection took 129 us against OpenBLAS's 310 (1000 x 16 @ 16 x 512)."""
     global _chosen
-    _chosen = (step_macs >= MIN_MACS or threaded_loop) and _enabled and bool(_load())
+    _chosen = (step_macs >= MIN_MACS or compiled_loop) and _enabled and bool(_load())
     return _chosen
 
 
@@ -170,7 +174,12 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None,
             np.empty((M, N), np.result_type(a, b))
     if _wants_mkl(M * N * K) and _gemm(a, b, out, accumulate):
         return out
-    if accumulate:
+    if K == 1:          # an outer product: NumPy's matmul took 370 us for 512 x 1 @ 1 x 128
+        if accumulate:
+            out += a * b
+        else:
+            np.multiply(a, b, out=out)
+    elif accumulate:
         out += a @ b
     else:
         np.matmul(a, b, out=out)

@@ -63,6 +63,25 @@ def test_a_single_step_reads_only_the_initial_states():
                                    dA[0].T @ init, rtol=1e-12)
 
 
+@pytest.mark.parametrize("reverse", [False, True])
+def test_zero_initial_states_take_no_product(reverse, monkeypatch):
+    """They add nothing: a batch-1 step's 512 x 1 @ 1 x 128 took 0.3-0.4 ms in NumPy."""
+    rng = np.random.default_rng(3)
+    seq, init, n_active, before = layout(rng, reverse)
+    dA = rng.standard_normal((T, N, G))
+    for t in range(T):
+        dA[t, n_active[t]:] = 0
+        before[t][np.all(before[t] == init, axis=1)] = 0        # the states before any step
+    calls, real = [], history.blas.matmul
+    monkeypatch.setattr(history.blas, "matmul", lambda *a, **k: calls.append(1) or real(*a, **k))
+    got = history.product(dA, seq, np.zeros_like(init), n_active, reverse)
+    np.testing.assert_allclose(got, sum(dA[t].T @ before[t] for t in range(T)), rtol=1e-12,
+                               atol=1e-12)
+    assert len(calls) == 1                      # the shifted sequence's product alone
+    history.product(dA, seq, init, n_active, reverse)
+    assert len(calls) == 3                      # and with states, theirs too
+
+
 @pytest.mark.skipif(not fastmath.AVAILABLE, reason="the compiled version needs numba")
 @pytest.mark.parametrize("reverse", [False, True])
 def test_compiled_previous_rows_matches(reverse):

@@ -40,7 +40,7 @@ def product(dA: np.ndarray, seq: np.ndarray, init: np.ndarray, n_active: np.ndar
     dA covers the steps [t0, t0 + L) (all of them by default) and must be zero at padded
     steps. Added into ``into`` (e.g. the weight's gradient) if given. Two matrix products, no
     (L, N, H) copy: the shifted sequence is a contiguous slice of ``seq``, plus one product
-    for the initial states the range reads."""
+    for the initial states the range reads, unless they are zero."""
     L, N, G = dA.shape
     T, _, H = seq.shape
     t1 = t0 + L
@@ -53,14 +53,14 @@ def product(dA: np.ndarray, seq: np.ndarray, init: np.ndarray, n_active: np.ndar
                         accumulate=True)
         start = (n_active[:, None] > np.arange(N)).sum(axis=0) - 1     # each row's first step
         rows = np.flatnonzero((start >= t0) & (start < t1))
-        if rows.size:
+        if rows.size and init[rows].any():
             blas.matmul(dA[start[rows] - t0, rows].T, init[rows], into, accumulate=True)
     else:
         first = 1 if t0 == 0 else 0
         if L > first:
             blas.matmul(dA[first:].reshape(-1, G).T, seq[t0 + first - 1:t1 - 1].reshape(-1, H),
                         into, accumulate=True)
-        if t0 == 0:
+        if t0 == 0 and init.any():      # (zero initial states, the default, add nothing)
             blas.matmul(dA[0].T, init, into, accumulate=True)
     return into
 

@@ -46,7 +46,7 @@ def scan_forward(cell, p: dict, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | 
     fast = kernels.select(cell, x.dtype, N, H)
     # the reference's per-step products are NumPy's: then its other products are too
     on_mkl = blas.choose(N * cell.n_gates * H * H if fast is not None else 0,
-                         fast is not None and fast.parts > 1)
+                         fast is not None and fast.whole_loop)
     if fast is not None:
         fast.parallel = on_mkl and kernels.shared_openmp()
     # the input projection of all steps, W_xh x_t (+ biases, unless the fast loop adds them);
@@ -101,7 +101,7 @@ def scan_backward(cell, p: dict, cache: dict, dout: np.ndarray, dh_T: np.ndarray
     H = out.shape[2]
     n_active, reverse = cache["n_active"], cache["reverse"]
     G = cell.n_gates * H
-    blas.choose(N * G * H if fast is not None else 0, fast is not None and fast.parts > 1)
+    blas.choose(N * G * H if fast is not None else 0, fast is not None and fast.whole_loop)
     chunked = getattr(cell, "chunked_backward", False)
     if fast is not None and fast.grads_in_gates:     # dL/da: the gates' pre-activations
         # (their padded rows hold the input projection of the padding)

@@ -27,6 +27,7 @@ import numpy as np
 from rnnkit import blas, workspace
 from rnnkit.cells import history
 from rnnkit.cells.rnn import check_clip, clip_
+from rnnkit.cells.weights import transposed
 
 
 def to_pytorch_convention(p: dict) -> dict:
@@ -55,10 +56,10 @@ class GRUCell:
         half[2 * H:] = 1.0                      # sigma(a) = (1 + tanh(a/2)) / 2 for r and z
         bx = p["b_xh"] * half
         bx[:2 * H] += p["b_hh"][:2 * H] * half[:2 * H]   # b_hh of h~ stays inside r * (...)
-        k = {"Wx_T": np.ascontiguousarray((p["W_xh"] * half[:, None]).T), "bx": bx,
+        k = {"Wx_T": (p["W_xh"] * half[:, None]).T, "bx": bx,         # (a GEMM operand)
              "W_hh": p["W_hh"].copy(), "W_xh": p["W_xh"].copy(),
              "b_hn": p["b_hh"][2 * H:].copy()}
-        Wh_T = np.ascontiguousarray((p["W_hh"] * half[:, None]).T)
+        Wh_T = transposed(p["W_hh"], half)
         if self.reset_after:
             k["Wh_T"] = Wh_T
         else:

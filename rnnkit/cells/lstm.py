@@ -24,6 +24,7 @@ import numpy as np
 from rnnkit import workspace
 from rnnkit.cells import history
 from rnnkit.cells.rnn import check_clip, clip_
+from rnnkit.cells.weights import transposed
 
 
 class LSTMCell:
@@ -38,9 +39,10 @@ class LSTMCell:
         H = p["W_hh"].shape[1]
         scale = np.full(4 * H, 0.5, dtype=p["W_hh"].dtype)
         scale[2 * H:3 * H] = 1.0                       # the candidate is a real tanh
-        k = {"Wx_T": np.ascontiguousarray((p["W_xh"] * scale[:, None]).T),
+        # Wx_T serves the input projection alone, whose GEMM takes a transposed operand
+        k = {"Wx_T": (p["W_xh"] * scale[:, None]).T,
              "bx": (p["b_xh"] + p["b_hh"]) * scale,
-             "Wh_T": np.ascontiguousarray((p["W_hh"] * scale[:, None]).T),
+             "Wh_T": transposed(p["W_hh"], scale),
              "W_hh": p["W_hh"].copy(), "W_xh": p["W_xh"].copy()}
         if self.peepholes:
             P = p["P"].reshape(3, H)

@@ -19,6 +19,7 @@ import numpy as np
 
 from rnnkit import blas
 from rnnkit.cells import history
+from rnnkit.cells.weights import transposed
 from rnnkit.errors import fail
 
 NONLINEARITIES = ("tanh", "relu")
@@ -49,9 +50,9 @@ class ElmanCell:
 
     def prepare(self, p: dict) -> dict:
         """Weights laid out for the time loop: transposed, both biases in the input part."""
-        return {"Wx_T": np.ascontiguousarray(p["W_xh"].T), "bx": p["b_xh"] + p["b_hh"],
-                "Wh_T": np.ascontiguousarray(p["W_hh"].T), "W_hh": p["W_hh"].copy(),
-                "W_xh": p["W_xh"].copy()}
+        W_xh = p["W_xh"].copy()      # (Wx_T, its view, is a GEMM operand: no copy of its own)
+        return {"Wx_T": W_xh.T, "bx": p["b_xh"] + p["b_hh"], "Wh_T": transposed(p["W_hh"]),
+                "W_hh": p["W_hh"].copy(), "W_xh": W_xh}
 
     def alloc(self, T: int, N: int, H: int, dtype, n_active) -> dict:
         # the layer output h_t is all backward needs (f'(a) is a function of h_t), and with

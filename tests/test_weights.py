@@ -1,0 +1,23 @@
+"""rnnkit.cells.weights: the time loops' weight layouts."""
+import numpy as np
+import pytest
+
+from rnnkit.cells import weights
+
+
+@pytest.mark.parametrize("shape", [(512, 512), (1024, 256), (520, 512), (256, 64), (3, 5)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("scaled", [False, True])
+def test_transposed_is_the_scaled_transpose_laid_out_in_rows(shape, dtype, scaled):
+    """Tiled (the first two shapes) or not (too small, or not in whole tiles), exactly."""
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal(shape).astype(dtype)
+    scale = rng.choice(np.array([0.5, 1.0], dtype), shape[0]) if scaled else None
+    got = weights.transposed(W, scale)
+    expected = (W * scale[:, None]).T if scaled else W.T
+    assert got.flags.c_contiguous and got.dtype == dtype
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_tiles_are_used_from_their_size_up():
+    assert 512 * 512 >= weights.TILED_SIZE > 256 * 512

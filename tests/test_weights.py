@@ -21,3 +21,15 @@ def test_transposed_is_the_scaled_transpose_laid_out_in_rows(shape, dtype, scale
 
 def test_tiles_are_used_from_their_size_up():
     assert 512 * 512 >= weights.TILED_SIZE > 256 * 512
+
+
+@pytest.mark.parametrize("shape", [(1024, 256), (3, 5)])
+@pytest.mark.parametrize("scaled", [False, True])
+def test_restored_undoes_transposed_exactly(shape, scaled):
+    """The backward's W_hh comes back bit for bit from the forward's scaled transpose."""
+    rng = np.random.default_rng(1)
+    W = rng.standard_normal(shape).astype(np.float32)
+    scale = rng.choice(np.array([0.5, 1.0], np.float32), shape[0]) if scaled else None
+    got = weights.restored(weights.transposed(W, scale), scale)
+    assert got.flags.c_contiguous and got.dtype == W.dtype
+    np.testing.assert_array_equal(got, W)

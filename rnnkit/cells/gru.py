@@ -27,7 +27,7 @@ import numpy as np
 from rnnkit import blas, workspace
 from rnnkit.cells import history
 from rnnkit.cells.rnn import check_clip, clip_
-from rnnkit.cells.weights import transposed
+from rnnkit.cells.weights import restored, transposed
 
 
 def to_pytorch_convention(p: dict) -> dict:
@@ -57,8 +57,7 @@ class GRUCell:
         bx = p["b_xh"] * half
         bx[:2 * H] += p["b_hh"][:2 * H] * half[:2 * H]   # b_hh of h~ stays inside r * (...)
         k = {"Wx_T": (p["W_xh"] * half[:, None]).T, "bx": bx,         # (a GEMM operand)
-             "W_hh": p["W_hh"].copy(), "W_xh": p["W_xh"].copy(),
-             "b_hn": p["b_hh"][2 * H:].copy()}
+             "b_hn": p["b_hh"][2 * H:].copy(), "half": half}
         Wh_T = transposed(p["W_hh"], half)
         if self.reset_after:
             k["Wh_T"] = Wh_T
@@ -66,6 +65,17 @@ class GRUCell:
             k["Whrz_T"] = np.ascontiguousarray(Wh_T[:, :2 * H])
             k["Whn_T"] = np.ascontiguousarray(Wh_T[:, 2 * H:])
         return k
+
+    def backward_weights(self, k: dict) -> None:
+        """Adds to ``k`` from prepare() the W_hh and W_xh it was made from (rnnkit.cells.weights)."""
+        half = k["half"]
+        if self.reset_after:
+            k["W_hh"] = restored(k["Wh_T"], half)
+        else:
+            H = half.shape[0] // 3
+            k["W_hh"] = np.concatenate([restored(k["Whrz_T"], half[:2 * H]),
+                                        restored(k["Whn_T"])])
+        k["W_xh"] = k["Wx_T"].T * (1 / half)[:, None]
 
     def alloc(self, T, N, H, dtype, n_active):
         # gates: r, z, h~ after activation; hn: W_hh h_{t-1} + b_hh of h~ (reset after) or

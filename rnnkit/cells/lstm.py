@@ -24,7 +24,7 @@ import numpy as np
 from rnnkit import workspace
 from rnnkit.cells import history
 from rnnkit.cells.rnn import check_clip, clip_
-from rnnkit.cells.weights import transposed
+from rnnkit.cells.weights import restored, transposed
 
 
 class LSTMCell:
@@ -42,8 +42,7 @@ class LSTMCell:
         # Wx_T serves the input projection alone, whose GEMM takes a transposed operand
         k = {"Wx_T": (p["W_xh"] * scale[:, None]).T,
              "bx": (p["b_xh"] + p["b_hh"]) * scale,
-             "Wh_T": transposed(p["W_hh"], scale),
-             "W_hh": p["W_hh"].copy(), "W_xh": p["W_xh"].copy()}
+             "Wh_T": transposed(p["W_hh"], scale), "scale": scale}
         if self.peepholes:
             P = p["P"].reshape(3, H)
             k["P"] = P.copy()
@@ -51,6 +50,11 @@ class LSTMCell:
         if self.clip:
             k["bound"] = self.clip * scale          # the gates' inputs arrive scaled
         return k
+
+    def backward_weights(self, k: dict) -> None:
+        """Adds to ``k`` from prepare() the W_hh and W_xh it was made from (rnnkit.cells.weights)."""
+        k["W_hh"] = restored(k["Wh_T"], k["scale"])
+        k["W_xh"] = k["Wx_T"].T * (1 / k["scale"])[:, None]
 
     def alloc(self, T, N, H, dtype, n_active):
         # gates: the input projection W_xh x_t + b on entry to step t, i, f, C~, o after it

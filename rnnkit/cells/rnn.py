@@ -19,7 +19,7 @@ import numpy as np
 
 from rnnkit import blas
 from rnnkit.cells import history
-from rnnkit.cells.weights import transposed
+from rnnkit.cells.weights import restored, transposed
 from rnnkit.errors import fail
 
 NONLINEARITIES = ("tanh", "relu")
@@ -52,7 +52,11 @@ class ElmanCell:
         """Weights laid out for the time loop: transposed, both biases in the input part."""
         W_xh = p["W_xh"].copy()      # (Wx_T, its view, is a GEMM operand: no copy of its own)
         return {"Wx_T": W_xh.T, "bx": p["b_xh"] + p["b_hh"], "Wh_T": transposed(p["W_hh"]),
-                "W_hh": p["W_hh"].copy(), "W_xh": W_xh}
+                "W_xh": W_xh}
+
+    def backward_weights(self, k: dict) -> None:
+        """Adds to ``k`` from prepare() the W_hh it was made from (rnnkit.cells.weights)."""
+        k["W_hh"] = restored(k["Wh_T"])
 
     def alloc(self, T: int, N: int, H: int, dtype, n_active) -> dict:
         # the layer output h_t is all backward needs (f'(a) is a function of h_t), and with

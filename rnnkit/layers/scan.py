@@ -30,7 +30,8 @@ def scan_forward(cell, p: dict, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | 
     x may be any (T, N, D) view, e.g. of a batch-first array; the cache keeps that view (no
     copy), for the weight gradient.
 
-    The cache holds its own copy of the weights, so backward differentiates the forward that
+    The cache holds its own copy of the weights (laid out for the loop; backward restores
+    W_hh and W_xh from it, rnnkit.cells.weights), so backward differentiates the forward that
     made it even if the parameters were updated in between, and the initial states: the
     states before each step are read from those after it (``rnnkit.cells.history``), not kept.
     With grad=False nothing is kept for backward: the per-step buffers backward would read
@@ -101,6 +102,7 @@ def scan_backward(cell, p: dict, cache: dict, dout: np.ndarray, dh_T: np.ndarray
     H = out.shape[2]
     n_active, reverse = cache["n_active"], cache["reverse"]
     G = cell.n_gates * H
+    cell.backward_weights(k)
     blas.choose(N * G * H if fast is not None else 0, fast is not None and fast.whole_loop)
     chunked = getattr(cell, "chunked_backward", False)
     if fast is not None and fast.grads_in_gates:     # dL/da: the gates' pre-activations

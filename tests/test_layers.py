@@ -339,7 +339,8 @@ def test_input_in_chunks_equals_one_product(cell, dtype, whole_loop_macs, mkl_lo
                                             monkeypatch):
     """The first layer reads the batch-first x a few steps at a time (input projection and
     W_xh gradient), and the Elman cell's backward goes a chunk of steps at a time, each
-    chunk's gradient products taken before the next. One chunk, chunks of 2 steps, of 1."""
+    chunk's gradient products taken before the next. One chunk, chunks of 2 steps, of 1;
+    the projection in one piece, in pieces of 2 steps, of 1."""
     from rnnkit import kernels
     from rnnkit.layers import scan
     monkeypatch.setattr(kernels, "WHOLE_LOOP_MACS", whole_loop_macs)
@@ -350,9 +351,12 @@ def test_input_in_chunks_equals_one_product(cell, dtype, whole_loop_macs, mkl_lo
     R = rng.standard_normal((N, T, 2 * H)).astype(dtype)
     results = []
     monkeypatch.setattr(scan, "MIN_CHUNK_ROWS", 1)
-    for chunks, rows in ((1, 1 << 20), (3, 1 << 20), (8, 1 << 20), (1, 2 * N)):
+    step_bytes = N * D * np.dtype(dtype).itemsize     # of x, in the forward's projection
+    for chunks, rows, steps in ((1, 1 << 20, T), (3, 1 << 20, 2), (8, 1 << 20, 1),
+                                (1, 2 * N, T)):
         monkeypatch.setattr(scan, "CHUNKS", chunks)
         monkeypatch.setattr(scan, "CHUNK_ROWS", rows)
+        monkeypatch.setattr(scan, "PROJECTION_BYTES", steps * step_bytes)
         layer.zero_grad()
         out, _, cache = layer.forward(x, lengths=LENGTHS)
         dx, _ = layer.backward(R, None, cache)

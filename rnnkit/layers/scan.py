@@ -54,7 +54,7 @@ def scan_forward(cell, p: dict, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | 
     # LSTM and GRU turn it into their activations in place, the Elman cell into its output
     out = workspace.empty((T, N, H), x.dtype)
     gx = cache["gates"] if "gates" in cache else out
-    for t0, t1, rows in time_major_rows(x):
+    for t0, t1, rows in time_major_rows(x, projection_steps(x)):
         blas.matmul(rows, k["Wx_T"], gx[t0:t1].reshape(-1, gx.shape[2]))
     if fast is None or not fast.adds_bias:
         gx += k["bx"]
@@ -179,6 +179,18 @@ def chunk_steps(T: int, N: int) -> int:
     and at most ~CHUNK_ROWS (no faster beyond)."""
     steps = max(-(-T // CHUNKS), -(-MIN_CHUNK_ROWS // N))
     return max(1, min(steps, CHUNK_ROWS // N, T))
+
+
+PROJECTION_BYTES = 8 << 20
+
+
+def projection_steps(x: np.ndarray) -> int:
+    """Steps of x the forward copies time-major and projects at once: as many as fit in
+    PROJECTION_BYTES. Each product re-packs W_xh and wakes the BLAS threads: the 64 x 100 x 128
+    input (3.2 MB) projected in one piece took 0.3-1.4 ms less than in the four of
+    ``chunk_steps``; much larger copies outgrow the cache before their product reads them."""
+    T, N, D = x.shape
+    return max(1, min(T, PROJECTION_BYTES // max(1, N * D * x.itemsize)))
 
 
 def time_major_rows(x: np.ndarray, steps: int | None = None):

@@ -159,6 +159,19 @@ def test_outer_products_match_numpy(accumulate):
     np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("backend", ["mkl", "numpy"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows", [0, 1, 1600])
+def test_column_sums_are_the_sums_over_rows(every_product, backend, dtype, rows):
+    """The bias gradients' sums, as a product with a row of ones, on either library."""
+    a = np.random.default_rng(3).standard_normal((rows, 37)).astype(dtype)
+    with blas.use(backend):
+        got = blas.column_sums(a)
+    assert got.shape == (37,) and got.dtype == dtype
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got, a.astype(np.float64).sum(axis=0), rtol=tol, atol=tol)
+
+
 @pytest.mark.parametrize("case", ["overlap", "strided", "ints", "mixed", "new"])
 def test_layouts_blas_cannot_take_fall_back_to_numpy(every_product, case):
     rng = np.random.default_rng(1)

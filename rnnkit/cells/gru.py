@@ -167,7 +167,7 @@ class GRUCell:
             history.product(dGx[..., :2 * H], *before, into=dW[:2 * H])
             history.product(cache["hn"], *before, into=dW[2 * H:])
             db[:2 * H] += dGx_sum[:2 * H]
-            db[2 * H:] += cache["hn"].reshape(-1, H).sum(axis=0)
+            db[2 * H:] += blas.column_sums(cache["hn"].reshape(-1, H))
         else:
             dA = dGx.reshape(-1, 3 * H)
             history.product(dGx[..., :2 * H], *before, into=dW[:2 * H])

@@ -82,7 +82,7 @@ class Dense:
             dz = dy
         V, H = self.out_features, self.in_features
         blas.matmul(dz.reshape(-1, V).T, h.reshape(-1, H), self.grads["W_hy"], accumulate=True)
-        self.grads["b_y"] += dz.reshape(-1, V).sum(axis=0)
+        self.grads["b_y"] += blas.column_sums(dz.reshape(-1, V))
         dh = blas.matmul(dz.reshape(-1, V), self.params["W_hy"]).reshape(h.shape)
         return dh.transpose(1, 0, 2) if swap else dh
 

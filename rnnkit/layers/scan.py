@@ -137,7 +137,7 @@ def scan_backward(cell, p: dict, cache: dict, dout: np.ndarray, dh_T: np.ndarray
             blas.matmul(dA[s0:s1].reshape(-1, G).T, rows, grads[prefix + "W_xh"],
                         accumulate=True)
         del rows                    # (frees the chunk buffer for the pool)
-        db = dA.reshape(-1, G).sum(axis=0)          # b_xh's gradient; b_hh's shares it
+        db = blas.column_sums(dA.reshape(-1, G))    # b_xh's gradient; b_hh's shares it
         grads[prefix + "b_xh"] += db
         blas.matmul(dA.reshape(-1, G), k["W_xh"], dx[t0:t1].reshape(-1, D),
                     accumulate=accumulate)

@@ -140,6 +140,8 @@ def time_major(shape, dtype, n_active: np.ndarray) -> np.ndarray:
 
 def zero_padding(a: np.ndarray, n_active: np.ndarray) -> np.ndarray:
     """Zero the padded rows (t, n_active[t]:) of a (T, N, ...) array in place; returns it."""
+    if not n_active.size or n_active.min() >= a.shape[1]:      # no padding (the usual case)
+        return a
     for t in np.flatnonzero(n_active < a.shape[1]):
         a[t, n_active[t]:] = 0
     return a

@@ -93,6 +93,13 @@ def _load():
             getattr(lib, name).restype = ctypes.c_size_t
         lib.MKL_Set_Num_Threads_Local.argtypes = [i]
         lib.MKL_Set_Num_Threads_Local.restype = i
+        lib.jit = hasattr(lib, "mkl_cblas_jit_create_sgemm")     # MKL 2019 and later
+        if lib.jit:
+            lib.mkl_cblas_jit_create_sgemm.argtypes = [ctypes.POINTER(p), i, i, i, i, i, i, f,
+                                                       i, i, f, i]
+            lib.mkl_cblas_jit_create_sgemm.restype = i
+            lib.mkl_jit_get_sgemm_ptr.argtypes = [p]
+            lib.mkl_jit_get_sgemm_ptr.restype = p
         lib.threading_layer = layer
         _lib = lib
     except (OSError, AttributeError):
@@ -233,28 +240,64 @@ class Packed:
         return out
 
 
-def loop_product(W: np.ndarray, rows: int, gemm: int):
-    """-> (product, keep) for a compiled time loop's float32 ``a @ W``, a of up to ``rows``
-    rows (rnnkit.kernels.fastmath.matmul_rows), and an object that must stay alive while the
-    loop runs.
+MAX_JIT_KERNELS = 256
+_jit_kernels: dict = {}     # (m, n, k, accumulate) -> (kernel, jitter): kept for the process
 
-    ``product`` is (function, packed, threads): cblas_sgemm_compute and W packed, from
-    LOOP_PACK_MACS multiply-adds, else the plain sgemm at address ``gemm`` and 0; 0, 0 for the
-    loop's own product (``gemm`` = 0). ``threads`` is MKL_Set_Num_Threads_Local, which each
-    thread running the loop sets to 1 for itself (fastmath.local_threads): a loop's small
-    products, 32 x 64 @ 64 x 256, took 20-40 us on 2 threads and about 14 on one, and inside
-    a loop split over the threads a nested OpenMP setting (OMP_MAX_ACTIVE_LEVELS=2,
-    MKL_DYNAMIC=FALSE) made a small LSTM training step 8x slower."""
+
+def jit_kernel(m: int, n: int, k: int, accumulate: bool) -> tuple[int, int]:
+    """MKL's sgemm generated for one shape (mkl_cblas_jit_create_sgemm): row-major
+    (m, k) @ (k, n) with rows of exactly k and n elements, ``c = a @ b`` or, ``accumulate``,
+    ``c += a @ b``. -> (kernel address, jitter), called as kernel(jitter, a, b, c); (0, 0)
+    without MKL's JIT or after MAX_JIT_KERNELS shapes. Generated once per shape and kept: a
+    training run meets few shapes, and making one costs more than many calls save."""
+    key = (m, n, k, accumulate)
+    if key not in _jit_kernels:
+        lib = _load() if _enabled else False
+        if not lib or not lib.jit or len(_jit_kernels) >= MAX_JIT_KERNELS or min(key[:3]) < 1:
+            return 0, 0
+        jitter = ctypes.c_void_p()
+        status = lib.mkl_cblas_jit_create_sgemm(ctypes.byref(jitter), _ROW, _NO_TRANS,
+                                                _NO_TRANS, m, n, k, 1.0, k, n,
+                                                1.0 if accumulate else 0.0, n)
+        # 0: code generated; 1: none for this shape (the kernel would call the plain sgemm,
+        # as the loop does anyway); 2: failed
+        kernel = lib.mkl_jit_get_sgemm_ptr(jitter) if status == 0 else None
+        _jit_kernels[key] = (kernel, jitter.value) if kernel else (0, 0)
+    return _jit_kernels[key]
+
+
+def loop_product(W: np.ndarray, rows: int, gemm: int, accumulate: bool = False):
+    """-> (product, keep) for a compiled time loop's float32 ``a @ W`` (``accumulate``:
+    ``+=``), a of up to ``rows`` rows (rnnkit.kernels.fastmath.matmul_rows), and an object that
+    must stay alive while the loop runs.
+
+    ``product`` is (function, packed, threads, jit, jitter, jit_rows, jit_accumulate):
+    - function, packed: cblas_sgemm_compute and W packed, from LOOP_PACK_MACS multiply-adds,
+      else the plain sgemm at address ``gemm`` and 0; 0, 0 for the loop's own product
+      (``gemm`` = 0);
+    - threads: MKL_Set_Num_Threads_Local, which each thread running the loop sets to 1 for
+      itself (fastmath.local_threads): a loop's small products, 32 x 64 @ 64 x 256, took
+      20-40 us on 2 threads and about 14 on one, and inside a loop split over the threads a
+      nested OpenMP setting (OMP_MAX_ACTIVE_LEVELS=2, MKL_DYNAMIC=FALSE) made a small LSTM
+      training step 8x slower;
+    - jit, jitter, jit_rows, jit_accumulate: below LOOP_PACK_MACS, MKL's sgemm generated for
+      exactly ``rows`` rows of dense a and out (``jit_kernel``), else 0s. The plain sgemm
+      checks its arguments and sizes its blocking at every call: 16 x 64 @ 64 x 256 took
+      9.4 us against 7.0 generated, 16 x 64 @ 64 x 64 10.1 against 3.4, and both the same
+      from about 2^20 multiply-adds."""
     if not gemm:
-        return (0, 0, 0), None
+        return (0, 0, 0, 0, 0, 0, 0), None
     threads = ctypes.cast(_load().MKL_Set_Num_Threads_Local, ctypes.c_void_p).value
-    if rows * W.shape[0] * W.shape[1] < LOOP_PACK_MACS:
-        return (gemm, 0, threads), None
+    K, N = W.shape
+    if rows * K * N < LOOP_PACK_MACS:
+        dense = W.dtype == np.float32 and W.flags.c_contiguous
+        jit, jitter = jit_kernel(rows, N, K, accumulate) if dense else (0, 0)
+        return (gemm, 0, threads, jit, jitter, rows, int(accumulate)), None
     packed = Packed(W, rows, always=True)
     if packed.buf is None or W.dtype != np.float32:
-        return (gemm, 0, threads), None
+        return (gemm, 0, threads, 0, 0, 0, 0), None
     return (ctypes.cast(packed.compute, ctypes.c_void_p).value, packed.buf.ctypes.data,
-            threads), packed
+            threads, 0, 0, 0, 0), packed
 
 
 def _row_major(a: np.ndarray) -> bool:
@@ -281,4 +324,4 @@ def _gemm(a, b, out, accumulate: bool) -> bool:
 
 
 __all__ = ["MIN_MACS", "SINGLE_THREAD_MACS", "Packed", "backend", "choose", "column_sums",
-           "gemm_address", "loop_product", "matmul", "use"]
+           "gemm_address", "jit_kernel", "loop_product", "matmul", "use"]

@@ -87,17 +87,44 @@ def test_a_batch_one_scan_compiled_whole_sends_its_products_to_mkl(mkl_calls):
     assert ((50, 16, 512) in mkl_calls) == (whole and mkl_installed())
 
 
-def test_compiled_loops_get_large_weights_packed():
+def test_compiled_loops_get_large_weights_packed_and_small_products_generated():
     gemm = blas.gemm_address()
     product, keep = blas.loop_product(square(256), 64, gemm)      # 4.2M >= LOOP_PACK_MACS
     if gemm:
         threads = ctypes.cast(blas._load().MKL_Set_Num_Threads_Local, ctypes.c_void_p).value
         assert product == (ctypes.cast(keep.compute, ctypes.c_void_p).value,
-                           keep.buf.ctypes.data, threads) and product[0] != gemm
-        assert blas.loop_product(square(64), 32, gemm) == ((gemm, 0, threads), None)  # sgemm
+                           keep.buf.ctypes.data, threads, 0, 0, 0, 0) and product[0] != gemm
+        small, keep = blas.loop_product(square(64), 32, gemm, accumulate=True)   # sgemm
+        jit = blas.jit_kernel(32, 64, 64, True)
+        assert small == (gemm, 0, threads, *jit, 32, 1) and keep is None
+        assert jit[0] != 0 or not blas._load().jit
     else:
-        assert product == (0, 0, 0) and keep is None
-    assert blas.loop_product(square(256), 64, 0) == ((0, 0, 0), None)    # the loop's own
+        assert product == (0,) * 7 and keep is None
+    assert blas.loop_product(square(256), 64, 0) == ((0,) * 7, None)    # the loop's own
+
+
+@pytest.mark.skipif(not mkl_installed(), reason="MKL's generated sgemm needs MKL")
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_generated_sgemm_computes_its_product(accumulate):
+    """The kernel MKL generates for one shape, called as the compiled loops call it."""
+    from rnnkit.kernels.fastmath import AVAILABLE
+    if not AVAILABLE:
+        pytest.skip("the loops that call it need numba")
+    from numba import njit
+    from rnnkit.kernels.fastmath import matmul_rows
+    run = njit(lambda gemm, acc, h, W, n, a: matmul_rows(gemm, acc, h, W, n, a))
+    rng = np.random.default_rng(4)
+    h = rng.standard_normal((16, 64)).astype(np.float32)
+    W = rng.standard_normal((64, 96)).astype(np.float32)
+    start = rng.standard_normal((16, 96)).astype(np.float32)
+    product, _ = blas.loop_product(W, 16, blas.gemm_address(), accumulate)
+    assert product[3] != 0                                 # generated for 16 rows
+    for n in (16, 9):                                      # 9: fewer rows, the plain sgemm
+        acc = start.copy()
+        run(product, acc, h, W, n, accumulate)
+        expected = h[:n].astype(np.float64) @ W + (start[:n] if accumulate else 0)
+        np.testing.assert_allclose(acc[:n], expected, rtol=1e-5, atol=1e-4)
+        np.testing.assert_array_equal(acc[n:], start[n:])
 
 
 def test_backend_is_mkl_exactly_when_it_is_installed():

@@ -157,6 +157,21 @@ _sgemm, _sgemm_compute = _cblas_call(False), _cblas_call(True)
 
 
 @intrinsic
+def _jit_sgemm(typingctx, kernel, jitter, a, b, c):
+    """kernel(jitter, a, b, c) through its address: an sgemm MKL generated for one shape
+    (rnnkit.blas.jit_kernel). Arrays are passed as addresses (intp)."""
+    from llvmlite import ir
+
+    def codegen(context, builder, signature, args):
+        ptr = ir.IntType(8).as_pointer()
+        fnty = ir.FunctionType(ir.VoidType(), [ptr] * 4)
+        fn = builder.inttoptr(args[0], fnty.as_pointer())
+        builder.call(fn, [builder.inttoptr(v, ptr) for v in args[1:]])
+        return context.get_dummy_value()
+    return types.void(*([types.intp] * 5)), codegen
+
+
+@intrinsic
 def _int_call(typingctx, fn, n):
     """int fn(int n) through its address ``fn`` (MKL_Set_Num_Threads_Local)."""
     from llvmlite import ir
@@ -173,7 +188,7 @@ def _int_call(typingctx, fn, n):
 @njit(inline="always", **OPTS)
 def local_threads(gemm, n):
     """MKL's thread count for the calling thread alone (MKL_Set_Num_Threads_Local, the third
-    of rnnkit.blas.loop_product's triple), when the loop calls MKL; -> the previous one."""
+    of rnnkit.blas.loop_product's tuple), when the loop calls MKL; -> the previous one."""
     threads = gemm[2]
     return _int_call(threads, n) if threads != 0 else 0
 
@@ -182,15 +197,20 @@ def local_threads(gemm, n):
 def matmul_rows(gemm, acc, h, W_T, n, accumulate):
     """acc[:n] = h[:n] @ W_T (``accumulate``: +=), 2-d float32 arrays with unit-stride rows.
 
-    ``gemm`` is (function, packed, threads) from rnnkit.blas.loop_product: MKL's
-    cblas_sgemm_compute on W_T packed at address ``packed``; its cblas_sgemm, when packed is
-    0; the product written out here, when function is 0."""
+    ``gemm`` is (function, packed, threads, jit, jitter, jit_rows, jit_accumulate) from
+    rnnkit.blas.loop_product: MKL's cblas_sgemm_compute on W_T packed at address ``packed``;
+    its cblas_sgemm, when packed is 0, or the sgemm it generated for this shape (``jit``), when
+    that was made for n rows, dense rows and this ``accumulate``; the product written out
+    here, when function is 0."""
     fn, packed = gemm[0], gemm[1]
     if fn != 0:
         if n > 0:
             beta = ONE if accumulate else ZERO
             lda, ldc = h.strides[0] // 4, acc.strides[0] // 4
-            if packed != 0:
+            if gemm[3] != 0 and n == gemm[5] and gemm[6] == (1 if accumulate else 0) and \
+                    lda == W_T.shape[0] and ldc == W_T.shape[1] == W_T.strides[0] // 4:
+                _jit_sgemm(gemm[3], gemm[4], h.ctypes.data, W_T.ctypes.data, acc.ctypes.data)
+            elif packed != 0:
                 _sgemm_compute(fn, n, W_T.shape[1], W_T.shape[0], h.ctypes.data, lda, packed,
                                W_T.shape[1], beta, acc.ctypes.data, ldc)
             else:
@@ -210,6 +230,11 @@ def part(n, k, parts):
     size = (n + parts - 1) // parts
     r0 = min(n, k * size)
     return r0, min(n, r0 + size)
+
+
+def span_size(rows: int, parts: int) -> int:
+    """Rows in the first (largest) of ``part``'s spans."""
+    return -(-rows // parts)
 
 
 @njit(parallel=True, **OPTS)

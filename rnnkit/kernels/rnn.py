@@ -13,7 +13,7 @@ import numpy as np
 from rnnkit import blas
 
 from rnnkit.kernels.fastmath import (ONE, OPTS, flush, ftanh, local_threads, matmul_rows, njit,
-                                     part, prange, span_rows)
+                                     part, prange, span_rows, span_size)
 
 
 @njit(**OPTS)
@@ -119,7 +119,8 @@ class ElmanKernel:
     def forward(self, k, cache, gx, h, c, n_active, reverse, out):
         # gx is out: the scan projects the input into the output buffer
         if self.whole_loop:
-            product, keep = blas.loop_product(k["Wh_T"], h.shape[0], self.gemm)
+            rows = span_size(h.shape[0], self.parts)
+            product, keep = blas.loop_product(k["Wh_T"], rows, self.gemm, accumulate=True)
             args = (product, k["bx"], k["Wh_T"], h, n_active, reverse, self.relu, out)
             if self.parts > 1:
                 forward_loop_parallel(self.parts, *args)
@@ -138,7 +139,8 @@ class ElmanKernel:
         out = cache["out"]
         if self.whole_loop:         # the loop sees the steps of the chunk as its whole run
             if self.packed is None:
-                self.packed = blas.loop_product(k["W_hh"], dh.shape[0], self.gemm)
+                rows = span_size(dh.shape[0], self.parts)
+                self.packed = blas.loop_product(k["W_hh"], rows, self.gemm)
             args = (self.packed[0], dout[t0:t1], k["W_hh"], dh, n_active[t0:t1], reverse, self.relu,
                     out[t0:t1], dgx)
             if self.parts > 1:

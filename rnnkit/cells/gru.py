@@ -67,7 +67,8 @@ class GRUCell:
         return k
 
     def backward_weights(self, k: dict) -> None:
-        """Adds to ``k`` from prepare() the W_hh and W_xh it was made from (rnnkit.cells.weights)."""
+        """Adds to ``k`` from prepare() the W_hh and W_xh it was made from, exactly
+        (rnnkit.cells.weights)."""
         half = k["half"]
         if self.reset_after:
             k["W_hh"] = restored(k["Wh_T"], half)

@@ -52,7 +52,8 @@ class LSTMCell:
         return k
 
     def backward_weights(self, k: dict) -> None:
-        """Adds to ``k`` from prepare() the W_hh and W_xh it was made from (rnnkit.cells.weights)."""
+        """Adds to ``k`` from prepare() the W_hh and W_xh it was made from, exactly
+        (rnnkit.cells.weights)."""
         k["W_hh"] = restored(k["Wh_T"], k["scale"])
         k["W_xh"] = k["Wx_T"].T * (1 / k["scale"])[:, None]
 

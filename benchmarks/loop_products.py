@@ -58,6 +58,7 @@ def loop_products(calls: int, rounds: int) -> list[dict]:
     run = fastmath.njit(**fastmath.OPTS)(_calls)
     rng = np.random.default_rng(0)
     address = blas.gemm_address()
+    # MKL_Set_Num_Threads_Local, which the loops call to keep MKL on their own thread
     threads = blas.loop_product(np.ones((1, 1), np.float32), 1, address)[0][2]
     rows_out = []
     for name, (m, k, n) in LOOP_SHAPES.items():

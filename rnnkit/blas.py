@@ -266,10 +266,12 @@ def jit_kernel(m: int, n: int, k: int, accumulate: bool) -> tuple[int, int]:
     return _jit_kernels[key]
 
 
-def loop_product(W: np.ndarray, rows: int, gemm: int, accumulate: bool = False):
+def loop_product(W: np.ndarray, rows: int, gemm: int, accumulate: bool = False,
+                 parts: int = 1):
     """-> (product, keep) for a compiled time loop's float32 ``a @ W`` (``accumulate``:
-    ``+=``), a of up to ``rows`` rows (rnnkit.kernels.fastmath.matmul_rows), and an object that
-    must stay alive while the loop runs.
+    ``+=``), a of up to ``rows`` rows split over ``parts`` threads, each taking the product of
+    its span (rnnkit.kernels.fastmath.matmul_rows, ``part``), and an object that must stay
+    alive while the loop runs.
 
     ``product`` is (function, packed, threads, jit, jitter, jit_rows, jit_accumulate):
     - function, packed: cblas_sgemm_compute and W packed, from LOOP_PACK_MACS multiply-adds,
@@ -281,7 +283,7 @@ def loop_product(W: np.ndarray, rows: int, gemm: int, accumulate: bool = False):
       nested OpenMP setting (OMP_MAX_ACTIVE_LEVELS=2, MKL_DYNAMIC=FALSE) made a small LSTM
       training step 8x slower;
     - jit, jitter, jit_rows, jit_accumulate: below LOOP_PACK_MACS, MKL's sgemm generated for
-      exactly ``rows`` rows of dense a and out (``jit_kernel``), else 0s. The plain sgemm
+      exactly a first span's rows of dense a and out (``jit_kernel``), else 0s. The plain sgemm
       checks its arguments and sizes its blocking at every call; inside a compiled loop
       (benchmarks/loop_products.py) the generated one took 0.86-1.04 of its time at 16 x 64
       @ 64 x 256, 0.54-0.75 at 16 x 64 @ 64 x 64, 0.87-0.98 up to 2^20.6 multiply-adds;
@@ -289,6 +291,7 @@ def loop_product(W: np.ndarray, rows: int, gemm: int, accumulate: bool = False):
     if not gemm:
         return (0, 0, 0, 0, 0, 0, 0), None
     threads = ctypes.cast(_load().MKL_Set_Num_Threads_Local, ctypes.c_void_p).value
+    rows = -(-rows // parts)                    # the first (largest) span's
     K, N = W.shape
     if rows * K * N < LOOP_PACK_MACS:
         dense = W.dtype == np.float32 and W.flags.c_contiguous

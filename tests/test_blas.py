@@ -98,6 +98,8 @@ def test_compiled_loops_get_large_weights_packed_and_small_products_generated():
         jit = blas.jit_kernel(32, 64, 64, True)
         assert small == (gemm, 0, threads, *jit, 32, 1) and keep is None
         assert jit[0] != 0 or not blas._load().jit
+        split, _ = blas.loop_product(square(64), 63, gemm, accumulate=True, parts=2)
+        assert split[3:] == (*jit, 32, 1)                  # for the first span, 32 rows
     else:
         assert product == (0,) * 7 and keep is None
     assert blas.loop_product(square(256), 64, 0) == ((0,) * 7, None)    # the loop's own

@@ -197,8 +197,8 @@ def test_a_loop_calling_mkl_runs_it_on_one_thread_and_restores_the_count(split, 
     seen = []
     real = blas.loop_product
 
-    def spy(W, rows, gemm, accumulate=False):
-        product, keep = real(W, rows, gemm, accumulate)
+    def spy(W, rows, gemm, accumulate=False, parts=1):
+        product, keep = real(W, rows, gemm, accumulate, parts)
         seen.append(product)
         return product, keep
     monkeypatch.setattr(blas, "loop_product", spy)

@@ -232,11 +232,6 @@ def part(n, k, parts):
     return r0, min(n, r0 + size)
 
 
-def span_size(rows: int, parts: int) -> int:
-    """Rows in the first (largest) of ``part``'s spans."""
-    return -(-rows // parts)
-
-
 @njit(parallel=True, **OPTS)
 def probe_threads(n):
     """A trivial parallel loop: starts numba's threading layer (rnnkit.kernels.shared_openmp)."""

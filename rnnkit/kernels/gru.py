@@ -13,8 +13,8 @@ import numpy as np
 from rnnkit import blas
 from rnnkit.cells import history
 from rnnkit.kernels.fastmath import (ONE, OPTS, at, copy_row, flush, fsigmoid_half, ftanh,
-                                     get_num_threads, local_threads, matmul_rows, njit, one_or_all,
-                                     part, prange, previous_rows, span_rows, span_size)
+                                     get_num_threads, local_threads, matmul_rows, njit,
+                                     one_or_all, part, prange, previous_rows, span_rows)
 
 
 @njit(inline="always", **OPTS)
@@ -166,8 +166,7 @@ class GRUKernel:
     def forward(self, k, cache, gx, h, c, n_active, reverse, out):
         g = cache
         if self.whole_loop:
-            rows = span_size(h.shape[0], self.parts)
-            product, keep = blas.loop_product(k["Wh_T"], rows, self.gemm)
+            product, keep = blas.loop_product(k["Wh_T"], h.shape[0], self.gemm, parts=self.parts)
             args = (product, k["Wh_T"], k["bx"], k["b_hn"], h, n_active, reverse, g["gh"],
                     g["gates"], one_or_all(g["hn"]), out)
             if self.parts > 1:
@@ -189,8 +188,8 @@ class GRUKernel:
     def backward(self, k, cache, dout, dh, dc, dgx, dgh, n_active, reverse):
         g = cache                   # dgx is g["gates"]
         if self.whole_loop:
-            rows = span_size(dh.shape[0], self.parts)
-            product, keep = blas.loop_product(k["W_hh"], rows, self.gemm, accumulate=True)
+            product, keep = blas.loop_product(k["W_hh"], dh.shape[0], self.gemm,
+                                              accumulate=True, parts=self.parts)
             args = (product, dout, k["W_hh"], dh, n_active, reverse, g["gates"], g["hn"],
                     g["out"], g["h0"], dgh)
             if self.parts > 1:

@@ -18,8 +18,7 @@ from rnnkit import blas
 from rnnkit.cells import history
 from rnnkit.kernels.fastmath import (ONE, OPTS, at, copy_row, flush, ftanh, get_num_threads,
                                      local_threads, matmul_rows, njit, one_or_all, part, prange,
-                                     previous_rows, sigmoid_half_add, span_rows, span_size,
-                                     tanh_add)
+                                     previous_rows, sigmoid_half_add, span_rows, tanh_add)
 
 
 @njit(inline="always", **OPTS)
@@ -178,8 +177,7 @@ class LSTMKernel:
     def forward(self, k, cache, gx, h, c, n_active, reverse, out):
         g = cache
         if self.whole_loop:
-            rows = span_size(h.shape[0], self.parts)
-            product, keep = blas.loop_product(k["Wh_T"], rows, self.gemm)
+            product, keep = blas.loop_product(k["Wh_T"], h.shape[0], self.gemm, parts=self.parts)
             args = (product, k["Wh_T"], k["bx"], h, c, n_active, reverse, g["gates"], g["rec"],
                     out, one_or_all(g["c"]), one_or_all(g["tanh_c"]))
             if self.parts > 1:
@@ -201,8 +199,7 @@ class LSTMKernel:
     def backward(self, k, cache, dout, dh, dc, dgx, dgh, n_active, reverse):
         g = cache                   # dgx is g["gates"]
         if self.whole_loop:
-            rows = span_size(dh.shape[0], self.parts)
-            product, keep = blas.loop_product(k["W_hh"], rows, self.gemm)
+            product, keep = blas.loop_product(k["W_hh"], dh.shape[0], self.gemm, parts=self.parts)
             args = (product, dout, k["W_hh"], dh, dc, n_active, reverse, g["gates"],
                     g["tanh_c"], g["c"], g["c0"])
             if self.parts > 1:

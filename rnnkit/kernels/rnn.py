@@ -13,7 +13,7 @@ import numpy as np
 from rnnkit import blas
 
 from rnnkit.kernels.fastmath import (ONE, OPTS, flush, ftanh, local_threads, matmul_rows, njit,
-                                     part, prange, span_rows, span_size)
+                                     part, prange, span_rows)
 
 
 @njit(**OPTS)
@@ -119,8 +119,8 @@ class ElmanKernel:
     def forward(self, k, cache, gx, h, c, n_active, reverse, out):
         # gx is out: the scan projects the input into the output buffer
         if self.whole_loop:
-            rows = span_size(h.shape[0], self.parts)
-            product, keep = blas.loop_product(k["Wh_T"], rows, self.gemm, accumulate=True)
+            product, keep = blas.loop_product(k["Wh_T"], h.shape[0], self.gemm,
+                                              accumulate=True, parts=self.parts)
             args = (product, k["bx"], k["Wh_T"], h, n_active, reverse, self.relu, out)
             if self.parts > 1:
                 forward_loop_parallel(self.parts, *args)
@@ -139,8 +139,8 @@ class ElmanKernel:
         out = cache["out"]
         if self.whole_loop:         # the loop sees the steps of the chunk as its whole run
             if self.packed is None:
-                rows = span_size(dh.shape[0], self.parts)
-                self.packed = blas.loop_product(k["W_hh"], rows, self.gemm)
+                self.packed = blas.loop_product(k["W_hh"], dh.shape[0], self.gemm,
+                                                parts=self.parts)
             args = (self.packed[0], dout[t0:t1], k["W_hh"], dh, n_active[t0:t1], reverse, self.relu,
                     out[t0:t1], dgx)
             if self.parts > 1:

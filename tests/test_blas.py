@@ -79,12 +79,17 @@ def test_a_scan_whose_loop_is_split_over_the_threads_sends_its_products_to_mkl(m
 
 def test_a_batch_one_scan_compiled_whole_sends_its_products_to_mkl(mkl_calls):
     """Its loop makes no OpenBLAS call, so nothing waits on a thread of the other library;
-    MKL took the input projection in 129 us against OpenBLAS's 310 (1000 x 16 @ 16 x 512)."""
+    MKL took the input projection in 129 us against OpenBLAS's 310 (1000 x 16 @ 16 x 512).
+    (At inference with at most LOOP_PROJECTION_INPUTS inputs the loop projects them itself.)"""
     from rnnkit import kernels
-    layer = make("lstm", 16, 128)
-    layer.forward(np.ones((1, 50, 16), np.float32), grad=False)
+    D = kernels.LOOP_PROJECTION_INPUTS + 1
+    layer = make("lstm", D, 128)
+    layer.forward(np.ones((1, 50, D), np.float32), grad=False)
     whole = kernels.AVAILABLE and kernels.select(layer.cell, np.float32, 1, 128).whole_loop
-    assert ((50, 16, 512) in mkl_calls) == (whole and mkl_installed())
+    assert ((50, D, 512) in mkl_calls) == (whole and mkl_installed())
+    small = make("lstm", D - 1, 128)
+    small.forward(np.ones((1, 50, D - 1), np.float32), grad=False)
+    assert (50, D - 1, 512) not in mkl_calls or not whole
 
 
 def test_compiled_loops_get_large_weights_packed_and_small_products_generated():

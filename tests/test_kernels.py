@@ -87,6 +87,54 @@ def test_fast_path_equals_reference(cell, bidirectional, loop, monkeypatch):
     check_loop(chosen, loop)
 
 
+@pytest.mark.parametrize("cell", sorted(CELLS))
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_inference_projecting_in_the_loop_equals_reference(cell, bidirectional, monkeypatch):
+    """Inference through the whole loop with its own product projects each step's input in
+    the loop (LOOP_PROJECTION_INPUTS): 2 layers, padded rows, reverse direction, states."""
+    set_loop(monkeypatch, "whole loop")
+    rng = np.random.default_rng(4)
+    N, T, D, H = 2, 9, 5, 6
+    dirs = 2 if bidirectional else 1
+    layer = CELLS[cell](D, H, 2, bidirectional=bidirectional, seed=3)
+    x = rng.standard_normal((N, T, D)).astype(np.float32)
+    h0 = rng.standard_normal((2 * dirs, N, H)).astype(np.float32)
+    state = (h0, h0[::-1].copy()) if cell == "lstm" else h0
+    lengths = np.array([4, 9])
+    out, h_n, cache = layer.forward(x, state, lengths, grad=False)
+    with kernels.reference_only():
+        ref_out, ref_h, _ = layer.forward(x, state, lengths, grad=False)
+    assert cache is None
+    states = (lambda h: list(h) if cell == "lstm" else [h])
+    assert_pinned([out, *states(h_n)], [ref_out, *states(ref_h)])
+    assert np.all(out[0, 4:] == 0)                   # padded steps: zero output
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_the_loop_projects_only_small_inputs_at_inference(cell, monkeypatch):
+    """The scan skips its projection and keeps one row of it exactly when the kernel says so."""
+    from rnnkit.layers.scan import scan_forward
+    set_loop(monkeypatch, "whole loop")
+    rng = np.random.default_rng(5)
+    N, T, H = 1, 6, 8
+    for D, grad, projects in ((kernels.LOOP_PROJECTION_INPUTS, False, True),
+                              (kernels.LOOP_PROJECTION_INPUTS + 1, False, False),
+                              (4, True, False)):
+        layer = CELLS[cell](D, H, seed=0)
+        p = layer._direction(0, 0)
+        x = rng.standard_normal((T, N, D)).astype(np.float32)
+        h0 = np.zeros((N, H), np.float32)
+        c0 = h0.copy() if cell == "lstm" else None
+        n_active = np.full(T, N)
+        out, *_, cache = scan_forward(layer.cell, p, x, h0, c0, n_active, False, grad=grad)
+        assert cache["fast"].projects_input is (D <= kernels.LOOP_PROJECTION_INPUTS)
+        gates = cache.get("gates", cache["out"])
+        assert (gates.strides[0] == 0) is (projects and "gates" in cache)
+        with kernels.reference_only():
+            ref, *_ = scan_forward(layer.cell, p, x, h0, c0, n_active, False, grad=grad)
+        assert_pinned([out], [ref])
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_parallel_step_kernels_equal_reference(cell, bidirectional, monkeypatch):

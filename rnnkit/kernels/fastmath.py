@@ -125,6 +125,27 @@ def add_matmul_rows(acc, h, W_T, n):
                 a[j] += x * w[j]
 
 
+@njit(inline="always", **OPTS)
+def project_rows(a, x, t, r0, Wx_T, n):
+    """a[:n] = x[t, r0:r0 + n] @ Wx_T: step t's input projection, made by the loop itself
+    (rnnkit.kernels.select); an empty Wx_T (no rows) means the scan made it before the loop."""
+    if Wx_T.shape[0] == 0:
+        return
+    for r in range(n):
+        for j in range(a.shape[1]):
+            a[r, j] = 0
+    add_matmul_rows(a, x[t][r0:], Wx_T, n)
+
+
+_NO_INPUT = np.empty((0, 0, 0), np.float32), np.empty((0, 0), np.float32)
+
+
+def loop_input(x, k: dict):
+    """(x, Wx_T) for a whole loop that projects its input x itself (Wx_T made row-major for
+    its product), or, x None, two empty arrays: the scan projected x before the loop."""
+    return _NO_INPUT if x is None else (x, np.ascontiguousarray(k["Wx_T"]))
+
+
 def _cblas_call(packed: bool):
     """An intrinsic calling, through its address, row-major with no transposes,
     cblas_sgemm(m, n, k, alpha = 1, a, lda, b, ldb, beta, c, ldc) or, ``packed``,

@@ -13,8 +13,9 @@ import numpy as np
 from rnnkit import blas
 from rnnkit.cells import history
 from rnnkit.kernels.fastmath import (ONE, OPTS, at, copy_row, flush, fsigmoid_half, ftanh,
-                                     get_num_threads, local_threads, matmul_rows, njit,
-                                     one_or_all, part, prange, previous_rows, span_rows)
+                                     get_num_threads, local_threads, loop_input, matmul_rows,
+                                     njit, one_or_all, part, prange, previous_rows,
+                                     project_rows, span_rows)
 
 
 @njit(inline="always", **OPTS)
@@ -54,33 +55,37 @@ def forward_step_parallel(parts, gh, bx, b_hn, h_state, acts, hn, out):
 
 
 @njit(**OPTS)
-def _forward_span(gemm, Wh_T, bx, b_hn, h_state, n_active, reverse, gh, gates, hn, out, r0, r1):
-    """The whole forward loop for the batch rows [r0, r1) (rows are independent in time)."""
-    T = gates.shape[0]
+def _forward_span(gemm, Wh_T, bx, b_hn, h_state, n_active, reverse, gh, gates, hn, out, x,
+                  Wx_T, r0, r1):
+    """The whole forward loop for the batch rows [r0, r1) (rows are independent in time);
+    gates: the input projection, or its buffer, when the loop makes it (x, Wx_T)."""
+    T = out.shape[0]
     h, g = h_state[r0:r1], gh[r0:r1]
     before = local_threads(gemm, 1)        # MKL on this thread only
     for s in range(T):
         t = T - 1 - s if reverse else s
         n = span_rows(n_active[t], r0, r1)
+        a = at(gates, t)[r0:r1]
+        project_rows(a, x, t, r0, Wx_T, n)
         matmul_rows(gemm, g, h, Wh_T, n, False)
-        _forward_rows(g, bx, b_hn, h, gates[t][r0:r1], at(hn, t)[r0:r1], out[t][r0:r1], n)
+        _forward_rows(g, bx, b_hn, h, a, at(hn, t)[r0:r1], out[t][r0:r1], n)
     local_threads(gemm, before)
 
 
 @njit(**OPTS)
-def forward_loop(gemm, Wh_T, bx, b_hn, h_state, n_active, reverse, gh, gates, hn, out):
-    _forward_span(gemm, Wh_T, bx, b_hn, h_state, n_active, reverse, gh, gates, hn, out, 0,
-                  h_state.shape[0])
+def forward_loop(gemm, Wh_T, bx, b_hn, h_state, n_active, reverse, gh, gates, hn, out, x, Wx_T):
+    _forward_span(gemm, Wh_T, bx, b_hn, h_state, n_active, reverse, gh, gates, hn, out, x, Wx_T,
+                  0, h_state.shape[0])
 
 
 @njit(parallel=True, **OPTS)
 def forward_loop_parallel(parts, gemm, Wh_T, bx, b_hn, h_state, n_active, reverse, gh, gates,
-                          hn, out):
+                          hn, out, x, Wx_T):
     """forward_loop with the batch split over the threads, each running the loop on its part."""
     for k in prange(parts):
         r0, r1 = part(h_state.shape[0], k, parts)
-        _forward_span(gemm, Wh_T, bx, b_hn, h_state, n_active, reverse, gh, gates, hn, out,
-                      r0, r1)
+        _forward_span(gemm, Wh_T, bx, b_hn, h_state, n_active, reverse, gh, gates, hn, out, x,
+                      Wx_T, r0, r1)
 
 
 @njit(inline="always", **OPTS)
@@ -157,18 +162,20 @@ def backward_loop_parallel(parts, gemm, dout, W_hh, dh, n_active, reverse, gates
 class GRUKernel:
     grads_in_gates = True           # backward overwrites the gates with their gradients
     adds_bias = True                # forward adds k["bx"] to the projection itself
+    projects_input = False          # the whole loop makes the input projection (kernels.select)
 
     def __init__(self, whole_loop: bool, gemm: int = 0, parts: int = 1):
         self.whole_loop, self.gemm = whole_loop, gemm     # see rnnkit.kernels.select
         self.parts = parts          # the whole loop's batch split over this many threads
         self.parallel = False       # the step kernels over all threads (set by the scan)
 
-    def forward(self, k, cache, gx, h, c, n_active, reverse, out):
+    def forward(self, k, cache, gx, h, c, n_active, reverse, out, x=None):
         g = cache
         if self.whole_loop:
             product, keep = blas.loop_product(k["Wh_T"], h.shape[0], self.gemm, parts=self.parts)
             args = (product, k["Wh_T"], k["bx"], k["b_hn"], h, n_active, reverse, g["gh"],
-                    g["gates"], one_or_all(g["hn"]), out)
+                    one_or_all(g["gates"]), one_or_all(g["hn"]), out,
+                    *loop_input(x, k))
             if self.parts > 1:
                 forward_loop_parallel(self.parts, *args)
             else:

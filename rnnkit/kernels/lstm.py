@@ -17,8 +17,9 @@ import numpy as np
 from rnnkit import blas
 from rnnkit.cells import history
 from rnnkit.kernels.fastmath import (ONE, OPTS, at, copy_row, flush, ftanh, get_num_threads,
-                                     local_threads, matmul_rows, njit, one_or_all, part, prange,
-                                     previous_rows, sigmoid_half_add, span_rows, tanh_add)
+                                     local_threads, loop_input, matmul_rows, njit, one_or_all,
+                                     part, prange, previous_rows, project_rows, sigmoid_half_add,
+                                     span_rows, tanh_add)
 
 
 @njit(inline="always", **OPTS)
@@ -60,35 +61,37 @@ def forward_step_parallel(parts, a, rec, b, h_state, c_state, c, tanh_c, out):
 
 @njit(**OPTS)
 def _forward_span(gemm, Wh_T, b, h_state, c_state, n_active, reverse, gates, rec, out, c,
-                  tanh_c, r0, r1):
-    """The whole forward loop for the batch rows [r0, r1) (rows are independent in time)."""
-    T = gates.shape[0]
+                  tanh_c, x, Wx_T, r0, r1):
+    """The whole forward loop for the batch rows [r0, r1) (rows are independent in time);
+    gates: the input projection, or its buffer, when the loop makes it (x, Wx_T)."""
+    T = out.shape[0]
     h, cs, g = h_state[r0:r1], c_state[r0:r1], rec[r0:r1]
     before = local_threads(gemm, 1)        # MKL on this thread only
     for s in range(T):
         t = T - 1 - s if reverse else s
         n = span_rows(n_active[t], r0, r1)
+        a = at(gates, t)[r0:r1]
+        project_rows(a, x, t, r0, Wx_T, n)
         matmul_rows(gemm, g, h, Wh_T, n, False)
-        _forward_rows(gates[t][r0:r1], g, b, h, cs, at(c, t)[r0:r1], at(tanh_c, t)[r0:r1],
-                      out[t][r0:r1], n)
+        _forward_rows(a, g, b, h, cs, at(c, t)[r0:r1], at(tanh_c, t)[r0:r1], out[t][r0:r1], n)
     local_threads(gemm, before)
 
 
 @njit(**OPTS)
 def forward_loop(gemm, Wh_T, b, h_state, c_state, n_active, reverse, gates, rec, out, c,
-                 tanh_c):
+                 tanh_c, x, Wx_T):
     _forward_span(gemm, Wh_T, b, h_state, c_state, n_active, reverse, gates, rec, out, c,
-                  tanh_c, 0, h_state.shape[0])
+                  tanh_c, x, Wx_T, 0, h_state.shape[0])
 
 
 @njit(parallel=True, **OPTS)
 def forward_loop_parallel(parts, gemm, Wh_T, b, h_state, c_state, n_active, reverse, gates,
-                          rec, out, c, tanh_c):
+                          rec, out, c, tanh_c, x, Wx_T):
     """forward_loop with the batch split over the threads, each running the loop on its part."""
     for k in prange(parts):
         r0, r1 = part(h_state.shape[0], k, parts)
         _forward_span(gemm, Wh_T, b, h_state, c_state, n_active, reverse, gates, rec, out, c,
-                      tanh_c, r0, r1)
+                      tanh_c, x, Wx_T, r0, r1)
 
 
 @njit(inline="always", **OPTS)
@@ -168,18 +171,20 @@ def backward_loop_parallel(parts, gemm, dout, W_hh, dh, dc, n_active, reverse, g
 class LSTMKernel:
     grads_in_gates = True           # backward overwrites the gates with their gradients
     adds_bias = True                # forward adds k["bx"] to the projection itself
+    projects_input = False          # the whole loop makes the input projection (kernels.select)
 
     def __init__(self, whole_loop: bool, gemm: int = 0, parts: int = 1):
         self.whole_loop, self.gemm = whole_loop, gemm     # see rnnkit.kernels.select
         self.parts = parts          # the whole loop's batch split over this many threads
         self.parallel = False       # the step kernels over all threads (set by the scan)
 
-    def forward(self, k, cache, gx, h, c, n_active, reverse, out):
+    def forward(self, k, cache, gx, h, c, n_active, reverse, out, x=None):
         g = cache
         if self.whole_loop:
             product, keep = blas.loop_product(k["Wh_T"], h.shape[0], self.gemm, parts=self.parts)
-            args = (product, k["Wh_T"], k["bx"], h, c, n_active, reverse, g["gates"], g["rec"],
-                    out, one_or_all(g["c"]), one_or_all(g["tanh_c"]))
+            args = (product, k["Wh_T"], k["bx"], h, c, n_active, reverse, one_or_all(g["gates"]),
+                    g["rec"], out, one_or_all(g["c"]), one_or_all(g["tanh_c"]),
+                    *loop_input(x, k))
             if self.parts > 1:
                 forward_loop_parallel(self.parts, *args)
             else:

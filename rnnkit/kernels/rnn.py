@@ -12,8 +12,8 @@ import numpy as np
 
 from rnnkit import blas
 
-from rnnkit.kernels.fastmath import (ONE, OPTS, flush, ftanh, local_threads, matmul_rows, njit,
-                                     part, prange, span_rows)
+from rnnkit.kernels.fastmath import (ONE, OPTS, flush, ftanh, local_threads, loop_input,
+                                     matmul_rows, njit, part, prange, project_rows, span_rows)
 
 
 @njit(**OPTS)
@@ -40,8 +40,9 @@ def backward_step(h, dh, dgx, relu):
 
 
 @njit(**OPTS)
-def _forward_span(gemm, b, Wh_T, h_state, n_active, reverse, relu, out, r0, r1):
-    """out: the input projection on entry, h_t on exit; the batch rows [r0, r1) only."""
+def _forward_span(gemm, b, Wh_T, h_state, n_active, reverse, relu, out, x, Wx_T, r0, r1):
+    """out: the input projection on entry (or x's, made here with Wx_T), h_t on exit; the
+    batch rows [r0, r1) only."""
     T, _, H = out.shape
     h = h_state[r0:r1]
     before = local_threads(gemm, 1)        # MKL on this thread only
@@ -49,6 +50,7 @@ def _forward_span(gemm, b, Wh_T, h_state, n_active, reverse, relu, out, r0, r1):
         t = T - 1 - s if reverse else s
         n = span_rows(n_active[t], r0, r1)
         a = out[t][r0:r1]
+        project_rows(a, x, t, r0, Wx_T, n)
         for r in range(n):
             for j in range(H):
                 a[r, j] += b[j]
@@ -62,16 +64,18 @@ def _forward_span(gemm, b, Wh_T, h_state, n_active, reverse, relu, out, r0, r1):
 
 
 @njit(**OPTS)
-def forward_loop(gemm, b, Wh_T, h_state, n_active, reverse, relu, out):
-    _forward_span(gemm, b, Wh_T, h_state, n_active, reverse, relu, out, 0, h_state.shape[0])
+def forward_loop(gemm, b, Wh_T, h_state, n_active, reverse, relu, out, x, Wx_T):
+    _forward_span(gemm, b, Wh_T, h_state, n_active, reverse, relu, out, x, Wx_T, 0,
+                  h_state.shape[0])
 
 
 @njit(parallel=True, **OPTS)
-def forward_loop_parallel(parts, gemm, b, Wh_T, h_state, n_active, reverse, relu, out):
+def forward_loop_parallel(parts, gemm, b, Wh_T, h_state, n_active, reverse, relu, out, x,
+                          Wx_T):
     """forward_loop with the batch split over the threads, each running the loop on its part."""
     for k in prange(parts):
         r0, r1 = part(h_state.shape[0], k, parts)
-        _forward_span(gemm, b, Wh_T, h_state, n_active, reverse, relu, out, r0, r1)
+        _forward_span(gemm, b, Wh_T, h_state, n_active, reverse, relu, out, x, Wx_T, r0, r1)
 
 
 @njit(**OPTS)
@@ -107,6 +111,7 @@ def backward_loop_parallel(parts, gemm, dout, W_hh, dh, n_active, reverse, relu,
 class ElmanKernel:
     grads_in_gates = False          # (its cache has no gates: the outputs are all it keeps)
     adds_bias = True                # forward adds k["bx"] to the projection itself
+    projects_input = False          # the whole loop makes the input projection (kernels.select)
 
     def __init__(self, whole_loop: bool, relu: bool, gemm: int = 0, parts: int = 1):
         self.whole_loop, self.relu, self.gemm = whole_loop, relu, gemm   # see kernels.select
@@ -116,12 +121,14 @@ class ElmanKernel:
         self.parallel = False       # set by the scan; unused: one tanh pass a step is too
                                     # little work to split
 
-    def forward(self, k, cache, gx, h, c, n_active, reverse, out):
-        # gx is out: the scan projects the input into the output buffer
+    def forward(self, k, cache, gx, h, c, n_active, reverse, out, x=None):
+        # gx is out: the scan projects the input into the output buffer (or the loop does,
+        # from x, with projects_input)
         if self.whole_loop:
             product, keep = blas.loop_product(k["Wh_T"], h.shape[0], self.gemm,
                                               accumulate=True, parts=self.parts)
-            args = (product, k["bx"], k["Wh_T"], h, n_active, reverse, self.relu, out)
+            args = (product, k["bx"], k["Wh_T"], h, n_active, reverse, self.relu, out,
+                    *loop_input(x, k))
             if self.parts > 1:
                 forward_loop_parallel(self.parts, *args)
             else:

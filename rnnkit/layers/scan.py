@@ -8,6 +8,8 @@ steps get zero output and zero gradient, without masks.
 Speed comes from the layout: the input projection of all T steps is ONE matrix product
 before the loop, the loop does only the recurrent product and in-place gate arithmetic into
 preallocated buffers, and the weight and input gradients are ONE product each after it.
+(Inference at batch 1-2 with few inputs is the exception: its compiled loop projects each
+step's input itself, see rnnkit.kernels.LOOP_PROJECTION_INPUTS.)
 """
 from __future__ import annotations
 
@@ -41,10 +43,12 @@ def scan_forward(cell, p: dict, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | 
     H = h0.shape[1]
     k = cell.prepare(p)
     cache = cell.alloc(T, N, H, x.dtype, n_active)
+    fast = kernels.select(cell, x.dtype, N, H, D)
+    # inference at batch 1-2: the loop projects x itself, and keeps one row of projection
+    projects = not grad and fast is not None and fast.projects_input
     if not grad:
         cache.update({name: _one_row(a.shape, a.dtype) for name, a in cache.items()
-                      if a.ndim == 3 and name != "gates"})
-    fast = kernels.select(cell, x.dtype, N, H)
+                      if a.ndim == 3 and (name != "gates" or projects)})
     # the reference's per-step products are NumPy's: then its other products are too
     on_mkl = blas.choose(N * cell.n_gates * H * H if fast is not None else 0,
                          fast is not None and fast.whole_loop)
@@ -54,7 +58,7 @@ def scan_forward(cell, p: dict, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | 
     # LSTM and GRU turn it into their activations in place, the Elman cell into its output
     out = workspace.empty((T, N, H), x.dtype)
     gx = cache["gates"] if "gates" in cache else out
-    for t0, t1, rows in time_major_rows(x, projection_steps(x)):
+    for t0, t1, rows in () if projects else time_major_rows(x, projection_steps(x)):
         blas.matmul(rows, k["Wx_T"], gx[t0:t1].reshape(-1, gx.shape[2]))
     if fast is None or not fast.adds_bias:
         gx += k["bx"]
@@ -66,7 +70,7 @@ def scan_forward(cell, p: dict, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | 
         c = c0.copy()
     if fast is not None:
         fast.forward(k, cache, gx, h, c if cell.has_cell_state else None, n_active, reverse,
-                     out)
+                     out, x if projects else None)
     else:
         for t in (range(T - 1, -1, -1) if reverse else range(T)):
             n = n_active[t]                 # step reads h[:n], c[:n] and writes the step's own

@@ -162,7 +162,7 @@ def backward_loop_parallel(parts, gemm, dout, W_hh, dh, n_active, reverse, gates
 class GRUKernel:
     grads_in_gates = True           # backward overwrites the gates with their gradients
     adds_bias = True                # forward adds k["bx"] to the projection itself
-    projects_input = False          # the whole loop makes the input projection (kernels.select)
+    projects_input = False          # at inference the whole loop projects x (kernels.select)
 
     def __init__(self, whole_loop: bool, gemm: int = 0, parts: int = 1):
         self.whole_loop, self.gemm = whole_loop, gemm     # see rnnkit.kernels.select

@@ -111,7 +111,7 @@ def backward_loop_parallel(parts, gemm, dout, W_hh, dh, n_active, reverse, relu,
 class ElmanKernel:
     grads_in_gates = False          # (its cache has no gates: the outputs are all it keeps)
     adds_bias = True                # forward adds k["bx"] to the projection itself
-    projects_input = False          # the whole loop makes the input projection (kernels.select)
+    projects_input = False          # at inference the whole loop projects x (kernels.select)
 
     def __init__(self, whole_loop: bool, relu: bool, gemm: int = 0, parts: int = 1):
         self.whole_loop, self.relu, self.gemm = whole_loop, relu, gemm   # see kernels.select

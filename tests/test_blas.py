@@ -67,10 +67,11 @@ def test_a_scan_with_a_large_step_sends_the_mid_sized_products_to_mkl(mkl_calls)
 
 def test_a_scan_whose_loop_is_split_over_the_threads_sends_its_products_to_mkl(mkl_calls):
     """A small step, but its whole loop runs on MKL's OpenMP threads: an OpenBLAS thread
-    left spinning by the input projection would take one of the loop's cores."""
+    left spinning by the input projection would take one of the loop's cores. (Training:
+    at inference this loop projects its input itself, MKL_PROJECTION_ROWS.)"""
     from rnnkit import kernels
     layer = make("lstm", 32, 64)
-    layer.forward(np.ones((32, 50, 32), np.float32), grad=False)
+    layer.forward(np.ones((32, 50, 32), np.float32))
     split = kernels.loop_parts(32) > 1
     assert split == (kernels.shared_openmp() and kernels.fastmath.get_num_threads() > 1)
     assert ((1600, 32, 256) in mkl_calls) == split                 # the input projection

@@ -89,49 +89,79 @@ def test_fast_path_equals_reference(cell, bidirectional, loop, monkeypatch):
 
 @pytest.mark.parametrize("cell", sorted(CELLS))
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_inference_projecting_in_the_loop_equals_reference(cell, bidirectional, monkeypatch):
-    """Inference through the whole loop with its own product projects each step's input in
-    the loop (LOOP_PROJECTION_INPUTS): 2 layers, padded rows, reverse direction, states."""
-    set_loop(monkeypatch, "whole loop")
+@pytest.mark.parametrize("loop", ["whole loop", "whole loop, mkl, split"])
+def test_inference_projecting_in_the_loop_equals_reference(cell, bidirectional, loop,
+                                                           monkeypatch):
+    """Inference through a whole loop projects each step's input in the loop, with its own
+    product (LOOP_PROJECTION_INPUTS) or MKL's (MKL_PROJECTION_ROWS, here from one row a
+    span): 2 layers, padded rows, reverse direction, states, an input whose features are
+    strided (the loop gets a copy with unit stride)."""
+    set_loop(monkeypatch, loop)
+    monkeypatch.setattr(kernels, "MKL_PROJECTION_ROWS", 1)
     rng = np.random.default_rng(4)
-    N, T, D, H = 2, 9, 5, 6
+    N, T, D, H = 3, 9, 5, 6
     dirs = 2 if bidirectional else 1
     layer = CELLS[cell](D, H, 2, bidirectional=bidirectional, seed=3)
-    x = rng.standard_normal((N, T, D)).astype(np.float32)
+    x = rng.standard_normal((N, T, 2 * D)).astype(np.float32)[:, :, ::2]
     h0 = rng.standard_normal((2 * dirs, N, H)).astype(np.float32)
     state = (h0, h0[::-1].copy()) if cell == "lstm" else h0
-    lengths = np.array([4, 9])
+    lengths = np.array([9, 4, 2])                    # sorted: the layer does not copy x
     out, h_n, cache = layer.forward(x, state, lengths, grad=False)
     with kernels.reference_only():
         ref_out, ref_h, _ = layer.forward(x, state, lengths, grad=False)
     assert cache is None
     states = (lambda h: list(h) if cell == "lstm" else [h])
     assert_pinned([out, *states(h_n)], [ref_out, *states(ref_h)])
-    assert np.all(out[0, 4:] == 0)                   # padded steps: zero output
+    assert np.all(out[1, 4:] == 0) and np.all(out[2, 2:] == 0)    # padded steps: zero output
+
+
+def scan_inference(cell, N, T, D, H, grad=False, seed=5):
+    """One scan of a one-layer ``cell`` layer, fast and reference: -> (kernel, whether the
+    scan kept one row of projection, out, reference out)."""
+    from rnnkit.layers.scan import scan_forward
+    rng = np.random.default_rng(seed)
+    layer = CELLS[cell](D, H, seed=0)
+    p = layer._direction(0, 0)
+    x = rng.standard_normal((T, N, D)).astype(np.float32)
+    h0 = np.zeros((N, H), np.float32)
+    c0 = h0.copy() if cell == "lstm" else None
+    n_active = np.full(T, N)
+    out, *_, cache = scan_forward(layer.cell, p, x, h0, c0, n_active, False, grad=grad)
+    gates = cache.get("gates", cache["out"])
+    one_row = gates.strides[0] == 0 and "gates" in cache
+    with kernels.reference_only():
+        ref, *_ = scan_forward(layer.cell, p, x, h0, c0, n_active, False, grad=grad)
+    return cache["fast"], one_row, out, ref
 
 
 @pytest.mark.parametrize("cell", sorted(CELLS))
 def test_the_loop_projects_only_small_inputs_at_inference(cell, monkeypatch):
     """The scan skips its projection and keeps one row of it exactly when the kernel says so."""
-    from rnnkit.layers.scan import scan_forward
     set_loop(monkeypatch, "whole loop")
-    rng = np.random.default_rng(5)
-    N, T, H = 1, 6, 8
     for D, grad, projects in ((kernels.LOOP_PROJECTION_INPUTS, False, True),
                               (kernels.LOOP_PROJECTION_INPUTS + 1, False, False),
                               (4, True, False)):
-        layer = CELLS[cell](D, H, seed=0)
-        p = layer._direction(0, 0)
-        x = rng.standard_normal((T, N, D)).astype(np.float32)
-        h0 = np.zeros((N, H), np.float32)
-        c0 = h0.copy() if cell == "lstm" else None
-        n_active = np.full(T, N)
-        out, *_, cache = scan_forward(layer.cell, p, x, h0, c0, n_active, False, grad=grad)
-        assert cache["fast"].projects_input is (D <= kernels.LOOP_PROJECTION_INPUTS)
-        gates = cache.get("gates", cache["out"])
-        assert (gates.strides[0] == 0) is (projects and "gates" in cache)
-        with kernels.reference_only():
-            ref, *_ = scan_forward(layer.cell, p, x, h0, c0, n_active, False, grad=grad)
+        fast, one_row, out, ref = scan_inference(cell, 1, 6, D, 8, grad)
+        assert fast.projects_input is (D <= kernels.LOOP_PROJECTION_INPUTS)
+        assert one_row is (projects and cell in ("lstm", "gru"))
+        assert_pinned([out], [ref])
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_the_mkl_loop_projects_at_inference_with_enough_rows_and_few_inputs(cell, monkeypatch):
+    """A whole loop on MKL projects its input at inference when each thread's span has at
+    least MKL_PROJECTION_ROWS rows and the input is no wider than the hidden state."""
+    set_loop(monkeypatch, "whole loop, mkl, split")
+    monkeypatch.setattr(kernels, "MIN_SPAN_ROWS", 4)
+    if blas.gemm_address() == 0 or not kernels.shared_openmp() or get_num_threads() < 2:
+        pytest.skip("needs MKL on GNU OpenMP and two threads")
+    rows, H = kernels.MKL_PROJECTION_ROWS, 8
+    for N, D, grad, projects in ((2 * rows, H, False, True), (2 * rows - 2, H, False, False),
+                                 (2 * rows, H + 1, False, False), (2 * rows, H, True, False)):
+        fast, one_row, out, ref = scan_inference(cell, N, 4, D, H, grad)
+        assert fast.parts == 2 and fast.gemm != 0
+        assert fast.projects_input is (N == 2 * rows and D <= H)
+        assert one_row is (projects and cell in ("lstm", "gru"))
         assert_pinned([out], [ref])
 
 

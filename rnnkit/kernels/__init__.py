@@ -5,8 +5,9 @@
   gates*H x H multiply-adds < WHOLE_LOOP_MACS, i.e. batch 1-2 at H = 128): per-step Python
   and BLAS-call overhead is what costs there; with MKL installed, up to MKL_LOOP_MACS (e.g.
   batch 32 at H = 64-128), the loop calls MKL's sgemm itself, on one thread; at inference
-  with its own product and at most LOOP_PROJECTION_INPUTS inputs, it also projects each
-  step's input itself, keeping one row of projection instead of T;
+  with its own product and at most LOOP_PROJECTION_INPUTS inputs, or on MKL with spans of
+  at least MKL_PROJECTION_ROWS rows and no more inputs than hidden units, it also projects
+  each step's input itself, keeping one row of projection instead of T;
 - a whole loop splits its batch over the threads (``loop_parts``), each running the loop on
   its span of rows with no synchronisation between steps (rows are independent in time),
   when MKL runs on GNU OpenMP like numba's parallel loops (``shared_openmp``): MKL's product
@@ -63,6 +64,18 @@ MIN_SPAN_ROWS = 4
 # step's product costs more than it saves (LSTM 1.17), and training, whose forward keeps
 # every step's gates, gains nothing (0.99-1.02).
 LOOP_PROJECTION_INPUTS = 16
+# Inference through a whole loop on MKL whose spans have at least this many rows, with no
+# more inputs than hidden units: the loop projects each step's input too, by MKL on W_xh
+# packed once, instead of one product before the loop into a (T, N, gates) buffer (26 MB for
+# the medium LSTM) that goes out to memory and comes back. Same pairs (inference, N x T x D x
+# H, LSTM unless named): 32 x 50 x 32 x 64 (spans of 16 rows) LSTM 0.89, GRU 0.88, RNN 0.85;
+# 64 x 100 x 128 x 256 LSTM 0.93-0.98, GRU 0.97, RNN 0.92; 128 x 200 x 512 x 512 LSTM 0.97,
+# GRU 1.01, RNN 0.94; 64 x 100 x 64-256 x 128-256 0.90-0.99; 32 x 100 x 128 x 128-256
+# 0.97-1.03. It loses with spans of 8 rows (16 x 200 x 128 x 256: 1.07; 4 rows 1.20, batch 1
+# 1.39: each step streams W_xh for few rows) and with more inputs than hidden units (32 and
+# 64 x 100 x 512 x 256: 1.10, 1.03). Training gains too little to take it (0.96-1.02; its
+# forward keeps every step's gates anyway).
+MKL_PROJECTION_ROWS = 16
 _enabled = AVAILABLE
 
 
@@ -134,9 +147,13 @@ def select(cell, dtype, N: int, H: int, D: int = 0):
         kernel = ElmanKernel(whole, cell.nonlinearity == "relu", gemm, parts)
     else:
         return None
-    kernel.projects_input = whole and gemm == 0 and 0 < D <= LOOP_PROJECTION_INPUTS
+    span = -(-N // parts)
+    kernel.projects_input = whole and 0 < D and (
+        D <= LOOP_PROJECTION_INPUTS if gemm == 0 else
+        span >= MKL_PROJECTION_ROWS and D <= H)
     return kernel
 
 
 __all__ = ["AVAILABLE", "LOOP_PROJECTION_INPUTS", "MIN_SPAN_ROWS", "MKL_LOOP_MACS",
-           "WHOLE_LOOP_MACS", "loop_parts", "select", "reference_only", "shared_openmp"]
+           "MKL_PROJECTION_ROWS", "WHOLE_LOOP_MACS", "loop_parts", "select", "reference_only",
+           "shared_openmp"]

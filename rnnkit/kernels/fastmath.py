@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit import blas
+
 try:
     from numba import get_num_threads, njit, prange, types
     from numba.extending import intrinsic
@@ -126,24 +128,29 @@ def add_matmul_rows(acc, h, W_T, n):
 
 
 @njit(inline="always", **OPTS)
-def project_rows(a, x, t, r0, Wx_T, n):
+def project_rows(a, x, t, r0, Wx_T, n, product):
     """a[:n] = x[t, r0:r0 + n] @ Wx_T: step t's input projection, made by the loop itself
-    (rnnkit.kernels.select); an empty Wx_T (no rows) means the scan made it before the loop."""
-    if Wx_T.shape[0] == 0:
-        return
-    for r in range(n):
-        for j in range(a.shape[1]):
-            a[r, j] = 0
-    add_matmul_rows(a, x[t][r0:], Wx_T, n)
+    (rnnkit.kernels.select) with ``product`` (see matmul_rows); an empty Wx_T (no rows)
+    means the scan made it before the loop."""
+    if Wx_T.shape[0] != 0:
+        matmul_rows(product, a, x[t][r0:], Wx_T, n, False)
 
 
-_NO_INPUT = np.empty((0, 0, 0), np.float32), np.empty((0, 0), np.float32)
+_NO_INPUT = (np.empty((0, 0, 0), np.float32), np.empty((0, 0), np.float32),
+             (0, 0, 0, 0, 0, 0, 0))
 
 
-def loop_input(x, k: dict):
-    """(x, Wx_T) for a whole loop that projects its input x itself (Wx_T made row-major for
-    its product), or, x None, two empty arrays: the scan projected x before the loop."""
-    return _NO_INPUT if x is None else (x, np.ascontiguousarray(k["Wx_T"]))
+def loop_input(x, k: dict, rows: int, gemm: int, parts: int):
+    """-> ((x, Wx_T, product), keep) for a whole loop that projects its input x itself, Wx_T
+    made row-major for its product (rnnkit.blas.loop_product: keep must stay alive while the
+    loop runs); or, x None, empty arrays: the scan projected x before the loop."""
+    if x is None:
+        return _NO_INPUT, None
+    if x.strides[2] != x.itemsize:            # MKL takes rows of unit stride
+        x = np.ascontiguousarray(x)
+    Wx_T = np.ascontiguousarray(k["Wx_T"])
+    product, keep = blas.loop_product(Wx_T, rows, gemm, parts=parts)
+    return (x, Wx_T, product), keep
 
 
 def _cblas_call(packed: bool):

@@ -61,9 +61,9 @@ def forward_step_parallel(parts, a, rec, b, h_state, c_state, c, tanh_c, out):
 
 @njit(**OPTS)
 def _forward_span(gemm, Wh_T, b, h_state, c_state, n_active, reverse, gates, rec, out, c,
-                  tanh_c, x, Wx_T, r0, r1):
+                  tanh_c, x, Wx_T, xgemm, r0, r1):
     """The whole forward loop for the batch rows [r0, r1) (rows are independent in time);
-    gates: the input projection, or its buffer, when the loop makes it (x, Wx_T)."""
+    gates: the input projection, or its buffer, when the loop makes it (x, Wx_T, xgemm)."""
     T = out.shape[0]
     h, cs, g = h_state[r0:r1], c_state[r0:r1], rec[r0:r1]
     before = local_threads(gemm, 1)        # MKL on this thread only
@@ -71,7 +71,7 @@ def _forward_span(gemm, Wh_T, b, h_state, c_state, n_active, reverse, gates, rec
         t = T - 1 - s if reverse else s
         n = span_rows(n_active[t], r0, r1)
         a = at(gates, t)[r0:r1]
-        project_rows(a, x, t, r0, Wx_T, n)
+        project_rows(a, x, t, r0, Wx_T, n, xgemm)
         matmul_rows(gemm, g, h, Wh_T, n, False)
         _forward_rows(a, g, b, h, cs, at(c, t)[r0:r1], at(tanh_c, t)[r0:r1], out[t][r0:r1], n)
     local_threads(gemm, before)
@@ -79,19 +79,19 @@ def _forward_span(gemm, Wh_T, b, h_state, c_state, n_active, reverse, gates, rec
 
 @njit(**OPTS)
 def forward_loop(gemm, Wh_T, b, h_state, c_state, n_active, reverse, gates, rec, out, c,
-                 tanh_c, x, Wx_T):
+                 tanh_c, x, Wx_T, xgemm):
     _forward_span(gemm, Wh_T, b, h_state, c_state, n_active, reverse, gates, rec, out, c,
-                  tanh_c, x, Wx_T, 0, h_state.shape[0])
+                  tanh_c, x, Wx_T, xgemm, 0, h_state.shape[0])
 
 
 @njit(parallel=True, **OPTS)
 def forward_loop_parallel(parts, gemm, Wh_T, b, h_state, c_state, n_active, reverse, gates,
-                          rec, out, c, tanh_c, x, Wx_T):
+                          rec, out, c, tanh_c, x, Wx_T, xgemm):
     """forward_loop with the batch split over the threads, each running the loop on its part."""
     for k in prange(parts):
         r0, r1 = part(h_state.shape[0], k, parts)
         _forward_span(gemm, Wh_T, b, h_state, c_state, n_active, reverse, gates, rec, out, c,
-                      tanh_c, x, Wx_T, r0, r1)
+                      tanh_c, x, Wx_T, xgemm, r0, r1)
 
 
 @njit(inline="always", **OPTS)
@@ -182,9 +182,10 @@ class LSTMKernel:
         g = cache
         if self.whole_loop:
             product, keep = blas.loop_product(k["Wh_T"], h.shape[0], self.gemm, parts=self.parts)
+            x_input, keep_x = loop_input(x, k, h.shape[0], self.gemm, self.parts)
             args = (product, k["Wh_T"], k["bx"], h, c, n_active, reverse, one_or_all(g["gates"]),
                     g["rec"], out, one_or_all(g["c"]), one_or_all(g["tanh_c"]),
-                    *loop_input(x, k))
+                    *x_input)
             if self.parts > 1:
                 forward_loop_parallel(self.parts, *args)
             else:

@@ -40,7 +40,7 @@ def backward_step(h, dh, dgx, relu):
 
 
 @njit(**OPTS)
-def _forward_span(gemm, b, Wh_T, h_state, n_active, reverse, relu, out, x, Wx_T, r0, r1):
+def _forward_span(gemm, b, Wh_T, h_state, n_active, reverse, relu, out, x, Wx_T, xgemm, r0, r1):
     """out: the input projection on entry (or x's, made here with Wx_T), h_t on exit; the
     batch rows [r0, r1) only."""
     T, _, H = out.shape
@@ -50,7 +50,7 @@ def _forward_span(gemm, b, Wh_T, h_state, n_active, reverse, relu, out, x, Wx_T,
         t = T - 1 - s if reverse else s
         n = span_rows(n_active[t], r0, r1)
         a = out[t][r0:r1]
-        project_rows(a, x, t, r0, Wx_T, n)
+        project_rows(a, x, t, r0, Wx_T, n, xgemm)
         for r in range(n):
             for j in range(H):
                 a[r, j] += b[j]
@@ -64,18 +64,19 @@ def _forward_span(gemm, b, Wh_T, h_state, n_active, reverse, relu, out, x, Wx_T,
 
 
 @njit(**OPTS)
-def forward_loop(gemm, b, Wh_T, h_state, n_active, reverse, relu, out, x, Wx_T):
-    _forward_span(gemm, b, Wh_T, h_state, n_active, reverse, relu, out, x, Wx_T, 0,
+def forward_loop(gemm, b, Wh_T, h_state, n_active, reverse, relu, out, x, Wx_T, xgemm):
+    _forward_span(gemm, b, Wh_T, h_state, n_active, reverse, relu, out, x, Wx_T, xgemm, 0,
                   h_state.shape[0])
 
 
 @njit(parallel=True, **OPTS)
 def forward_loop_parallel(parts, gemm, b, Wh_T, h_state, n_active, reverse, relu, out, x,
-                          Wx_T):
+                          Wx_T, xgemm):
     """forward_loop with the batch split over the threads, each running the loop on its part."""
     for k in prange(parts):
         r0, r1 = part(h_state.shape[0], k, parts)
-        _forward_span(gemm, b, Wh_T, h_state, n_active, reverse, relu, out, x, Wx_T, r0, r1)
+        _forward_span(gemm, b, Wh_T, h_state, n_active, reverse, relu, out, x, Wx_T, xgemm, r0,
+                      r1)
 
 
 @njit(**OPTS)
@@ -127,8 +128,9 @@ class ElmanKernel:
         if self.whole_loop:
             product, keep = blas.loop_product(k["Wh_T"], h.shape[0], self.gemm,
                                               accumulate=True, parts=self.parts)
+            x_input, keep_x = loop_input(x, k, h.shape[0], self.gemm, self.parts)
             args = (product, k["bx"], k["Wh_T"], h, n_active, reverse, self.relu, out,
-                    *loop_input(x, k))
+                    *x_input)
             if self.parts > 1:
                 forward_loop_parallel(self.parts, *args)
             else:

@@ -8,8 +8,9 @@ steps get zero output and zero gradient, without masks.
 Speed comes from the layout: the input projection of all T steps is ONE matrix product
 before the loop, the loop does only the recurrent product and in-place gate arithmetic into
 preallocated buffers, and the weight and input gradients are ONE product each after it.
-(Inference at batch 1-2 with few inputs is the exception: its compiled loop projects each
-step's input itself, see rnnkit.kernels.LOOP_PROJECTION_INPUTS.)
+(Inference through a compiled whole loop is the exception where it pays, at batch 1-2 with
+few inputs and on MKL with 16+ rows a thread: the loop projects each step's input itself,
+see rnnkit.kernels.LOOP_PROJECTION_INPUTS and MKL_PROJECTION_ROWS.)
 """
 from __future__ import annotations
 

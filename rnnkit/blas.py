@@ -228,7 +228,7 @@ class Packed:
     def matmul(self, a: np.ndarray, out: np.ndarray, accumulate: bool = False) -> np.ndarray:
         """out = a @ W, or out += a @ W with ``accumulate``."""
         if self.buf is None or a.dtype != self.W.dtype or out.dtype != self.W.dtype or \
-                not _row_major(a) or not _row_major(out) or not out.flags.writeable or \
+                not row_major(a) or not row_major(out) or not out.flags.writeable or \
                 np.may_share_memory(out, a):
             return matmul(a, self.W, out, accumulate)
         M, K = a.shape
@@ -304,7 +304,7 @@ def loop_product(W: np.ndarray, rows: int, gemm: int, accumulate: bool = False,
             threads, 0, 0, 0, 0), packed
 
 
-def _row_major(a: np.ndarray) -> bool:
+def row_major(a: np.ndarray) -> bool:
     """A 2-d view BLAS can take as row-major with a leading dimension (rows of unit stride)."""
     return a.strides[1] == a.itemsize and a.strides[0] % a.itemsize == 0 and \
         a.strides[0] // a.itemsize >= a.shape[1] and a.flags.aligned
@@ -314,7 +314,7 @@ def _gemm(a, b, out, accumulate: bool) -> bool:
     lib = _load()
     if not lib or not (a.dtype == b.dtype == out.dtype) or a.dtype.char not in "fd":
         return False
-    if not _row_major(out) or not out.flags.writeable:
+    if not row_major(out) or not out.flags.writeable:
         return False
     la, lb = _operand(a), _operand(b)
     if la is None or lb is None or np.may_share_memory(out, a) or np.may_share_memory(out, b):
@@ -328,4 +328,4 @@ def _gemm(a, b, out, accumulate: bool) -> bool:
 
 
 __all__ = ["MIN_MACS", "SINGLE_THREAD_MACS", "Packed", "backend", "choose", "column_sums",
-           "gemm_address", "jit_kernel", "loop_product", "matmul", "use"]
+           "gemm_address", "jit_kernel", "loop_product", "matmul", "row_major", "use"]

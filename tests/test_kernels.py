@@ -115,6 +115,23 @@ def test_inference_projecting_in_the_loop_equals_reference(cell, bidirectional, 
     assert np.all(out[1, 4:] == 0) and np.all(out[2, 2:] == 0)    # padded steps: zero output
 
 
+@pytest.mark.parametrize("loop", ["whole loop", "whole loop, mkl, split"])
+def test_inference_projecting_in_the_loop_takes_broadcast_inputs(loop, monkeypatch):
+    """An input broadcast over the batch (rows 0 bytes apart, read-only) or over time: MKL
+    cannot take rows that overlap, so the loop gets a copy of the first; same outputs."""
+    set_loop(monkeypatch, loop)
+    monkeypatch.setattr(kernels, "MKL_PROJECTION_ROWS", 1)
+    rng = np.random.default_rng(6)
+    N, T, D, H = 4, 5, 3, 6
+    layer = rnnkit.LSTM(D, H, seed=2)
+    for x in (np.broadcast_to(rng.standard_normal((1, T, D)).astype(np.float32), (N, T, D)),
+              np.broadcast_to(rng.standard_normal((N, 1, D)).astype(np.float32), (N, T, D))):
+        out, h_n, _ = layer.forward(x, grad=False)
+        with kernels.reference_only():
+            ref_out, ref_h, _ = layer.forward(np.ascontiguousarray(x), grad=False)
+        assert_pinned([out, *h_n], [ref_out, *ref_h])
+
+
 def scan_inference(cell, N, T, D, H, grad=False, seed=5):
     """One scan of a one-layer ``cell`` layer, fast and reference: -> (kernel, whether the
     scan kept one row of projection, out, reference out)."""

@@ -146,7 +146,7 @@ def loop_input(x, k: dict, rows: int, gemm: int, parts: int):
     loop runs); or, x None, empty arrays: the scan projected x before the loop."""
     if x is None:
         return _NO_INPUT, None
-    if x.strides[2] != x.itemsize:            # MKL takes rows of unit stride
+    if not blas.row_major(x[0]):              # MKL's rows: unit stride, apart, aligned
         x = np.ascontiguousarray(x)
     Wx_T = np.ascontiguousarray(k["Wx_T"])
     product, keep = blas.loop_product(Wx_T, rows, gemm, parts=parts)

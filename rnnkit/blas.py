@@ -37,6 +37,11 @@ import numpy as np
 MIN_MACS = 1 << 22
 SINGLE_THREAD_MACS = 1 << 18     # OpenBLAS runs products up to this size on the calling thread
 LOOP_PACK_MACS = 1 << 21         # a compiled loop's products from this size use packed weights
+# and a product of one row from this size of W (K x N): batch 1 in a compiled loop, 1000 steps
+# taking turns in one process, packed and generated sgemm against the loop's own product:
+# 128 x 512 0.71 and 0.94 of the time, 256 x 256 0.73 and 0.97; smaller, packing gains little
+# (128 x 384 0.94, 128 x 256 0.92) and the generated one wins only at 128 x 128 (0.67)
+ONE_ROW_PACK_MACS = 1 << 16
 _ROW, _NO_TRANS, _TRANS, _PACKED, _B_MATRIX = 101, 111, 112, 151, 162
 _THREADING = {"intel": 0, "gnu": 3}
 _lib = None          # the loaded libmkl_rt, or False when there is none
@@ -293,7 +298,7 @@ def loop_product(W: np.ndarray, rows: int, gemm: int, accumulate: bool = False,
     threads = ctypes.cast(_load().MKL_Set_Num_Threads_Local, ctypes.c_void_p).value
     rows = -(-rows // parts)                    # the first (largest) span's
     K, N = W.shape
-    if rows * K * N < LOOP_PACK_MACS:
+    if rows * K * N < LOOP_PACK_MACS and not (rows == 1 and K * N >= ONE_ROW_PACK_MACS):
         dense = W.dtype == np.float32 and W.flags.c_contiguous
         jit, jitter = jit_kernel(rows, N, K, accumulate) if dense else (0, 0)
         return (gemm, 0, threads, jit, jitter, rows, int(accumulate)), None

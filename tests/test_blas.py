@@ -106,6 +106,13 @@ def test_compiled_loops_get_large_weights_packed_and_small_products_generated():
         assert jit[0] != 0 or not blas._load().jit
         split, _ = blas.loop_product(square(64), 63, gemm, accumulate=True, parts=2)
         assert split[3:] == (*jit, 32, 1)                  # for the first span, 32 rows
+        # one row: packed from ONE_ROW_PACK_MACS (128 x 512), generated below (128 x 511)
+        W = np.ones((128, blas.ONE_ROW_PACK_MACS // 128), np.float32)
+        one, keep = blas.loop_product(W, 1, gemm)
+        assert one[1] == keep.buf.ctypes.data != 0 and one[3] == 0
+        one, keep = blas.loop_product(np.ascontiguousarray(W[:, 1:]), 1, gemm)
+        assert one[1] == 0 and keep is None and one[5] == 1
+        assert blas.loop_product(W, 2, gemm)[0][1] == 0     # two rows: not packed
     else:
         assert product == (0,) * 7 and keep is None
     assert blas.loop_product(square(256), 64, 0) == ((0,) * 7, None)    # the loop's own

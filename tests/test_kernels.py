@@ -39,6 +39,7 @@ def set_loop(monkeypatch, loop):
     loops' per-step products are there for every size (WHOLE_LOOP_MACS = 0)."""
     own, mkl = loop.startswith("whole loop") and "mkl" not in loop, "mkl" in loop
     monkeypatch.setattr(kernels, "WHOLE_LOOP_MACS", 1 << 40 if own else 0)
+    monkeypatch.setattr(kernels, "OWN_PRODUCT_MACS", 1 << 40 if own else 0)
     monkeypatch.setattr(kernels, "MKL_LOOP_MACS", 1 << 40 if mkl else 0)
     monkeypatch.setattr(kernels, "MIN_SPAN_ROWS", 1 if "split" in loop else 1 << 20)
     # the split MKL loop on packed weights (cblas_sgemm_compute), the other on plain sgemm
@@ -89,19 +90,27 @@ def test_fast_path_equals_reference(cell, bidirectional, loop, monkeypatch):
 
 @pytest.mark.parametrize("cell", sorted(CELLS))
 @pytest.mark.parametrize("bidirectional", [False, True])
-@pytest.mark.parametrize("loop", ["whole loop", "whole loop, mkl, split"])
+@pytest.mark.parametrize("loop", ["whole loop", "whole loop, mkl", "whole loop, mkl, split"])
 def test_inference_projecting_in_the_loop_equals_reference(cell, bidirectional, loop,
                                                            monkeypatch):
     """Inference through a whole loop projects each step's input in the loop, with its own
-    product (LOOP_PROJECTION_INPUTS) or MKL's (MKL_PROJECTION_ROWS, here from one row a
-    span): 2 layers, padded rows, reverse direction, states, an input whose features are
-    strided (the loop gets a copy with unit stride)."""
+    product (LOOP_PROJECTION_INPUTS; its recurrent product its own or, "mkl", MKL's, as at
+    batch 1 from OWN_PRODUCT_MACS) or MKL's (MKL_PROJECTION_ROWS, here from one row a span):
+    2 layers, padded rows, reverse direction, states, an input whose features are strided
+    (the loop gets a copy with unit stride)."""
     set_loop(monkeypatch, loop)
     monkeypatch.setattr(kernels, "MKL_PROJECTION_ROWS", 1)
+    split = "split" in loop
+    if not split:                                       # small: the loop's own projection
+        monkeypatch.setattr(kernels, "WHOLE_LOOP_MACS", 1 << 40)
     rng = np.random.default_rng(4)
     N, T, D, H = 3, 9, 5, 6
     dirs = 2 if bidirectional else 1
     layer = CELLS[cell](D, H, 2, bidirectional=bidirectional, seed=3)
+    chosen = kernels.select(layer.cell, np.float32, N, H, D)
+    assert chosen.projects_input == (not split or chosen.gemm != 0)     # split: needs MKL
+    assert (chosen.input_gemm == 0) == (not split or chosen.gemm == 0)
+    assert (chosen.gemm != 0) == ("mkl" in loop and blas.gemm_address() != 0)
     x = rng.standard_normal((N, T, 2 * D)).astype(np.float32)[:, :, ::2]
     h0 = rng.standard_normal((2 * dirs, N, H)).astype(np.float32)
     state = (h0, h0[::-1].copy()) if cell == "lstm" else h0

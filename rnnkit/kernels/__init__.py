@@ -3,11 +3,13 @@
 ``select`` picks, for float32 and when numba is installed (``pip install rnnkit[fast]``):
 - the whole time loop compiled, when the recurrent product per step is small (batch x
   gates*H x H multiply-adds < WHOLE_LOOP_MACS, i.e. batch 1-2 at H = 128): per-step Python
-  and BLAS-call overhead is what costs there; with MKL installed, up to MKL_LOOP_MACS (e.g.
-  batch 32 at H = 64-128), the loop calls MKL's sgemm itself, on one thread; at inference
-  with its own product and at most LOOP_PROJECTION_INPUTS inputs, or on MKL with spans of
-  at least MKL_PROJECTION_ROWS rows and no more inputs than hidden units, it also projects
-  each step's input itself, keeping one row of projection instead of T;
+  and BLAS-call overhead is what costs there; the loop writes its product out below
+  OWN_PRODUCT_MACS, and from there, with MKL installed, calls MKL itself, on one thread (at
+  batch 1 on weights packed once), up to MKL_LOOP_MACS (e.g. batch 32 at H = 64-128); at
+  inference below WHOLE_LOOP_MACS with at most LOOP_PROJECTION_INPUTS inputs (by its own
+  product), or on MKL with spans of at least MKL_PROJECTION_ROWS rows and no more inputs
+  than hidden units, it also projects each step's input itself, keeping one row of
+  projection instead of T;
 - a whole loop splits its batch over the threads (``loop_parts``), each running the loop on
   its span of rows with no synchronisation between steps (rows are independent in time),
   when MKL runs on GNU OpenMP like numba's parallel loops (``shared_openmp``): MKL's product
@@ -44,6 +46,12 @@ from rnnkit.kernels.fastmath import AVAILABLE
 # Measured (H = 128, T = 300, LSTM/GRU/RNN): the compiled loop's own product beats a BLAS
 # call per step at batch 1 (1.2-3x), breaks even at 2, loses from 4-8 on (2x at batch 32).
 WHOLE_LOOP_MACS = 1 << 17
+# But called from the compiled loop itself (no Python between steps), MKL's product on packed
+# weights beats the loop's own from this size (blas.ONE_ROW_PACK_MACS): the LSTM at batch 1,
+# 1 x 1000 x 16 x 128, the two taking turns in one process, train / infer 0.84-0.89 /
+# 0.86-0.95 of the time. The GRU's smaller W (128 x 384) gained in training (0.85-0.98) but
+# not at inference (0.83-1.03), so it stays below.
+OWN_PRODUCT_MACS = 1 << 16
 # From there to this, with MKL and no split (loop_parts): the whole loop still, its product
 # by MKL's sgemm on the calling thread (fastmath.matmul_rows), no Python between steps.
 # Against a BLAS call per step (interleaved processes, 32 x 50 x 32 x 64): LSTM train/infer
@@ -135,8 +143,8 @@ def select(cell, dtype, N: int, H: int, D: int = 0):
     from rnnkit.kernels.rnn import ElmanKernel
     macs = N * cell.n_gates * H * H
     parts = loop_parts(N)
-    gemm = blas.gemm_address() if WHOLE_LOOP_MACS <= macs and (macs < MKL_LOOP_MACS or
-                                                               parts > 1) else 0
+    gemm = blas.gemm_address() if OWN_PRODUCT_MACS <= macs and (macs < MKL_LOOP_MACS or
+                                                                parts > 1) else 0
     whole = macs < WHOLE_LOOP_MACS or gemm != 0
     parts = parts if whole else 1
     if isinstance(cell, LSTMCell) and not cell.peepholes:
@@ -148,12 +156,13 @@ def select(cell, dtype, N: int, H: int, D: int = 0):
     else:
         return None
     span = -(-N // parts)
-    kernel.projects_input = whole and 0 < D and (
-        D <= LOOP_PROJECTION_INPUTS if gemm == 0 else
-        span >= MKL_PROJECTION_ROWS and D <= H)
+    own = macs < WHOLE_LOOP_MACS and 0 < D <= LOOP_PROJECTION_INPUTS     # the loop's product
+    on_mkl = gemm != 0 and span >= MKL_PROJECTION_ROWS and 0 < D <= H
+    kernel.projects_input = whole and (own or on_mkl)
+    kernel.input_gemm = 0 if own else gemm
     return kernel
 
 
 __all__ = ["AVAILABLE", "LOOP_PROJECTION_INPUTS", "MIN_SPAN_ROWS", "MKL_LOOP_MACS",
-           "MKL_PROJECTION_ROWS", "WHOLE_LOOP_MACS", "loop_parts", "select", "reference_only",
-           "shared_openmp"]
+           "MKL_PROJECTION_ROWS", "OWN_PRODUCT_MACS", "WHOLE_LOOP_MACS", "loop_parts", "select",
+           "reference_only", "shared_openmp"]

@@ -172,6 +172,7 @@ class LSTMKernel:
     grads_in_gates = True           # backward overwrites the gates with their gradients
     adds_bias = True                # forward adds k["bx"] to the projection itself
     projects_input = False          # at inference the whole loop projects x (kernels.select)
+    input_gemm = 0                  # its product: the loop's own (0) or MKL's (kernels.select)
 
     def __init__(self, whole_loop: bool, gemm: int = 0, parts: int = 1):
         self.whole_loop, self.gemm = whole_loop, gemm     # see rnnkit.kernels.select
@@ -182,7 +183,7 @@ class LSTMKernel:
         g = cache
         if self.whole_loop:
             product, keep = blas.loop_product(k["Wh_T"], h.shape[0], self.gemm, parts=self.parts)
-            x_input, keep_x = loop_input(x, k, h.shape[0], self.gemm, self.parts)
+            x_input, keep_x = loop_input(x, k, h.shape[0], self.input_gemm, self.parts)
             args = (product, k["Wh_T"], k["bx"], h, c, n_active, reverse, one_or_all(g["gates"]),
                     g["rec"], out, one_or_all(g["c"]), one_or_all(g["tanh_c"]),
                     *x_input)

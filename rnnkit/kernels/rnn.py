@@ -113,6 +113,7 @@ class ElmanKernel:
     grads_in_gates = False          # (its cache has no gates: the outputs are all it keeps)
     adds_bias = True                # forward adds k["bx"] to the projection itself
     projects_input = False          # at inference the whole loop projects x (kernels.select)
+    input_gemm = 0                  # its product: the loop's own (0) or MKL's (kernels.select)
 
     def __init__(self, whole_loop: bool, relu: bool, gemm: int = 0, parts: int = 1):
         self.whole_loop, self.relu, self.gemm = whole_loop, relu, gemm   # see kernels.select
@@ -128,7 +129,7 @@ class ElmanKernel:
         if self.whole_loop:
             product, keep = blas.loop_product(k["Wh_T"], h.shape[0], self.gemm,
                                               accumulate=True, parts=self.parts)
-            x_input, keep_x = loop_input(x, k, h.shape[0], self.gemm, self.parts)
+            x_input, keep_x = loop_input(x, k, h.shape[0], self.input_gemm, self.parts)
             args = (product, k["bx"], k["Wh_T"], h, n_active, reverse, self.relu, out,
                     *x_input)
             if self.parts > 1:

@@ -48,9 +48,10 @@ from rnnkit.kernels.fastmath import AVAILABLE
 WHOLE_LOOP_MACS = 1 << 17
 # But called from the compiled loop itself (no Python between steps), MKL's product on packed
 # weights beats the loop's own from this size (blas.ONE_ROW_PACK_MACS): the LSTM at batch 1,
-# 1 x 1000 x 16 x 128, the two taking turns in one process, train / infer 0.84-0.89 /
-# 0.86-0.95 of the time. The GRU's smaller W (128 x 384) gained in training (0.85-0.98) but
-# not at inference (0.83-1.03), so it stays below.
+# 1 x 1000 x 16 x 128, took a median 0.91 / 0.93 of the time (train / infer; seven
+# measurements, pairs in one process and interleaved processes, 0.84-1.16 / 0.82-1.16 on
+# this noisy VM; the product alone 0.71-0.73). The GRU's smaller W (128 x 384) gained in
+# training (0.88-0.98) but not at inference (0.83-1.21), so it stays below.
 OWN_PRODUCT_MACS = 1 << 16
 # From there to this, with MKL and no split (loop_parts): the whole loop still, its product
 # by MKL's sgemm on the calling thread (fastmath.matmul_rows), no Python between steps.

@@ -40,6 +40,7 @@ def set_loop(monkeypatch, loop):
     own, mkl = loop.startswith("whole loop") and "mkl" not in loop, "mkl" in loop
     monkeypatch.setattr(kernels, "WHOLE_LOOP_MACS", 1 << 40 if own else 0)
     monkeypatch.setattr(kernels, "OWN_PRODUCT_MACS", 1 << 40 if own else 0)
+    monkeypatch.setattr(kernels, "OWN_ROWS_PRODUCT_MACS", 1 << 40 if own else 0)
     monkeypatch.setattr(kernels, "MKL_LOOP_MACS", 1 << 40 if mkl else 0)
     monkeypatch.setattr(kernels, "MIN_SPAN_ROWS", 1 if "split" in loop else 1 << 20)
     # the split MKL loop on packed weights (cblas_sgemm_compute), the other on plain sgemm
@@ -139,6 +140,18 @@ def test_inference_projecting_in_the_loop_takes_broadcast_inputs(loop, monkeypat
         with kernels.reference_only():
             ref_out, ref_h, _ = layer.forward(np.ascontiguousarray(x), grad=False)
         assert_pinned([out, *h_n], [ref_out, *ref_h])
+
+
+def test_a_small_loop_calls_mkl_from_smaller_products_with_more_rows():
+    """The loop's own product below OWN_PRODUCT_MACS at batch 1 and below
+    OWN_ROWS_PRODUCT_MACS with more rows; MKL's from there (when installed)."""
+    mkl = blas.gemm_address() != 0
+    lstm = rnnkit.LSTM(4, 8).cell                            # 4 gates: 4 N H^2 a step
+    # batch 1: 4 x 127^2 < 2^16 <= 4 x 128^2; batch 2: 8 x 31^2 < 2^13 <= 8 x 32^2
+    for N, H, calls_mkl in ((1, 127, False), (1, 128, mkl), (2, 31, False), (2, 32, mkl)):
+        chosen = kernels.select(lstm, np.float32, N, H, 4)
+        assert chosen.whole_loop and (chosen.gemm != 0) == calls_mkl
+        assert chosen.projects_input and chosen.input_gemm == 0     # 4 inputs: its own
 
 
 def scan_inference(cell, N, T, D, H, grad=False, seed=5):

@@ -4,12 +4,12 @@
 - the whole time loop compiled, when the recurrent product per step is small (batch x
   gates*H x H multiply-adds < WHOLE_LOOP_MACS, i.e. batch 1-2 at H = 128): per-step Python
   and BLAS-call overhead is what costs there; the loop writes its product out below
-  OWN_PRODUCT_MACS, and from there, with MKL installed, calls MKL itself, on one thread (at
-  batch 1 on weights packed once), up to MKL_LOOP_MACS (e.g. batch 32 at H = 64-128); at
-  inference below WHOLE_LOOP_MACS with at most LOOP_PROJECTION_INPUTS inputs (by its own
-  product), or on MKL with spans of at least MKL_PROJECTION_ROWS rows and no more inputs
-  than hidden units, it also projects each step's input itself, keeping one row of
-  projection instead of T;
+  OWN_PRODUCT_MACS at batch 1 (OWN_ROWS_PRODUCT_MACS at larger batches), and from there,
+  with MKL installed, calls MKL itself, on one thread (at batch 1 on weights packed once),
+  up to MKL_LOOP_MACS (e.g. batch 32 at H = 64-128); at inference below WHOLE_LOOP_MACS with
+  at most LOOP_PROJECTION_INPUTS inputs (by its own product), or on MKL with spans of at
+  least MKL_PROJECTION_ROWS rows and no more inputs than hidden units, it also projects each
+  step's input itself, keeping one row of projection instead of T;
 - a whole loop splits its batch over the threads (``loop_parts``), each running the loop on
   its span of rows with no synchronisation between steps (rows are independent in time),
   when MKL runs on GNU OpenMP like numba's parallel loops (``shared_openmp``): MKL's product
@@ -53,6 +53,12 @@ WHOLE_LOOP_MACS = 1 << 17
 # this noisy VM; the product alone 0.71-0.73). The GRU's smaller W (128 x 384) gained in
 # training (0.88-0.98) but not at inference (0.83-1.21), so it stays below.
 OWN_PRODUCT_MACS = 1 << 16
+# With two rows or more (parts of one thread) MKL's generated sgemm wins from much smaller
+# products, the loop's own going through W once a row (pairs, T = 500, train / infer): GRU
+# batch 2 at H = 128 0.65 / 0.68, LSTM batch 4 at H = 64 0.59 / 0.63, batch 2 at 64 0.78 /
+# 0.87, at 32 (8K multiply-adds) 0.84 / 0.93; RNN batch 4 at 64 0.66 / 0.63; GRU batch 4 at
+# 16 (3K) 1.01 / 1.00.
+OWN_ROWS_PRODUCT_MACS = 1 << 13
 # From there to this, with MKL and no split (loop_parts): the whole loop still, its product
 # by MKL's sgemm on the calling thread (fastmath.matmul_rows), no Python between steps.
 # Against a BLAS call per step (interleaved processes, 32 x 50 x 32 x 64): LSTM train/infer
@@ -78,8 +84,8 @@ LOOP_PROJECTION_INPUTS = 16
 # packed once, instead of one product before the loop into a (T, N, gates) buffer (26 MB for
 # the medium LSTM) that goes out to memory and comes back. Same pairs (inference, N x T x D x
 # H, LSTM unless named): 32 x 50 x 32 x 64 (spans of 16 rows) LSTM 0.89, GRU 0.88, RNN 0.85;
-# 64 x 100 x 128 x 256 LSTM 0.93-0.98, GRU 0.97, RNN 0.92; 128 x 200 x 512 x 512 LSTM 0.97,
-# GRU 1.01, RNN 0.94; 64 x 100 x 64-256 x 128-256 0.90-0.99; 32 x 100 x 128 x 128-256
+# 64 x 100 x 128 x 256 LSTM 0.93-0.98, GRU 0.97, RNN 0.92; 128 x 200 x 512 x 512 LSTM 0.97
+# and 1.04, GRU 1.01, RNN 0.94; 64 x 100 x 64-256 x 128-256 0.90-0.99; 32 x 100 x 128 x 128-256
 # 0.97-1.03. It loses with spans of 8 rows (16 x 200 x 128 x 256: 1.07; 4 rows 1.20, batch 1
 # 1.39: each step streams W_xh for few rows) and with more inputs than hidden units (32 and
 # 64 x 100 x 512 x 256: 1.10, 1.03). Training gains too little to take it (0.96-1.02; its
@@ -144,8 +150,9 @@ def select(cell, dtype, N: int, H: int, D: int = 0):
     from rnnkit.kernels.rnn import ElmanKernel
     macs = N * cell.n_gates * H * H
     parts = loop_parts(N)
-    gemm = blas.gemm_address() if OWN_PRODUCT_MACS <= macs and (macs < MKL_LOOP_MACS or
-                                                                parts > 1) else 0
+    own_below = OWN_PRODUCT_MACS if N == 1 else OWN_ROWS_PRODUCT_MACS
+    gemm = blas.gemm_address() if own_below <= macs and (macs < MKL_LOOP_MACS or
+                                                         parts > 1) else 0
     whole = macs < WHOLE_LOOP_MACS or gemm != 0
     parts = parts if whole else 1
     if isinstance(cell, LSTMCell) and not cell.peepholes:
@@ -165,5 +172,5 @@ def select(cell, dtype, N: int, H: int, D: int = 0):
 
 
 __all__ = ["AVAILABLE", "LOOP_PROJECTION_INPUTS", "MIN_SPAN_ROWS", "MKL_LOOP_MACS",
-           "MKL_PROJECTION_ROWS", "OWN_PRODUCT_MACS", "WHOLE_LOOP_MACS", "loop_parts", "select",
-           "reference_only", "shared_openmp"]
+           "MKL_PROJECTION_ROWS", "OWN_PRODUCT_MACS", "OWN_ROWS_PRODUCT_MACS", "WHOLE_LOOP_MACS",
+           "loop_parts", "select", "reference_only", "shared_openmp"]

@@ -164,10 +164,11 @@ def select(cell, dtype, N: int, H: int, D: int = 0):
     else:
         return None
     span = -(-N // parts)
-    own = macs < WHOLE_LOOP_MACS and 0 < D <= LOOP_PROJECTION_INPUTS     # the loop's product
-    on_mkl = gemm != 0 and span >= MKL_PROJECTION_ROWS and 0 < D <= H
-    kernel.projects_input = whole and (own or on_mkl)
-    kernel.input_gemm = 0 if own else gemm
+    # the input projected in the loop: by the loop's own product, or by MKL's
+    input_own = macs < WHOLE_LOOP_MACS and 0 < D <= LOOP_PROJECTION_INPUTS
+    input_mkl = gemm != 0 and span >= MKL_PROJECTION_ROWS and 0 < D <= H
+    kernel.projects_input = whole and (input_own or input_mkl)
+    kernel.input_gemm = 0 if input_own else gemm
     return kernel
 
 

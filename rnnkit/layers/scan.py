@@ -45,7 +45,7 @@ def scan_forward(cell, p: dict, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | 
     k = cell.prepare(p)
     cache = cell.alloc(T, N, H, x.dtype, n_active)
     fast = kernels.select(cell, x.dtype, N, H, D)
-    # inference at batch 1-2: the loop projects x itself, and keeps one row of projection
+    # inference through a whole loop that projects x itself keeps one row of projection
     projects = not grad and fast is not None and fast.projects_input
     if not grad:
         cache.update({name: _one_row(a.shape, a.dtype) for name, a in cache.items()

@@ -153,6 +153,12 @@ def choose(step_macs: int, compiled_loop: bool = False) -> bool:
     return _chosen
 
 
+def setting() -> tuple:
+    """What decides where the products go now (``use`` and the last scan's ``choose``): a
+    product made for MKL under one setting (rnnkit.blas.Packed) must not serve another."""
+    return _enabled, _chosen
+
+
 def _wants_mkl(macs: int) -> bool:
     if not _enabled:
         return False
@@ -333,4 +339,4 @@ def _gemm(a, b, out, accumulate: bool) -> bool:
 
 
 __all__ = ["MIN_MACS", "SINGLE_THREAD_MACS", "Packed", "backend", "choose", "column_sums",
-           "gemm_address", "jit_kernel", "loop_product", "matmul", "row_major", "use"]
+           "gemm_address", "jit_kernel", "loop_product", "matmul", "row_major", "setting", "use"]

@@ -138,6 +138,35 @@ def project_rows(a, x, t, r0, Wx_T, n, product):
 
 _NO_INPUT = (np.empty((0, 0, 0), np.float32), np.empty((0, 0), np.float32),
              (0, 0, 0, 0, 0, 0, 0))
+MAX_KEPT = 8        # products kept on one scan's weights (one per batch size, kernel, ...)
+
+
+def kept(k: dict, key: tuple, make):
+    """make(), or what it made for ``key`` on these weights before: when a scan's weights are
+    kept from one inference call to the next (rnnkit.layers.scan.Prepared, which gives k a
+    "products" dict), so is what its loops make of them (W packed for MKL, a row-major copy).
+    """
+    products = k.get("products")
+    if products is None:
+        return make()
+    key = key + blas.setting()
+    if key not in products:
+        if len(products) >= MAX_KEPT:
+            products.clear()
+        products[key] = make()
+    return products[key]
+
+
+def loop_weights(k: dict, name: str, rows: int, gemm: int, parts: int = 1,
+                 accumulate: bool = False):
+    """blas.loop_product(k[name], ...), kept with k's weights (``kept``)."""
+    return kept(k, ("loop", name, rows, gemm, parts, accumulate),
+                lambda: blas.loop_product(k[name], rows, gemm, accumulate, parts))
+
+
+def packed(k: dict, name: str, rows: int) -> blas.Packed:
+    """blas.Packed(k[name], rows), kept with k's weights (``kept``)."""
+    return kept(k, ("packed", name, rows), lambda: blas.Packed(k[name], rows))
 
 
 def loop_input(x, k: dict, rows: int, gemm: int, parts: int):
@@ -148,8 +177,9 @@ def loop_input(x, k: dict, rows: int, gemm: int, parts: int):
         return _NO_INPUT, None
     if not blas.row_major(x[0]):              # MKL's rows: unit stride, apart, aligned
         x = np.ascontiguousarray(x)
-    Wx_T = np.ascontiguousarray(k["Wx_T"])
-    product, keep = blas.loop_product(Wx_T, rows, gemm, parts=parts)
+    Wx_T = kept(k, ("Wx_rows",), lambda: np.ascontiguousarray(k["Wx_T"]))
+    product, keep = kept(k, ("loop", "Wx_rows", rows, gemm, parts, False),
+                         lambda: blas.loop_product(Wx_T, rows, gemm, parts=parts))
     return (x, Wx_T, product), keep
 
 

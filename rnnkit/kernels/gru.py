@@ -13,9 +13,9 @@ import numpy as np
 from rnnkit import blas
 from rnnkit.cells import history
 from rnnkit.kernels.fastmath import (ONE, OPTS, at, copy_row, flush, fsigmoid_half, ftanh,
-                                     get_num_threads, local_threads, loop_input, matmul_rows,
-                                     njit, one_or_all, part, prange, previous_rows,
-                                     project_rows, span_rows)
+                                     get_num_threads, local_threads, loop_input, loop_weights,
+                                     matmul_rows, njit, one_or_all, packed, part, prange,
+                                     previous_rows, project_rows, span_rows)
 
 
 @njit(inline="always", **OPTS)
@@ -174,7 +174,7 @@ class GRUKernel:
     def forward(self, k, cache, gx, h, c, n_active, reverse, out, x=None):
         g = cache
         if self.whole_loop:
-            product, keep = blas.loop_product(k["Wh_T"], h.shape[0], self.gemm, parts=self.parts)
+            product, keep = loop_weights(k, "Wh_T", h.shape[0], self.gemm, self.parts)
             x_input, keep_x = loop_input(x, k, h.shape[0], self.input_gemm, self.parts)
             args = (product, k["Wh_T"], k["bx"], k["b_hn"], h, n_active, reverse, g["gh"],
                     one_or_all(g["gates"]), one_or_all(g["hn"]), out,
@@ -187,7 +187,7 @@ class GRUKernel:
         T = gx.shape[0]
         step = partial(forward_step_parallel, get_num_threads()) if self.parallel else \
             forward_step
-        Wh_T = blas.Packed(k["Wh_T"], h.shape[0])
+        Wh_T = packed(k, "Wh_T", h.shape[0])
         for t in (range(T - 1, -1, -1) if reverse else range(T)):
             n = n_active[t]
             gh = g["gh"][:n]

@@ -17,9 +17,9 @@ import numpy as np
 from rnnkit import blas
 from rnnkit.cells import history
 from rnnkit.kernels.fastmath import (ONE, OPTS, at, copy_row, flush, ftanh, get_num_threads,
-                                     local_threads, loop_input, matmul_rows, njit, one_or_all,
-                                     part, prange, previous_rows, project_rows, sigmoid_half_add,
-                                     span_rows, tanh_add)
+                                     local_threads, loop_input, loop_weights, matmul_rows, njit,
+                                     one_or_all, packed, part, prange, previous_rows,
+                                     project_rows, sigmoid_half_add, span_rows, tanh_add)
 
 
 @njit(inline="always", **OPTS)
@@ -182,7 +182,7 @@ class LSTMKernel:
     def forward(self, k, cache, gx, h, c, n_active, reverse, out, x=None):
         g = cache
         if self.whole_loop:
-            product, keep = blas.loop_product(k["Wh_T"], h.shape[0], self.gemm, parts=self.parts)
+            product, keep = loop_weights(k, "Wh_T", h.shape[0], self.gemm, self.parts)
             x_input, keep_x = loop_input(x, k, h.shape[0], self.input_gemm, self.parts)
             args = (product, k["Wh_T"], k["bx"], h, c, n_active, reverse, one_or_all(g["gates"]),
                     g["rec"], out, one_or_all(g["c"]), one_or_all(g["tanh_c"]),
@@ -195,7 +195,7 @@ class LSTMKernel:
         T = gx.shape[0]
         step = partial(forward_step_parallel, get_num_threads()) if self.parallel else \
             forward_step
-        Wh_T = blas.Packed(k["Wh_T"], h.shape[0])
+        Wh_T = packed(k, "Wh_T", h.shape[0])
         for t in (range(T - 1, -1, -1) if reverse else range(T)):
             n = n_active[t]
             rec = g["rec"][:n]

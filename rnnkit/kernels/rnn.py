@@ -13,7 +13,8 @@ import numpy as np
 from rnnkit import blas
 
 from rnnkit.kernels.fastmath import (ONE, OPTS, flush, ftanh, local_threads, loop_input,
-                                     matmul_rows, njit, part, prange, project_rows, span_rows)
+                                     loop_weights, matmul_rows, njit, packed, part, prange,
+                                     project_rows, span_rows)
 
 
 @njit(**OPTS)
@@ -127,8 +128,8 @@ class ElmanKernel:
         # gx is out: the scan projects the input into the output buffer (or the loop does,
         # from x, with projects_input)
         if self.whole_loop:
-            product, keep = blas.loop_product(k["Wh_T"], h.shape[0], self.gemm,
-                                              accumulate=True, parts=self.parts)
+            product, keep = loop_weights(k, "Wh_T", h.shape[0], self.gemm, self.parts,
+                                          accumulate=True)
             x_input, keep_x = loop_input(x, k, h.shape[0], self.input_gemm, self.parts)
             args = (product, k["bx"], k["Wh_T"], h, n_active, reverse, self.relu, out,
                     *x_input)
@@ -138,7 +139,7 @@ class ElmanKernel:
                 forward_loop(*args)
             return
         rec = np.empty_like(h)
-        Wh_T = blas.Packed(k["Wh_T"], h.shape[0])
+        Wh_T = packed(k, "Wh_T", h.shape[0])
         for t in (range(out.shape[0] - 1, -1, -1) if reverse else range(out.shape[0])):
             n = n_active[t]
             Wh_T.matmul(h[:n], rec[:n])

@@ -23,7 +23,7 @@ from rnnkit import workspace
 from rnnkit.cells import ElmanCell, GRUCell, LSTMCell
 from rnnkit.errors import check_array, check_lengths, fail
 from rnnkit.init import as_rng, recurrent_params
-from rnnkit.layers.scan import scan_backward, scan_forward
+from rnnkit.layers.scan import Prepared, scan_backward, scan_forward
 
 
 class Recurrent:
@@ -59,6 +59,9 @@ class Recurrent:
                     p["P"] = np.zeros(3 * hidden_size, self.dtype)
                 self.params.update({prefix + k: v for k, v in p.items()})
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        # each scan's weights in its loop's layout, kept between inference calls while the
+        # parameters stay the same (rnnkit.layers.scan.Prepared); (layer, direction) -> it
+        self._prepared: dict[tuple, Prepared] = {}
 
     @staticmethod
     def prefix(layer: int, direction: int) -> str:
@@ -101,7 +104,10 @@ class Recurrent:
         what backward reads, so it is read-only.
 
         grad=False is inference: nothing is kept for backward (the cache is None), which
-        saves the memory and the writes of the BPTT cache. The cache refers to x itself, not
+        saves the memory and the writes of the BPTT cache; and the weights laid out for the
+        time loops are kept for the next inference call, made again only when a parameter
+        has changed (rnnkit.layers.scan.Prepared; a grad=True call lets them go). The cache
+        refers to x itself, not
         a copy: changing x in place before ``backward`` changes dW_xh (PyTorch's autograd
         keeps its input the same way, and raises in that case; rnnkit cannot tell)."""
         x = check_array("x", x, ndim=3, shape=(None, None, self.input_size), dtype=self.dtype,
@@ -121,6 +127,8 @@ class Recurrent:
         n_active = (lens[None, :] > np.arange(T)[:, None]).sum(axis=1)      # (T,)
         rng = rng if rng is not None else self.rng
         seq = x.transpose(1, 0, 2)          # (T, N, D) view: the scans copy it in chunks
+        if grad:                            # training changes the weights: keep nothing
+            self._prepared.clear()
         h_n = np.zeros(self._state_shape(N), self.dtype)
         c_n = np.zeros_like(h_n) if c0 is not None else None
         layer_caches = []
@@ -136,7 +144,9 @@ class Recurrent:
                 out, h, c, cache = scan_forward(
                     self.cell, self._direction(layer, direction), seq, h0[i],
                     None if c0 is None else c0[i], n_active,
-                    reverse=(direction == 1) != self.reverse, grad=grad)
+                    reverse=(direction == 1) != self.reverse, grad=grad,
+                    prepared=None if grad else self._prepared.setdefault((layer, direction),
+                                                                         Prepared()))
                 h_n[i] = h
                 if c is not None:
                     c_n[i] = c

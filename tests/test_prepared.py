@@ -145,3 +145,31 @@ def test_generation_steps_reuse_the_prepared_weights(monkeypatch):
         z, state = model.step(tokens[:, t], state)
         assert_pinned([z], [whole[:, t]])
     assert prepares == []                                # kept from the whole forward
+
+
+def test_a_frozen_layer_compares_its_weights_once_per_block(monkeypatch):
+    """Within ``frozen()`` the first inference call compares the parameters (so a change made
+    before the block is seen), later calls do not; after the block every call does again."""
+    layer = CELLS["lstm"](3, 5, 2, seed=0)
+    x = np.random.default_rng(0).standard_normal((2, 4, 3)).astype(np.float32)
+    compared = counting(monkeypatch, scan, "_same_bits")
+    layer.forward(x, grad=False)
+    layer.params["l0.W_hh"][1, 2] += 1.0                # changed before the block
+    with layer.frozen():
+        n = len(compared)
+        inside = layer.forward(x, grad=False)
+        assert len(compared) > n
+        n = len(compared)
+        for _ in range(3):
+            again = layer.forward(x, grad=False)
+        assert len(compared) == n
+        np.testing.assert_array_equal(again[0], inside[0])
+        with layer.frozen():                            # nested: compares once more
+            layer.forward(x, grad=False)
+            layer.forward(x, grad=False)
+        assert len(compared) == n + 8                   # 2 scans x 4 parameters
+    assert_pinned(outputs(inside), outputs(reference(layer, x)))
+    layer.forward(x, grad=False)
+    n = len(compared)
+    layer.forward(x, grad=False)
+    assert len(compared) == n + 8                       # 2 scans x 4 parameters, each call

@@ -50,9 +50,13 @@ class Prepared:
     def __init__(self):
         self._copy: dict | None = None
         self._k: dict | None = None
+        self.frozen = False     # the parameters do not change (rnnkit.Recurrent.frozen)...
+        self.checked = False    # ...and were compared since they stopped changing
 
     def weights(self, cell, p: dict) -> dict:
         """cell.prepare(p), made again only when p's arrays differ from the last call's."""
+        if self.frozen and self.checked:
+            return self._k
         copy = self._copy
         if copy is None or copy.keys() != p.keys() or \
                 not all(_same_bits(p[name], copy[name]) for name in p):
@@ -61,6 +65,7 @@ class Prepared:
             k["products"] = {}
             self._copy = {name: np.array(a, copy=True) for name, a in p.items()}
             self._k = k
+        self.checked = self.frozen
         return self._k
 
 

@@ -33,13 +33,14 @@ class LanguageModel(SequenceModel):
         if not temperature > 0:
             fail("temperature", "a positive number", repr(temperature))
         rng = as_rng(rng)
-        logits, state, _ = self.forward(np.asarray([prime]), grad=False)
-        z, out = logits[0, -1], []
-        for _ in range(length):
-            z = z.astype(np.float64) / temperature
-            p = np.exp(z - z.max())
-            token = int(rng.choice(p.size, p=p / p.sum()))
-            out.append(token)
-            z, state = self.step(np.asarray([token]), state)
-            z = z[0]
+        with self.rnn.frozen():         # the weights are compared once, not once a token
+            logits, state, _ = self.forward(np.asarray([prime]), grad=False)
+            z, out = logits[0, -1], []
+            for _ in range(length):
+                z = z.astype(np.float64) / temperature
+                p = np.exp(z - z.max())
+                token = int(rng.choice(p.size, p=p / p.sum()))
+                out.append(token)
+                z, state = self.step(np.asarray([token]), state)
+                z = z[0]
         return out

@@ -150,11 +150,12 @@ def kept(k: dict, key: tuple, make):
     if products is None:
         return make()
     key = key + blas.setting()
-    if key not in products:
+    made = products.get(key)
+    if made is None:
         if len(products) >= MAX_KEPT:
             products.clear()
-        products[key] = make()
-    return products[key]
+        made = products[key] = make()
+    return made
 
 
 def loop_weights(k: dict, name: str, rows: int, gemm: int, parts: int = 1,

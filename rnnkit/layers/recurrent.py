@@ -133,10 +133,11 @@ class Recurrent:
         grad=False is inference: nothing is kept for backward (the cache is None), which
         saves the memory and the writes of the BPTT cache; and the weights laid out for the
         time loops are kept for the next inference call, made again only when a parameter
-        has changed (rnnkit.layers.scan.Prepared; a grad=True call lets them go). The cache
-        refers to x itself, not
-        a copy: changing x in place before ``backward`` changes dW_xh (PyTorch's autograd
-        keeps its input the same way, and raises in that case; rnnkit cannot tell)."""
+        has changed (rnnkit.layers.scan.Prepared, ``frozen``; a grad=True call lets them go).
+
+        The cache refers to x itself, not a copy: changing x in place before ``backward``
+        changes dW_xh (PyTorch's autograd keeps its input the same way, and raises in that
+        case; rnnkit cannot tell)."""
         x = check_array("x", x, ndim=3, shape=(None, None, self.input_size), dtype=self.dtype,
                         layout="(N, T, D)")
         N, T, _ = x.shape

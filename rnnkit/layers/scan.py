@@ -55,18 +55,18 @@ class Prepared:
 
     def weights(self, cell, p: dict) -> dict:
         """cell.prepare(p), made again only when p's arrays differ from the last call's."""
-        if self.frozen and self.checked:
-            return self._k
-        copy = self._copy
+        k, copy = self._k, self._copy
+        if self.frozen and self.checked and k is not None:
+            return k
         if copy is None or copy.keys() != p.keys() or \
                 not all(_same_bits(p[name], copy[name]) for name in p):
-            self._copy = self._k = None               # (their memory back first)
+            self._copy = self._k = k = None           # (their memory back first)
             k = cell.prepare(p)
             k["products"] = {}
             self._copy = {name: np.array(a, copy=True) for name, a in p.items()}
             self._k = k
         self.checked = self.frozen
-        return self._k
+        return k
 
 
 def scan_forward(cell, p: dict, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | None,

@@ -114,3 +114,29 @@ def test_poisoned_buffers_change_nothing(cell, fast, monkeypatch):
             for a, b in zip(got + [infer], expect + [expect[0]]):
                 np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert workspace.pool.stats()["buffers"] > 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint8])
+def test_pooled_and_aligned_arrays_start_at_a_cache_line(dtype):
+    pool = Pool(1 << 30)
+    held = [pool.empty((MIN_BYTES + k,), dtype) for k in (0, 1, 3, 17)]
+    held += [workspace.aligned_empty(shape, dtype) for shape in ((1,), (3, 5), (7, 9, 11))]
+    for a in held:
+        assert a.ctypes.data % workspace.ALIGN == 0 and a.flags.c_contiguous
+        a[...] = 1                                   # writable, the whole of it
+    assert [a.shape for a in held[-3:]] == [(1,), (3, 5), (7, 9, 11)]
+
+
+def test_the_loops_weights_start_at_a_cache_line():
+    from rnnkit.cells.weights import restored, transposed
+    rng = np.random.default_rng(0)
+    for shape in ((5, 3), (128, 128), (256, 512)):          # (and the tiled copy)
+        W = rng.standard_normal(shape).astype(np.float32)
+        assert transposed(W).ctypes.data % workspace.ALIGN == 0
+        assert restored(transposed(W)).ctypes.data % workspace.ALIGN == 0
+    layer = CELLS["lstm"](16, 32, seed=0)
+    layer.forward(np.ones((1, 3, 16), np.float32), grad=False)
+    k = layer._prepared[(0, 0)]._k
+    rows = [v for key, v in k["products"].items() if key[0] == "Wx_rows"]
+    assert k["Wh_T"].ctypes.data % workspace.ALIGN == 0
+    assert [w.ctypes.data % workspace.ALIGN for w in rows] == [0]     # projected in the loop

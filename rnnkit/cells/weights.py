@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit import workspace
+
 TILE = 64                   # rows and columns of a tile copied at once
 TILED_SIZE = 1 << 18        # from this many elements up
 
@@ -21,7 +23,7 @@ def transposed(W: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
     that model's inference). Copied a 64 x 64 tile at a time it took 2.2 ms (512 x 512: 0.34
     against 0.51 ms; no faster below 2^18 elements)."""
     R, C = W.shape
-    out = np.empty((C, R), W.dtype)
+    out = workspace.aligned_empty((C, R), W.dtype)       # (the loops read it in vectors)
     if R * C < TILED_SIZE or R % TILE or C % TILE:
         np.copyto(out, W.T)
     else:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit import blas
+from rnnkit import blas, workspace
 
 try:
     from numba import get_num_threads, njit, prange, types
@@ -170,6 +170,12 @@ def packed(k: dict, name: str, rows: int) -> blas.Packed:
     return kept(k, ("packed", name, rows), lambda: blas.Packed(k[name], rows))
 
 
+def _aligned_copy(a: np.ndarray) -> np.ndarray:
+    out = workspace.aligned_empty(a.shape, a.dtype)
+    out[...] = a
+    return out
+
+
 def loop_input(x, k: dict, rows: int, gemm: int, parts: int):
     """-> ((x, Wx_T, product), keep) for a whole loop that projects its input x itself, Wx_T
     made row-major for its product (rnnkit.blas.loop_product: keep must stay alive while the
@@ -178,7 +184,7 @@ def loop_input(x, k: dict, rows: int, gemm: int, parts: int):
         return _NO_INPUT, None
     if not blas.row_major(x[0]):              # MKL's rows: unit stride, apart, aligned
         x = np.ascontiguousarray(x)
-    Wx_T = kept(k, ("Wx_rows",), lambda: np.ascontiguousarray(k["Wx_T"]))
+    Wx_T = kept(k, ("Wx_rows",), lambda: _aligned_copy(k["Wx_T"]))
     product, keep = kept(k, ("loop", "Wx_rows", rows, gemm, parts, False),
                          lambda: blas.loop_product(Wx_T, rows, gemm, parts=parts))
     return (x, Wx_T, product), keep

@@ -144,8 +144,7 @@ MAX_KEPT = 8        # products kept on one scan's weights (one per batch size, k
 def kept(k: dict, key: tuple, make):
     """make(), or what it made for ``key`` on these weights before: when a scan's weights are
     kept from one inference call to the next (rnnkit.layers.scan.Prepared, which gives k a
-    "products" dict), so is what its loops make of them (W packed for MKL, a row-major copy).
-    """
+    "products" dict), so is what its loops make of them (W packed for MKL, ...)."""
     products = k.get("products")
     if products is None:
         return make()
@@ -184,10 +183,10 @@ def loop_input(x, k: dict, rows: int, gemm: int, parts: int):
         return _NO_INPUT, None
     if not blas.row_major(x[0]):              # MKL's rows: unit stride, apart, aligned
         x = np.ascontiguousarray(x)
-    Wx_T = kept(k, ("Wx_rows",), lambda: _aligned_copy(k["Wx_T"]))
-    product, keep = kept(k, ("loop", "Wx_rows", rows, gemm, parts, False),
-                         lambda: blas.loop_product(Wx_T, rows, gemm, parts=parts))
-    return (x, Wx_T, product), keep
+    if "Wx_rows" not in k:                  # (kept with k's weights, as what follows)
+        k["Wx_rows"] = _aligned_copy(k["Wx_T"])
+    product, keep = loop_weights(k, "Wx_rows", rows, gemm, parts)
+    return (x, k["Wx_rows"], product), keep
 
 
 def _cblas_call(packed: bool):

@@ -98,9 +98,7 @@ class Recurrent:
         try:
             yield self
         finally:
-            self._frozen -= 1
-            for prepared in self._prepared.values():
-                prepared.frozen = prepared.checked = False
+            self._frozen -= 1       # (each call sets its scan's `frozen` from this count)
 
     def _state_shape(self, N: int) -> tuple:
         return (self.num_layers * self.dirs, N, self.hidden_size)

@@ -89,6 +89,30 @@ def test_fast_path_equals_reference(cell, bidirectional, loop, monkeypatch):
     check_loop(chosen, loop)
 
 
+@pytest.mark.parametrize("cell,loop", MODES)
+def test_a_nan_weight_gives_nan_where_the_reference_does(cell, loop, monkeypatch):
+    """A NaN in a recurrent bias reaches the outputs, states and gradients as in the
+    reference, in training and at inference: the fast tanh once clamped NaN to +-7.9 and
+    gave finite outputs (a diverged or corrupted model looked healthy)."""
+    set_loop(monkeypatch, loop)
+    rng = np.random.default_rng(5)
+    N, T, D, H = 3, 6, 4, 5
+    layer = CELLS[cell](D, H, seed=2)
+    layer.params["l0.b_hh"][1] = np.nan
+    x = rng.standard_normal((N, T, D)).astype(np.float32)
+    R = rng.standard_normal((N, T, H)).astype(np.float32)
+    lengths = np.array([6, 2, 4])
+    fast, _ = run(layer, x, lengths, None, R, None)
+    infer = layer.forward(x, None, lengths, grad=False)[0]
+    with kernels.reference_only():
+        ref, _ = run(layer, x, lengths, None, R, None)
+        ref_infer = layer.forward(x, None, lengths, grad=False)[0]
+    assert np.isnan(ref[0]).any()
+    for a, b in zip([*fast, infer], [*ref, ref_infer]):
+        assert np.array_equal(np.isnan(a), np.isnan(b))
+        assert_pinned([np.nan_to_num(a)], [np.nan_to_num(b)])
+
+
 @pytest.mark.parametrize("cell", sorted(CELLS))
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("loop", ["whole loop", "whole loop, mkl", "whole loop, mkl, split"])

@@ -35,7 +35,11 @@ except ImportError:                       # the engine runs on the NumPy referen
             return args[0]
         return lambda f: f
 
-OPTS = dict(fastmath=True, error_model="numpy", cache=True, nogil=True)
+# fastmath without "nnan" and "ninf": with them LLVM may assume that no value is NaN, and
+# did: the tanh's clamp turned NaN into +-7.9 and the Elman step's flush (|v| < TINY) into
+# 0, so a NaN weight gave finite outputs and gradients where the reference's are NaN.
+OPTS = dict(fastmath={"nsz", "arcp", "contract", "afn", "reassoc"}, error_model="numpy",
+            cache=True, nogil=True)
 
 _f = np.float32
 A13, A11, A9, A7 = _f(-2.76076847742355e-16), _f(2.00018790482477e-13), _f(-8.60467152213735e-11), _f(5.12229709037114e-08)
@@ -52,13 +56,22 @@ TINY = _f(1e-30)
 
 
 @njit(inline="always", **OPTS)
-def ftanh(x):
-    x = CLAMP if x > CLAMP else x
-    x = -CLAMP if x < -CLAMP else x
+def tanh_parts(x):
+    """(n, q) with ftanh(x) = n / q and q > 0.005, so that kernels can share one division
+    between several (a / q1 * b / q2 = a b / (q1 q2)). NaN stays NaN: numba's min and max
+    return it, where the comparisons ``CLAMP if x > CLAMP else x`` turned it into +-CLAMP
+    under fastmath, and a NaN weight gave finite outputs (the reference's are NaN)."""
+    x = min(max(x, -CLAMP), CLAMP)
     x2 = x * x
     p = ((((((A13 * x2 + A11) * x2 + A9) * x2 + A7) * x2 + A5) * x2 + A3) * x2 + A1)
     q = (((B6 * x2 + B4) * x2 + B2) * x2 + B0)
-    return x * p / q
+    return x * p, q
+
+
+@njit(inline="always", **OPTS)
+def ftanh(x):
+    n, q = tanh_parts(x)
+    return n / q
 
 
 @njit(inline="always", **OPTS)

@@ -89,6 +89,28 @@ def test_fast_path_equals_reference(cell, bidirectional, loop, monkeypatch):
     check_loop(chosen, loop)
 
 
+@pytest.mark.parametrize("loop", LOOPS)
+def test_lstm_inference_in_saturation_equals_reference(loop, monkeypatch):
+    """Inference's LSTM gates share their divisions (lstm._infer_rows); with weights 8x
+    their size the gates saturate (past +-7.9 tanh's rational form is clamped) and the cell
+    state grows to about T / 3: still the reference's values, as in training. (Larger
+    weights make the recurrence chaotic: at 30x training's fast path, which keeps its
+    activations, is 6e-6 from the reference.)"""
+    set_loop(monkeypatch, loop)
+    rng = np.random.default_rng(8)
+    N, T, D, H = 3, 30, 4, 5
+    layer = rnnkit.LSTM(D, H, seed=4)
+    for p in layer.params.values():
+        p *= 8
+    x = rng.standard_normal((N, T, D)).astype(np.float32)
+    out, (h_n, c_n), _ = layer.forward(x, grad=False)
+    train_out, (_, train_c), _ = layer.forward(x)
+    with kernels.reference_only():
+        ref_out, (ref_h, ref_c), _ = layer.forward(x, grad=False)
+    assert np.abs(ref_c).max() > T / 4 and np.abs(ref_out).max() > 0.999
+    assert_pinned([out, h_n, c_n, train_out, train_c], [ref_out, ref_h, ref_c, ref_out, ref_c])
+
+
 @pytest.mark.parametrize("cell,loop", MODES)
 def test_a_nan_weight_gives_nan_where_the_reference_does(cell, loop, monkeypatch):
     """A NaN in a recurrent bias reaches the outputs, states and gradients as in the

@@ -318,13 +318,19 @@ def probe_threads(n):
     return total
 
 
+def repeats(a: np.ndarray) -> bool:
+    """Whether a (T, N, H) buffer is inference's one row repeated over T with stride 0
+    (rnnkit.layers.scan)."""
+    return a.strides[0] == 0
+
+
 def one_or_all(a: np.ndarray) -> np.ndarray:
     """A (T, N, H) buffer, or the one (1, N, H) row of an inference buffer that repeats it.
 
-    Inference repeats one row over T with stride 0 (rnnkit.layers.scan); compiled, such an
-    array has no fixed layout and its loops run scalar (GRU stream inference 1.3x slower
-    than the forward that keeps everything). Its first row alone is contiguous."""
-    return a[:1] if a.strides[0] == 0 else a
+    Compiled, a buffer that ``repeats`` has no fixed layout and its loops run scalar (GRU
+    stream inference 1.3x slower than the forward that keeps everything). Its first row
+    alone is contiguous."""
+    return a[:1] if repeats(a) else a
 
 
 @njit(inline="always", **OPTS)

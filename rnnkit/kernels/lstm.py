@@ -16,10 +16,11 @@ import numpy as np
 
 from rnnkit import blas
 from rnnkit.cells import history
-from rnnkit.kernels.fastmath import (ONE, OPTS, at, copy_row, flush, ftanh, get_num_threads,
-                                     local_threads, loop_input, loop_weights, matmul_rows, njit,
-                                     one_or_all, packed, part, prange, previous_rows,
-                                     project_rows, sigmoid_half_add, span_rows, tanh_add)
+from rnnkit.kernels.fastmath import (HALF, ONE, OPTS, at, copy_row, flush, ftanh,
+                                     get_num_threads, local_threads, loop_input, loop_weights,
+                                     matmul_rows, njit, one_or_all, packed, part, prange,
+                                     previous_rows, project_rows, repeats, sigmoid_half_add,
+                                     span_rows, tanh_add, tanh_parts)
 
 
 @njit(inline="always", **OPTS)
@@ -45,25 +46,63 @@ def _forward_rows(a, rec, b, h_state, c_state, c, tanh_c, out, n):
         copy_row(h_state[r], orow)
 
 
+@njit(inline="always", **OPTS)
+def _infer_rows(a, rec, b, h_state, c_state, out, n):
+    """_forward_rows for inference, which keeps only the states: with no activation to store,
+    each unit's sigmoids and tanhs share their divisions (tanh_parts; sigma(2a) = (q + n) / 2q
+    for tanh(a) = n / q), C = f C_prev + i C~ over one and h = o tanh(C) over another: 2
+    divisions a unit instead of 5, in two passes instead of seven. 4.1 against 4.7 ns a unit
+    at 32 x 256 rows; a whole inference forward (pairs in one process, against
+    _forward_rows) small 0.89, medium 0.95, stream 0.95, large 0.99 of the time."""
+    H = h_state.shape[1]
+    bi, bf, bg, bo = b[:H], b[H:2 * H], b[2 * H:3 * H], b[3 * H:]
+    for r in range(n):
+        ar, gr, cr, orow = a[r], rec[r], c_state[r], out[r]
+        ai, af, ag, ao = ar[:H], ar[H:2 * H], ar[2 * H:3 * H], ar[3 * H:]
+        gi, gf, gg, go = gr[:H], gr[H:2 * H], gr[2 * H:3 * H], gr[3 * H:]
+        for j in range(H):
+            ni, qi = tanh_parts(ai[j] + gi[j] + bi[j])
+            nf, qf = tanh_parts(af[j] + gf[j] + bf[j])
+            ng, qg = tanh_parts(ag[j] + gg[j] + bg[j])
+            s = HALF / (qi * qf * qg)                    # every q > 0.005: no underflow
+            cr[j] = (qf + nf) * qi * qg * s * cr[j] + (qi + ni) * ng * qf * s
+        for j in range(H):
+            no, qo = tanh_parts(ao[j] + go[j] + bo[j])
+            nc, qc = tanh_parts(cr[j])
+            orow[j] = HALF * (qo + no) * nc / (qo * qc)
+        copy_row(h_state[r], orow)
+
+
+@njit(inline="always", **OPTS)
+def _step_rows(train, a, rec, b, h_state, c_state, c, tanh_c, out, n):
+    """One step's gate arithmetic; train: keep the activations for backward, else only the
+    states (inference)."""
+    if train:
+        _forward_rows(a, rec, b, h_state, c_state, c, tanh_c, out, n)
+    else:
+        _infer_rows(a, rec, b, h_state, c_state, out, n)
+
+
 @njit(**OPTS)
-def forward_step(a, rec, b, h_state, c_state, c, tanh_c, out):
-    _forward_rows(a, rec, b, h_state, c_state, c, tanh_c, out, a.shape[0])
+def forward_step(train, a, rec, b, h_state, c_state, c, tanh_c, out):
+    _step_rows(train, a, rec, b, h_state, c_state, c, tanh_c, out, a.shape[0])
 
 
 @njit(parallel=True, **OPTS)
-def forward_step_parallel(parts, a, rec, b, h_state, c_state, c, tanh_c, out):
+def forward_step_parallel(parts, train, a, rec, b, h_state, c_state, c, tanh_c, out):
     """forward_step with the rows split over the OpenMP threads (see rnnkit.kernels)."""
     for k in prange(parts):
         r0, r1 = part(a.shape[0], k, parts)
-        _forward_rows(a[r0:r1], rec[r0:r1], b, h_state[r0:r1], c_state[r0:r1], c[r0:r1],
-                      tanh_c[r0:r1], out[r0:r1], r1 - r0)
+        _step_rows(train, a[r0:r1], rec[r0:r1], b, h_state[r0:r1], c_state[r0:r1], c[r0:r1],
+                   tanh_c[r0:r1], out[r0:r1], r1 - r0)
 
 
 @njit(**OPTS)
-def _forward_span(gemm, Wh_T, b, h_state, c_state, n_active, reverse, gates, rec, out, c,
-                  tanh_c, x, Wx_T, xgemm, r0, r1):
+def _forward_span(train, gemm, Wh_T, b, h_state, c_state, n_active, reverse, gates, rec, out,
+                  c, tanh_c, x, Wx_T, xgemm, r0, r1):
     """The whole forward loop for the batch rows [r0, r1) (rows are independent in time);
-    gates: the input projection, or its buffer, when the loop makes it (x, Wx_T, xgemm)."""
+    gates: the input projection, or its buffer, when the loop makes it (x, Wx_T, xgemm);
+    train: keep the activations for backward, else only the states (inference)."""
     T = out.shape[0]
     h, cs, g = h_state[r0:r1], c_state[r0:r1], rec[r0:r1]
     before = local_threads(gemm, 1)        # MKL on this thread only
@@ -73,25 +112,26 @@ def _forward_span(gemm, Wh_T, b, h_state, c_state, n_active, reverse, gates, rec
         a = at(gates, t)[r0:r1]
         project_rows(a, x, t, r0, Wx_T, n, xgemm)
         matmul_rows(gemm, g, h, Wh_T, n, False)
-        _forward_rows(a, g, b, h, cs, at(c, t)[r0:r1], at(tanh_c, t)[r0:r1], out[t][r0:r1], n)
+        _step_rows(train, a, g, b, h, cs, at(c, t)[r0:r1], at(tanh_c, t)[r0:r1], out[t][r0:r1],
+                   n)
     local_threads(gemm, before)
 
 
 @njit(**OPTS)
-def forward_loop(gemm, Wh_T, b, h_state, c_state, n_active, reverse, gates, rec, out, c,
-                 tanh_c, x, Wx_T, xgemm):
-    _forward_span(gemm, Wh_T, b, h_state, c_state, n_active, reverse, gates, rec, out, c,
-                  tanh_c, x, Wx_T, xgemm, 0, h_state.shape[0])
+def forward_loop(train, gemm, Wh_T, b, h_state, c_state, n_active, reverse, gates, rec, out,
+                 c, tanh_c, x, Wx_T, xgemm):
+    _forward_span(train, gemm, Wh_T, b, h_state, c_state, n_active, reverse, gates, rec, out,
+                  c, tanh_c, x, Wx_T, xgemm, 0, h_state.shape[0])
 
 
 @njit(parallel=True, **OPTS)
-def forward_loop_parallel(parts, gemm, Wh_T, b, h_state, c_state, n_active, reverse, gates,
-                          rec, out, c, tanh_c, x, Wx_T, xgemm):
+def forward_loop_parallel(parts, train, gemm, Wh_T, b, h_state, c_state, n_active, reverse,
+                          gates, rec, out, c, tanh_c, x, Wx_T, xgemm):
     """forward_loop with the batch split over the threads, each running the loop on its part."""
     for k in prange(parts):
         r0, r1 = part(h_state.shape[0], k, parts)
-        _forward_span(gemm, Wh_T, b, h_state, c_state, n_active, reverse, gates, rec, out, c,
-                      tanh_c, x, Wx_T, xgemm, r0, r1)
+        _forward_span(train, gemm, Wh_T, b, h_state, c_state, n_active, reverse, gates, rec,
+                      out, c, tanh_c, x, Wx_T, xgemm, r0, r1)
 
 
 @njit(inline="always", **OPTS)
@@ -184,9 +224,9 @@ class LSTMKernel:
         if self.whole_loop:
             product, keep = loop_weights(k, "Wh_T", h.shape[0], self.gemm, self.parts)
             x_input, keep_x = loop_input(x, k, h.shape[0], self.input_gemm, self.parts)
-            args = (product, k["Wh_T"], k["bx"], h, c, n_active, reverse, one_or_all(g["gates"]),
-                    g["rec"], out, one_or_all(g["c"]), one_or_all(g["tanh_c"]),
-                    *x_input)
+            args = (not repeats(g["c"]), product, k["Wh_T"], k["bx"], h, c, n_active, reverse,
+                    one_or_all(g["gates"]), g["rec"], out, one_or_all(g["c"]),
+                    one_or_all(g["tanh_c"]), *x_input)
             if self.parts > 1:
                 forward_loop_parallel(self.parts, *args)
             else:
@@ -195,12 +235,13 @@ class LSTMKernel:
         T = gx.shape[0]
         step = partial(forward_step_parallel, get_num_threads()) if self.parallel else \
             forward_step
+        train = not repeats(g["c"])         # inference keeps no activations
         Wh_T = packed(k, "Wh_T", h.shape[0])
         for t in (range(T - 1, -1, -1) if reverse else range(T)):
             n = n_active[t]
             rec = g["rec"][:n]
             Wh_T.matmul(h[:n], rec)
-            step(g["gates"][t, :n], rec, k["bx"], h[:n], c[:n], g["c"][t, :n],
+            step(train, g["gates"][t, :n], rec, k["bx"], h[:n], c[:n], g["c"][t, :n],
                  g["tanh_c"][t, :n], out[t, :n])
 
     def backward(self, k, cache, dout, dh, dc, dgx, dgh, n_active, reverse):

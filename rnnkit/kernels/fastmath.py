@@ -58,9 +58,9 @@ TINY = _f(1e-30)
 @njit(inline="always", **OPTS)
 def tanh_parts(x):
     """(n, q) with ftanh(x) = n / q and q > 0.005, so that kernels can share one division
-    between several (a / q1 * b / q2 = a b / (q1 q2)). NaN stays NaN: numba's min and max
-    return it, where the comparisons ``CLAMP if x > CLAMP else x`` turned it into +-CLAMP
-    under fastmath, and a NaN weight gave finite outputs (the reference's are NaN)."""
+    between several (a / q1 * b / q2 = a b / (q1 q2)). The clamp is min and max (NaN stays
+    NaN): written as comparisons it compiled, in a loop of several tanhs, to masked blends
+    of six instructions instead of two (lstm._infer_rows: 4.8 against 4.1 ns a unit)."""
     x = min(max(x, -CLAMP), CLAMP)
     x2 = x * x
     p = ((((((A13 * x2 + A11) * x2 + A9) * x2 + A7) * x2 + A5) * x2 + A3) * x2 + A1)

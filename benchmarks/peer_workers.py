@@ -5,10 +5,13 @@
 FRAMEWORK is rnnkit, torch or jax; TASK is
   time    warm-ups, then >= --reps timed training steps and inference forwards (more for
           fast ones, to fill --min-time seconds), with the CPU share other processes took,
-          plus a checksum of one step (loss, sum|dx|, sum|dW_hh|) to cross-check frameworks;
+          plus a checksum of one step (loss, sum|dx|, sum|dW_hh|) to cross-check frameworks,
+          and the framework's own GEMM rate just before and just after them (best of 20
+          2048^3 products each: how fast the machine ran meanwhile, ``adjacent_gemm``);
   memory  one warm-up step, then the resident-set high-water mark of one more step over the
           resident set before it (see ``step_memory``);
-  gemm    the best of max(--reps, 10) float32 (n, n) @ (n, n) products (rnnkit: NumPy).
+  gemm    the best of max(--reps, 10) float32 (n, n) @ (n, n) products (rnnkit: NumPy's
+          and rnnkit.blas's).
 Prints one JSON line. The parent sets the thread environment; this process also restricts
 itself to --threads CPUs (``sched_setaffinity``) before importing anything numeric, which is
 what caps XLA's CPU thread pool in current jax (it sizes the pool from the CPUs it may run on).
@@ -217,40 +220,72 @@ def step_memory(train) -> dict:
             "rss_peak_mb": peak_kb / 1024, "method": method}
 
 
+def _gemm_call(framework: str, a, b, threads: int):
+    """-> a no-argument call computing a @ b with the framework's own product (rnnkit's:
+    rnnkit.blas, MKL when installed), blocking until the result is there."""
+    if framework == "rnnkit":
+        import numpy as np
+        from rnnkit import blas
+        out = np.empty_like(a)
+        return lambda: blas.matmul(a, b, out)
+    if framework == "torch":
+        import torch
+        torch.set_num_threads(threads)
+        at, bt = torch.from_numpy(a), torch.from_numpy(b)
+        return lambda: torch.mm(at, bt)
+    import jax
+    import jax.numpy as jnp
+    mm = jax.jit(jnp.matmul)
+    aj, bj = jnp.asarray(a), jnp.asarray(b)
+    return lambda: mm(aj, bj).block_until_ready()
+
+
+def _square_pair(n: int):
+    import numpy as np
+    return (np.random.default_rng(0).standard_normal((n, n)).astype(np.float32),
+            np.random.default_rng(1).standard_normal((n, n)).astype(np.float32))
+
+
+def _best_rate(fn, n: int, reps: int) -> float:
+    """GFLOP/s of the fastest of ``reps`` calls of an (n, n) @ (n, n) product, after one."""
+    fn()
+    return 2 * n ** 3 / min(_wall(fn) for _ in range(reps)) / 1e9
+
+
 def gemm_peak(framework: str, n: int, reps: int, threads: int) -> dict:
     """Best-of-``max(reps, 10)`` float32 GEMM rate in GFLOP/s, and the library's build info."""
     import numpy as np
-    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
-    b = np.random.default_rng(1).standard_normal((n, n)).astype(np.float32)
+    a, b = _square_pair(n)
+    reps = max(reps, 10)
     info = {}
     if framework == "rnnkit":           # NumPy's own BLAS and rnnkit.blas (MKL if installed)
         from rnnkit import blas
         out = np.empty_like(a)
-        np.matmul(a, b, out=out)
-        info["numpy_gflops"] = 2 * n ** 3 / min(
-            _wall(lambda: np.matmul(a, b, out=out)) for _ in range(max(reps, 10))) / 1e9
+        info["numpy_gflops"] = _best_rate(lambda: np.matmul(a, b, out=out), n, reps)
         info["rnnkit_blas"] = blas.backend()
-        fn = lambda: blas.matmul(a, b, out)                             # noqa: E731
         try:
             info["numpy_config"] = np.show_config(mode="dicts")
         except TypeError:                                               # NumPy < 1.25
             pass
     elif framework == "torch":
         import torch
-        torch.set_num_threads(threads)
-        at, bt = torch.from_numpy(a), torch.from_numpy(b)
-        fn = lambda: torch.mm(at, bt)                                   # noqa: E731
+        torch.set_num_threads(threads)          # (before parallel_info, which reports it)
         info["torch_parallel_info"] = torch.__config__.parallel_info()
         info["torch_config"] = torch.__config__.show()
-    else:
-        import jax
-        import jax.numpy as jnp
-        mm = jax.jit(jnp.matmul)
-        aj, bj = jnp.asarray(a), jnp.asarray(b)
-        fn = lambda: mm(aj, bj).block_until_ready()                     # noqa: E731
-    fn()
-    best = min(_wall(fn) for _ in range(max(reps, 10)))
-    return {"n": n, "best_s": best, "gflops": 2 * n ** 3 / best / 1e9, "info": info}
+    gflops = _best_rate(_gemm_call(framework, a, b, threads), n, reps)
+    return {"n": n, "best_s": 2 * n ** 3 / gflops / 1e9, "gflops": gflops, "info": info}
+
+
+ADJACENT_REPS = 20
+
+
+def adjacent_gemm(framework: str, n: int, threads: int) -> float:
+    """The framework's own GEMM rate now, best of ADJACENT_REPS: timed in the timing process
+    just before and just after its timings, it says how fast the machine ran meanwhile (this
+    VM's speed moves 1.3-1.5x over minutes; a fraction of peak needs both sides measured in
+    the same phase). Best of 20: single products of one process, seconds apart, took 179-251
+    GFLOP/s; its best of 5 went from 171 to 251 between processes, of 20 from 218 to 249."""
+    return _best_rate(_gemm_call(framework, *_square_pair(n), threads), n, ADJACENT_REPS)
 
 
 def _wall(fn) -> float:
@@ -283,8 +318,12 @@ def main() -> None:
         if args.task == "memory":
             result.update(step_memory(train))
         else:
+            before = adjacent_gemm(args.framework, args.gemm_n, args.threads)
             result["train"] = timed(train, args.reps, args.warmup, args.min_time)
             result["infer"] = timed(infer, args.reps, args.warmup, args.min_time)
+            around = [before, adjacent_gemm(args.framework, args.gemm_n, args.threads)]
+            for mode in ("train", "infer"):             # (kept with the round each mode takes)
+                result[mode]["gemm_gflops_around"] = around
             result["check"] = dict(zip(("loss", "sum_abs_dx", "sum_abs_dW_hh"), check()))
     print(json.dumps(result))
 

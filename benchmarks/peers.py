@@ -48,7 +48,11 @@ so infer = 2*N*T*G*H*(D+H) and train = 3x that. Elementwise work (gates, activat
 loss, bias sums) is not counted. Achieved GFLOP/s is that count over the median time, and is
 given as a fraction of the machine's float32 GEMM peak: the best of 10 2048^3 products in
 NumPy and in PyTorch (2 threads each), before and after the rest, the higher of the two
-(JAX's is recorded too, for information).
+(JAX's is recorded too, for information). This VM's speed moves by a third over minutes
+(the peak went 255 -> 182 GFLOP/s within one run), so each timing process also times its
+framework's own 2048^3 product, best of 20, just before and just after its timings; the
+higher of those over the framework's best of the run scales the peak to the one at the time,
+and "% then" is the fraction of that (``peer_report.build_rows``).
 
 Output: a Markdown table on stdout and in ``<out>.md``, everything in ``<out>`` (JSON), with
 the machine described (CPU, cores, memory, library versions, BLAS builds).
@@ -212,7 +216,7 @@ def main() -> None:
              "rnnkit": gemm.get("rnnkit", {}).get("gflops"),
              "torch": gemm.get("torch", {}).get("gflops")}
     peak = max((v for v in rates.values() if v), default=None)
-    rows = build_rows(results, peak)
+    rows = build_rows(results, peak, {fw: g.get("gflops") for fw, g in gemm.items()})
     machine = describe_machine(gemm)
     for result in gemm.values():
         result.pop("info", None)
@@ -244,7 +248,10 @@ def main() -> None:
                              "2*N*T*G*H*(D+H); elementwise work not counted",
                     "peak": "best of 10 2048^3 float32 GEMMs before and after the run, "
                             "NumPy, rnnkit.blas (MKL when installed) and PyTorch, 2 threads; "
-                            "the highest is the peak"},
+                            "the highest is the peak",
+                    "peak_then": "peak * (the framework's own best-of-20 2048^3 GEMM just "
+                                 "before or after its timings, in the same process) / (its "
+                                 "best of the run); fraction_of_peak_then is against it"},
         "gemm_peak": {"numpy_gflops": rates["numpy"], "rnnkit_blas_gflops": rates["rnnkit"],
                       "rnnkit_blas": gemm.get("rnnkit", {}).get("blas"),
                       "torch_gflops": rates["torch"],

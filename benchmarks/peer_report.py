@@ -88,9 +88,11 @@ def agree(a: dict, b: dict) -> bool:
 def build_rows(results: dict, peak: float | None, own_best: dict | None = None) -> list[dict]:
     """results[(config, cell)][framework] -> {"time": ..., "memory": ...}; one row per mode.
 
-    own_best: framework -> its best GEMM rate of the run. A row's ``fraction_of_peak_then``
-    is its rate over the peak scaled by how fast the framework's own GEMM ran around its
-    timings against that best (``gemm_gflops_around``): the peak at the time it was timed."""
+    own_best: framework -> its best GEMM rate before and after the run (the peak's
+    measurement). A row's ``fraction_of_peak_then`` is its rate over the peak scaled by how
+    fast the framework's own GEMM ran around its timings against that best
+    (``gemm_gflops_around``): the peak at the time it was timed. That can be above the
+    peak (a timing process's GEMM beat the before/after best), and then % then < % peak."""
     own_best = own_best or {}
     rows = []
     for (config, cell), per_fw in results.items():
@@ -218,9 +220,9 @@ def markdown_document(report: dict, frameworks: list[str], json_name: str) -> st
         "sum(out * R) + BPTT to all weights and x; infer = forward. GFLOP/s counts only the "
         "matrix products; % then = against the peak scaled by the framework's own 2048^3 "
         "GEMM timed in the same process just before and after its timings (best of 20 each) "
-        "over its best of the run: the peak at the time (this machine's speed moves by a "
-        "third over minutes). peak MB = resident memory one training step adds. others' "
-        "CPU % = share of the CPUs other processes took during the timing "
+        "over its best before and after the run: the peak at the time (this machine's "
+        "speed moves by a third over minutes). peak MB = resident memory one training step "
+        "adds. others' CPU % = share of the CPUs other processes took during the timing "
         f"({'/'.join(frameworks)}). `same result` = loss, sum|dx| and sum|dW_hh| agree across "
         f"frameworks to {CHECK_RTOL:g}.",
         "",

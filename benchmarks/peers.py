@@ -51,8 +51,8 @@ NumPy and in PyTorch (2 threads each), before and after the rest, the higher of 
 (JAX's is recorded too, for information). This VM's speed moves by a third over minutes
 (the peak went 255 -> 182 GFLOP/s within one run), so each timing process also times its
 framework's own 2048^3 product, best of 20, just before and just after its timings; the
-higher of those over the framework's best of the run scales the peak to the one at the time,
-and "% then" is the fraction of that (``peer_report.build_rows``).
+higher of those over the framework's best before and after the run scales the peak to the one
+at the time, and "% then" is the fraction of that (``peer_report.build_rows``).
 
 Output: a Markdown table on stdout and in ``<out>.md``, everything in ``<out>`` (JSON), with
 the machine described (CPU, cores, memory, library versions, BLAS builds).
@@ -251,7 +251,8 @@ def main() -> None:
                             "the highest is the peak",
                     "peak_then": "peak * (the framework's own best-of-20 2048^3 GEMM just "
                                  "before or after its timings, in the same process) / (its "
-                                 "best of the run); fraction_of_peak_then is against it"},
+                                 "best before and after the run); fraction_of_peak_then is "
+                                 "against it"},
         "gemm_peak": {"numpy_gflops": rates["numpy"], "rnnkit_blas_gflops": rates["rnnkit"],
                       "rnnkit_blas": gemm.get("rnnkit", {}).get("blas"),
                       "torch_gflops": rates["torch"],

@@ -5,6 +5,7 @@ import numpy as np
 
 from rnnkit.errors import fail
 from rnnkit.init import as_rng
+from rnnkit.kernels.updates import scatter_add_rows
 
 
 class Embedding:
@@ -31,5 +32,6 @@ class Embedding:
         return self.params["E"][ids], ids
 
     def backward(self, dout: np.ndarray, ids) -> None:
-        """Scatter-adds dL/dout into the rows of dL/dE (repeated ids accumulate)."""
-        np.add.at(self.grads["E"], ids.reshape(-1), dout.reshape(-1, self.embedding_dim))
+        """Scatter-adds dL/dout into the rows of dL/dE (repeated ids accumulate): as
+        np.add.at, in one compiled pass where numba is installed."""
+        scatter_add_rows(self.grads["E"], ids.reshape(-1), dout.reshape(-1, self.embedding_dim))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.errors import fail
+from rnnkit.kernels.updates import adam_step
 from rnnkit.optim.base import Optimizer, check_flag, check_number
 
 
@@ -152,9 +153,12 @@ class Adam(Optimizer):
         return ("m", "v")
 
     def update(self, p, g, slots, t):
-        adam_update(p, g, slots["m"], slots["v"], t, lr=self.lr, beta1=self.betas[0],
-                    beta2=self.betas[1], eps=self.eps, weight_decay=self.weight_decay,
-                    decoupled=self.decoupled)
+        # adam_update's operations in one compiled pass where numba is installed (the same
+        # result to the bit, rnnkit.kernels.updates), else adam_update itself
+        hyper = dict(lr=self.lr, beta1=self.betas[0], beta2=self.betas[1], eps=self.eps,
+                     weight_decay=self.weight_decay, decoupled=self.decoupled)
+        if not adam_step(p, g, slots["m"], slots["v"], t, **hyper):
+            adam_update(p, g, slots["m"], slots["v"], t, **hyper)
 
 
 class AdamW(Adam):

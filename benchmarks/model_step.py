@@ -111,6 +111,9 @@ def main() -> None:
     parser.add_argument("--out", default=os.path.join(HERE, "results", "model_step.json"))
     args = parser.parse_args()
     cells = args.cells.split(",")
+    unknown = sorted(set(cells) - {"lstm", "gru", "rnn"})
+    if unknown:
+        parser.error(f"--cells: expected names from lstm, gru, rnn, got {', '.join(unknown)}")
     if args.worker:
         print(json.dumps(worker(args.worker, cells[0], args.steps, args.warmup)))
         return
@@ -140,8 +143,9 @@ def main() -> None:
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump({"rnnkit": rnnkit_source(), "torch": version("torch"),
-                   "date": datetime.date.today().isoformat(), "settings": SETTINGS, "threads": args.threads, "rounds": args.rounds,
-                   "steps": args.steps, "rows": rows, "runs": runs}, f, indent=1)
+                   "date": datetime.date.today().isoformat(), "settings": SETTINGS,
+                   "threads": args.threads, "rounds": args.rounds, "steps": args.steps,
+                   "rows": rows, "runs": runs}, f, indent=1)
     print(f"wrote {args.out}")
 
 

@@ -89,8 +89,8 @@ def worker(framework: str, cell: str, steps: int, warmup: int) -> dict:
 
 
 def run_process(framework: str, cell: str, args) -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
-               OPENBLAS_NUM_THREADS=str(args.threads))
+    from peers import worker_env         # the thread settings peers.py gives its workers
+    env = worker_env(args.threads, memory=False)
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", framework, "--cells", cell,
            "--steps", str(args.steps), "--warmup", str(args.warmup)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)

@@ -105,6 +105,8 @@ def _load():
             lib.mkl_cblas_jit_create_sgemm.restype = i
             lib.mkl_jit_get_sgemm_ptr.argtypes = [p]
             lib.mkl_jit_get_sgemm_ptr.restype = p
+            lib.mkl_jit_destroy.argtypes = [p]
+            lib.mkl_jit_destroy.restype = i
         lib.threading_layer = layer
         _lib = lib
     except (OSError, AttributeError):
@@ -259,7 +261,8 @@ def jit_kernel(m: int, n: int, k: int, accumulate: bool) -> tuple[int, int]:
     """MKL's sgemm generated for one shape (mkl_cblas_jit_create_sgemm): row-major
     (m, k) @ (k, n) with rows of exactly k and n elements, ``c = a @ b`` or, ``accumulate``,
     ``c += a @ b``. -> (kernel address, jitter), called as kernel(jitter, a, b, c); (0, 0)
-    without MKL's JIT or after MAX_JIT_KERNELS shapes. Generated once per shape and kept: a
+    without MKL's JIT, where it generates none (an AMD processor), or after MAX_JIT_KERNELS
+    shapes. Generated once per shape and kept: a
     training run meets few shapes, and making one costs more than many calls save."""
     key = (m, n, k, accumulate)
     if key not in _jit_kernels:
@@ -270,9 +273,11 @@ def jit_kernel(m: int, n: int, k: int, accumulate: bool) -> tuple[int, int]:
         status = lib.mkl_cblas_jit_create_sgemm(ctypes.byref(jitter), _ROW, _NO_TRANS,
                                                 _NO_TRANS, m, n, k, 1.0, k, n,
                                                 1.0 if accumulate else 0.0, n)
-        # 0: code generated; 1: none for this shape (the kernel would call the plain sgemm,
-        # as the loop does anyway); 2: failed
+        # 0: code generated; 1: none for this shape or processor (MKL generates none on AMD's
+        # Zen: the kernel would call the plain sgemm, as the loop does anyway); 2: failed
         kernel = lib.mkl_jit_get_sgemm_ptr(jitter) if status == 0 else None
+        if not kernel and jitter.value:
+            lib.mkl_jit_destroy(jitter)
         _jit_kernels[key] = (kernel, jitter.value) if kernel else (0, 0)
     return _jit_kernels[key]
 

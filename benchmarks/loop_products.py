@@ -11,6 +11,9 @@ inside a compiled loop, MKL on this thread only), with each of the ways
 - generated: the sgemm MKL generates for exactly this shape (mkl_cblas_jit_create_sgemm),
              rnnkit's choice below LOOP_PACK_MACS multiply-adds;
 - packed:    cblas_sgemm_compute on W packed once, rnnkit's choice from LOOP_PACK_MACS up;
+- openblas:  the sgemm of NumPy's OpenBLAS, which runs products up to SINGLE_THREAD_MACS on
+             the calling thread: rnnkit's choice for those where MKL is not tuned for the
+             processor (rnnkit.blas.mkl_tuned, e.g. AMD's);
 - own:       the loop's own product (batch 1-2 use it; shown for the small shapes only).
 Column sums: the bias gradients, dL/da summed over steps and rows, as NumPy's
 ``a.sum(axis=0)`` and as ``rnnkit.blas.column_sums`` (a row of ones times a, on BLAS).
@@ -60,6 +63,7 @@ def loop_products(calls: int, rounds: int) -> list[dict]:
     address = blas.gemm_address()
     # MKL_Set_Num_Threads_Local, which the loops call to keep MKL on their own thread
     threads = blas.loop_product(np.ones((1, 1), np.float32), 1, address)[0][2]
+    openblas = blas.numpy_openblas()
     rows_out = []
     for name, (m, k, n) in LOOP_SHAPES.items():
         h = rng.standard_normal((m, k)).astype(np.float32)
@@ -67,11 +71,14 @@ def loop_products(calls: int, rounds: int) -> list[dict]:
         acc = np.empty((m, n), np.float32)
         packed = blas.Packed(W, m, always=True)
         compute = ctypes.cast(packed.compute, ctypes.c_void_p).value
-        variants = {"sgemm": (address, 0, threads, 0, 0, 0, 0),
-                    "generated": (address, 0, threads, *blas.jit_kernel(m, n, k, False), m, 0),
-                    "packed": (compute, packed.buf.ctypes.data, threads, 0, 0, 0, 0)}
-        if m * k * n <= 1 << 18:
-            variants["own"] = (0,) * 7
+        variants = {"sgemm": (address, 0, threads, 0, 0, 0, 0, 0),
+                    "generated": (address, 0, threads, *blas.jit_kernel(m, n, k, False), m, 0,
+                                  0),
+                    "packed": (compute, packed.buf.ctypes.data, threads, 0, 0, 0, 0, 0)}
+        if m * k * n <= blas.SINGLE_THREAD_MACS:
+            variants["own"] = blas.NO_PRODUCT
+            if openblas:                # NumPy's, which runs these on the calling thread
+                variants["openblas"] = (openblas[0], 0, threads, 0, 0, 0, 0, int(openblas[1]))
         expected = h.astype(np.float64) @ W
         for label, gemm in variants.items():       # each computes the product (and compiles)
             acc.fill(np.nan)

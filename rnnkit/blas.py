@@ -42,9 +42,12 @@ LOOP_PACK_MACS = 1 << 21         # a compiled loop's products from this size use
 # 128 x 512 0.71 and 0.94 of the time, 256 x 256 0.73 and 0.97; smaller, packing gains little
 # (128 x 384 0.94, 128 x 256 0.92) and the generated one wins only at 128 x 128 (0.67)
 ONE_ROW_PACK_MACS = 1 << 16
+NO_PRODUCT = (0,) * 8            # loop_product's tuple for the loop's own product
 _ROW, _NO_TRANS, _TRANS, _PACKED, _B_MATRIX = 101, 111, 112, 151, 162
 _THREADING = {"intel": 0, "gnu": 3}
 _lib = None          # the loaded libmkl_rt, or False when there is none
+_openblas = None     # (sgemm address, 64-bit integers) in NumPy's OpenBLAS, or False
+_tuned: bool | None = None      # mkl_tuned()
 _enabled = os.environ.get("RNNKIT_BLAS", "").lower() != "numpy"
 _chosen: bool | None = None     # the last scan's choice; None before any scan
 
@@ -114,6 +117,60 @@ def _load():
     return _lib
 
 
+def _cpu_vendor() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return next((v for v in ("GenuineIntel", "AuthenticAMD") if v in platform.processor()), "")
+
+
+def mkl_tuned() -> bool:
+    """Whether MKL runs kernels tuned for this processor: an Intel one (or one not known).
+
+    On others MKL takes a generic path and generates no code for a shape (``jit_kernel``).
+    On an AMD EPYC (Zen 4), one thread, taking turns in a compiled loop, its small products
+    lost to OpenBLAS's (16 x 64 @ 64 x 256: 9.2 against 6.1 us; 8 x 128 @ 128 x 512: 11.7
+    packed against 5.0) and a row of batch 1 to the loop's own product (1 x 128 @ 128 x 512:
+    5.1 packed against 2.5; 1 x 512 @ 512 x 2048: 79 against 60), so there ``loop_product``
+    takes OpenBLAS for them and rnnkit.kernels.select the loop's own product at batch 1."""
+    global _tuned
+    if _tuned is None:
+        _tuned = _cpu_vendor() in ("GenuineIntel", "")
+    return _tuned
+
+
+def numpy_openblas() -> tuple[int, bool] | None:
+    """(address, ilp64) of cblas_sgemm in the OpenBLAS NumPy loaded (``ilp64``: it takes
+    64-bit integers, as NumPy's wheels' does), or None where NumPy has another BLAS or the
+    process's libraries can't be listed (/proc/self/maps, Linux)."""
+    global _openblas
+    if _openblas is None:
+        _openblas = False
+        try:
+            with open("/proc/self/maps") as f:
+                paths = {line.split()[-1] for line in f if "openblas" in line.lower()}
+        except OSError:
+            paths = set()
+        for path in sorted(paths):
+            try:
+                lib = ctypes.CDLL(path)             # already loaded: the same library
+            except OSError:
+                continue
+            for name, ilp64 in (("scipy_cblas_sgemm64_", True), ("cblas_sgemm64_", True),
+                                ("cblas_sgemm", False)):
+                if hasattr(lib, name):
+                    _openblas = ctypes.cast(getattr(lib, name), ctypes.c_void_p).value, ilp64
+                    break
+            if _openblas:
+                break
+    return _openblas or None
+
+
 def gemm_address() -> int:
     """The address of MKL's cblas_sgemm, for compiled time loops to call (0 without MKL)."""
     lib = _load() if _enabled else False
@@ -156,9 +213,10 @@ def choose(step_macs: int, compiled_loop: bool = False) -> bool:
 
 
 def setting() -> tuple:
-    """What decides where the products go now (``use`` and the last scan's ``choose``): a
-    product made for MKL under one setting (rnnkit.blas.Packed) must not serve another."""
-    return _enabled, _chosen
+    """What decides where the products go now (``use``, the last scan's ``choose`` and
+    ``mkl_tuned``): a product made for MKL under one setting (rnnkit.blas.Packed) must not
+    serve another."""
+    return _enabled, _chosen, mkl_tuned()
 
 
 def _wants_mkl(macs: int) -> bool:
@@ -289,10 +347,12 @@ def loop_product(W: np.ndarray, rows: int, gemm: int, accumulate: bool = False,
     its span (rnnkit.kernels.fastmath.matmul_rows, ``part``), and an object that must stay
     alive while the loop runs.
 
-    ``product`` is (function, packed, threads, jit, jitter, jit_rows, jit_accumulate):
+    ``product`` is (function, packed, threads, jit, jitter, jit_rows, jit_accumulate, ilp64):
     - function, packed: cblas_sgemm_compute and W packed, from LOOP_PACK_MACS multiply-adds,
       else the plain sgemm at address ``gemm`` and 0; 0, 0 for the loop's own product
-      (``gemm`` = 0);
+      (``gemm`` = 0). Where MKL is not ``mkl_tuned``, up to SINGLE_THREAD_MACS, the sgemm of
+      the OpenBLAS NumPy loaded (``numpy_openblas``; ilp64: it takes 64-bit integers), which
+      runs such products on the calling thread without its thread pool;
     - threads: MKL_Set_Num_Threads_Local, which each thread running the loop sets to 1 for
       itself (fastmath.local_threads): a loop's small products, 32 x 64 @ 64 x 256, took
       20-40 us on 2 threads and about 14 on one, and inside a loop split over the threads a
@@ -305,19 +365,23 @@ def loop_product(W: np.ndarray, rows: int, gemm: int, accumulate: bool = False,
       @ 64 x 256, 0.54-0.75 at 16 x 64 @ 64 x 64, 0.87-0.98 up to 2^20.6 multiply-adds;
       above LOOP_PACK_MACS it was slower than even the plain call (1.04-1.86x)."""
     if not gemm:
-        return (0, 0, 0, 0, 0, 0, 0), None
+        return NO_PRODUCT, None
     threads = ctypes.cast(_load().MKL_Set_Num_Threads_Local, ctypes.c_void_p).value
     rows = -(-rows // parts)                    # the first (largest) span's
     K, N = W.shape
+    openblas = numpy_openblas() if not mkl_tuned() and rows * K * N <= SINGLE_THREAD_MACS \
+        else None
+    if openblas:
+        return (openblas[0], 0, threads, 0, 0, 0, 0, int(openblas[1])), None
     if rows * K * N < LOOP_PACK_MACS and not (rows == 1 and K * N >= ONE_ROW_PACK_MACS):
         dense = W.dtype == np.float32 and W.flags.c_contiguous
         jit, jitter = jit_kernel(rows, N, K, accumulate) if dense else (0, 0)
-        return (gemm, 0, threads, jit, jitter, rows, int(accumulate)), None
+        return (gemm, 0, threads, jit, jitter, rows, int(accumulate), 0), None
     packed = Packed(W, rows, always=True)
     if packed.buf is None or W.dtype != np.float32:
-        return (gemm, 0, threads, 0, 0, 0, 0), None
+        return (gemm, 0, threads, 0, 0, 0, 0, 0), None
     return (ctypes.cast(packed.compute, ctypes.c_void_p).value, packed.buf.ctypes.data,
-            threads, 0, 0, 0, 0), packed
+            threads, 0, 0, 0, 0, 0), packed
 
 
 def row_major(a: np.ndarray) -> bool:
@@ -343,5 +407,6 @@ def _gemm(a, b, out, accumulate: bool) -> bool:
     return True
 
 
-__all__ = ["MIN_MACS", "SINGLE_THREAD_MACS", "Packed", "backend", "choose", "column_sums",
-           "gemm_address", "jit_kernel", "loop_product", "matmul", "row_major", "setting", "use"]
+__all__ = ["MIN_MACS", "NO_PRODUCT", "SINGLE_THREAD_MACS", "Packed", "backend", "choose",
+           "column_sums", "gemm_address", "jit_kernel", "loop_product", "matmul", "mkl_tuned",
+           "numpy_openblas", "row_major", "setting", "use"]

@@ -107,19 +107,20 @@ def test_a_batch_one_scan_compiled_whole_sends_its_products_to_mkl(mkl_calls):
     assert (50, D - 1, 512) not in mkl_calls or not whole
 
 
-def test_compiled_loops_get_large_weights_packed_and_small_products_generated():
+def test_compiled_loops_get_large_weights_packed_and_small_products_generated(monkeypatch):
+    monkeypatch.setattr(blas, "_tuned", True)               # as on an Intel processor
     gemm = blas.gemm_address()
     product, keep = blas.loop_product(square(256), 64, gemm)      # 4.2M >= LOOP_PACK_MACS
     if gemm:
         threads = ctypes.cast(blas._load().MKL_Set_Num_Threads_Local, ctypes.c_void_p).value
         assert product == (ctypes.cast(keep.compute, ctypes.c_void_p).value,
-                           keep.buf.ctypes.data, threads, 0, 0, 0, 0) and product[0] != gemm
+                           keep.buf.ctypes.data, threads, 0, 0, 0, 0, 0) and product[0] != gemm
         small, keep = blas.loop_product(square(64), 32, gemm, accumulate=True)   # sgemm
         jit = blas.jit_kernel(32, 64, 64, True)
-        assert small == (gemm, 0, threads, *jit, 32, 1) and keep is None
+        assert small == (gemm, 0, threads, *jit, 32, 1, 0) and keep is None
         assert (jit[0] != 0) == mkl_generates(32, 64, 64, True)
         split, _ = blas.loop_product(square(64), 63, gemm, accumulate=True, parts=2)
-        assert split[3:] == (*jit, 32, 1)                  # for the first span, 32 rows
+        assert split[3:] == (*jit, 32, 1, 0)               # for the first span, 32 rows
         # one row: packed from ONE_ROW_PACK_MACS (128 x 512), generated below (128 x 511)
         W = np.ones((128, blas.ONE_ROW_PACK_MACS // 128), np.float32)
         one, keep = blas.loop_product(W, 1, gemm)
@@ -128,26 +129,63 @@ def test_compiled_loops_get_large_weights_packed_and_small_products_generated():
         assert one[1] == 0 and keep is None and one[5] == 1
         assert blas.loop_product(W, 2, gemm)[0][1] == 0     # two rows: not packed
     else:
-        assert product == (0,) * 7 and keep is None
-    assert blas.loop_product(square(256), 64, 0) == ((0,) * 7, None)    # the loop's own
+        assert product == blas.NO_PRODUCT and keep is None
+    assert blas.loop_product(square(256), 64, 0) == (blas.NO_PRODUCT, None)    # the loop's own
 
 
-@pytest.mark.skipif(not mkl_installed(), reason="MKL's generated sgemm needs MKL")
+def test_where_mkl_is_not_tuned_small_loop_products_go_to_numpys_openblas(monkeypatch):
+    """Up to SINGLE_THREAD_MACS, which OpenBLAS runs on the calling thread; above, MKL's
+    packed product as on Intel."""
+    monkeypatch.setattr(blas, "_tuned", False)
+    gemm = blas.gemm_address()
+    if not gemm:
+        assert blas.loop_product(square(64), 32, gemm) == (blas.NO_PRODUCT, None)
+        return
+    openblas = blas.numpy_openblas()
+    assert openblas is not None                  # NumPy's wheels bring OpenBLAS, ILP64
+    threads = ctypes.cast(blas._load().MKL_Set_Num_Threads_Local, ctypes.c_void_p).value
+    # 2 x 32 rows x 64 x 128 = 2^18 a span: OpenBLAS; 2 x 33 rows: MKL's
+    for rows, openblas_product in ((64, True), (66, False)):
+        product, keep = blas.loop_product(np.ones((64, 128), np.float32), rows, gemm, parts=2)
+        if openblas_product:
+            assert product == (openblas[0], 0, threads, 0, 0, 0, 0, int(openblas[1]))
+            assert keep is None
+        else:
+            assert product[0] == gemm and product[7] == 0
+    product, keep = blas.loop_product(square(256), 64, gemm)      # 4.2M: MKL's, packed
+    assert product[1] == keep.buf.ctypes.data != 0
+
+
+def test_mkl_counts_as_tuned_on_intel_processors_only(monkeypatch):
+    for vendor, tuned in (("GenuineIntel", True), ("AuthenticAMD", False), ("", True)):
+        monkeypatch.setattr(blas, "_tuned", None)
+        monkeypatch.setattr(blas, "_cpu_vendor", lambda: vendor)
+        assert blas.mkl_tuned() is tuned
+
+
+@pytest.mark.skipif(not mkl_installed(), reason="the loops call a library's sgemm with MKL")
 @pytest.mark.parametrize("accumulate", [False, True])
-def test_generated_sgemm_computes_its_product(accumulate):
-    """The kernel MKL generates for one shape, called as the compiled loops call it."""
+@pytest.mark.parametrize("tuned", [True, False])
+def test_loop_products_compute_their_product(accumulate, tuned, monkeypatch):
+    """The products rnnkit.blas.loop_product hands a compiled loop, called as the loops call
+    them: MKL's generated sgemm (where MKL generates one) or plain sgemm; or, where MKL is
+    not tuned for the processor, NumPy's OpenBLAS (64-bit sizes)."""
     from rnnkit.kernels.fastmath import AVAILABLE
     if not AVAILABLE:
         pytest.skip("the loops that call it need numba")
     from numba import njit
     from rnnkit.kernels.fastmath import matmul_rows
+    monkeypatch.setattr(blas, "_tuned", tuned)
     run = njit(lambda gemm, acc, h, W, n, a: matmul_rows(gemm, acc, h, W, n, a))
     rng = np.random.default_rng(4)
     h = rng.standard_normal((16, 64)).astype(np.float32)
     W = rng.standard_normal((64, 96)).astype(np.float32)
     start = rng.standard_normal((16, 96)).astype(np.float32)
     product, _ = blas.loop_product(W, 16, blas.gemm_address(), accumulate)
-    assert (product[3] != 0) == mkl_generates(16, 96, 64, accumulate)   # for 16 rows
+    if tuned:
+        assert (product[3] != 0) == mkl_generates(16, 96, 64, accumulate)   # for 16 rows
+    else:
+        assert product[0] == blas.numpy_openblas()[0] and product[7] == 1
     for n in (16, 9):                                      # 9: fewer rows, the plain sgemm
         acc = start.copy()
         run(product, acc, h, W, n, accumulate)

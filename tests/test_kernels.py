@@ -29,15 +29,19 @@ def assert_pinned(fast, ref):
 
 
 LOOPS = ("whole loop", "whole loop, mkl", "whole loop, split", "whole loop, mkl, split",
-         "per step")
+         "whole loop, openblas, split", "per step")
 MODES = [(c, loop) for c in CELLS for loop in LOOPS]
 
 
 def set_loop(monkeypatch, loop):
     """Make every scan take ``loop`` (one of LOOPS); the MKL whole loop needs MKL; a split
     loop (its batch over the threads, a span of rows each) needs MKL on GNU OpenMP. The MKL
-    loops' per-step products are there for every size (WHOLE_LOOP_MACS = 0)."""
-    own, mkl = loop.startswith("whole loop") and "mkl" not in loop, "mkl" in loop
+    loops' per-step products are there for every size (WHOLE_LOOP_MACS = 0). The "openblas"
+    loop is the MKL loop where MKL is not tuned for the processor (blas.mkl_tuned): its small
+    products go to NumPy's OpenBLAS; the "mkl" loops take MKL's, whatever the processor."""
+    mkl = "mkl" in loop or "openblas" in loop
+    own = loop.startswith("whole loop") and not mkl
+    monkeypatch.setattr(blas, "_tuned", "openblas" not in loop)
     monkeypatch.setattr(kernels, "WHOLE_LOOP_MACS", 1 << 40 if own else 0)
     monkeypatch.setattr(kernels, "OWN_PRODUCT_MACS", 1 << 40 if own else 0)
     monkeypatch.setattr(kernels, "OWN_ROWS_PRODUCT_MACS", 1 << 40 if own else 0)
@@ -51,10 +55,11 @@ def check_loop(kernel, loop):
     """The scan ran ``loop``; without MKL the MKL whole loop falls back to the per-step one,
     and a loop stays whole without MKL's GNU OpenMP layer, or threads, to split it over."""
     has_mkl = blas.gemm_address() != 0
-    if "mkl" in loop and not has_mkl:
-        loop = "per step"
+    mkl = "mkl" in loop or "openblas" in loop
+    if mkl and not has_mkl:
+        loop, mkl = "per step", False
     assert kernel.whole_loop == (loop != "per step")
-    assert (kernel.gemm != 0) == ("mkl" in loop)
+    assert (kernel.gemm != 0) == mkl
     can_split = kernels.shared_openmp() and get_num_threads() > 1
     assert (kernel.parts > 1) == ("split" in loop and can_split)
 
@@ -188,16 +193,25 @@ def test_inference_projecting_in_the_loop_takes_broadcast_inputs(loop, monkeypat
         assert_pinned([out, *h_n], [ref_out, *ref_h])
 
 
-def test_a_small_loop_calls_mkl_from_smaller_products_with_more_rows():
+@pytest.mark.parametrize("tuned", [True, False])
+def test_a_small_loop_calls_mkl_from_smaller_products_with_more_rows(tuned, monkeypatch):
     """The loop's own product below OWN_PRODUCT_MACS at batch 1 and below
-    OWN_ROWS_PRODUCT_MACS with more rows; MKL's from there (when installed)."""
+    OWN_ROWS_PRODUCT_MACS with more rows; MKL's from there (when installed). Where MKL is not
+    tuned for the processor, batch 1 keeps its own product, in a whole loop, up to
+    MKL_LOOP_MACS."""
+    monkeypatch.setattr(blas, "_tuned", tuned)
     mkl = blas.gemm_address() != 0
     lstm = rnnkit.LSTM(4, 8).cell                            # 4 gates: 4 N H^2 a step
     # batch 1: 4 x 127^2 < 2^16 <= 4 x 128^2; batch 2: 8 x 31^2 < 2^13 <= 8 x 32^2
-    for N, H, calls_mkl in ((1, 127, False), (1, 128, mkl), (2, 31, False), (2, 32, mkl)):
+    for N, H, calls_mkl in ((1, 127, False), (1, 128, mkl and tuned), (2, 31, False),
+                            (2, 32, mkl)):
         chosen = kernels.select(lstm, np.float32, N, H, 4)
         assert chosen.whole_loop and (chosen.gemm != 0) == calls_mkl
         assert chosen.projects_input and chosen.input_gemm == 0     # 4 inputs: its own
+    # batch 1, 4 x 512^2 = 2^20 multiply-adds a step: MKL's packed product, or its own
+    large = kernels.select(lstm, np.float32, 1, 512, 4)
+    assert large.whole_loop is (mkl or not tuned) and (large.gemm != 0) == (mkl and tuned)
+    assert not kernels.select(lstm, np.float32, 1, 1024, 4).whole_loop     # 2^22: per step
 
 
 def scan_inference(cell, N, T, D, H, grad=False, seed=5):
@@ -379,4 +393,4 @@ def test_a_loop_calling_mkl_runs_it_on_one_thread_and_restores_the_count(split, 
         assert after == 3                                # restored on the calling thread
         assert all(p[0] != 0 and p[2] != 0 for p in seen)
     else:
-        assert all(p == (0,) * 7 for p in seen)
+        assert all(p == blas.NO_PRODUCT for p in seen)

@@ -6,7 +6,9 @@
   and BLAS-call overhead is what costs there; the loop writes its product out below
   OWN_PRODUCT_MACS at batch 1 (OWN_ROWS_PRODUCT_MACS at larger batches), and from there,
   with MKL installed, calls MKL itself, on one thread (at batch 1 on weights packed once),
-  up to MKL_LOOP_MACS (e.g. batch 32 at H = 64-128); at inference below WHOLE_LOOP_MACS with
+  up to MKL_LOOP_MACS (e.g. batch 32 at H = 64-128); where MKL is not tuned for the processor
+  (rnnkit.blas.mkl_tuned, e.g. AMD's), its small products go to NumPy's OpenBLAS instead and
+  batch 1 keeps the loop's own product; at inference below WHOLE_LOOP_MACS with
   at most LOOP_PROJECTION_INPUTS inputs (by its own product), or on MKL with spans of at
   least MKL_PROJECTION_ROWS rows and no more inputs than hidden units, it also projects each
   step's input itself, keeping one row of projection instead of T;
@@ -47,7 +49,9 @@ from rnnkit.kernels.fastmath import AVAILABLE
 # call per step at batch 1 (1.2-3x), breaks even at 2, loses from 4-8 on (2x at batch 32).
 WHOLE_LOOP_MACS = 1 << 17
 # But called from the compiled loop itself (no Python between steps), MKL's product on packed
-# weights beats the loop's own from this size (blas.ONE_ROW_PACK_MACS): the LSTM at batch 1,
+# weights beats the loop's own from this size (blas.ONE_ROW_PACK_MACS), where MKL is tuned for
+# the processor (blas.mkl_tuned; elsewhere the own product runs up to MKL_LOOP_MACS; stream
+# LSTM on a Zen 4, taking turns in one process: 0.60 / 0.56 of the time): the LSTM at batch 1,
 # 1 x 1000 x 16 x 128, took a median 0.91 / 0.93 of the time (train / infer; seven
 # measurements, pairs in one process and interleaved processes, 0.84-1.16 / 0.82-1.16 on
 # this noisy VM; the product alone 0.71-0.73). The GRU's smaller W (128 x 384) gained in
@@ -150,10 +154,11 @@ def select(cell, dtype, N: int, H: int, D: int = 0):
     from rnnkit.kernels.rnn import ElmanKernel
     macs = N * cell.n_gates * H * H
     parts = loop_parts(N)
-    own_below = OWN_PRODUCT_MACS if N == 1 else OWN_ROWS_PRODUCT_MACS
-    gemm = blas.gemm_address() if own_below <= macs and (macs < MKL_LOOP_MACS or
-                                                         parts > 1) else 0
-    whole = macs < WHOLE_LOOP_MACS or gemm != 0
+    own = macs < (OWN_PRODUCT_MACS if N == 1 else OWN_ROWS_PRODUCT_MACS)
+    if N == 1 and not blas.mkl_tuned():     # its generic path loses to the loop's own product
+        own = macs < MKL_LOOP_MACS
+    gemm = blas.gemm_address() if not own and (macs < MKL_LOOP_MACS or parts > 1) else 0
+    whole = macs < WHOLE_LOOP_MACS or gemm != 0 or own
     parts = parts if whole else 1
     if isinstance(cell, LSTMCell) and not cell.peepholes:
         kernel = LSTMKernel(whole, gemm, parts)

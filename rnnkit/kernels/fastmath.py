@@ -149,8 +149,7 @@ def project_rows(a, x, t, r0, Wx_T, n, product):
         matmul_rows(product, a, x[t][r0:], Wx_T, n, False)
 
 
-_NO_INPUT = (np.empty((0, 0, 0), np.float32), np.empty((0, 0), np.float32),
-             (0, 0, 0, 0, 0, 0, 0))
+_NO_INPUT = (np.empty((0, 0, 0), np.float32), np.empty((0, 0), np.float32), blas.NO_PRODUCT)
 MAX_KEPT = 8        # products kept on one scan's weights (one per batch size, kernel, ...)
 
 
@@ -202,23 +201,26 @@ def loop_input(x, k: dict, rows: int, gemm: int, parts: int):
     return (x, k["Wx_rows"], product), keep
 
 
-def _cblas_call(packed: bool):
+def _cblas_call(packed: bool, ilp64: bool = False):
     """An intrinsic calling, through its address, row-major with no transposes,
     cblas_sgemm(m, n, k, alpha = 1, a, lda, b, ldb, beta, c, ldc) or, ``packed``,
-    cblas_sgemm_compute(m, n, k, a, lda, b, ldb, beta, c, ldc) on a B from cblas_sgemm_pack.
-    Arrays are passed as addresses (intp). The function's address is an argument, not a
-    constant, so the kernels that call it stay in numba's on-disk cache."""
+    cblas_sgemm_compute(m, n, k, a, lda, b, ldb, beta, c, ldc) on a B from cblas_sgemm_pack;
+    ``ilp64``: sizes as 64-bit integers (OpenBLAS built so, as in NumPy's wheels). Arrays
+    are passed as addresses (intp). The function's address is an argument, not a constant,
+    so the kernels that call it stay in numba's on-disk cache."""
     def call(typingctx, fn, m, n, k, a, lda, b, ldb, beta, c, ldc):
         from llvmlite import ir
         sig = types.void(*([types.intp] * 8), types.float32, types.intp, types.intp)
 
         def codegen(context, builder, signature, args):
             i32, ptr, f32 = ir.IntType(32), ir.IntType(8).as_pointer(), ir.FloatType()
+            size = ir.IntType(64) if ilp64 else i32
             alpha = [] if packed else [f32]
-            fnty = ir.FunctionType(ir.VoidType(), [i32] * 6 + alpha +
-                                   [ptr, i32, ptr, i32, f32, ptr, i32])
+            fnty = ir.FunctionType(ir.VoidType(), [i32] * 3 + [size] * 3 + alpha +
+                                   [ptr, size, ptr, size, f32, ptr, size])
             fn_, m_, n_, k_, a_, lda_, b_, ldb_, beta_, c_, ldc_ = args
-            i, p = (lambda v: builder.trunc(v, i32)), (lambda v: builder.inttoptr(v, ptr))
+            i = (lambda v: v) if ilp64 else (lambda v: builder.trunc(v, i32))
+            p = (lambda v: builder.inttoptr(v, ptr))
             head = [ir.Constant(i32, v) for v in (101, 111, 151 if packed else 111)]
             builder.call(builder.inttoptr(fn_, fnty.as_pointer()),
                          head + [i(m_), i(n_), i(k_)] +
@@ -226,11 +228,12 @@ def _cblas_call(packed: bool):
                          [p(a_), i(lda_), p(b_), i(ldb_), beta_, p(c_), i(ldc_)])
             return context.get_dummy_value()
         return sig, codegen
-    call.__name__ = "_sgemm_compute" if packed else "_sgemm"
+    call.__name__ = "_sgemm_compute" if packed else "_sgemm64" if ilp64 else "_sgemm"
     return intrinsic(call)
 
 
 _sgemm, _sgemm_compute = _cblas_call(False), _cblas_call(True)
+_sgemm64 = _cblas_call(False, ilp64=True)
 
 
 @intrinsic
@@ -274,11 +277,12 @@ def local_threads(gemm, n):
 def matmul_rows(gemm, acc, h, W_T, n, accumulate):
     """acc[:n] = h[:n] @ W_T (``accumulate``: +=), 2-d float32 arrays with unit-stride rows.
 
-    ``gemm`` is (function, packed, threads, jit, jitter, jit_rows, jit_accumulate) from
-    rnnkit.blas.loop_product: MKL's cblas_sgemm_compute on W_T packed at address ``packed``;
-    its cblas_sgemm, when packed is 0, or the sgemm it generated for this shape (``jit``), when
-    that was made for n rows, dense rows and this ``accumulate``; the product written out
-    here, when function is 0."""
+    ``gemm`` is (function, packed, threads, jit, jitter, jit_rows, jit_accumulate, ilp64)
+    from rnnkit.blas.loop_product: MKL's cblas_sgemm_compute on W_T packed at address
+    ``packed``; its cblas_sgemm, when packed is 0, or the sgemm it generated for this shape
+    (``jit``), when that was made for n rows, dense rows and this ``accumulate``; OpenBLAS's
+    cblas_sgemm taking 64-bit sizes, ``ilp64``; the product written out here, when function
+    is 0."""
     fn, packed = gemm[0], gemm[1]
     if fn != 0:
         if n > 0:
@@ -290,6 +294,9 @@ def matmul_rows(gemm, acc, h, W_T, n, accumulate):
             elif packed != 0:
                 _sgemm_compute(fn, n, W_T.shape[1], W_T.shape[0], h.ctypes.data, lda, packed,
                                W_T.shape[1], beta, acc.ctypes.data, ldc)
+            elif gemm[7] != 0:
+                _sgemm64(fn, n, W_T.shape[1], W_T.shape[0], h.ctypes.data, lda,
+                         W_T.ctypes.data, W_T.strides[0] // 4, beta, acc.ctypes.data, ldc)
             else:
                 _sgemm(fn, n, W_T.shape[1], W_T.shape[0], h.ctypes.data, lda, W_T.ctypes.data,
                        W_T.strides[0] // 4, beta, acc.ctypes.data, ldc)

@@ -249,7 +249,8 @@ def test_the_loop_projects_only_small_inputs_at_inference(cell, monkeypatch):
 @pytest.mark.parametrize("cell", sorted(CELLS))
 def test_the_mkl_loop_projects_at_inference_with_enough_rows_and_few_inputs(cell, monkeypatch):
     """A whole loop on MKL projects its input at inference when each thread's span has at
-    least MKL_PROJECTION_ROWS rows and the input is no wider than the hidden state."""
+    least MKL_PROJECTION_ROWS rows, the input is no wider than the hidden state and a span's
+    step of projection is below MKL_PROJECTION_MACS."""
     set_loop(monkeypatch, "whole loop, mkl, split")
     monkeypatch.setattr(kernels, "MIN_SPAN_ROWS", 4)
     if blas.gemm_address() == 0 or not kernels.shared_openmp() or get_num_threads() < 2:
@@ -262,6 +263,11 @@ def test_the_mkl_loop_projects_at_inference_with_enough_rows_and_few_inputs(cell
         assert fast.projects_input is (N == 2 * rows and D <= H)
         assert one_row is (projects and cell in ("lstm", "gru"))
         assert_pinned([out], [ref])
+    span_step = rows * H * CELLS[cell](H, H).cell.n_gates * H         # reaches it: no
+    monkeypatch.setattr(kernels, "MKL_PROJECTION_MACS", span_step)
+    fast, one_row, out, ref = scan_inference(cell, 2 * rows, 4, H, H)
+    assert not fast.projects_input and not one_row
+    assert_pinned([out], [ref])
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])

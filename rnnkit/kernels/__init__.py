@@ -10,8 +10,9 @@
   (rnnkit.blas.mkl_tuned, e.g. AMD's), its small products go to NumPy's OpenBLAS instead and
   batch 1 keeps the loop's own product; at inference below WHOLE_LOOP_MACS with
   at most LOOP_PROJECTION_INPUTS inputs (by its own product), or on MKL with spans of at
-  least MKL_PROJECTION_ROWS rows and no more inputs than hidden units, it also projects each
-  step's input itself, keeping one row of projection instead of T;
+  least MKL_PROJECTION_ROWS rows, no more inputs than hidden units and a span's projection
+  below MKL_PROJECTION_MACS, it also projects each step's input itself, keeping one row of
+  projection instead of T;
 - a whole loop splits its batch over the threads (``loop_parts``), each running the loop on
   its span of rows with no synchronisation between steps (rows are independent in time),
   when MKL runs on GNU OpenMP like numba's parallel loops (``shared_openmp``): MKL's product
@@ -95,6 +96,11 @@ LOOP_PROJECTION_INPUTS = 16
 # 64 x 100 x 512 x 256: 1.10, 1.03). Training gains too little to take it (0.96-1.02; its
 # forward keeps every step's gates anyway).
 MKL_PROJECTION_ROWS = 16
+# ... while a span's step of that projection (span x D x gates*H) stays below this: on an AMD
+# EPYC (Zen 4), 128 x 200 x 512 x 512 inference projecting before the loop took (one process,
+# taking turns) LSTM 0.85, GRU 0.95 of the time (spans of 64 x 512 x 2048 and x 1536), the
+# RNN (64 x 512 x 512) 1.07; the Intel measurements above were 0.97-1.04 for these.
+MKL_PROJECTION_MACS = 1 << 25
 _enabled = AVAILABLE
 
 
@@ -171,12 +177,13 @@ def select(cell, dtype, N: int, H: int, D: int = 0):
     span = -(-N // parts)
     # the input projected in the loop: by the loop's own product, or by MKL's
     input_own = macs < WHOLE_LOOP_MACS and 0 < D <= LOOP_PROJECTION_INPUTS
-    input_mkl = gemm != 0 and span >= MKL_PROJECTION_ROWS and 0 < D <= H
+    input_mkl = gemm != 0 and span >= MKL_PROJECTION_ROWS and 0 < D <= H and \
+        span * D * cell.n_gates * H < MKL_PROJECTION_MACS
     kernel.projects_input = whole and (input_own or input_mkl)
     kernel.input_gemm = 0 if input_own else gemm
     return kernel
 
 
 __all__ = ["AVAILABLE", "LOOP_PROJECTION_INPUTS", "MIN_SPAN_ROWS", "MKL_LOOP_MACS",
-           "MKL_PROJECTION_ROWS", "OWN_PRODUCT_MACS", "OWN_ROWS_PRODUCT_MACS", "WHOLE_LOOP_MACS",
+           "MKL_PROJECTION_MACS", "MKL_PROJECTION_ROWS", "OWN_PRODUCT_MACS", "OWN_ROWS_PRODUCT_MACS", "WHOLE_LOOP_MACS",
            "loop_parts", "select", "reference_only", "shared_openmp"]

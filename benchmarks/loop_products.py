@@ -78,7 +78,8 @@ def loop_products(calls: int, rounds: int) -> list[dict]:
         if m * k * n <= blas.SINGLE_THREAD_MACS:
             variants["own"] = blas.NO_PRODUCT
             if openblas:                # NumPy's, which runs these on the calling thread
-                variants["openblas"] = (openblas[0], 0, threads, 0, 0, 0, 0, int(openblas[1]))
+                variants["openblas"] = (openblas.sgemm, 0, threads, 0, 0, 0, 0,
+                                          int(openblas.ilp64))
         expected = h.astype(np.float64) @ W
         for label, gemm in variants.items():       # each computes the product (and compiles)
             acc.fill(np.nan)

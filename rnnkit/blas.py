@@ -31,6 +31,7 @@ import ctypes
 import os
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -48,6 +49,7 @@ _THREADING = {"intel": 0, "gnu": 3}
 _lib = None          # the loaded libmkl_rt, or False when there is none
 _openblas = None     # (sgemm address, 64-bit integers) in NumPy's OpenBLAS, or False
 _tuned: bool | None = None      # mkl_tuned()
+_float32_gemm = None            # route_float32()
 _enabled = os.environ.get("RNNKIT_BLAS", "").lower() != "numpy"
 _chosen: bool | None = None     # the last scan's choice; None before any scan
 
@@ -144,10 +146,18 @@ def mkl_tuned() -> bool:
     return _tuned
 
 
-def numpy_openblas() -> tuple[int, bool] | None:
-    """(address, ilp64) of cblas_sgemm in the OpenBLAS NumPy loaded (``ilp64``: it takes
-    64-bit integers, as NumPy's wheels' does), or None where NumPy has another BLAS or the
-    process's libraries can't be listed (/proc/self/maps, Linux)."""
+class OpenBLAS(NamedTuple):
+    """NumPy's OpenBLAS: its cblas_sgemm's address (``ilp64``: taking 64-bit sizes, as in
+    NumPy's wheels) and its process-wide thread count (``get_threads``, ``set_threads``)."""
+    sgemm: int
+    ilp64: bool
+    get_threads: object
+    set_threads: object
+
+
+def numpy_openblas() -> OpenBLAS | None:
+    """The OpenBLAS NumPy loaded, or None where NumPy has another BLAS or the process's
+    libraries can't be listed (/proc/self/maps, Linux)."""
     global _openblas
     if _openblas is None:
         _openblas = False
@@ -161,10 +171,14 @@ def numpy_openblas() -> tuple[int, bool] | None:
                 lib = ctypes.CDLL(path)             # already loaded: the same library
             except OSError:
                 continue
-            for name, ilp64 in (("scipy_cblas_sgemm64_", True), ("cblas_sgemm64_", True),
-                                ("cblas_sgemm", False)):
-                if hasattr(lib, name):
-                    _openblas = ctypes.cast(getattr(lib, name), ctypes.c_void_p).value, ilp64
+            for prefix, suffix in (("scipy_", "64_"), ("", "64_"), ("", "")):
+                names = [f"{prefix}{name}{suffix}" for name in
+                         ("cblas_sgemm", "openblas_get_num_threads", "openblas_set_num_threads")]
+                if all(hasattr(lib, name) for name in names):
+                    sgemm, get, set_ = (getattr(lib, name) for name in names)
+                    get.restype, set_.argtypes = ctypes.c_int, [ctypes.c_int]
+                    _openblas = OpenBLAS(ctypes.cast(sgemm, ctypes.c_void_p).value,
+                                         suffix == "64_", get, set_)
                     break
             if _openblas:
                 break
@@ -372,7 +386,7 @@ def loop_product(W: np.ndarray, rows: int, gemm: int, accumulate: bool = False,
     openblas = numpy_openblas() if not mkl_tuned() and rows * K * N <= SINGLE_THREAD_MACS \
         else None
     if openblas:
-        return (openblas[0], 0, threads, 0, 0, 0, 0, int(openblas[1])), None
+        return (openblas.sgemm, 0, threads, 0, 0, 0, 0, int(openblas.ilp64)), None
     if rows * K * N < LOOP_PACK_MACS and not (rows == 1 and K * N >= ONE_ROW_PACK_MACS):
         dense = W.dtype == np.float32 and W.flags.c_contiguous
         jit, jitter = jit_kernel(rows, N, K, accumulate) if dense else (0, 0)
@@ -399,6 +413,9 @@ def _gemm(a, b, out, accumulate: bool) -> bool:
     la, lb = _operand(a), _operand(b)
     if la is None or lb is None or np.may_share_memory(out, a) or np.may_share_memory(out, b):
         return False
+    if a.dtype.char == "f" and _float32_gemm is not None:
+        _float32_gemm(la[0], la[1], lb[0], lb[1], a, b, out, accumulate)
+        return True
     M, K = a.shape
     N = b.shape[1]
     fn = lib.cblas_sgemm if a.dtype.char == "f" else lib.cblas_dgemm
@@ -407,6 +424,15 @@ def _gemm(a, b, out, accumulate: bool) -> bool:
     return True
 
 
+def route_float32(gemm) -> None:
+    """Send the float32 products that would go to MKL's sgemm to ``gemm(ta, lda, tb, ldb,
+    a, b, out, accumulate)`` instead (ta, tb: CBLAS transpose flags), or back to MKL (None).
+    rnnkit.kernels does so where MKL is not tuned for the processor: NumPy's OpenBLAS split
+    over the loops' threads (rnnkit.kernels.products)."""
+    global _float32_gemm
+    _float32_gemm = gemm
+
+
 __all__ = ["MIN_MACS", "NO_PRODUCT", "SINGLE_THREAD_MACS", "Packed", "backend", "choose",
            "column_sums", "gemm_address", "jit_kernel", "loop_product", "matmul", "mkl_tuned",
-           "numpy_openblas", "row_major", "setting", "use"]
+           "numpy_openblas", "route_float32", "row_major", "setting", "use"]

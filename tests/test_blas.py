@@ -148,7 +148,7 @@ def test_where_mkl_is_not_tuned_small_loop_products_go_to_numpys_openblas(monkey
     for rows, openblas_product in ((64, True), (66, False)):
         product, keep = blas.loop_product(np.ones((64, 128), np.float32), rows, gemm, parts=2)
         if openblas_product:
-            assert product == (openblas[0], 0, threads, 0, 0, 0, 0, int(openblas[1]))
+            assert product == (openblas.sgemm, 0, threads, 0, 0, 0, 0, int(openblas.ilp64))
             assert keep is None
         else:
             assert product[0] == gemm and product[7] == 0
@@ -185,7 +185,7 @@ def test_loop_products_compute_their_product(accumulate, tuned, monkeypatch):
     if tuned:
         assert (product[3] != 0) == mkl_generates(16, 96, 64, accumulate)   # for 16 rows
     else:
-        assert product[0] == blas.numpy_openblas()[0] and product[7] == 1
+        assert product[0] == blas.numpy_openblas().sgemm and product[7] == 1
     for n in (16, 9):                                      # 9: fewer rows, the plain sgemm
         acc = start.copy()
         run(product, acc, h, W, n, accumulate)

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
+from functools import partial
 
 import numpy as np
 
@@ -121,7 +122,9 @@ _openmp: bool | None = None
 def shared_openmp() -> bool:
     """True when MKL runs on GNU OpenMP and numba's parallel loops do too (its 'omp' layer),
     so both use the system's one libgomp and its one pool of threads. Sets numba's threading
-    layer to 'omp' unless the user chose another (NUMBA_THREADING_LAYER)."""
+    layer to 'omp' unless the user chose another (NUMBA_THREADING_LAYER). Where MKL is not
+    tuned for the processor, the large float32 products then go to NumPy's OpenBLAS, split
+    over that pool (rnnkit.kernels.products)."""
     global _openmp
     if _openmp is None:
         _openmp = False
@@ -136,6 +139,10 @@ def shared_openmp() -> bool:
                     _openmp = numba.threading_layer() == "omp"
                 except (ValueError, ImportError, RuntimeError):
                     _openmp = False
+        openblas = blas.numpy_openblas()
+        if _openmp and openblas and not blas.mkl_tuned():
+            from rnnkit.kernels.products import split_gemm
+            blas.route_float32(partial(split_gemm, openblas))
     return _openmp
 
 

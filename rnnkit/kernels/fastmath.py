@@ -202,15 +202,16 @@ def loop_input(x, k: dict, rows: int, gemm: int, parts: int):
 
 
 def _cblas_call(packed: bool, ilp64: bool = False):
-    """An intrinsic calling, through its address, row-major with no transposes,
-    cblas_sgemm(m, n, k, alpha = 1, a, lda, b, ldb, beta, c, ldc) or, ``packed``,
-    cblas_sgemm_compute(m, n, k, a, lda, b, ldb, beta, c, ldc) on a B from cblas_sgemm_pack;
-    ``ilp64``: sizes as 64-bit integers (OpenBLAS built so, as in NumPy's wheels). Arrays
-    are passed as addresses (intp). The function's address is an argument, not a constant,
-    so the kernels that call it stay in numba's on-disk cache."""
-    def call(typingctx, fn, m, n, k, a, lda, b, ldb, beta, c, ldc):
+    """An intrinsic calling, through its address, row-major,
+    cblas_sgemm(ta, tb, m, n, k, alpha = 1, a, lda, b, ldb, beta, c, ldc) or, ``packed``,
+    cblas_sgemm_compute(ta, m, n, k, a, lda, b, ldb, beta, c, ldc) on a B from
+    cblas_sgemm_pack (tb is then ignored); ta, tb: CBLAS's 111 (as stored) or 112
+    (transposed); ``ilp64``: sizes as 64-bit integers (OpenBLAS built so, as in NumPy's
+    wheels). Arrays are passed as addresses (intp). The function's address is an argument,
+    not a constant, so the kernels that call it stay in numba's on-disk cache."""
+    def call(typingctx, fn, ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc):
         from llvmlite import ir
-        sig = types.void(*([types.intp] * 8), types.float32, types.intp, types.intp)
+        sig = types.void(*([types.intp] * 10), types.float32, types.intp, types.intp)
 
         def codegen(context, builder, signature, args):
             i32, ptr, f32 = ir.IntType(32), ir.IntType(8).as_pointer(), ir.FloatType()
@@ -218,10 +219,11 @@ def _cblas_call(packed: bool, ilp64: bool = False):
             alpha = [] if packed else [f32]
             fnty = ir.FunctionType(ir.VoidType(), [i32] * 3 + [size] * 3 + alpha +
                                    [ptr, size, ptr, size, f32, ptr, size])
-            fn_, m_, n_, k_, a_, lda_, b_, ldb_, beta_, c_, ldc_ = args
+            fn_, ta_, tb_, m_, n_, k_, a_, lda_, b_, ldb_, beta_, c_, ldc_ = args
             i = (lambda v: v) if ilp64 else (lambda v: builder.trunc(v, i32))
             p = (lambda v: builder.inttoptr(v, ptr))
-            head = [ir.Constant(i32, v) for v in (101, 111, 151 if packed else 111)]
+            head = [ir.Constant(i32, 101), builder.trunc(ta_, i32),
+                    ir.Constant(i32, 151) if packed else builder.trunc(tb_, i32)]
             builder.call(builder.inttoptr(fn_, fnty.as_pointer()),
                          head + [i(m_), i(n_), i(k_)] +
                          ([] if packed else [ir.Constant(f32, 1.0)]) +
@@ -234,6 +236,7 @@ def _cblas_call(packed: bool, ilp64: bool = False):
 
 _sgemm, _sgemm_compute = _cblas_call(False), _cblas_call(True)
 _sgemm64 = _cblas_call(False, ilp64=True)
+AS_IS = 111                 # CBLAS's "no transpose"
 
 
 @intrinsic
@@ -292,14 +295,14 @@ def matmul_rows(gemm, acc, h, W_T, n, accumulate):
                     lda == W_T.shape[0] and ldc == W_T.shape[1] == W_T.strides[0] // 4:
                 _jit_sgemm(gemm[3], gemm[4], h.ctypes.data, W_T.ctypes.data, acc.ctypes.data)
             elif packed != 0:
-                _sgemm_compute(fn, n, W_T.shape[1], W_T.shape[0], h.ctypes.data, lda, packed,
-                               W_T.shape[1], beta, acc.ctypes.data, ldc)
+                _sgemm_compute(fn, AS_IS, AS_IS, n, W_T.shape[1], W_T.shape[0], h.ctypes.data,
+                               lda, packed, W_T.shape[1], beta, acc.ctypes.data, ldc)
             elif gemm[7] != 0:
-                _sgemm64(fn, n, W_T.shape[1], W_T.shape[0], h.ctypes.data, lda,
+                _sgemm64(fn, AS_IS, AS_IS, n, W_T.shape[1], W_T.shape[0], h.ctypes.data, lda,
                          W_T.ctypes.data, W_T.strides[0] // 4, beta, acc.ctypes.data, ldc)
             else:
-                _sgemm(fn, n, W_T.shape[1], W_T.shape[0], h.ctypes.data, lda, W_T.ctypes.data,
-                       W_T.strides[0] // 4, beta, acc.ctypes.data, ldc)
+                _sgemm(fn, AS_IS, AS_IS, n, W_T.shape[1], W_T.shape[0], h.ctypes.data, lda,
+                       W_T.ctypes.data, W_T.strides[0] // 4, beta, acc.ctypes.data, ldc)
         return
     if not accumulate:
         for r in range(n):

@@ -24,6 +24,10 @@ does. Before any scan (a model of Dense layers alone) the size of each product d
 
 MKL runs on its GNU OpenMP layer when the system's libgomp loads, else on Intel's.
 ``RNNKIT_BLAS=numpy`` turns MKL off; ``use("numpy")`` does so within a block.
+
+Those measurements are an Intel Xeon's. Where MKL is not tuned for the processor
+(``mkl_tuned``), the float32 products chosen for MKL go where ``route_float32`` sends them:
+rnnkit.kernels sends them to NumPy's OpenBLAS split over the loops' threads.
 """
 from __future__ import annotations
 
@@ -47,7 +51,7 @@ NO_PRODUCT = (0,) * 8            # loop_product's tuple for the loop's own produ
 _ROW, _NO_TRANS, _TRANS, _PACKED, _B_MATRIX = 101, 111, 112, 151, 162
 _THREADING = {"intel": 0, "gnu": 3}
 _lib = None          # the loaded libmkl_rt, or False when there is none
-_openblas = None     # (sgemm address, 64-bit integers) in NumPy's OpenBLAS, or False
+_openblas = None     # numpy_openblas(), or False when NumPy has none
 _tuned: bool | None = None      # mkl_tuned()
 _float32_gemm = None            # route_float32()
 _enabled = os.environ.get("RNNKIT_BLAS", "").lower() != "numpy"
@@ -139,7 +143,9 @@ def mkl_tuned() -> bool:
     lost to OpenBLAS's (16 x 64 @ 64 x 256: 9.2 against 6.1 us; 8 x 128 @ 128 x 512: 11.7
     packed against 5.0) and a row of batch 1 to the loop's own product (1 x 128 @ 128 x 512:
     5.1 packed against 2.5; 1 x 512 @ 512 x 2048: 79 against 60), so there ``loop_product``
-    takes OpenBLAS for them and rnnkit.kernels.select the loop's own product at batch 1."""
+    takes OpenBLAS for them and rnnkit.kernels.select the loop's own product at batch 1; and
+    its large products to OpenBLAS's, so rnnkit.kernels sends those there (``route_float32``).
+    """
     global _tuned
     if _tuned is None:
         _tuned = _cpu_vendor() in ("GenuineIntel", "")
@@ -334,8 +340,8 @@ def jit_kernel(m: int, n: int, k: int, accumulate: bool) -> tuple[int, int]:
     (m, k) @ (k, n) with rows of exactly k and n elements, ``c = a @ b`` or, ``accumulate``,
     ``c += a @ b``. -> (kernel address, jitter), called as kernel(jitter, a, b, c); (0, 0)
     without MKL's JIT, where it generates none (an AMD processor), or after MAX_JIT_KERNELS
-    shapes. Generated once per shape and kept: a
-    training run meets few shapes, and making one costs more than many calls save."""
+    shapes. Generated once per shape and kept: a training run meets few shapes, and making
+    one costs more than many calls save."""
     key = (m, n, k, accumulate)
     if key not in _jit_kernels:
         lib = _load() if _enabled else False

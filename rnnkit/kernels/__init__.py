@@ -192,5 +192,6 @@ def select(cell, dtype, N: int, H: int, D: int = 0):
 
 
 __all__ = ["AVAILABLE", "LOOP_PROJECTION_INPUTS", "MIN_SPAN_ROWS", "MKL_LOOP_MACS",
-           "MKL_PROJECTION_MACS", "MKL_PROJECTION_ROWS", "OWN_PRODUCT_MACS", "OWN_ROWS_PRODUCT_MACS", "WHOLE_LOOP_MACS",
-           "loop_parts", "select", "reference_only", "shared_openmp"]
+           "MKL_PROJECTION_MACS", "MKL_PROJECTION_ROWS", "OWN_PRODUCT_MACS",
+           "OWN_ROWS_PRODUCT_MACS", "WHOLE_LOOP_MACS", "loop_parts", "select", "reference_only",
+           "shared_openmp"]

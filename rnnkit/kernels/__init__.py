@@ -51,13 +51,14 @@ from rnnkit.kernels.fastmath import AVAILABLE
 # call per step at batch 1 (1.2-3x), breaks even at 2, loses from 4-8 on (2x at batch 32).
 WHOLE_LOOP_MACS = 1 << 17
 # But called from the compiled loop itself (no Python between steps), MKL's product on packed
-# weights beats the loop's own from this size (blas.ONE_ROW_PACK_MACS), where MKL is tuned for
-# the processor (blas.mkl_tuned; elsewhere the own product runs up to MKL_LOOP_MACS; stream
-# LSTM on a Zen 4, taking turns in one process: 0.60 / 0.56 of the time): the LSTM at batch 1,
-# 1 x 1000 x 16 x 128, took a median 0.91 / 0.93 of the time (train / infer; seven
-# measurements, pairs in one process and interleaved processes, 0.84-1.16 / 0.82-1.16 on
+# weights beats the loop's own from this size (blas.ONE_ROW_PACK_MACS) on an Intel Xeon: the
+# LSTM at batch 1, 1 x 1000 x 16 x 128, took a median 0.91 / 0.93 of the time (train / infer;
+# seven measurements, pairs in one process and interleaved processes, 0.84-1.16 / 0.82-1.16 on
 # this noisy VM; the product alone 0.71-0.73). The GRU's smaller W (128 x 384) gained in
-# training (0.88-0.98) but not at inference (0.83-1.21), so it stays below.
+# training (0.88-0.98) but not at inference (0.83-1.21), so it stays below. Where MKL is not
+# tuned for the processor (blas.mkl_tuned) the own product runs on up to MKL_LOOP_MACS: on an
+# AMD EPYC (Zen 4) the same LSTM took 0.60 / 0.56 of the time of MKL's (one process, taking
+# turns).
 OWN_PRODUCT_MACS = 1 << 16
 # With two rows or more (parts of one thread) MKL's generated sgemm wins from much smaller
 # products, the loop's own going through W once a row (pairs, T = 500, train / infer): GRU

@@ -75,8 +75,15 @@ WORKER = os.path.join(HERE, "peer_workers.py")
 XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false"
 
 
+# Read by OpenBLAS alone, of the three frameworks' libraries: a machine that sets it (this
+# one's environment holds OpenBLAS to its Haswell kernels, AVX2, on an AVX-512 processor)
+# would hold rnnkit's products back where PyTorch's oneDNN and XLA pick their own.
+DROPPED_ENV = ("OPENBLAS_CORETYPE",)
+
+
 def worker_env(threads: int, memory: bool) -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
+    env = {k: v for k, v in os.environ.items() if k not in DROPPED_ENV}
+    env.update(OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
                MKL_NUM_THREADS=str(threads), XLA_FLAGS=XLA_FLAGS,
                PYTHONPATH=os.pathsep.join(filter(None, [HERE, os.environ.get("PYTHONPATH")])))
     if memory:      # fixed threshold: large blocks are mmapped and unmapped on free
@@ -164,6 +171,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=os.path.join(HERE, "results", "peers.json"))
     args = parser.parse_args()
+    if os.path.isdir(args.out):
+        parser.error(f"--out {args.out} is a folder; give the JSON file to write (its .md "
+                     f"goes beside it), e.g. {os.path.join(args.out, 'peers.json')}")
     configs, cells = args.configs.split(","), args.cells.split(",")
     frameworks = args.frameworks.split(",")
     for name, given, known in (("configs", configs, CONFIGS), ("cells", cells, GATES),
@@ -234,6 +244,7 @@ def main() -> None:
                      "retries": args.retries, "xla_flags": XLA_FLAGS,
                      "thread_env": ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                     "MKL_NUM_THREADS"],
+                     "dropped_env": {k: os.environ[k] for k in DROPPED_ENV if k in os.environ},
                      "affinity": f"each worker pins itself to {args.threads} CPUs"},
         "methods": {"train": "forward + loss sum(out * R) + BPTT to all weights and x",
                     "infer": "forward only (torch.no_grad, jitted jax forward, rnnkit forward)",

@@ -27,7 +27,7 @@ MKL runs on its GNU OpenMP layer when the system's libgomp loads, else on Intel'
 
 Those measurements are an Intel Xeon's. Where MKL is not tuned for the processor
 (``mkl_tuned``), the float32 products chosen for MKL go where ``route_float32`` sends them:
-rnnkit.kernels sends them to NumPy's OpenBLAS split over the loops' threads.
+rnnkit.kernels sends them to OpenBLAS (rnnkit.openblas) split over the loops' threads.
 """
 from __future__ import annotations
 
@@ -35,12 +35,12 @@ import ctypes
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple
-
 import numpy as np
 
+from rnnkit import openblas
+from rnnkit.openblas import SINGLE_THREAD_MACS, numpy_openblas
+
 MIN_MACS = 1 << 22
-SINGLE_THREAD_MACS = 1 << 18     # OpenBLAS runs products up to this size on the calling thread
 LOOP_PACK_MACS = 1 << 21         # a compiled loop's products from this size use packed weights
 # and a product of one row from this size of W (K x N): batch 1 in a compiled loop, 1000 steps
 # taking turns in one process, packed and generated sgemm against the loop's own product:
@@ -51,9 +51,9 @@ NO_PRODUCT = (0,) * 8            # loop_product's tuple for the loop's own produ
 _ROW, _NO_TRANS, _TRANS, _PACKED, _B_MATRIX = 101, 111, 112, 151, 162
 _THREADING = {"intel": 0, "gnu": 3}
 _lib = None          # the loaded libmkl_rt, or False when there is none
-_openblas = None     # numpy_openblas(), or False when NumPy has none
 _tuned: bool | None = None      # mkl_tuned()
 _float32_gemm = None            # route_float32()
+_float32_name = ""
 _enabled = os.environ.get("RNNKIT_BLAS", "").lower() != "numpy"
 _chosen: bool | None = None     # the last scan's choice; None before any scan
 
@@ -124,13 +124,9 @@ def _load():
 
 
 def _cpu_vendor() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("vendor_id"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
+    vendor = openblas.cpu().get("vendor_id")
+    if vendor is not None:
+        return vendor
     import platform
     return next((v for v in ("GenuineIntel", "AuthenticAMD") if v in platform.processor()), "")
 
@@ -145,50 +141,14 @@ def mkl_tuned() -> bool:
     5.1 packed against 2.5; 1 x 512 @ 512 x 2048: 79 against 60), so there ``loop_product``
     takes OpenBLAS for them and rnnkit.kernels.select the loop's own product at batch 1; and
     its large products to OpenBLAS's, so rnnkit.kernels sends those there (``route_float32``).
+    On an AMD EPYC of family 1Ah (Zen 5), MKL's products of a loop's sizes ran at 80-90
+    GFLOP/s on one thread, OpenBLAS's AVX-512 ones at 105-160 (rnnkit.openblas), so there the
+    loops take OpenBLAS at every size, when rnnkit has one of its own.
     """
     global _tuned
     if _tuned is None:
         _tuned = _cpu_vendor() in ("GenuineIntel", "")
     return _tuned
-
-
-class OpenBLAS(NamedTuple):
-    """NumPy's OpenBLAS: its cblas_sgemm's address (``ilp64``: taking 64-bit sizes, as in
-    NumPy's wheels) and its process-wide thread count (``get_threads``, ``set_threads``)."""
-    sgemm: int
-    ilp64: bool
-    get_threads: object
-    set_threads: object
-
-
-def numpy_openblas() -> OpenBLAS | None:
-    """The OpenBLAS NumPy loaded, or None where NumPy has another BLAS or the process's
-    libraries can't be listed (/proc/self/maps, Linux)."""
-    global _openblas
-    if _openblas is None:
-        _openblas = False
-        try:
-            with open("/proc/self/maps") as f:
-                paths = {line.split()[-1] for line in f if "openblas" in line.lower()}
-        except OSError:
-            paths = set()
-        for path in sorted(paths):
-            try:
-                lib = ctypes.CDLL(path)             # already loaded: the same library
-            except OSError:
-                continue
-            for prefix, suffix in (("scipy_", "64_"), ("", "64_"), ("", "")):
-                names = [f"{prefix}{name}{suffix}" for name in
-                         ("cblas_sgemm", "openblas_get_num_threads", "openblas_set_num_threads")]
-                if all(hasattr(lib, name) for name in names):
-                    sgemm, get, set_ = (getattr(lib, name) for name in names)
-                    get.restype, set_.argtypes = ctypes.c_int, [ctypes.c_int]
-                    _openblas = OpenBLAS(ctypes.cast(sgemm, ctypes.c_void_p).value,
-                                         suffix == "64_", get, set_)
-                    break
-            if _openblas:
-                break
-    return _openblas or None
 
 
 def gemm_address() -> int:
@@ -370,9 +330,10 @@ def loop_product(W: np.ndarray, rows: int, gemm: int, accumulate: bool = False,
     ``product`` is (function, packed, threads, jit, jitter, jit_rows, jit_accumulate, ilp64):
     - function, packed: cblas_sgemm_compute and W packed, from LOOP_PACK_MACS multiply-adds,
       else the plain sgemm at address ``gemm`` and 0; 0, 0 for the loop's own product
-      (``gemm`` = 0). Where MKL is not ``mkl_tuned``, up to SINGLE_THREAD_MACS, the sgemm of
-      the OpenBLAS NumPy loaded (``numpy_openblas``; ilp64: it takes 64-bit integers), which
-      runs such products on the calling thread without its thread pool;
+      (``gemm`` = 0). Where MKL is not ``mkl_tuned``, OpenBLAS's sgemm (rnnkit.openblas:
+      ilp64, it takes 64-bit integers): the one rnnkit loads for itself, on one thread, at
+      every size; else NumPy's up to SINGLE_THREAD_MACS, which it runs on the calling thread
+      without its thread pool;
     - threads: MKL_Set_Num_Threads_Local, which each thread running the loop sets to 1 for
       itself (fastmath.local_threads): a loop's small products, 32 x 64 @ 64 x 256, took
       20-40 us on 2 threads and about 14 on one, and inside a loop split over the threads a
@@ -389,10 +350,9 @@ def loop_product(W: np.ndarray, rows: int, gemm: int, accumulate: bool = False,
     threads = ctypes.cast(_load().MKL_Set_Num_Threads_Local, ctypes.c_void_p).value
     rows = -(-rows // parts)                    # the first (largest) span's
     K, N = W.shape
-    openblas = numpy_openblas() if not mkl_tuned() and rows * K * N <= SINGLE_THREAD_MACS \
-        else None
-    if openblas:
-        return (openblas.sgemm, 0, threads, 0, 0, 0, 0, int(openblas.ilp64)), None
+    library = openblas.products() if not mkl_tuned() else None
+    if library and rows * K * N <= library.single_thread_macs:
+        return (library.sgemm, 0, threads, 0, 0, 0, 0, int(library.ilp64)), None
     if rows * K * N < LOOP_PACK_MACS and not (rows == 1 and K * N >= ONE_ROW_PACK_MACS):
         dense = W.dtype == np.float32 and W.flags.c_contiguous
         jit, jitter = jit_kernel(rows, N, K, accumulate) if dense else (0, 0)
@@ -430,15 +390,22 @@ def _gemm(a, b, out, accumulate: bool) -> bool:
     return True
 
 
-def route_float32(gemm) -> None:
+def route_float32(gemm, name: str = "") -> None:
     """Send the float32 products that would go to MKL's sgemm to ``gemm(ta, lda, tb, ldb,
-    a, b, out, accumulate)`` instead (ta, tb: CBLAS transpose flags), or back to MKL (None).
-    rnnkit.kernels does so where MKL is not tuned for the processor: NumPy's OpenBLAS split
-    over the loops' threads (rnnkit.kernels.products)."""
-    global _float32_gemm
-    _float32_gemm = gemm
+    a, b, out, accumulate)`` instead (ta, tb: CBLAS transpose flags), or back to MKL (None);
+    ``name`` says where, for ``large_products``. rnnkit.kernels does so where MKL is not tuned
+    for the processor: OpenBLAS split over the loops' threads (rnnkit.kernels.products)."""
+    global _float32_gemm, _float32_name
+    _float32_gemm, _float32_name = gemm, name
+
+
+def large_products() -> str:
+    """Where the large float32 products go: ``backend()``, or where ``route_float32`` sent
+    them."""
+    return _float32_name if _float32_gemm is not None and _enabled and _load() else backend()
 
 
 __all__ = ["MIN_MACS", "NO_PRODUCT", "SINGLE_THREAD_MACS", "Packed", "backend", "choose",
-           "column_sums", "gemm_address", "jit_kernel", "loop_product", "matmul", "mkl_tuned",
+           "column_sums", "gemm_address", "jit_kernel", "large_products", "loop_product",
+           "matmul", "mkl_tuned",
            "numpy_openblas", "route_float32", "row_major", "setting", "use"]

@@ -133,27 +133,35 @@ def test_compiled_loops_get_large_weights_packed_and_small_products_generated(mo
     assert blas.loop_product(square(256), 64, 0) == (blas.NO_PRODUCT, None)    # the loop's own
 
 
-def test_where_mkl_is_not_tuned_small_loop_products_go_to_numpys_openblas(monkeypatch):
-    """Up to SINGLE_THREAD_MACS, which OpenBLAS runs on the calling thread; above, MKL's
-    packed product as on Intel."""
+@pytest.mark.parametrize("own_openblas", [True, False])
+def test_where_mkl_is_not_tuned_loop_products_go_to_openblas(own_openblas, monkeypatch):
+    """To rnnkit's own OpenBLAS (rnnkit.openblas.bundled, one thread) at every size; without
+    it, to NumPy's up to SINGLE_THREAD_MACS, which it runs on the calling thread, and above
+    to MKL's packed product as on Intel."""
+    from rnnkit import openblas
     monkeypatch.setattr(blas, "_tuned", False)
+    if not own_openblas:
+        monkeypatch.setattr(openblas, "_bundled", False)
+    elif openblas.bundled() is None:
+        pytest.skip("needs scipy-openblas32 (rnnkit[fast])")
     gemm = blas.gemm_address()
     if not gemm:
         assert blas.loop_product(square(64), 32, gemm) == (blas.NO_PRODUCT, None)
         return
-    openblas = blas.numpy_openblas()
-    assert openblas is not None                  # NumPy's wheels bring OpenBLAS, ILP64
+    library = openblas.products()
+    assert library is not None                  # NumPy's wheels bring OpenBLAS, ILP64
     threads = ctypes.cast(blas._load().MKL_Set_Num_Threads_Local, ctypes.c_void_p).value
-    # 2 x 32 rows x 64 x 128 = 2^18 a span: OpenBLAS; 2 x 33 rows: MKL's
-    for rows, openblas_product in ((64, True), (66, False)):
-        product, keep = blas.loop_product(np.ones((64, 128), np.float32), rows, gemm, parts=2)
-        if openblas_product:
-            assert product == (openblas.sgemm, 0, threads, 0, 0, 0, 0, int(openblas.ilp64))
+    # 2 x 32 rows x 64 x 128 = 2^18 a span; 2 x 33 rows above; 64 x 256 x 256 = 4.2M
+    for rows, W in ((64, np.ones((64, 128), np.float32)), (66, np.ones((64, 128), np.float32)),
+                    (64, square(256))):
+        product, keep = blas.loop_product(W, rows, gemm, parts=2 if W.shape[0] == 64 else 1)
+        if own_openblas or (rows // 2) * W.size <= blas.SINGLE_THREAD_MACS:
+            assert product == (library.sgemm, 0, threads, 0, 0, 0, 0, int(library.ilp64))
             assert keep is None
-        else:
+        elif W.shape[0] == 64:
             assert product[0] == gemm and product[7] == 0
-    product, keep = blas.loop_product(square(256), 64, gemm)      # 4.2M: MKL's, packed
-    assert product[1] == keep.buf.ctypes.data != 0
+        else:
+            assert product[1] == keep.buf.ctypes.data != 0          # MKL's, packed
 
 
 def test_mkl_counts_as_tuned_on_intel_processors_only(monkeypatch):
@@ -185,7 +193,9 @@ def test_loop_products_compute_their_product(accumulate, tuned, monkeypatch):
     if tuned:
         assert (product[3] != 0) == mkl_generates(16, 96, 64, accumulate)   # for 16 rows
     else:
-        assert product[0] == blas.numpy_openblas().sgemm and product[7] == 1
+        from rnnkit import openblas
+        library = openblas.products()
+        assert product[0] == library.sgemm and product[7] == int(library.ilp64)
     for n in (16, 9):                                      # 9: fewer rows, the plain sgemm
         acc = start.copy()
         run(product, acc, h, W, n, accumulate)

@@ -1,14 +1,14 @@
-"""rnnkit.kernels.products: large float32 products on NumPy's OpenBLAS, split over the loops'
-OpenMP threads, where MKL is not tuned for the processor."""
+"""rnnkit.kernels.products: large float32 products on OpenBLAS (rnnkit's own, or NumPy's),
+split over the loops' OpenMP threads, where MKL is not tuned for the processor."""
 import numpy as np
 import pytest
 
 import rnnkit
-from rnnkit import blas, kernels
+from rnnkit import blas, kernels, openblas
 from rnnkit.kernels.fastmath import AVAILABLE
 
-openblas = blas.numpy_openblas()
-pytestmark = pytest.mark.skipif(not AVAILABLE or openblas is None,
+LIBRARIES = {"numpy": openblas.numpy_openblas(), "bundled": openblas.bundled()}
+pytestmark = pytest.mark.skipif(not AVAILABLE or LIBRARIES["numpy"] is None,
                                 reason="needs numba and NumPy on OpenBLAS")
 
 
@@ -31,19 +31,23 @@ def operand(rng, shape, transposed, padded):
 @pytest.mark.parametrize("tb", [False, True])
 @pytest.mark.parametrize("accumulate", [False, True])
 @pytest.mark.parametrize("M,K,N", [(37, 19, 11), (11, 19, 37), (1, 8, 1), (3, 2, 300)])
-def test_split_product_equals_the_product(ta, tb, accumulate, M, K, N):
+@pytest.mark.parametrize("which", ["numpy", "bundled"])
+def test_split_product_equals_the_product(ta, tb, accumulate, M, K, N, which):
     """Rows split (M >= N) or columns, each transpose, padded operands and result, parts with
     no rows (1 x 1 over two threads); OpenBLAS's thread count is back as it was."""
     from rnnkit.kernels.products import split_gemm
+    library = LIBRARIES[which]
+    if library is None:
+        pytest.skip("needs scipy-openblas32 (rnnkit[fast])")
     rng = np.random.default_rng(M * N + ta + 2 * tb)
     a = operand(rng, (M, K), ta, padded=True)
     b = operand(rng, (K, N), tb, padded=True)
     start = np.ones((M, N + 3), np.float32)
     out = start[:, :N]
     la, lb = blas._operand(a), blas._operand(b)
-    threads = openblas.get_threads()
-    split_gemm(openblas, *la, *lb, a, b, out, accumulate)
-    assert openblas.get_threads() == threads
+    threads = library.get_threads()
+    split_gemm(library, *la, *lb, a, b, out, accumulate)
+    assert library.get_threads() == threads
     expected = a.astype(np.float64) @ b + (1 if accumulate else 0)
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(start[:, N:], 1)          # the padding is not written
@@ -65,7 +69,8 @@ def test_where_mkl_is_not_tuned_the_large_products_go_to_the_split_openblas(monk
     monkeypatch.setattr(kernels, "_openmp", None)
     monkeypatch.setattr(blas, "_float32_gemm", None)
     monkeypatch.setattr(blas, "_tuned", False)
-    assert kernels.shared_openmp() and blas._float32_gemm is not None
+    assert kernels.shared_openmp() and blas._float32_gemm.args == (openblas.products(),)
+    assert blas.large_products().startswith(f"openblas {openblas.products().core}")
     rng = np.random.default_rng(0)
     a32, b32 = (rng.standard_normal((256, 256)).astype(np.float32) for _ in range(2))
     blas.choose(blas.MIN_MACS)                              # a scan with a large step

@@ -7,8 +7,9 @@
   OWN_PRODUCT_MACS at batch 1 (OWN_ROWS_PRODUCT_MACS at larger batches), and from there,
   with MKL installed, calls MKL itself, on one thread (at batch 1 on weights packed once),
   up to MKL_LOOP_MACS (e.g. batch 32 at H = 64-128); where MKL is not tuned for the processor
-  (rnnkit.blas.mkl_tuned, e.g. AMD's), its small products go to NumPy's OpenBLAS instead and
-  batch 1 keeps the loop's own product; at inference below WHOLE_LOOP_MACS with
+  (rnnkit.blas.mkl_tuned, e.g. AMD's), its products go to OpenBLAS instead (rnnkit.openblas:
+  at every size on rnnkit's own, up to its single-thread size on NumPy's) and batch 1 keeps
+  the loop's own product; at inference below WHOLE_LOOP_MACS with
   at most LOOP_PROJECTION_INPUTS inputs (by its own product), or on MKL with spans of at
   least MKL_PROJECTION_ROWS rows, no more inputs than hidden units and a span's projection
   below MKL_PROJECTION_MACS, it also projects each step's input itself, keeping one row of
@@ -43,7 +44,7 @@ from functools import partial
 
 import numpy as np
 
-from rnnkit import blas
+from rnnkit import blas, openblas
 from rnnkit.cells import ElmanCell, GRUCell, LSTMCell
 from rnnkit.kernels.fastmath import AVAILABLE
 
@@ -124,8 +125,8 @@ def shared_openmp() -> bool:
     """True when MKL runs on GNU OpenMP and numba's parallel loops do too (its 'omp' layer),
     so both use the system's one libgomp and its one pool of threads. Sets numba's threading
     layer to 'omp' unless the user chose another (NUMBA_THREADING_LAYER). Where MKL is not
-    tuned for the processor, the large float32 products then go to NumPy's OpenBLAS, split
-    over that pool (rnnkit.kernels.products)."""
+    tuned for the processor, the large float32 products then go to OpenBLAS (rnnkit.openblas),
+    split over that pool (rnnkit.kernels.products)."""
     global _openmp
     if _openmp is None:
         _openmp = False
@@ -140,10 +141,12 @@ def shared_openmp() -> bool:
                     _openmp = numba.threading_layer() == "omp"
                 except (ValueError, ImportError, RuntimeError):
                     _openmp = False
-        openblas = blas.numpy_openblas()
-        if _openmp and openblas and not blas.mkl_tuned():
+        library = openblas.products()
+        if _openmp and library and not blas.mkl_tuned():
             from rnnkit.kernels.products import split_gemm
-            blas.route_float32(partial(split_gemm, openblas))
+            which = "rnnkit's own" if library == openblas.bundled() else "NumPy's"
+            blas.route_float32(partial(split_gemm, library),
+                               f"openblas {library.core} ({which}), split over the threads")
     return _openmp
 
 

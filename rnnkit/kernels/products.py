@@ -1,4 +1,4 @@
-"""Large float32 products on NumPy's OpenBLAS, split over the compiled loops' OpenMP threads.
+"""Large float32 products on OpenBLAS, split over the compiled loops' OpenMP threads.
 
 Where MKL is not tuned for the processor (rnnkit.blas.mkl_tuned, e.g. AMD's), OpenBLAS's
 large products are faster than MKL's: on an AMD EPYC (Zen 4), two threads, 25600 x 512 @
@@ -7,9 +7,10 @@ large products are faster than MKL's: on an AMD EPYC (Zen 4), two threads, 25600
 OpenMP threads the loops run on takes the cores from them after each product (two pools
 spinning on two cores: a medium RNN training step took 1.44x the time). So each thread of
 the loops' pool takes a part of the product, rows of the result (or columns, when it has
-more of those), and runs it on OpenBLAS on that thread alone: OpenBLAS's thread count is 1
-during the call (it is process-wide: a NumPy product another Python thread makes meanwhile
-runs on one thread) and restored after it.
+more of those), and runs it on OpenBLAS on that thread alone. The OpenBLAS rnnkit loads for
+itself (rnnkit.openblas.bundled) stays on one thread; NumPy's, where that one is missing, is
+set to one thread for the call (it is process-wide: a NumPy product another Python thread
+makes meanwhile runs on one thread) and restored after it.
 
 Against MKL's products (one process, taking turns, training steps): large LSTM 0.87 of the
 time, GRU 0.89, RNN 0.85-0.87; medium 0.92-0.95; small LSTM 0.96. Inference, which keeps
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit import blas
+from rnnkit.openblas import OpenBLAS
 from rnnkit.kernels.fastmath import OPTS, _sgemm, _sgemm64, get_num_threads, njit, prange
 
 
@@ -47,7 +48,7 @@ def _split(fn, ilp64, parts, ta, tb, M, N, K, a, lda, b, ldb, beta, c, ldc):
             _sgemm(fn, ta, tb, m, n, K, a_p, lda, b_p, ldb, beta, c_p, ldc)
 
 
-def split_gemm(openblas: blas.OpenBLAS, ta: int, lda: int, tb: int, ldb: int, a: np.ndarray,
+def split_gemm(openblas: OpenBLAS, ta: int, lda: int, tb: int, ldb: int, a: np.ndarray,
                b: np.ndarray, out: np.ndarray, accumulate: bool) -> None:
     """out = a @ b, or out += a @ b, float32, on ``openblas`` split over the threads; (ta,
     lda), (tb, ldb): each operand's CBLAS transpose flag and leading dimension."""

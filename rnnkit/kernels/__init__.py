@@ -104,6 +104,19 @@ MKL_PROJECTION_ROWS = 16
 # taking turns) LSTM 0.85, GRU 0.95 of the time (spans of 64 x 512 x 2048 and x 1536), the
 # RNN (64 x 512 x 512) 1.07; the Intel measurements above were 0.97-1.04 for these.
 MKL_PROJECTION_MACS = 1 << 25
+# Inference splits each step over the threads by hidden units (rnnkit.kernels.columns),
+# where that runs, from this many rows and this many bytes of weights in the loop (a core's
+# L2 on an AMD EPYC): a thread of the batch-split loop then streams them in at every step.
+# One process, taking turns with it (N x T x D x H, inference, AMD EPYC Zen 5, LSTM / GRU /
+# RNN): 64 x 100 x 128 x 256 (1.5 / 1.2 / 0.4 MB of weights) 0.87-0.90 / 0.85-0.88 / 0.97;
+# 128 x 200 x 512 x 512 (4 / 3 / 1 MB, input projected before the loop) 0.99 / 0.94 / 0.96;
+# 16 x 200 x 128 x 256 0.75 / 0.78 / 1.27, 32 x 50 x 128 x 256 0.75 / 0.88 / 1.06; below it,
+# 64 x 100 x 128 x 128 (0.5 / 0.4 / 0.1 MB) 1.04 / 0.89 / 1.05, 32 x 100 x 64 x 128 1.14 /
+# 1.12 / 1.76, 32 x 50 x 32 x 64 1.79 / 1.27 / 2.08 (the threads meet 50-100 times for little
+# work).
+UNITS_SPLIT_ROWS = 16
+UNITS_SPLIT_BYTES = 1 << 20
+
 _enabled = AVAILABLE
 
 
@@ -162,8 +175,22 @@ def loop_parts(N: int) -> int:
     return max(1, min(get_num_threads(), N // MIN_SPAN_ROWS))
 
 
-def select(cell, dtype, N: int, H: int, D: int = 0):
-    """The fast kernel for this cell and size (input size D), or None for the reference path."""
+def units_split(N: int, weights: int):
+    """The OpenBLAS an inference loop split by hidden units (rnnkit.kernels.columns) runs its
+    products on, or None: where MKL is not tuned for the processor and rnnkit has an OpenBLAS
+    of its own (on one thread at every size), with the loops on GNU OpenMP over two threads
+    or more, at least UNITS_SPLIT_ROWS rows and ``weights`` (bytes: the loop's W_hh, and W_xh
+    when it projects the input itself) of at least UNITS_SPLIT_BYTES."""
+    if blas.mkl_tuned() or N < UNITS_SPLIT_ROWS or weights < UNITS_SPLIT_BYTES or \
+            not shared_openmp():
+        return None
+    from rnnkit.kernels.fastmath import get_num_threads
+    return openblas.bundled() if get_num_threads() >= 2 else None
+
+
+def select(cell, dtype, N: int, H: int, D: int = 0, train: bool = True):
+    """The fast kernel for this cell and size (input size D), or None for the reference path;
+    ``train``: a forward that keeps what backward needs, else inference."""
     if not _enabled or np.dtype(dtype) != np.float32 or getattr(cell, "clip", None):
         return None
     from rnnkit.kernels.gru import GRUKernel
@@ -192,10 +219,13 @@ def select(cell, dtype, N: int, H: int, D: int = 0):
         span * D * cell.n_gates * H < MKL_PROJECTION_MACS
     kernel.projects_input = whole and (input_own or input_mkl)
     kernel.input_gemm = 0 if input_own else gemm
+    inputs = D if kernel.projects_input else 0
+    kernel.by_units = None if train or not whole else \
+        units_split(N, 4 * cell.n_gates * H * (H + inputs))
     return kernel
 
 
 __all__ = ["AVAILABLE", "LOOP_PROJECTION_INPUTS", "MIN_SPAN_ROWS", "MKL_LOOP_MACS",
            "MKL_PROJECTION_MACS", "MKL_PROJECTION_ROWS", "OWN_PRODUCT_MACS",
-           "OWN_ROWS_PRODUCT_MACS", "WHOLE_LOOP_MACS", "loop_parts", "select", "reference_only",
-           "shared_openmp"]
+           "OWN_ROWS_PRODUCT_MACS", "UNITS_SPLIT_ROWS", "UNITS_SPLIT_BYTES", "WHOLE_LOOP_MACS",
+           "loop_parts", "reference_only", "select", "shared_openmp", "units_split"]

@@ -12,6 +12,7 @@ import numpy as np
 
 from rnnkit import blas
 from rnnkit.cells import history
+from rnnkit.kernels import columns
 from rnnkit.kernels.fastmath import (ONE, OPTS, at, copy_row, flush, fsigmoid_half, ftanh,
                                      get_num_threads, local_threads, loop_input, loop_weights,
                                      matmul_rows, njit, one_or_all, packed, part, prange,
@@ -165,6 +166,7 @@ class GRUKernel:
     adds_bias = True                # forward adds k["bx"] to the projection itself
     projects_input = False          # at inference the whole loop projects x (kernels.select)
     input_gemm = 0                  # its product: the loop's own (0) or MKL's (kernels.select)
+    by_units = None                 # inference: the OpenBLAS of a loop split by units
 
     def __init__(self, whole_loop: bool, gemm: int = 0, parts: int = 1):
         self.whole_loop, self.gemm = whole_loop, gemm     # see rnnkit.kernels.select
@@ -172,6 +174,9 @@ class GRUKernel:
         self.parallel = False       # the step kernels over all threads (set by the scan)
 
     def forward(self, k, cache, gx, h, c, n_active, reverse, out, x=None):
+        if self.by_units is not None:                 # (kernels.select)
+            columns.run(columns.GRU, self.by_units, k, x, gx, h, None, n_active, reverse, out)
+            return
         g = cache
         if self.whole_loop:
             product, keep = loop_weights(k, "Wh_T", h.shape[0], self.gemm, self.parts)

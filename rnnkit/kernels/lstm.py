@@ -16,6 +16,7 @@ import numpy as np
 
 from rnnkit import blas
 from rnnkit.cells import history
+from rnnkit.kernels import columns
 from rnnkit.kernels.fastmath import (HALF, ONE, OPTS, at, copy_row, flush, ftanh,
                                      get_num_threads, local_threads, loop_input, loop_weights,
                                      matmul_rows, njit, one_or_all, packed, part, prange,
@@ -213,6 +214,7 @@ class LSTMKernel:
     adds_bias = True                # forward adds k["bx"] to the projection itself
     projects_input = False          # at inference the whole loop projects x (kernels.select)
     input_gemm = 0                  # its product: the loop's own (0) or MKL's (kernels.select)
+    by_units = None                 # inference: the OpenBLAS of a loop split by units
 
     def __init__(self, whole_loop: bool, gemm: int = 0, parts: int = 1):
         self.whole_loop, self.gemm = whole_loop, gemm     # see rnnkit.kernels.select
@@ -220,6 +222,9 @@ class LSTMKernel:
         self.parallel = False       # the step kernels over all threads (set by the scan)
 
     def forward(self, k, cache, gx, h, c, n_active, reverse, out, x=None):
+        if self.by_units is not None:                 # (kernels.select)
+            columns.run(columns.LSTM, self.by_units, k, x, gx, h, c, n_active, reverse, out)
+            return
         g = cache
         if self.whole_loop:
             product, keep = loop_weights(k, "Wh_T", h.shape[0], self.gemm, self.parts)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit import blas
+from rnnkit.kernels import columns
 
 from rnnkit.kernels.fastmath import (ONE, OPTS, flush, ftanh, local_threads, loop_input,
                                      loop_weights, matmul_rows, njit, packed, part, prange,
@@ -115,6 +116,7 @@ class ElmanKernel:
     adds_bias = True                # forward adds k["bx"] to the projection itself
     projects_input = False          # at inference the whole loop projects x (kernels.select)
     input_gemm = 0                  # its product: the loop's own (0) or MKL's (kernels.select)
+    by_units = None                 # inference: the OpenBLAS of a loop split by units
 
     def __init__(self, whole_loop: bool, relu: bool, gemm: int = 0, parts: int = 1):
         self.whole_loop, self.relu, self.gemm = whole_loop, relu, gemm   # see kernels.select
@@ -127,6 +129,10 @@ class ElmanKernel:
     def forward(self, k, cache, gx, h, c, n_active, reverse, out, x=None):
         # gx is out: the scan projects the input into the output buffer (or the loop does,
         # from x, with projects_input)
+        if self.by_units is not None:                 # (kernels.select)
+            kind = columns.RNN_RELU if self.relu else columns.RNN_TANH
+            columns.run(kind, self.by_units, k, x, gx, h, None, n_active, reverse, out)
+            return
         if self.whole_loop:
             product, keep = loop_weights(k, "Wh_T", h.shape[0], self.gemm, self.parts,
                                           accumulate=True)

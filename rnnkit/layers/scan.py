@@ -92,7 +92,7 @@ def scan_forward(cell, p: dict, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | 
         raise ValueError("scan_forward: prepared weights serve inference (grad=False) only")
     k = prepared.weights(cell, p) if prepared is not None else cell.prepare(p)
     cache = cell.alloc(T, N, H, x.dtype, n_active)
-    fast = kernels.select(cell, x.dtype, N, H, D)
+    fast = kernels.select(cell, x.dtype, N, H, D, train=grad)
     # inference through a whole loop that projects x itself keeps one row of projection
     projects = not grad and fast is not None and fast.projects_input
     if not grad:

@@ -63,8 +63,9 @@ def test_units_split_inference_equals_reference(cell, bidirectional, in_loop, by
 
 
 @pytest.mark.parametrize("cell", sorted(CELLS))
-@pytest.mark.parametrize("parts,threads", [(5, 2), (2, 6), (3, 1), (7, 3)])
-def test_any_parts_over_any_threads(cell, parts, threads):
+@pytest.mark.parametrize("parts,threads,in_loop", [(5, 2, True), (2, 6, False), (3, 1, True),
+                                                   (7, 3, False)])
+def test_any_parts_over_any_threads(cell, parts, threads, in_loop):
     """More parts than threads (a thread takes several), more threads than parts (some wait
     every step), one thread running every part, and parts of no units (H = 7 in 7 parts of 1
     unit, 5 parts of 2, 2, 2, 1, 0): the loop finishes with the reference's values."""
@@ -79,8 +80,8 @@ def test_any_parts_over_any_threads(cell, parts, threads):
     n_active = np.array([4, 4, 3, 3, 2, 1])
     h, c = h0.copy(), (c0.copy() if c0 is not None else None)
     out = np.zeros((T, N, H), np.float32)
-    columns.run(KINDS[cell], library, layer.cell.prepare(p), x, None, h, c, n_active, False,
-                out, parts=parts, threads=threads)
+    columns.run(KINDS[cell], library, layer.cell.prepare(p), x, h, c, n_active, False, out,
+                in_loop, parts=parts, threads=threads)
     with kernels.reference_only():
         ref_out, ref_h, ref_c, _ = scan_forward(layer.cell, p, x, h0, c0, n_active, False,
                                                 grad=False)
@@ -109,13 +110,13 @@ def test_the_split_is_chosen_for_inference_by_rows_and_weights(monkeypatch):
     assert kernels.select(lstm, np.float32, 64, 256, 128, train=False).by_units is None
 
 
-def test_split_columns_puts_each_parts_gates_side_by_side():
-    W_T = np.arange(2 * 3 * 5, dtype=np.float32).reshape(2, 15)     # K = 2, G = 3, H = 5
-    parts = columns.split_columns(W_T, 3, 2)                        # units 0-2, 3-4
-    assert parts.shape == (2, 2, 9)
-    np.testing.assert_array_equal(parts[0], W_T[:, [0, 1, 2, 5, 6, 7, 10, 11, 12]])
-    np.testing.assert_array_equal(parts[1][:, :6], W_T[:, [3, 4, 8, 9, 13, 14]])
-    np.testing.assert_array_equal(parts[1][:, 6:], 0)
+def test_split_rows_puts_each_parts_gates_one_after_the_other():
+    W = np.arange(3 * 5 * 2, dtype=np.float32).reshape(15, 2)       # G = 3, H = 5, K = 2
+    parts = columns.split_rows(W, 3, 2)                             # units 0-2, 3-4
+    assert parts.shape == (2, 9, 2)
+    np.testing.assert_array_equal(parts[0], W[[0, 1, 2, 5, 6, 7, 10, 11, 12]])
+    np.testing.assert_array_equal(parts[1][:6], W[[3, 4, 8, 9, 13, 14]])
+    np.testing.assert_array_equal(parts[1][6:], 0)
 
 
 def test_atomic_add_counts_every_increment_across_threads():

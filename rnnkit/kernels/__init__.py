@@ -222,6 +222,8 @@ def select(cell, dtype, N: int, H: int, D: int = 0, train: bool = True):
     inputs = D if kernel.projects_input else 0
     kernel.by_units = None if train or not whole else \
         units_split(N, 4 * cell.n_gates * H * (H + inputs))
+    if kernel.by_units is not None:     # it projects the input, in the loop or before it
+        kernel.units_in_loop, kernel.projects_input = kernel.projects_input, True
     return kernel
 
 

@@ -67,85 +67,79 @@ def atomic_read(typingctx, counters, i):
 
 
 @njit(inline="always", **OPTS)
-def _product(fn, ilp64, out, a, W, n, m, K):
-    """out[:n, :m] = a[:n] @ W[:K, :m] by OpenBLAS's sgemm at ``fn`` (64-bit sizes: ilp64)."""
-    if n > 0:
+def _product(fn, ilp64, out, W, B, b_trans, n, m, K):
+    """out[:m, :n] = W[:m, :K] @ B[:K, :n], or, ``b_trans``, @ B[:n, :K]^T, by OpenBLAS's
+    sgemm at ``fn`` (64-bit sizes: ilp64); row-major, each array's rows of unit stride."""
+    if n > 0 and m > 0:
+        tb = 112 if b_trans else AS_IS
         if ilp64:
-            _sgemm64(fn, AS_IS, AS_IS, n, m, K, a.ctypes.data, a.strides[0] // 4, W.ctypes.data,
-                     W.strides[0] // 4, ZERO, out.ctypes.data, out.strides[0] // 4)
+            _sgemm64(fn, AS_IS, tb, m, n, K, W.ctypes.data, W.strides[0] // 4, B.ctypes.data,
+                     B.strides[0] // 4, ZERO, out.ctypes.data, out.strides[0] // 4)
         else:
-            _sgemm(fn, AS_IS, AS_IS, n, m, K, a.ctypes.data, a.strides[0] // 4, W.ctypes.data,
-                   W.strides[0] // 4, ZERO, out.ctypes.data, out.strides[0] // 4)
+            _sgemm(fn, AS_IS, tb, m, n, K, W.ctypes.data, W.strides[0] // 4, B.ctypes.data,
+                   B.strides[0] // 4, ZERO, out.ctypes.data, out.strides[0] // 4)
 
+
+# The gate arithmetic below runs unit by unit, over the rows (a unit's row of each array is
+# contiguous): a holds the part's gates' recurrent products, gate g of its unit j in row
+# g * u + j; xin the input projections, gate g of unit j in row g * xs + x0 + j at [.., ti].
 
 @njit(inline="always", **OPTS)
-def _lstm_units(a, xin, xs, x0, b, read, write, c, out, n, u0, u):
-    """LSTM inference for the units [u0, u0 + u) (rnnkit.kernels.lstm._infer_rows): a holds
-    their gates' recurrent products side by side (i, f, C~, o; u columns each), xin their
-    input projections, gate g of unit j at column g * xs + x0 + j."""
-    H = read.shape[1]
-    bi, bf, bg, bo = b[u0:u0 + u], b[H + u0:H + u0 + u], b[2 * H + u0:2 * H + u0 + u], \
-        b[3 * H + u0:3 * H + u0 + u]
-    for r in range(n):
-        ar, xr = a[r], xin[r]
-        ai, af, ag, ao = ar[:u], ar[u:2 * u], ar[2 * u:3 * u], ar[3 * u:4 * u]
-        xi, xf = xr[x0:x0 + u], xr[xs + x0:xs + x0 + u]
-        xg, xo = xr[2 * xs + x0:2 * xs + x0 + u], xr[3 * xs + x0:3 * xs + x0 + u]
-        cr, hw, orow = c[r][u0:u0 + u], write[r][u0:u0 + u], out[r][u0:u0 + u]
-        for j in range(u):
-            ni, qi = tanh_parts(ai[j] + xi[j] + bi[j])
-            nf, qf = tanh_parts(af[j] + xf[j] + bf[j])
-            ng, qg = tanh_parts(ag[j] + xg[j] + bg[j])
+def _lstm_units(a, xin, ti, xs, x0, b, write, c, n, u0, u):
+    """LSTM inference (rnnkit.kernels.lstm._infer_rows) for the units [u0, u0 + u)."""
+    H = write.shape[0]
+    for j in range(u):
+        ai, af, ag, ao = a[j], a[u + j], a[2 * u + j], a[3 * u + j]
+        xi, xf = xin[x0 + j, ti], xin[xs + x0 + j, ti]
+        xg, xo = xin[2 * xs + x0 + j, ti], xin[3 * xs + x0 + j, ti]
+        bi, bf, bg, bo = b[u0 + j], b[H + u0 + j], b[2 * H + u0 + j], b[3 * H + u0 + j]
+        cr, hw = c[u0 + j], write[u0 + j]
+        for r in range(n):
+            ni, qi = tanh_parts(ai[r] + xi[r] + bi)
+            nf, qf = tanh_parts(af[r] + xf[r] + bf)
+            ng, qg = tanh_parts(ag[r] + xg[r] + bg)
             s = HALF / (qi * qf * qg)                    # every q > 0.005: no underflow
-            cr[j] = (qf + nf) * qi * qg * s * cr[j] + (qi + ni) * ng * qf * s
-        for j in range(u):
-            no, qo = tanh_parts(ao[j] + xo[j] + bo[j])
-            nc, qc = tanh_parts(cr[j])
-            hw[j] = HALF * (qo + no) * nc / (qo * qc)
-        for j in range(u):
-            orow[j] = hw[j]
+            cr[r] = (qf + nf) * qi * qg * s * cr[r] + (qi + ni) * ng * qf * s
+        for r in range(n):
+            no, qo = tanh_parts(ao[r] + xo[r] + bo)
+            nc, qc = tanh_parts(cr[r])
+            hw[r] = HALF * (qo + no) * nc / (qo * qc)
 
 
 @njit(inline="always", **OPTS)
-def _gru_units(a, xin, xs, x0, b, b_hn, read, write, out, n, u0, u):
+def _gru_units(a, xin, ti, xs, x0, b, b_hn, read, write, n, u0, u):
     """GRU inference (reset after; rnnkit.kernels.gru._forward_rows) for the units [u0, u0 +
-    u): a holds their r, z, n columns of h_{t-1} @ W_hh^T side by side, xin as in
-    _lstm_units."""
-    H = read.shape[1]
-    br, bz, bn = b[u0:u0 + u], b[H + u0:H + u0 + u], b[2 * H + u0:2 * H + u0 + u]
-    bh = b_hn[u0:u0 + u]
-    for r in range(n):
-        ar, xr = a[r], xin[r]
-        ar_, az, an = ar[:u], ar[u:2 * u], ar[2 * u:3 * u]
-        xr_, xz, xn = xr[x0:x0 + u], xr[xs + x0:xs + x0 + u], xr[2 * xs + x0:2 * xs + x0 + u]
-        hp, hw, orow = read[r][u0:u0 + u], write[r][u0:u0 + u], out[r][u0:u0 + u]
-        for j in range(u):
-            rg = fsigmoid_half(xr_[j] + ar_[j] + br[j])
-            z = fsigmoid_half(xz[j] + az[j] + bz[j])
-            cand = ftanh(xn[j] + bn[j] + rg * (an[j] + bh[j]))
-            hw[j] = hp[j] + z * (cand - hp[j])
-        for j in range(u):
-            orow[j] = hw[j]
+    u): gates r, z, n."""
+    H = write.shape[0]
+    for j in range(u):
+        ar_, az, an = a[j], a[u + j], a[2 * u + j]
+        xr_, xz, xn = xin[x0 + j, ti], xin[xs + x0 + j, ti], xin[2 * xs + x0 + j, ti]
+        br, bz, bn, bh = b[u0 + j], b[H + u0 + j], b[2 * H + u0 + j], b_hn[u0 + j]
+        hp, hw = read[u0 + j], write[u0 + j]
+        for r in range(n):
+            rg = fsigmoid_half(xr_[r] + ar_[r] + br)
+            z = fsigmoid_half(xz[r] + az[r] + bz)
+            cand = ftanh(xn[r] + bn + rg * (an[r] + bh))
+            hw[r] = hp[r] + z * (cand - hp[r])
 
 
 @njit(inline="always", **OPTS)
-def _rnn_units(a, xin, x0, b, relu, write, out, n, u0, u):
+def _rnn_units(a, xin, ti, x0, b, relu, write, n, u0, u):
     """Elman inference for the units [u0, u0 + u): h = f(a + x + b)."""
-    bu = b[u0:u0 + u]
-    for r in range(n):
-        ar, xr = a[r][:u], xin[r][x0:x0 + u]
-        hw, orow = write[r][u0:u0 + u], out[r][u0:u0 + u]
-        for j in range(u):
-            v = ar[j] + xr[j] + bu[j]
-            hw[j] = (v if v > 0 else 0 * v) if relu else ftanh(v)
-        for j in range(u):
-            orow[j] = hw[j]
+    for j in range(u):
+        ar, xr, bj, hw = a[j], xin[x0 + j, ti], b[u0 + j], write[u0 + j]
+        for r in range(n):
+            v = ar[r] + xr[r] + bj
+            hw[r] = (v if v > 0 else 0 * v) if relu else ftanh(v)
 
 
 @njit(**OPTS)
 def _worker(kind, fn, ilp64, Wh, Wx, x, gx, b, b_hn, states, c, out, rec, inp, n_active,
             reverse, claim, done):
-    """One thread's run of the loop (see the module's docstring)."""
+    """One thread's run of the loop (see the module's docstring). Unit-major: states (2, H,
+    N), c (H, N), a part's products rec[p] and inp[p] (G * u, N) (OpenBLAS ran W (G*u x K) @
+    h (K x N) at 175-212 GFLOP/s on one thread of the Zen 5, h (N x K) @ W (K x G*u) at
+    157-177); out[t] (N, H) gets each step's h, transposed."""
     T, N, H = out.shape
     P = Wh.shape[0]
     G = 4 if kind == LSTM else 3 if kind == GRU else 1
@@ -160,22 +154,27 @@ def _worker(kind, fn, ilp64, Wh, Wx, x, gx, b, b_hn, states, c, out, rec, inp, n
             u0, u1 = part(H, p, P)
             u = u1 - u0
             a = rec[p]
-            _product(fn, ilp64, a, read, Wh[p], n, G * u, H)
-            if Wx.shape[1] != 0:                  # the input projection, made here
-                xin, xs, x0 = inp[p], u, 0
-                _product(fn, ilp64, xin, x[t], Wx[p], n, G * u, Wx.shape[1])
-            else:                                 # made before the loop
-                xin, xs, x0 = gx[t], H, u0
+            _product(fn, ilp64, a, Wh[p], read, False, n, G * u, H)
+            if Wx.shape[2] != 0:                  # the input projection, made here
+                xin, ti, xs, x0 = inp[p], 0, u, 0
+                _product(fn, ilp64, xin[:, 0], Wx[p], x[t], True, n, G * u, Wx.shape[2])
+            else:                                 # made before the loop: (G * H, T, N)
+                xin, ti, xs, x0 = gx, t, H, u0
             if kind == LSTM:
-                _lstm_units(a, xin, xs, x0, b, read, write, c, out[t], n, u0, u)
+                _lstm_units(a, xin, ti, xs, x0, b, write, c, n, u0, u)
             elif kind == GRU:
-                _gru_units(a, xin, xs, x0, b, b_hn, read, write, out[t], n, u0, u)
+                _gru_units(a, xin, ti, xs, x0, b, b_hn, read, write, n, u0, u)
             else:
-                _rnn_units(a, xin, x0, b, kind == RNN_RELU, write, out[t], n, u0, u)
-            for r in range(n, N):                 # rows past their end keep their states
-                hr, wr = read[r][u0:u1], write[r][u0:u1]
-                for j in range(u):
-                    wr[j] = hr[j]
+                _rnn_units(a, xin, ti, x0, b, kind == RNN_RELU, write, n, u0, u)
+            ot = out[t]
+            for r in range(n):
+                orow = ot[r]
+                for j in range(u0, u1):
+                    orow[j] = write[j, r]
+            for j in range(u0, u1):               # rows past their end keep their states
+                hr, wr = read[j], write[j]
+                for r in range(n, N):
+                    wr[r] = hr[r]
             atomic_add(done, s, 1)
         while atomic_read(done, s) < P:
             pass
@@ -189,50 +188,67 @@ def forward_loop(threads, kind, fn, ilp64, Wh, Wx, x, gx, b, b_hn, states, c, ou
                 reverse, claim, done)
 
 
-def split_columns(W_T: np.ndarray, G: int, parts: int) -> np.ndarray:
-    """(parts, K, G * u) from W_T (K, G * H): part p's units' columns of each gate side by
-    side (u = the largest part's units; a smaller part leaves its last columns unused)."""
-    K, GH = W_T.shape
+def split_rows(W: np.ndarray, G: int, parts: int) -> np.ndarray:
+    """(parts, G * u, K) from W (G * H, K): part p's units' rows of each gate one after the
+    other (u = the largest part's units; a smaller part leaves its last rows unused)."""
+    GH, K = W.shape
     H = GH // G
     size = -(-H // parts)
-    out = np.zeros((parts, K, G * size), np.float32)
+    out = np.zeros((parts, G * size, K), np.float32)
     for p in range(parts):
         u0, u1 = min(H, p * size), min(H, (p + 1) * size)
         u = u1 - u0
         for g in range(G):
-            out[p, :, g * u:(g + 1) * u] = W_T[:, g * H + u0:g * H + u1]
+            out[p, g * u:(g + 1) * u] = W[g * H + u0:g * H + u1]
     return out
 
 
-def run(kind: int, library, k: dict, x, gx, h, c, n_active, reverse: bool, out,
+def _projection(k: dict, x: np.ndarray, G: int) -> np.ndarray:
+    """x's input projection for every step, unit-major: (G * H, T, N), gate g of unit j in
+    row g * H + j (biases not added); made some steps at a time, from rows of x the scan's
+    way (rnnkit.layers.scan.time_major_rows), one product each."""
+    from rnnkit import blas, workspace
+    from rnnkit.layers.scan import projection_steps, time_major_rows
+    T, N, _ = x.shape
+    W = k["Wx_T"].T                               # (G * H, D), C-contiguous (cell.prepare)
+    gx = workspace.empty((W.shape[0], T, N), np.float32)
+    flat = gx.reshape(W.shape[0], T * N)
+    for t0, t1, rows in time_major_rows(x, projection_steps(x)):
+        blas.matmul(W, rows.T, flat[:, t0 * N:t1 * N])
+    return gx
+
+
+def run(kind: int, library, k: dict, x, h, c, n_active, reverse: bool, out, in_loop: bool,
         parts: int | None = None, threads: int | None = None) -> None:
-    """The loop over all steps; h, c: the states (N, H), updated; out (T, N, H): h_t; gx: the
-    input projection (T, N, G * H, biases not added) or, x given, None: projected here;
-    ``library``: the OpenBLAS (rnnkit.openblas) of the products. Each step is split into
-    ``parts`` and run by ``threads`` workers (both: numba's thread count)."""
+    """The loop over all steps of x (T, N, D); h, c: the states (N, H), updated; out (T, N,
+    H): h_t; ``in_loop``: each step projects its input (else one product per some steps
+    before the loop); ``library``: the OpenBLAS (rnnkit.openblas) of the products. Each step
+    is split into ``parts`` and run by ``threads`` workers (both: numba's thread count)."""
     T, N, H = out.shape
     G = GATES[kind]
     threads = threads or get_num_threads()
     parts = parts or threads
-    Wh = kept(k, ("columns", "Wh_T", parts), lambda: split_columns(k["Wh_T"], G, parts))
-    size = Wh.shape[2]
-    if x is not None:
-        Wx = kept(k, ("columns", "Wx_T", parts),
-                  lambda: split_columns(np.ascontiguousarray(k["Wx_T"]), G, parts))
-        x = x if x.strides[2] == 4 and x.strides[1] % 4 == 0 else np.ascontiguousarray(x)
-        inp, gx = np.empty((parts, N, size), np.float32), np.empty((1, 1, 1), np.float32)
+    Wh = kept(k, ("units", "W_hh", parts), lambda: split_rows(k["Wh_T"].T, G, parts))
+    size = Wh.shape[1]
+    if x.strides[2] != 4 or x.strides[1] % 4:
+        x = np.ascontiguousarray(x)
+    if in_loop:
+        Wx = kept(k, ("units", "W_xh", parts), lambda: split_rows(k["Wx_T"].T, G, parts))
+        inp, gx = np.empty((parts, size, 1, N), np.float32), np.empty((1, 1, 1), np.float32)
     else:
-        Wx, x = np.empty((parts, 0, size), np.float32), np.empty((1, 1, 1), np.float32)
-        inp = np.empty((parts, 1, size), np.float32)
-    states = np.empty((2, N, H), np.float32)
-    states[0] = h
-    rec = np.empty((parts, N, size), np.float32)
-    c_state = c if c is not None else np.empty((1, 1), np.float32)
+        Wx = np.empty((parts, size, 0), np.float32)
+        inp, gx = np.empty((parts, size, 1, N), np.float32), _projection(k, x, G)
+    states = np.empty((2, H, N), np.float32)
+    states[0] = h.T
+    rec = np.empty((parts, size, N), np.float32)
+    c_units = np.ascontiguousarray(c.T) if c is not None else np.empty((1, 1), np.float32)
     b_hn = k.get("b_hn", k["bx"])
     counters = np.zeros((2, T), np.int64)
     forward_loop(threads, kind, library.sgemm, library.ilp64, Wh, Wx, x, gx, k["bx"], b_hn,
-                 states, c_state, out, rec, inp, n_active, reverse, counters[0], counters[1])
-    h[...] = states[T % 2]
+                 states, c_units, out, rec, inp, n_active, reverse, counters[0], counters[1])
+    h[...] = states[T % 2].T
+    if c is not None:
+        c[...] = c_units.T
 
 
-__all__ = ["GATES", "GRU", "LSTM", "RNN_RELU", "RNN_TANH", "run", "split_columns"]
+__all__ = ["GATES", "GRU", "LSTM", "RNN_RELU", "RNN_TANH", "run", "split_rows"]

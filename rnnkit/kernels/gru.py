@@ -167,6 +167,7 @@ class GRUKernel:
     projects_input = False          # at inference the whole loop projects x (kernels.select)
     input_gemm = 0                  # its product: the loop's own (0) or MKL's (kernels.select)
     by_units = None                 # inference: the OpenBLAS of a loop split by units
+    units_in_loop = False           # ... which then projects each step's input itself
 
     def __init__(self, whole_loop: bool, gemm: int = 0, parts: int = 1):
         self.whole_loop, self.gemm = whole_loop, gemm     # see rnnkit.kernels.select
@@ -175,7 +176,8 @@ class GRUKernel:
 
     def forward(self, k, cache, gx, h, c, n_active, reverse, out, x=None):
         if self.by_units is not None:                 # (kernels.select)
-            columns.run(columns.GRU, self.by_units, k, x, gx, h, None, n_active, reverse, out)
+            columns.run(columns.GRU, self.by_units, k, x, h, None, n_active, reverse, out,
+                        self.units_in_loop)
             return
         g = cache
         if self.whole_loop:

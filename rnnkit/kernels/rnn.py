@@ -117,6 +117,7 @@ class ElmanKernel:
     projects_input = False          # at inference the whole loop projects x (kernels.select)
     input_gemm = 0                  # its product: the loop's own (0) or MKL's (kernels.select)
     by_units = None                 # inference: the OpenBLAS of a loop split by units
+    units_in_loop = False           # ... which then projects each step's input itself
 
     def __init__(self, whole_loop: bool, relu: bool, gemm: int = 0, parts: int = 1):
         self.whole_loop, self.relu, self.gemm = whole_loop, relu, gemm   # see kernels.select
@@ -131,7 +132,8 @@ class ElmanKernel:
         # from x, with projects_input)
         if self.by_units is not None:                 # (kernels.select)
             kind = columns.RNN_RELU if self.relu else columns.RNN_TANH
-            columns.run(kind, self.by_units, k, x, gx, h, None, n_active, reverse, out)
+            columns.run(kind, self.by_units, k, x, h, None, n_active, reverse, out,
+                        self.units_in_loop)
             return
         if self.whole_loop:
             product, keep = loop_weights(k, "Wh_T", h.shape[0], self.gemm, self.parts,

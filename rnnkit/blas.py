@@ -35,6 +35,7 @@ import ctypes
 import os
 from contextlib import contextmanager
 from pathlib import Path
+
 import numpy as np
 
 from rnnkit import openblas
@@ -407,5 +408,5 @@ def large_products() -> str:
 
 __all__ = ["MIN_MACS", "NO_PRODUCT", "SINGLE_THREAD_MACS", "Packed", "backend", "choose",
            "column_sums", "gemm_address", "jit_kernel", "large_products", "loop_product",
-           "matmul", "mkl_tuned",
-           "numpy_openblas", "route_float32", "row_major", "setting", "use"]
+           "matmul", "mkl_tuned", "numpy_openblas", "route_float32", "row_major", "setting",
+           "use"]

@@ -3,12 +3,14 @@
 The whole loops of rnnkit.kernels split the batch: each thread runs every step for its rows,
 so each multiplies its rows by all of W_hh (and W_xh), 1-1.5 MB at H = 256, more than a
 core's L2 holds, streamed in again at every step. Here each step is split by hidden units
-instead: part p takes the units [u0, u1) and computes, for all rows, their gates' columns of
-h_{t-1} @ W_hh^T (and of x_t @ W_xh^T, unless the scan projected the input before the loop),
-then their gate arithmetic, writing h_t and C_t of those units only. Each part's columns of
-the weights are kept together, so a thread keeps its share of them in its cache, and its
-products have all the rows (OpenBLAS's AVX-512 kernels ran 64 x 256 @ 256 x 512 at 148
-GFLOP/s on one thread of an AMD EPYC (Zen 5), 32 x 256 @ 256 x 1024 at 105).
+instead: part p takes the units [u0, u1) and computes, for all rows, their gates' share of
+W_hh h_{t-1} (and of W_xh x_t, unless the input was projected before the loop), then their
+gate arithmetic, writing h_t and C_t of those units only. Each part's rows of the weights
+are kept together, so a thread keeps its share of them in its cache. Everything runs
+unit-major (a unit's values for all the batch rows side by side): the products are W_part
+(G*u x K) @ h (K x N), which OpenBLAS's AVX-512 kernels ran at 175-212 GFLOP/s on one thread
+of an AMD EPYC (Zen 5), against 157-177 for h @ W_part^T and about 105 for a batch-split
+thread's 32 x 256 @ 256 x 1024; each part transposes its units' h_t into out[t].
 
 Step t + 1 needs all of h_t, so the threads meet after every step, without leaving the
 parallel region: the parts of a step are claimed from an atomic counter, and a thread that

@@ -260,7 +260,8 @@ def gemm_peak(framework: str, n: int, reps: int, threads: int) -> dict:
     reps = max(reps, 10)
     info = {}
     if framework == "rnnkit":           # NumPy's own BLAS and rnnkit.blas (MKL if installed)
-        from rnnkit import blas
+        from rnnkit import blas, kernels
+        kernels.shared_openmp()         # (where rnnkit.blas sends its products, as in use)
         out = np.empty_like(a)
         info["numpy_gflops"] = _best_rate(lambda: np.matmul(a, b, out=out), n, reps)
         info["rnnkit_blas"] = blas.large_products()

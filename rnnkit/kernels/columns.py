@@ -234,12 +234,12 @@ def run(kind: int, library, k: dict, x, h, c, n_active, reverse: bool, out, in_l
     size = Wh.shape[1]
     if x.strides[2] != 4 or x.strides[1] % 4:
         x = np.ascontiguousarray(x)
-    if in_loop:
+    if in_loop:                 # each part's projection of a step: inp[p] (G * u, 1, N)
         Wx = kept(k, ("units", "W_xh", parts), lambda: split_rows(k["Wx_T"].T, G, parts))
         inp, gx = np.empty((parts, size, 1, N), np.float32), np.empty((1, 1, 1), np.float32)
-    else:
+    else:                       # all steps' projections: gx (G * H, T, N)
         Wx = np.empty((parts, size, 0), np.float32)
-        inp, gx = np.empty((parts, size, 1, N), np.float32), _projection(k, x, G)
+        inp, gx = np.empty((parts, 1, 1, 1), np.float32), _projection(k, x, G)
     states = np.empty((2, H, N), np.float32)
     states[0] = h.T
     rec = np.empty((parts, size, N), np.float32)

@@ -134,8 +134,9 @@ def _bundled_path() -> str | None:
 
 
 def bundled() -> OpenBLAS | None:
-    """scipy-openblas32's OpenBLAS, on one thread; None where that package is not installed, its library does not load, or another part of
-    the process loaded it first (its products, thread count and kernels are then theirs)."""
+    """scipy-openblas32's OpenBLAS, on one thread; None where that package is not installed,
+    its library does not load, or another part of the process loaded it first (its products,
+    thread count and kernels are then theirs)."""
     global _bundled
     if _bundled is None:
         _bundled = False

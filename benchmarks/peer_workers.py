@@ -61,7 +61,7 @@ def build_rnnkit(cell, x, R, sd, threads):
     def train():
         layer.zero_grad()
         out, _, cache = layer.forward(x)
-        loss = float((out * R).sum())
+        loss = float(np.einsum("ntd,ntd->", out, R))    # sum(out * R), no temporary
         dx, _ = layer.backward(R, None, cache)          # dL/dout = R
         return loss, dx
 
@@ -89,7 +89,7 @@ def build_torch(cell, x, R, sd, threads):
         layer.zero_grad(set_to_none=True)
         xt.grad = None
         out, _ = layer(xt)
-        loss = (out * Rt).sum()
+        loss = torch.vdot(out.reshape(-1), Rt.reshape(-1))  # sum(out * R), no temporary
         loss.backward()
         return loss
 

@@ -6,7 +6,11 @@
 
 For every configuration and cell, one layer, float32, batch-first:
 - train: one training step = forward over the whole sequence, loss sum(out * R) with a fixed
-  random R, and full BPTT to every weight and to the input x. rnnkit: ``forward`` then
+  random R, and full BPTT to every weight and to the input x. The loss is taken as a dot
+  product (rnnkit ``np.einsum``, PyTorch ``torch.vdot``; XLA fuses JAX's): written as
+  ``(out * R).sum()`` its (N, T, H) temporary took 27 ms of a 330 ms large RNN step in NumPy
+  and, with its backward, 28 ms in PyTorch (einsum 7, vdot 15; at the other sizes both
+  ways were as fast or faster too). rnnkit: ``forward`` then
   ``backward``; PyTorch 2.x: ``nn.RNN/LSTM/GRU(batch_first=True)`` and autograd; JAX: the
   cells written out in ``jax_cells.py`` (PyTorch's gate order, GRU reset after), ``lax.scan``
   over time, ``jit(value_and_grad)`` w.r.t. the weights and x.

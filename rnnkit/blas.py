@@ -106,6 +106,9 @@ def _load():
         for name in ("cblas_sgemm_pack_get_size", "cblas_dgemm_pack_get_size"):
             getattr(lib, name).argtypes = [i, i, i, i]
             getattr(lib, name).restype = ctypes.c_size_t
+        for name, scalar in (("cblas_sasum", f), ("cblas_dasum", d)):
+            getattr(lib, name).argtypes = [i, p, i]
+            getattr(lib, name).restype = scalar
         lib.MKL_Set_Num_Threads_Local.argtypes = [i]
         lib.MKL_Set_Num_Threads_Local.restype = i
         lib.jit = hasattr(lib, "mkl_cblas_jit_create_sgemm")     # MKL 2019 and later
@@ -243,6 +246,27 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None,
     else:
         np.matmul(a, b, out=out)
     return out
+
+
+ASUM_SIZE = 1 << 20
+
+
+def absolute_sum(a: np.ndarray) -> float | None:
+    """sum(|a|) by MKL's ?asum on its threads, for a C-contiguous float32/float64 array of at
+    least ASUM_SIZE elements; None otherwise (no MKL, another layout, a smaller array). A NaN
+    or infinity anywhere makes it non-finite, so it tells that all of ``a`` is finite in one
+    pass with no temporary: 0.9 ms against np.isfinite(a).all()'s 4.6 for 128 x 200 x 512
+    (the large benchmark's input, checked at every call). Smaller arrays stay with NumPy, and
+    so do all while the last scan chose NumPy's products: MKL's threads, woken between
+    OpenBLAS's, would be left spinning in their way (see above)."""
+    if a.size < ASUM_SIZE or a.dtype.char not in "fd" or not a.flags.c_contiguous or \
+            a.size >= 1 << 31 or _chosen is False:
+        return None
+    lib = _load() if _enabled else False
+    if not lib:
+        return None
+    fn = lib.cblas_sasum if a.dtype.char == "f" else lib.cblas_dasum
+    return fn(a.size, a.ctypes.data, 1)
 
 
 def column_sums(a: np.ndarray) -> np.ndarray:
@@ -406,7 +430,7 @@ def large_products() -> str:
     return _float32_name if _float32_gemm is not None and _enabled and _load() else backend()
 
 
-__all__ = ["MIN_MACS", "NO_PRODUCT", "SINGLE_THREAD_MACS", "Packed", "backend", "choose",
-           "column_sums", "gemm_address", "jit_kernel", "large_products", "loop_product",
+__all__ = ["ASUM_SIZE", "MIN_MACS", "NO_PRODUCT", "SINGLE_THREAD_MACS", "Packed",
+           "absolute_sum", "backend", "choose", "column_sums", "gemm_address", "jit_kernel", "large_products", "loop_product",
            "matmul", "mkl_tuned", "numpy_openblas", "route_float32", "row_major", "setting",
            "use"]

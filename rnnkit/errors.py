@@ -32,10 +32,19 @@ def check_array(name: str, a: object, *, ndim: int, shape: tuple | None = None,
     if dtype is not None and a.dtype != dtype:
         fail(name, f"dtype {np.dtype(dtype).name} (the layer's dtype; convert with "
              f".astype(np.{np.dtype(dtype).name}))", f"dtype {a.dtype.name}")
-    if a.dtype.kind == "f" and not np.isfinite(a).all():
+    if a.dtype.kind == "f" and not _finite(a):
         bad = int(np.size(a) - np.count_nonzero(np.isfinite(a)))
-        fail(name, "finite values", f"{bad} NaN or infinite value(s)")
+        if bad:     # (a sum of |a| can overflow with every value finite)
+            fail(name, "finite values", f"{bad} NaN or infinite value(s)")
     return a
+
+
+def _finite(a: np.ndarray) -> bool:
+    """Whether every value of a float array is finite; possibly False when all are but their
+    absolute sum overflows (large arrays: rnnkit.blas.absolute_sum)."""
+    from rnnkit import blas
+    total = blas.absolute_sum(a)
+    return bool(np.isfinite(a).all()) if total is None else bool(np.isfinite(total))
 
 
 def check_lengths(lengths: object, batch: int, steps: int) -> np.ndarray:

@@ -276,6 +276,47 @@ def test_column_sums_are_the_sums_over_rows(every_product, backend, dtype, rows)
     np.testing.assert_allclose(got, a.astype(np.float64).sum(axis=0), rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_absolute_sum_is_mkls_sum_of_magnitudes_for_large_arrays_only(monkeypatch, dtype):
+    monkeypatch.setattr(blas, "_chosen", None)
+    a = np.random.default_rng(4).standard_normal((blas.ASUM_SIZE // 64, 64)).astype(dtype)
+    got = blas.absolute_sum(a)
+    if not mkl_installed():
+        assert got is None
+        return
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    assert got == pytest.approx(np.abs(a.astype(np.float64)).sum(), rel=tol)
+    assert blas.absolute_sum(a[:-1]) is None                     # fewer than ASUM_SIZE
+    assert blas.absolute_sum(a.T) is None                        # not C-contiguous
+    with blas.use("numpy"):
+        assert blas.absolute_sum(a) is None
+    monkeypatch.setattr(blas, "_chosen", False)                  # the last scan took NumPy's
+    assert blas.absolute_sum(a) is None
+
+
+@pytest.mark.parametrize("where", [0, 1 << 19, -1])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_large_arrays_are_checked_finite_wherever_the_bad_value_is(monkeypatch, where, bad,
+                                                                   dtype):
+    from rnnkit.errors import RnnkitError, check_array
+    monkeypatch.setattr(blas, "_chosen", None)
+    a = np.ones(blas.ASUM_SIZE, dtype)
+    assert check_array("a", a, ndim=1) is a
+    a[where] = bad
+    with pytest.raises(RnnkitError, match="a: expected finite values, got 1 NaN or infinite"):
+        check_array("a", a, ndim=1)
+
+
+def test_large_finite_arrays_whose_magnitudes_overflow_a_sum_pass_the_check(monkeypatch):
+    from rnnkit.errors import check_array
+    monkeypatch.setattr(blas, "_chosen", None)
+    a = np.full(blas.ASUM_SIZE, 3e38, np.float32)
+    if mkl_installed():
+        assert not np.isfinite(blas.absolute_sum(a))
+    assert check_array("a", a, ndim=1) is a
+
+
 @pytest.mark.parametrize("case", ["overlap", "strided", "ints", "mixed", "new"])
 def test_layouts_blas_cannot_take_fall_back_to_numpy(every_product, case):
     rng = np.random.default_rng(1)

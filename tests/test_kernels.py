@@ -400,3 +400,20 @@ def test_a_loop_calling_mkl_runs_it_on_one_thread_and_restores_the_count(split, 
         assert all(p[0] != 0 and p[2] != 0 for p in seen)
     else:
         assert all(p == blas.NO_PRODUCT for p in seen)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("split_from", [0, 1 << 40])
+def test_copy_steps_copies_a_batch_first_input_time_major_exactly(monkeypatch, dtype,
+                                                                  split_from):
+    """Split over the threads (from COPY_SPLIT_BYTES) or NumPy's copy: the same bits."""
+    from rnnkit.kernels import fastmath
+    monkeypatch.setattr(kernels, "COPY_SPLIT_BYTES", split_from)
+    calls, real = [], fastmath.copy_split
+    monkeypatch.setattr(fastmath, "copy_split", lambda d, s: calls.append(1) or real(d, s))
+    x = np.random.default_rng(7).standard_normal((5, 9, 6)).astype(dtype)    # (N, T, D)
+    steps = x.transpose(1, 0, 2)[2:7]                          # 5 steps, time-major view
+    dst = np.full((5, 5, 6), np.nan, dtype)
+    kernels.copy_steps(dst, steps)
+    assert np.array_equal(dst, steps)
+    assert len(calls) == (split_from == 0 and kernels.shared_openmp())

@@ -328,6 +328,17 @@ def probe_threads(n):
     return total
 
 
+@njit(parallel=True, **OPTS)
+def copy_split(dst, src):
+    """dst[...] = src for (S, N, D) arrays with unit-stride rows, the S * N rows shared out
+    over the threads (rnnkit.kernels.copy_steps)."""
+    S, N, D = dst.shape
+    for k in prange(S * N):
+        a, b = dst[k // N, k % N], src[k // N, k % N]
+        for j in range(D):
+            a[j] = b[j]
+
+
 def repeats(a: np.ndarray) -> bool:
     """Whether a (T, N, H) buffer is inference's one row repeated over T with stride 0
     (rnnkit.layers.scan)."""

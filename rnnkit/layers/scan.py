@@ -261,5 +261,5 @@ def time_major_rows(x: np.ndarray, steps: int | None = None):
     buf = workspace.empty((steps, N, D), x.dtype)
     for t0 in range(0, T, steps):
         t1 = min(T, t0 + steps)
-        np.copyto(buf[:t1 - t0], x[t0:t1])
+        kernels.copy_steps(buf[:t1 - t0], x[t0:t1])
         yield t0, t1, buf[:t1 - t0].reshape(-1, D)

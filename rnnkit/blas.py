@@ -258,7 +258,7 @@ def absolute_sum(a: np.ndarray) -> float | None:
     pass with no temporary: 0.9 ms against np.isfinite(a).all()'s 4.6 for 128 x 200 x 512
     (the large benchmark's input, checked at every call). Smaller arrays stay with NumPy, and
     so do all while the last scan chose NumPy's products: MKL's threads, woken between
-    OpenBLAS's, would be left spinning in their way (see above)."""
+    OpenBLAS's, would be left spinning in their way (the module's docstring)."""
     if a.size < ASUM_SIZE or a.dtype.char not in "fd" or not a.flags.c_contiguous or \
             a.size >= 1 << 31 or _chosen is False:
         return None
@@ -431,6 +431,6 @@ def large_products() -> str:
 
 
 __all__ = ["ASUM_SIZE", "MIN_MACS", "NO_PRODUCT", "SINGLE_THREAD_MACS", "Packed",
-           "absolute_sum", "backend", "choose", "column_sums", "gemm_address", "jit_kernel", "large_products", "loop_product",
-           "matmul", "mkl_tuned", "numpy_openblas", "route_float32", "row_major", "setting",
-           "use"]
+           "absolute_sum", "backend", "choose", "column_sums", "gemm_address", "jit_kernel",
+           "large_products", "loop_product", "matmul", "mkl_tuned", "numpy_openblas",
+           "route_float32", "row_major", "setting", "use"]

@@ -139,3 +139,16 @@ def test_the_loops_weights_start_at_a_cache_line():
     k = layer._prepared[(0, 0)]._k
     assert k["Wh_T"].ctypes.data % workspace.ALIGN == 0
     assert k["Wx_rows"].ctypes.data % workspace.ALIGN == 0          # projected in the loop
+
+
+def test_the_elman_training_step_pools_three_arrays_dx_taking_the_inputs_copy():
+    """out, dL/da and one (T, N, D) buffer: the scan's time-major copy of a batch-first x,
+    free again before backward needs dx (a fourth array would be 1/6 more memory here)."""
+    N, T, D, H = 32, 64, 64, 64              # each array 512 KiB: all pooled
+    layer = rnnkit.RNN(D, H, seed=0)
+    x = np.random.default_rng(0).standard_normal((N, T, D)).astype(np.float32)
+    workspace.clear()
+    out, _, cache = layer.forward(x)
+    dx, _ = layer.backward(np.ones_like(out), None, cache)
+    assert workspace.stats()["bytes"] == 3 * N * T * H * 4
+    assert any(np.shares_memory(dx, b) for b in workspace.pool._bufs)

@@ -171,7 +171,7 @@ def scan_backward(cell, p: dict, cache: dict, dout: np.ndarray, dh_T: np.ndarray
     dgh = workspace.empty((N, G), x.dtype) if getattr(cell, "reset_after", False) else None
     dh = dh_T.astype(x.dtype, copy=True)
     dc = dc_T.astype(x.dtype, copy=True) if cell.has_cell_state else None
-    dx = dx_into if dx_into is not None else workspace.empty((T, N, D), x.dtype)
+    dx = dx_into            # (a new one is taken once the input's copy is back in the pool)
     if chunked:
         size = dgx.shape[0]
         spans = [(t0, min(T, t0 + size)) for t0 in range(0, T, size)]
@@ -189,7 +189,9 @@ def scan_backward(cell, p: dict, cache: dict, dout: np.ndarray, dh_T: np.ndarray
         for s0, s1, rows in time_major_rows(x[t0:t1], whole):
             blas.matmul(dA[s0:s1].reshape(-1, G).T, rows, grads[prefix + "W_xh"],
                         accumulate=True)
-        del rows                    # (frees the chunk buffer for the pool)
+        del rows                    # (frees the chunk buffer for the pool: dx can take it)
+        if dx is None:
+            dx = workspace.empty((T, N, D), x.dtype)
         db = blas.column_sums(dA.reshape(-1, G))    # b_xh's gradient; b_hh's shares it
         grads[prefix + "b_xh"] += db
         blas.matmul(dA.reshape(-1, G), k["W_xh"], dx[t0:t1].reshape(-1, D),

@@ -90,27 +90,17 @@ def _load():
             layer = "intel"
         lib.MKL_Set_Threading_Layer(ctypes.c_int(_THREADING[layer]))
         i, f, d, p = ctypes.c_int, ctypes.c_float, ctypes.c_double, ctypes.c_void_p
-        for name, scalar in (("cblas_sgemm", f), ("cblas_dgemm", d)):
-            fn = getattr(lib, name)
-            fn.argtypes = [i, i, i, i, i, i, scalar, p, i, p, i, scalar, p, i]
-            fn.restype = None
-        for name in ("cblas_sgemm_compute", "cblas_dgemm_compute"):
-            fn = getattr(lib, name)
-            scalar = f if name[6] == "s" else d
-            fn.argtypes = [i, i, i, i, i, i, p, i, p, i, scalar, p, i]
-            fn.restype = None
-        for name, scalar in (("cblas_sgemm_pack", f), ("cblas_dgemm_pack", d)):
-            fn = getattr(lib, name)
-            fn.argtypes = [i, i, i, i, i, i, scalar, p, i, p]
-            fn.restype = None
-        for name in ("cblas_sgemm_pack_get_size", "cblas_dgemm_pack_get_size"):
-            getattr(lib, name).argtypes = [i, i, i, i]
-            getattr(lib, name).restype = ctypes.c_size_t
-        for name, scalar in (("cblas_sasum", f), ("cblas_dasum", d)):
-            getattr(lib, name).argtypes = [i, p, i]
-            getattr(lib, name).restype = scalar
-        lib.MKL_Set_Num_Threads_Local.argtypes = [i]
-        lib.MKL_Set_Num_Threads_Local.restype = i
+        z, c = ctypes.c_size_t, ctypes.c_char
+        signatures = {"MKL_Set_Num_Threads_Local": ([i], i)}      # name: (arguments, result)
+        for x, s in (("s", f), ("d", d)):
+            signatures.update({f"cblas_{x}gemm": ([i] * 6 + [s, p, i, p, i, s, p, i], None),
+                               f"cblas_{x}gemm_compute": ([i] * 6 + [p, i, p, i, s, p, i], None),
+                               f"cblas_{x}gemm_pack": ([i] * 6 + [s, p, i, p], None),
+                               f"cblas_{x}gemm_pack_get_size": ([i] * 4, z),
+                               f"cblas_{x}asum": ([i, p, i], s),
+                               f"MKL_{x.upper()}omatcopy": ([c, c, z, z, s, p, z, p, z], None)})
+        for name, (arguments, result) in signatures.items():
+            getattr(lib, name).argtypes, getattr(lib, name).restype = arguments, result
         lib.jit = hasattr(lib, "mkl_cblas_jit_create_sgemm")     # MKL 2019 and later
         if lib.jit:
             lib.mkl_cblas_jit_create_sgemm.argtypes = [ctypes.POINTER(p), i, i, i, i, i, i, f,
@@ -267,6 +257,24 @@ def absolute_sum(a: np.ndarray) -> float | None:
         return None
     fn = lib.cblas_sasum if a.dtype.char == "f" else lib.cblas_dasum
     return fn(a.size, a.ctypes.data, 1)
+
+
+def transpose_into(a: np.ndarray, out: np.ndarray) -> bool:
+    """out[...] = a.T by MKL's ?omatcopy for C-contiguous float32/float64 arrays; False, with
+    nothing done, otherwise, and (as ``absolute_sum``) while the last scan chose NumPy's
+    products. 1024 x 256: 56 us against 135 for NumPy's copy a 64 x 64 tile at a time
+    (rnnkit.cells.weights); 2048 x 512: 0.28 against 0.75 ms."""
+    if a.dtype.char not in "fd" or out.dtype != a.dtype or out.shape != a.shape[::-1] or \
+            not (a.flags.c_contiguous and out.flags.c_contiguous) or a.size == 0 or \
+            _chosen is False:
+        return False
+    lib = _load() if _enabled else False
+    if not lib:
+        return False
+    R, C = a.shape
+    fn = lib.MKL_Somatcopy if a.dtype.char == "f" else lib.MKL_Domatcopy
+    fn(b"R", b"T", R, C, 1.0, a.ctypes.data, C, out.ctypes.data, R)
+    return True
 
 
 def column_sums(a: np.ndarray) -> np.ndarray:
@@ -433,4 +441,4 @@ def large_products() -> str:
 __all__ = ["ASUM_SIZE", "MIN_MACS", "NO_PRODUCT", "SINGLE_THREAD_MACS", "Packed",
            "absolute_sum", "backend", "choose", "column_sums", "gemm_address", "jit_kernel",
            "large_products", "loop_product", "matmul", "mkl_tuned", "numpy_openblas",
-           "route_float32", "row_major", "setting", "use"]
+           "route_float32", "row_major", "setting", "transpose_into", "use"]

@@ -294,6 +294,30 @@ def test_absolute_sum_is_mkls_sum_of_magnitudes_for_large_arrays_only(monkeypatc
     assert blas.absolute_sum(a) is None
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_transpose_into_is_mkls_exact_transpose_of_contiguous_arrays(monkeypatch, dtype):
+    monkeypatch.setattr(blas, "_chosen", None)
+    a = np.random.default_rng(5).standard_normal((96, 40)).astype(dtype)
+    out = np.full((40, 96), np.nan, dtype)
+    if not mkl_installed():
+        assert not blas.transpose_into(a, out) and np.isnan(out).all()
+        return
+    assert blas.transpose_into(a, out)
+    np.testing.assert_array_equal(out, a.T)
+    out[...] = np.nan
+    refused = [(a[:, ::2], out[::2]),                       # not C-contiguous
+               (a, np.empty((96, 40), dtype)),              # not the transposed shape
+               (a, out.astype(np.float16)),                 # another dtype
+               (a[:0], out[:, :0]),                         # empty
+               (a.astype(np.int32), np.zeros((40, 96), np.int32))]   # not a float
+    assert not any(blas.transpose_into(x, y) for x, y in refused)
+    with blas.use("numpy"):
+        assert not blas.transpose_into(a, out)
+    monkeypatch.setattr(blas, "_chosen", False)             # the last scan took NumPy's
+    assert not blas.transpose_into(a, out)
+    assert np.isnan(out).all()                              # and wrote nothing
+
+
 @pytest.mark.parametrize("where", [0, 1 << 19, -1])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -67,10 +67,10 @@ class Pool:
 
     def empty(self, shape, dtype) -> np.ndarray:
         dtype = np.dtype(dtype)
-        shape = tuple(int(s) for s in shape)
         nbytes = math.prod(shape) * dtype.itemsize
         view = None
         if nbytes >= MIN_BYTES and self.max_bytes > 0:
+            shape = tuple(int(s) for s in shape)
             with self._lock:
                 buf = self._take(nbytes)
                 view = None if buf is None else buf[:nbytes].view(dtype).reshape(shape)

@@ -1,4 +1,5 @@
-"""One training step of the demo's whole character model, rnnkit against PyTorch.
+"""One training step of the demo's whole character model, rnnkit against PyTorch; or, with
+``--generate``, one token of its text generation.
 
 peers.py times a recurrent layer alone. A user trains a model: embedding -> RNN/LSTM/GRU ->
 dense -> softmax cross-entropy -> gradient clipping -> Adam. This times that step at the
@@ -7,9 +8,15 @@ units, clip at norm 5, Adam at 3e-3, the state carried between batches) on rando
 framework in its own process, the frameworks taking turns round by round.
 
     python benchmarks/model_step.py [--cells lstm,gru,rnn] [--rounds 3] [--steps 30]
+    python benchmarks/model_step.py --generate [--layers 1]
 
 Prints a table (per framework the median over rounds of each process's median step; the
 ratio rnnkit / PyTorch) and writes benchmarks/results/model_step.json.
+
+``--generate`` times ``LanguageModel.generate`` (what the demo prints after training: one
+call of the model per token, batch 1, softmax sampling at temperature 1) against the same
+loop in PyTorch under ``torch.no_grad()``, per token over ``--steps`` x 20 tokens after a
+primer of 3, with ``--layers`` layers; it writes results/generation_l{layers}.json.
 """
 from __future__ import annotations
 
@@ -71,12 +78,52 @@ def torch_step(cell: str, inputs, targets, s: dict):
     return step
 
 
-def worker(framework: str, cell: str, steps: int, warmup: int) -> dict:
+GENERATED = 20          # tokens a timed generation call makes
+
+
+def rnnkit_generation(cell: str, layers: int, s: dict):
+    import numpy as np
+    from rnnkit.models import LanguageModel
+    model = LanguageModel(s["vocab"], s["embed"], s["hidden"], layers, cell, 0.0, seed=0)
+    rng = np.random.default_rng(0)
+    return lambda: model.generate([1, 2, 3], GENERATED, rng=rng)
+
+
+def torch_generation(cell: str, layers: int, s: dict):
+    import torch
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    rnn = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell]
+    emb, layer = torch.nn.Embedding(s["vocab"], s["embed"]), rnn(s["embed"], s["hidden"],
+                                                                  layers, batch_first=True)
+    head = torch.nn.Linear(s["hidden"], s["vocab"])
+    rng = torch.Generator().manual_seed(0)
+
+    @torch.no_grad()
+    def generate():
+        out, state = layer(emb(torch.tensor([[1, 2, 3]])))
+        z, tokens = head(out[0, -1]), []
+        for _ in range(GENERATED):
+            p = torch.softmax(z.double(), 0)
+            tokens.append(int(torch.multinomial(p, 1, generator=rng)))
+            out, state = layer(emb(torch.tensor([tokens[-1:]])), state)
+            z = head(out[0, -1])
+        return tokens
+    return generate
+
+
+def worker(framework: str, cell: str, steps: int, warmup: int, layers: int = 0) -> dict:
+    """``layers`` > 0: time text generation with that many layers (per token), else the
+    training step."""
     import numpy as np
     s = SETTINGS
-    ids = np.random.default_rng(0).integers(0, s["vocab"], (s["batch"], s["steps"] + 1))
-    inputs, targets = ids[:, :-1], ids[:, 1:]
-    step = (rnnkit_step if framework == "rnnkit" else torch_step)(cell, inputs, targets, s)
+    if layers:
+        step = (rnnkit_generation if framework == "rnnkit" else torch_generation)(
+            cell, layers, s)
+    else:
+        ids = np.random.default_rng(0).integers(0, s["vocab"], (s["batch"], s["steps"] + 1))
+        inputs, targets = ids[:, :-1], ids[:, 1:]
+        step = (rnnkit_step if framework == "rnnkit" else torch_step)(cell, inputs, targets,
+                                                                       s)
     for _ in range(warmup):
         step()
     times = []
@@ -84,15 +131,17 @@ def worker(framework: str, cell: str, steps: int, warmup: int) -> dict:
         t0 = time.perf_counter()
         step()
         times.append(time.perf_counter() - t0)
-    return {"framework": framework, "cell": cell, "median_ms": float(np.median(times)) * 1e3,
-            "min_ms": min(times) * 1e3}
+    per = GENERATED if layers else 1
+    return {"framework": framework, "cell": cell,
+            "median_ms": float(np.median(times)) * 1e3 / per, "min_ms": min(times) * 1e3 / per}
 
 
 def run_process(framework: str, cell: str, args) -> dict:
     from peers import worker_env         # the thread settings peers.py gives its workers
     env = worker_env(args.threads, memory=False)
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", framework, "--cells", cell,
-           "--steps", str(args.steps), "--warmup", str(args.warmup)]
+           "--steps", str(args.steps), "--warmup", str(args.warmup),
+           "--layers", str(args.layers if args.generate else 0)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
@@ -107,15 +156,23 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30, help="timed steps per process")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--generate", action="store_true",
+                        help="time text generation, per token, instead of the training step")
+    parser.add_argument("--layers", type=int, default=1,
+                        help="with --generate (a worker's 0: the training step)")
     parser.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
-    parser.add_argument("--out", default=os.path.join(HERE, "results", "model_step.json"))
+    parser.add_argument("--out")
     args = parser.parse_args()
+    if args.generate and args.layers < 1:
+        parser.error(f"--layers: expected a number of layers >= 1, got {args.layers}")
+    args.out = args.out or os.path.join(HERE, "results", f"generation_l{args.layers}.json"
+                                        if args.generate else "model_step.json")
     cells = args.cells.split(",")
     unknown = sorted(set(cells) - {"lstm", "gru", "rnn"})
     if unknown:
         parser.error(f"--cells: expected names from lstm, gru, rnn, got {', '.join(unknown)}")
     if args.worker:
-        print(json.dumps(worker(args.worker, cells[0], args.steps, args.warmup)))
+        print(json.dumps(worker(args.worker, cells[0], args.steps, args.warmup, args.layers)))
         return
     import numpy as np
     from peer_report import rnnkit_source, version
@@ -125,7 +182,8 @@ def main() -> None:
             order = FRAMEWORKS if r % 2 == 0 else FRAMEWORKS[::-1]
             runs += [dict(run_process(fw, cell, args), round=r) for fw in order]
     rows = []
-    print(f"{'cell':6} {'rnnkit ms':>10} {'torch ms':>10} {'ratio':>6}   (median over "
+    what = f"per token, {args.layers} layer(s)" if args.generate else "a training step"
+    print(f"{'cell':6} {'rnnkit ms':>10} {'torch ms':>10} {'ratio':>6}   ({what}; median over "
           f"{args.rounds} rounds of each process's median of {args.steps} steps)")
     for cell in cells:
         med = {}
@@ -144,6 +202,8 @@ def main() -> None:
     with open(args.out, "w") as f:
         json.dump({"rnnkit": rnnkit_source(), "torch": version("torch"),
                    "date": datetime.date.today().isoformat(), "settings": SETTINGS,
+                   "task": f"generate, {args.layers} layer(s), ms per token of "
+                           f"{GENERATED}-token calls" if args.generate else "training step",
                    "threads": args.threads, "rounds": args.rounds, "steps": args.steps,
                    "rows": rows, "runs": runs}, f, indent=1)
     print(f"wrote {args.out}")

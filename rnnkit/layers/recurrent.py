@@ -142,15 +142,15 @@ class Recurrent:
         if T == 0:
             fail("x", "at least one time step", "shape with T = 0")
         h0, c0 = self._split_state(state, "state", N)
-        if lengths is None:
-            lens, perm = np.full(N, T, np.int64), None
+        if lengths is None:         # every row runs every step
+            perm, n_active = None, np.full(T, N, np.int64)
         else:
             lens = check_lengths(lengths, N, T)
             perm = None if np.all(lens[:-1] >= lens[1:]) else np.argsort(-lens, kind="stable")
-        if perm is not None:
-            x, h0, lens = x[perm], h0[:, perm], lens[perm]
-            c0 = None if c0 is None else c0[:, perm]
-        n_active = (lens[None, :] > np.arange(T)[:, None]).sum(axis=1)      # (T,)
+            if perm is not None:
+                x, h0, lens = x[perm], h0[:, perm], lens[perm]
+                c0 = None if c0 is None else c0[:, perm]
+            n_active = (lens[None, :] > np.arange(T)[:, None]).sum(axis=1)      # (T,)
         rng = rng if rng is not None else self.rng
         seq = x.transpose(1, 0, 2)          # (T, N, D) view: the scans copy it in chunks
         if grad:                            # training changes the weights: keep nothing

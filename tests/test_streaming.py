@@ -1,7 +1,9 @@
-"""Streaming inference: SequenceModel.step equals the full-sequence forward, and the example
-program examples/stream_forecast.py prints those same numbers for values read from stdin."""
+"""Streaming inference: SequenceModel.step and Recurrent.stepper equal the full-sequence
+forward, LanguageModel.generate samples what stepping the model does, and the example program
+examples/stream_forecast.py prints those same numbers for values read from stdin."""
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
@@ -10,9 +12,12 @@ import numpy as np
 import pytest
 
 import rnnkit
+from rnnkit import kernels
 from rnnkit.errors import RnnkitError
-from rnnkit.models import SequenceModel
+from rnnkit.models import LanguageModel, SequenceModel
 from rnnkit.serialize import load_json
+
+from layer_cases import CELLS, arrays, make, random_state
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "stream_forecast.py"
@@ -50,6 +55,66 @@ def test_step_refuses_bidirectional_models_and_wrong_shapes():
     model = SequenceModel(input_size=2, hidden_size=3, seed=0)
     with pytest.raises(RnnkitError, match=r"^x_t: expected a 2-d array \(N, D\)"):
         model.step(np.zeros(2, np.float32))
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_stepper_equals_forward_a_step_at_a_time_and_the_whole_sequence(cell, fast, dtype):
+    """The compiled loops (float32, the cells they serve) and the reference: the step's
+    output and the carried state are forward's, one step per call, and the whole sequence's,
+    to rounding (the vector loops round a few elements by the buffers' alignment)."""
+    rng = np.random.default_rng(4)
+    N, T, D, H = 3, 6, 5, 7
+    layer = make(cell, D, H, 2, dtype=dtype, seed=2)
+    x = rng.standard_normal((N, T, D)).astype(dtype)
+    state = random_state(cell, (2, N, H), rng, dtype)
+    with contextlib.nullcontext() if fast else kernels.reference_only(), layer.frozen():
+        full, final, _ = layer.forward(x, state, grad=False)
+        step, carried = layer.stepper(state, batch=N), state
+        one_tol, tol = (1e-6, 1e-5) if dtype == np.float32 else (1e-13, 1e-12)
+        for t in range(T):
+            h = step(np.ascontiguousarray(x[:, t]))
+            one, carried, _ = layer.forward(x[:, t:t + 1], carried, grad=False)
+            np.testing.assert_allclose(h, one[:, 0], rtol=one_tol, atol=one_tol)
+            np.testing.assert_allclose(h, full[:, t], rtol=tol, atol=tol)
+        for a, b, c in zip(arrays(step.state()), arrays(carried), arrays(final)):
+            np.testing.assert_allclose(a, b, rtol=one_tol, atol=one_tol)
+            np.testing.assert_allclose(a, c, rtol=tol, atol=tol)
+
+
+def test_stepper_refuses_reverse_layers_and_bad_steps():
+    for kw in ({"bidirectional": True}, {"reverse": True}):
+        with pytest.raises(RnnkitError, match=r"^layer: expected one forward direction"):
+            rnnkit.GRU(2, 3, **kw, seed=0).stepper()
+    layer = rnnkit.LSTM(2, 3, seed=0)
+    with pytest.raises(RnnkitError, match=r"^batch: expected a positive integer"):
+        layer.stepper(batch=0)
+    with pytest.raises(RnnkitError, match=r"^state: expected a tuple \(h, c\)"):
+        layer.stepper(np.zeros((1, 1, 3), np.float32))
+    step = layer.stepper(batch=2)
+    for bad, match in ((np.zeros((2, 3), np.float32), r"^x_t: expected shape \(2, 2\)"),
+                       (np.zeros((2, 2)), r"^x_t: expected dtype float32"),
+                       (np.full((2, 2), np.nan, np.float32), r"^x_t: expected finite")):
+        with pytest.raises(RnnkitError, match=match):
+            step(bad)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_generate_samples_what_stepping_the_model_gives(cell):
+    """generate steps the layers with Recurrent.stepper; SequenceModel.step, one forward a
+    token, with the same draws gives the same tokens."""
+    model = LanguageModel(11, 6, 16, num_layers=2, cell=cell, seed=5)
+    got = model.generate([3, 1, 4], 40, temperature=0.8, rng=np.random.default_rng(9))
+    rng, tokens = np.random.default_rng(9), []
+    logits, state, _ = model.forward(np.asarray([[3, 1, 4]]), grad=False)
+    z = logits[0, -1]
+    for _ in range(40):
+        p = np.exp(z.astype(np.float64) / 0.8 - (z.astype(np.float64) / 0.8).max())
+        tokens.append(int(rng.choice(p.size, p=p / p.sum())))
+        y, state = model.step(np.asarray(tokens[-1:]), state)
+        z = y[0]
+    assert got == tokens
 
 
 def _run_example(model_dir, lines):

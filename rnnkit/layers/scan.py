@@ -98,43 +98,86 @@ def scan_forward(cell, p: dict, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | 
     if not grad:
         cache.update({name: _one_row(a.shape, a.dtype) for name, a in cache.items()
                       if a.ndim == 3 and (name != "gates" or projects)})
-    # the reference's per-step products are NumPy's: then its other products are too
+    _choose_products(cell, fast, N, H)
+    out = workspace.empty((T, N, H), x.dtype)
+    h = h0.copy()
+    if cell.has_cell_state:
+        cache["c"] = workspace.time_major((T, N, H), x.dtype, n_active) if grad else \
+            _one_row((T, N, H), x.dtype)
+        c = c0.copy()
+    _run(cell, k, cache, fast, x, h, c if cell.has_cell_state else None, n_active, reverse,
+         out, projects)
+    cache.update(k=k, x=x, out=out, h0=h0.copy(), n_active=n_active, reverse=reverse,
+                 fast=fast)
+    if cell.has_cell_state:
+        cache["c0"] = c0.copy()
+    return out, h, (c if cell.has_cell_state else None), cache
+
+
+def _choose_products(cell, fast, N: int, H: int) -> None:
+    """Where the scan's products go (blas.choose): the reference's per-step products are
+    NumPy's, and then its other products are too."""
     on_mkl = blas.choose(N * cell.n_gates * H * H if fast is not None else 0,
                          fast is not None and fast.whole_loop)
     if fast is not None:
         fast.parallel = on_mkl and kernels.shared_openmp()
-    # the input projection of all steps, W_xh x_t (+ biases, unless the fast loop adds them);
-    # LSTM and GRU turn it into their activations in place, the Elman cell into its output
-    out = workspace.empty((T, N, H), x.dtype)
+
+
+def _run(cell, k, cache, fast, x, h, c, n_active, reverse, out, projects: bool) -> None:
+    """The time loop over x (T, N, D) from the states h, c (updated in place) into out and
+    the cache's buffers, after the input projection of all steps, W_xh x_t (+ biases, unless
+    the fast loop adds them; none when it ``projects`` x itself): LSTM and GRU turn it into
+    their activations in place, the Elman cell into its output."""
+    T = x.shape[0]
     gx = cache["gates"] if "gates" in cache else out
     for t0, t1, rows in () if projects else time_major_rows(x, projection_steps(x)):
         blas.matmul(rows, k["Wx_T"], gx[t0:t1].reshape(-1, gx.shape[2]))
     if fast is None or not fast.adds_bias:
         gx += k["bx"]
     workspace.zero_padding(out, n_active)
-    h = h0.copy()
-    if cell.has_cell_state:
-        cache["c"] = workspace.time_major((T, N, H), x.dtype, n_active) if grad else \
-            _one_row((T, N, H), x.dtype)
-        c = c0.copy()
     if fast is not None:
-        fast.forward(k, cache, gx, h, c if cell.has_cell_state else None, n_active, reverse,
-                     out, x if projects else None)
-    else:
-        for t in (range(T - 1, -1, -1) if reverse else range(T)):
-            n = n_active[t]                 # step reads h[:n], c[:n] and writes the step's own
-            if cell.has_cell_state:         # rows, so the states are updated after it
-                cell.step(k, cache, t, n, gx[t, :n], h[:n], c[:n], out[t, :n],
-                          cache["c"][t, :n])
-                c[:n] = cache["c"][t, :n]
-            else:
-                cell.step(k, cache, t, n, gx[t, :n], h[:n], None, out[t, :n], None)
-            h[:n] = out[t, :n]
-    cache.update(k=k, x=x, out=out, h0=h0.copy(), n_active=n_active, reverse=reverse,
-                 fast=fast)
-    if cell.has_cell_state:
-        cache["c0"] = c0.copy()
-    return out, h, (c if cell.has_cell_state else None), cache
+        fast.forward(k, cache, gx, h, c, n_active, reverse, out, x if projects else None)
+        return
+    for t in (range(T - 1, -1, -1) if reverse else range(T)):
+        n = n_active[t]                 # step reads h[:n], c[:n] and writes the step's own
+        if c is not None:               # rows, so the states are updated after it
+            cell.step(k, cache, t, n, gx[t, :n], h[:n], c[:n], out[t, :n], cache["c"][t, :n])
+            c[:n] = cache["c"][t, :n]
+        else:
+            cell.step(k, cache, t, n, gx[t, :n], h[:n], None, out[t, :n], None)
+        h[:n] = out[t, :n]
+
+
+class Stepper:
+    """Inference one step at a time for one scan (one layer, one direction) of N rows, from
+    the states h0, c0 on: ``stepper(x)`` takes x_t (N, D) and returns h_t (N, H), in a buffer
+    the next call overwrites; ``h``, ``c`` are the states after it.
+
+    Text generation calls the model once a token; a scan_forward call of one step spent most
+    of its time laying out its buffers and choosing its loop (1-layer GRU, H = 256: about 40
+    us of 65). A stepper does that once: each call is the step's projection and the loop over
+    one step, the same computation as scan_forward's (rnnkit.layers.Recurrent.stepper). The
+    weights are ``prepared``'s when it starts: the parameters must not change while it steps
+    (within rnnkit.layers.Recurrent.frozen)."""
+
+    def __init__(self, cell, p: dict, prepared: Prepared, h0: np.ndarray,
+                 c0: np.ndarray | None):
+        N, H = h0.shape
+        self.cell, self.k = cell, prepared.weights(cell, p)
+        self.fast = kernels.select(cell, h0.dtype, N, H, p["W_xh"].shape[1], train=False)
+        self.projects = self.fast is not None and self.fast.projects_input
+        self.n_active = np.full(1, N, np.int64)
+        self.cache = cell.alloc(1, N, H, h0.dtype, self.n_active)
+        if cell.has_cell_state:
+            self.cache["c"] = np.zeros((1, N, H), h0.dtype)
+        self.out = np.zeros((1, N, H), h0.dtype)
+        self.h, self.c = h0.copy(), None if c0 is None else c0.copy()
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        _choose_products(self.cell, self.fast, *self.h.shape)
+        _run(self.cell, self.k, self.cache, self.fast, x[None], self.h, self.c, self.n_active,
+             False, self.out, self.projects)
+        return self.out[0]
 
 
 def scan_backward(cell, p: dict, cache: dict, dout: np.ndarray, dh_T: np.ndarray,

@@ -354,7 +354,7 @@ def jit_kernel(m: int, n: int, k: int, accumulate: bool) -> tuple[int, int]:
 
 
 def loop_product(W: np.ndarray, rows: int, gemm: int, accumulate: bool = False,
-                 parts: int = 1):
+                 parts: int = 1, shared: bool = False):
     """-> (product, keep) for a compiled time loop's float32 ``a @ W`` (``accumulate``:
     ``+=``), a of up to ``rows`` rows split over ``parts`` threads, each taking the product of
     its span (rnnkit.kernels.fastmath.matmul_rows, ``part``), and an object that must stay
@@ -371,7 +371,8 @@ def loop_product(W: np.ndarray, rows: int, gemm: int, accumulate: bool = False,
       itself (fastmath.local_threads): a loop's small products, 32 x 64 @ 64 x 256, took
       20-40 us on 2 threads and about 14 on one, and inside a loop split over the threads a
       nested OpenMP setting (OMP_MAX_ACTIVE_LEVELS=2, MKL_DYNAMIC=FALSE) made a small LSTM
-      training step 8x slower;
+      training step 8x slower; 0 with ``shared``: the loop's MKL products on all of MKL's
+      threads (rnnkit.kernels.STEP_SHARED_MACS);
     - jit, jitter, jit_rows, jit_accumulate: below LOOP_PACK_MACS, MKL's sgemm generated for
       exactly a first span's rows of dense a and out (``jit_kernel``), else 0s. The plain sgemm
       checks its arguments and sizes its blocking at every call; inside a compiled loop
@@ -380,7 +381,8 @@ def loop_product(W: np.ndarray, rows: int, gemm: int, accumulate: bool = False,
       above LOOP_PACK_MACS it was slower than even the plain call (1.04-1.86x)."""
     if not gemm:
         return NO_PRODUCT, None
-    threads = ctypes.cast(_load().MKL_Set_Num_Threads_Local, ctypes.c_void_p).value
+    threads = 0 if shared else \
+        ctypes.cast(_load().MKL_Set_Num_Threads_Local, ctypes.c_void_p).value
     rows = -(-rows // parts)                    # the first (largest) span's
     K, N = W.shape
     library = openblas.products() if not mkl_tuned() else None

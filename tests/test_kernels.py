@@ -380,8 +380,8 @@ def test_a_loop_calling_mkl_runs_it_on_one_thread_and_restores_the_count(split, 
     seen = []
     real = blas.loop_product
 
-    def spy(W, rows, gemm, accumulate=False, parts=1):
-        product, keep = real(W, rows, gemm, accumulate, parts)
+    def spy(W, rows, gemm, accumulate=False, parts=1, shared=False):
+        product, keep = real(W, rows, gemm, accumulate, parts, shared)
         seen.append(product)
         return product, keep
     monkeypatch.setattr(blas, "loop_product", spy)
@@ -450,3 +450,26 @@ def test_numba_compiles_for_this_processor_by_that_rule():
     host = get_host_cpu_features()
     assert config.CPU_FEATURES == vector_features(openblas.cpu().get("vendor_id", ""),
                                                   binding.get_host_cpu_name(), host)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_a_stepper_at_batch_1_gives_large_products_to_all_of_mkls_threads(cell):
+    """Stepped one step a call, from STEP_SHARED_MACS the loop does not set MKL's count for
+    itself (the tuple's thread setter is 0); a whole sequence at batch 1 still does, and so
+    does a stepper below that size or at batch 2. Same numbers either way."""
+    H = {"rnn": 512, "lstm": 256, "gru": 256}[cell]              # n_gates * H * H >= 2^17
+    layer = {"rnn": rnnkit.RNN, "lstm": rnnkit.LSTM, "gru": rnnkit.GRU}[cell](8, H, seed=0)
+    assert layer.cell.n_gates * H * H >= kernels.STEP_SHARED_MACS
+    small = rnnkit.GRU(8, 128, seed=0)
+    assert 3 * 128 * 128 < kernels.STEP_SHARED_MACS
+    x = np.random.default_rng(1).standard_normal((1, 4, 8)).astype(np.float32)
+    for model, N, shared in ((layer, 1, True), (small, 1, False), (layer, 2, False)):
+        kernel = kernels.select(model.cell, np.float32, N, model.hidden_size, 8, train=False,
+                                stepped=True)
+        assert kernel.shared_threads == (shared and bool(blas._load()))
+    assert not kernels.select(layer.cell, np.float32, 1, H, 8, train=False).shared_threads
+    with layer.frozen():
+        full, _, _ = layer.forward(x, grad=False)
+        step = layer.stepper()
+        stepped = np.stack([step(np.ascontiguousarray(x[:, t])) for t in range(4)], axis=1)
+    np.testing.assert_allclose(stepped, full, rtol=1e-5, atol=1e-6)

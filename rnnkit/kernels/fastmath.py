@@ -209,10 +209,10 @@ def kept(k: dict, key: tuple, make):
 
 
 def loop_weights(k: dict, name: str, rows: int, gemm: int, parts: int = 1,
-                 accumulate: bool = False):
+                 accumulate: bool = False, shared: bool = False):
     """blas.loop_product(k[name], ...), kept with k's weights (``kept``)."""
-    return kept(k, ("loop", name, rows, gemm, parts, accumulate),
-                lambda: blas.loop_product(k[name], rows, gemm, accumulate, parts))
+    return kept(k, ("loop", name, rows, gemm, parts, accumulate, shared),
+                lambda: blas.loop_product(k[name], rows, gemm, accumulate, parts, shared))
 
 
 def packed(k: dict, name: str, rows: int) -> blas.Packed:

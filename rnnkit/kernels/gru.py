@@ -168,6 +168,7 @@ class GRUKernel:
     input_gemm = 0                  # its product: the loop's own (0) or MKL's (kernels.select)
     by_units = None                 # inference: the OpenBLAS of a loop split by units
     units_in_loop = False           # ... which then projects each step's input itself
+    shared_threads = False          # its MKL products on all of MKL's threads (kernels.select)
 
     def __init__(self, whole_loop: bool, gemm: int = 0, parts: int = 1):
         self.whole_loop, self.gemm = whole_loop, gemm     # see rnnkit.kernels.select
@@ -181,7 +182,8 @@ class GRUKernel:
             return
         g = cache
         if self.whole_loop:
-            product, keep = loop_weights(k, "Wh_T", h.shape[0], self.gemm, self.parts)
+            product, keep = loop_weights(k, "Wh_T", h.shape[0], self.gemm, self.parts,
+                                         shared=self.shared_threads)
             x_input, keep_x = loop_input(x, k, h.shape[0], self.input_gemm, self.parts)
             args = (product, k["Wh_T"], k["bx"], k["b_hn"], h, n_active, reverse, g["gh"],
                     one_or_all(g["gates"]), one_or_all(g["hn"]), out,

@@ -118,6 +118,7 @@ class ElmanKernel:
     input_gemm = 0                  # its product: the loop's own (0) or MKL's (kernels.select)
     by_units = None                 # inference: the OpenBLAS of a loop split by units
     units_in_loop = False           # ... which then projects each step's input itself
+    shared_threads = False          # its MKL products on all of MKL's threads (kernels.select)
 
     def __init__(self, whole_loop: bool, relu: bool, gemm: int = 0, parts: int = 1):
         self.whole_loop, self.relu, self.gemm = whole_loop, relu, gemm   # see kernels.select
@@ -137,7 +138,7 @@ class ElmanKernel:
             return
         if self.whole_loop:
             product, keep = loop_weights(k, "Wh_T", h.shape[0], self.gemm, self.parts,
-                                          accumulate=True)
+                                          accumulate=True, shared=self.shared_threads)
             x_input, keep_x = loop_input(x, k, h.shape[0], self.input_gemm, self.parts)
             args = (product, k["bx"], k["Wh_T"], h, n_active, reverse, self.relu, out,
                     *x_input)

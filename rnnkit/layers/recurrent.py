@@ -102,8 +102,8 @@ class Recurrent:
 
     def stepper(self, state=None, batch: int = 1):
         """Inference one time step at a time from ``state`` (None: zeros) on: -> a function
-        ``step(x_t)``, x_t (N, D) -> the top layer's h_t (N, H), in a buffer the next call
-        overwrites; ``step.state()`` is the state after the last step, as forward returns it.
+        ``step(x_t)``, x_t (N, D) -> the top layer's h_t (N, H); ``step.state()`` is the
+        state after the last step, as forward returns it.
 
         A step computes what ``forward(x_t[:, None], state, grad=False)`` would with the state
         carried, on the same kernels, without forward's work per call (its checks, buffers and
@@ -270,8 +270,8 @@ class _Steps:
     def __call__(self, x_t: np.ndarray) -> np.ndarray:
         h = check_array("x_t", x_t, ndim=2, shape=self.shape, dtype=self.dtype, layout="(N, D)")
         for scan in self.scans:
-            h = scan(h)
-        return h
+            h = scan(h)             # (each its own buffer, rewritten at the next step)
+        return h.copy()
 
     def state(self):
         h = np.stack([scan.h for scan in self.scans])

@@ -164,7 +164,8 @@ class Stepper:
                  c0: np.ndarray | None):
         N, H = h0.shape
         self.cell, self.k = cell, prepared.weights(cell, p)
-        self.fast = kernels.select(cell, h0.dtype, N, H, p["W_xh"].shape[1], train=False)
+        self.fast = kernels.select(cell, h0.dtype, N, H, p["W_xh"].shape[1], train=False,
+                                   stepped=True)
         self.projects = self.fast is not None and self.fast.projects_input
         self.n_active = np.full(1, N, np.int64)
         self.cache = cell.alloc(1, N, H, h0.dtype, self.n_active)

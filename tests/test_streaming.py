@@ -48,13 +48,37 @@ def test_step_equals_full_sequence_for_ids_and_every_prefix_of_last(cell):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
 
 
+@pytest.mark.parametrize("readout", ["steps", "last"])
+@pytest.mark.parametrize("tokens", [True, False])
+def test_a_models_stepper_gives_what_step_does(readout, tokens):
+    rng = np.random.default_rng(2)
+    kw = {"vocab_size": 9} if tokens else {"input_size": 3}
+    model = SequenceModel(**kw, hidden_size=5, num_layers=2, cell="lstm", output_size=4,
+                          readout=readout, seed=3)
+    xs = rng.integers(0, 9, (6, 2)) if tokens else \
+        rng.standard_normal((6, 2, 3)).astype(np.float32)
+    start = tuple(rng.uniform(-0.5, 0.5, (2, 2, 5)).astype(np.float32) for _ in range(2))
+    step, state = model.stepper(start, batch=2), start
+    for x_t in xs:
+        y, state = model.step(x_t, state)
+        np.testing.assert_allclose(step(x_t), y, rtol=1e-6, atol=1e-6)
+    for a, b in zip(step.state(), state):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
 def test_step_refuses_bidirectional_models_and_wrong_shapes():
     model = SequenceModel(input_size=2, hidden_size=3, bidirectional=True, seed=0)
     with pytest.raises(RnnkitError, match=r"^model: expected bidirectional=False for step"):
         model.step(np.zeros((1, 2), np.float32))
+    with pytest.raises(RnnkitError, match=r"^model: expected bidirectional=False for stepper"):
+        model.stepper()
     model = SequenceModel(input_size=2, hidden_size=3, seed=0)
     with pytest.raises(RnnkitError, match=r"^x_t: expected a 2-d array \(N, D\)"):
         model.step(np.zeros(2, np.float32))
+    with pytest.raises(RnnkitError, match=r"^x_t: expected a 2-d array \(N, D\)"):
+        model.stepper()(np.zeros(2, np.float32))
+    with pytest.raises(RnnkitError, match=r"^ids: expected token ids in \[0, 8\]"):
+        SequenceModel(vocab_size=9, hidden_size=3, seed=0).stepper()(np.array([9]))
 
 
 @pytest.mark.parametrize("cell", sorted(CELLS))

@@ -35,13 +35,12 @@ class LanguageModel(SequenceModel):
         rng = as_rng(rng)
         with self.rnn.frozen():         # the weights are compared once, not once a token
             logits, state, _ = self.forward(np.asarray([prime]), grad=False)
-            step = self.rnn.stepper(state)      # (the state carried inside, from the prime)
+            step = self.stepper(state)          # (the state carried inside, from the prime)
             z, out = logits[0, -1], []
             for _ in range(length):
                 z = z.astype(np.float64) / temperature
                 p = np.exp(z - z.max())
                 token = int(rng.choice(p.size, p=p / p.sum()))
                 out.append(token)
-                x = self.embed.params["E"][token][None]     # (a sampled id: in range)
-                z = self.head.forward(step(x))[0][0]
+                z = step(np.asarray([token]))[0]
         return out

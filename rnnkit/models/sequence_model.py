@@ -122,14 +122,34 @@ class SequenceModel:
         full-sequence outputs (readout="steps"); with readout="last", each step's output is
         the full-sequence output of the prefix read so far. A bidirectional model cannot
         stream (its reverse direction starts from the end), so it raises RnnkitError."""
+        self._one_direction("step")
+        y, state, _ = self.forward(self._step_input(x_t)[:, None], state, grad=False)
+        return (y[:, 0] if self.readout == "steps" else y), state
+
+    def stepper(self, state=None, batch: int = 1):
+        """``step`` with the state carried inside: -> a function ``step(x_t)``, (N,) ids or
+        (N, D) features -> y_t as ``step`` gives it; ``step.state()`` is the state after the
+        last step. Its recurrent layers step with ``Recurrent.stepper``, laid out once rather
+        than at every call: the parameters must not change while it steps."""
+        self._one_direction("stepper")
+        rnn_step = self.rnn.stepper(state, batch)
+
+        def step(x_t):
+            x = self._step_input(x_t)
+            h = rnn_step(self.embed.forward(x)[0] if self.embed is not None else x)
+            return self.head.forward(h)[0]      # (with one direction, h is the top state)
+        step.state = rnn_step.state
+        return step
+
+    def _one_direction(self, what: str) -> None:
         if self.rnn.bidirectional:
-            fail("model", "bidirectional=False for step() (the reverse direction needs the "
+            fail("model", f"bidirectional=False for {what}() (the reverse direction needs the "
                  "whole sequence; use forward)", "bidirectional=True")
+
+    def _step_input(self, x_t) -> np.ndarray:
         x = np.asarray(x_t)
         want = 1 if self.embed is not None else 2
         if x.ndim != want:
             fail("x_t", "a 1-d array (N,) of token ids" if want == 1 else
                  "a 2-d array (N, D) of features", f"shape {x.shape}")
-        x = x[:, None]
-        y, state, _ = self.forward(x, state, grad=False)
-        return (y[:, 0] if self.readout == "steps" else y), state
+        return x

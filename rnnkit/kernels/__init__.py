@@ -260,6 +260,5 @@ def select(cell, dtype, N: int, H: int, D: int = 0, train: bool = True, stepped:
 __all__ = ["AVAILABLE", "COPY_SPLIT_BYTES", "LOOP_PROJECTION_INPUTS", "MIN_SPAN_ROWS",
            "MKL_LOOP_MACS", "MKL_PROJECTION_MACS", "MKL_PROJECTION_ROWS", "OWN_PRODUCT_MACS",
            "OWN_ROWS_PRODUCT_MACS", "STEP_SHARED_MACS", "UNITS_SPLIT_ROWS", "UNITS_SPLIT_BYTES",
-           "WHOLE_LOOP_MACS",
-           "copy_steps", "loop_parts", "reference_only", "select", "shared_openmp",
-           "units_split"]
+           "WHOLE_LOOP_MACS", "copy_steps", "loop_parts", "reference_only", "select",
+           "shared_openmp", "units_split"]

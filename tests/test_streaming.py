@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import rnnkit
-from rnnkit import kernels
+from rnnkit import blas, kernels
 from rnnkit.errors import RnnkitError
 from rnnkit.models import LanguageModel, SequenceModel
 from rnnkit.serialize import load_json
@@ -140,6 +140,28 @@ def test_generate_samples_what_stepping_the_model_gives(cell):
         z = y[0]
     assert got == tokens
 
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_a_stepper_at_batch_1_gives_large_products_to_all_of_mkls_threads(cell):
+    """Stepped one step a call, from STEP_SHARED_MACS the loop does not set MKL's count for
+    itself (the tuple's thread setter is 0); a whole sequence at batch 1 still does, and so
+    does a stepper below that size or at batch 2. Same numbers either way."""
+    H = {"rnn": 512, "lstm": 256, "gru": 256}[cell]              # n_gates * H * H >= 2^17
+    layer = {"rnn": rnnkit.RNN, "lstm": rnnkit.LSTM, "gru": rnnkit.GRU}[cell](8, H, seed=0)
+    assert layer.cell.n_gates * H * H >= kernels.STEP_SHARED_MACS
+    small = rnnkit.GRU(8, 128, seed=0)
+    assert 3 * 128 * 128 < kernels.STEP_SHARED_MACS
+    x = np.random.default_rng(1).standard_normal((1, 4, 8)).astype(np.float32)
+    for model, N, shared in ((layer, 1, True), (small, 1, False), (layer, 2, False)):
+        kernel = kernels.select(model.cell, np.float32, N, model.hidden_size, 8, train=False,
+                                stepped=True)
+        assert kernel.shared_threads == (shared and bool(blas._load()))
+    assert not kernels.select(layer.cell, np.float32, 1, H, 8, train=False).shared_threads
+    with layer.frozen():
+        full, _, _ = layer.forward(x, grad=False)
+        step = layer.stepper()
+        stepped = np.stack([step(np.ascontiguousarray(x[:, t])) for t in range(4)], axis=1)
+    np.testing.assert_allclose(stepped, full, rtol=1e-5, atol=1e-6)
 
 def _run_example(model_dir, lines):
     return subprocess.run([sys.executable, str(EXAMPLE), "--model", str(model_dir)],

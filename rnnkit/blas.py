@@ -34,11 +34,11 @@ from __future__ import annotations
 import ctypes
 import os
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 
 from rnnkit import openblas
+from rnnkit.mkl import load as _load
 from rnnkit.openblas import SINGLE_THREAD_MACS, numpy_openblas
 
 MIN_MACS = 1 << 22
@@ -50,71 +50,11 @@ LOOP_PACK_MACS = 1 << 21         # a compiled loop's products from this size use
 ONE_ROW_PACK_MACS = 1 << 16
 NO_PRODUCT = (0,) * 8            # loop_product's tuple for the loop's own product
 _ROW, _NO_TRANS, _TRANS, _PACKED, _B_MATRIX = 101, 111, 112, 151, 162
-_THREADING = {"intel": 0, "gnu": 3}
-_lib = None          # the loaded libmkl_rt, or False when there is none
 _tuned: bool | None = None      # mkl_tuned()
 _float32_gemm = None            # route_float32()
 _float32_name = ""
 _enabled = os.environ.get("RNNKIT_BLAS", "").lower() != "numpy"
 _chosen: bool | None = None     # the last scan's choice; None before any scan
-
-
-def _find_mkl() -> Path | None:
-    from importlib import metadata
-    try:
-        files = metadata.files("mkl") or []
-    except metadata.PackageNotFoundError:
-        return None
-    for f in files:
-        if f.name.startswith("libmkl_rt.so") or f.name in ("mkl_rt.2.dll", "libmkl_rt.2.dylib"):
-            path = Path(f.locate())
-            if path.exists():
-                return path
-    return None
-
-
-def _load():
-    global _lib
-    if _lib is not None:
-        return _lib
-    _lib = False
-    path = _find_mkl()
-    if path is None:
-        return _lib
-    try:
-        lib = ctypes.CDLL(str(path))
-        try:
-            ctypes.CDLL("libgomp.so.1")
-            layer = "gnu"
-        except OSError:
-            layer = "intel"
-        lib.MKL_Set_Threading_Layer(ctypes.c_int(_THREADING[layer]))
-        i, f, d, p = ctypes.c_int, ctypes.c_float, ctypes.c_double, ctypes.c_void_p
-        z, c = ctypes.c_size_t, ctypes.c_char
-        signatures = {"MKL_Set_Num_Threads_Local": ([i], i)}      # name: (arguments, result)
-        for x, s in (("s", f), ("d", d)):
-            signatures.update({f"cblas_{x}gemm": ([i] * 6 + [s, p, i, p, i, s, p, i], None),
-                               f"cblas_{x}gemm_compute": ([i] * 6 + [p, i, p, i, s, p, i], None),
-                               f"cblas_{x}gemm_pack": ([i] * 6 + [s, p, i, p], None),
-                               f"cblas_{x}gemm_pack_get_size": ([i] * 4, z),
-                               f"cblas_{x}asum": ([i, p, i], s),
-                               f"MKL_{x.upper()}omatcopy": ([c, c, z, z, s, p, z, p, z], None)})
-        for name, (arguments, result) in signatures.items():
-            getattr(lib, name).argtypes, getattr(lib, name).restype = arguments, result
-        lib.jit = hasattr(lib, "mkl_cblas_jit_create_sgemm")     # MKL 2019 and later
-        if lib.jit:
-            lib.mkl_cblas_jit_create_sgemm.argtypes = [ctypes.POINTER(p), i, i, i, i, i, i, f,
-                                                       i, i, f, i]
-            lib.mkl_cblas_jit_create_sgemm.restype = i
-            lib.mkl_jit_get_sgemm_ptr.argtypes = [p]
-            lib.mkl_jit_get_sgemm_ptr.restype = p
-            lib.mkl_jit_destroy.argtypes = [p]
-            lib.mkl_jit_destroy.restype = i
-        lib.threading_layer = layer
-        _lib = lib
-    except (OSError, AttributeError):
-        _lib = False
-    return _lib
 
 
 def _cpu_vendor() -> str:
@@ -193,7 +133,8 @@ def setting() -> tuple:
     return _enabled, _chosen, mkl_tuned()
 
 
-def _wants_mkl(macs: int) -> bool:
+def wants_mkl(macs: int) -> bool:
+    """Whether a product of ``macs`` multiply-adds goes to MKL under the current setting."""
     if not _enabled:
         return False
     if _chosen is None:
@@ -201,8 +142,9 @@ def _wants_mkl(macs: int) -> bool:
     return _chosen and macs > SINGLE_THREAD_MACS
 
 
-def _operand(a: np.ndarray):
-    """(transpose flag, leading dimension) for a row- or column-major 2-d view, else None."""
+def operand(a: np.ndarray):
+    """(CBLAS transpose flag, leading dimension) for a row- or column-major 2-d view, else
+    None."""
     size = a.itemsize
     s0, s1 = a.strides
     if s1 == size and s0 % size == 0 and s0 // size >= a.shape[1]:
@@ -224,7 +166,7 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None,
     if out is None:
         out = np.zeros((M, N), np.result_type(a, b)) if accumulate else \
             np.empty((M, N), np.result_type(a, b))
-    if _wants_mkl(M * N * K) and _gemm(a, b, out, accumulate):
+    if wants_mkl(M * N * K) and _gemm(a, b, out, accumulate):
         return out
     if K == 1:          # an outer product: NumPy's matmul took 370 us for 512 x 1 @ 1 x 128
         if accumulate:
@@ -300,7 +242,7 @@ class Packed:
         self.W, self.buf = W, None
         K, N = W.shape
         lib = _load() if _enabled else False
-        if lib and (always or _wants_mkl(rows * K * N)) and W.dtype.char in "fd" and \
+        if lib and (always or wants_mkl(rows * K * N)) and W.dtype.char in "fd" and \
                 W.flags.c_contiguous:
             kind = "s" if W.dtype.char == "f" else "d"
             size = getattr(lib, f"cblas_{kind}gemm_pack_get_size")(_B_MATRIX, rows, N, K)
@@ -411,7 +353,7 @@ def _gemm(a, b, out, accumulate: bool) -> bool:
         return False
     if not row_major(out) or not out.flags.writeable:
         return False
-    la, lb = _operand(a), _operand(b)
+    la, lb = operand(a), operand(b)
     if la is None or lb is None or np.may_share_memory(out, a) or np.may_share_memory(out, b):
         return False
     if a.dtype.char == "f" and _float32_gemm is not None:
@@ -442,5 +384,5 @@ def large_products() -> str:
 
 __all__ = ["ASUM_SIZE", "MIN_MACS", "NO_PRODUCT", "SINGLE_THREAD_MACS", "Packed",
            "absolute_sum", "backend", "choose", "column_sums", "gemm_address", "jit_kernel",
-           "large_products", "loop_product", "matmul", "mkl_tuned", "numpy_openblas",
-           "route_float32", "row_major", "setting", "transpose_into", "use"]
+           "large_products", "loop_product", "matmul", "mkl_tuned", "numpy_openblas", "operand",
+           "route_float32", "row_major", "setting", "transpose_into", "use", "wants_mkl"]

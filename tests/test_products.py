@@ -44,7 +44,7 @@ def test_split_product_equals_the_product(ta, tb, accumulate, M, K, N, which):
     b = operand(rng, (K, N), tb, padded=True)
     start = np.ones((M, N + 3), np.float32)
     out = start[:, :N]
-    la, lb = blas._operand(a), blas._operand(b)
+    la, lb = blas.operand(a), blas.operand(b)
     threads = library.get_threads()
     split_gemm(library, *la, *lb, a, b, out, accumulate)
     assert library.get_threads() == threads

@@ -44,11 +44,20 @@ def every_product(monkeypatch):
 
 @pytest.fixture
 def mkl_calls(monkeypatch):
-    """The products sent to MKL, as (M, K, N), with the real size thresholds."""
-    calls, real = [], blas._gemm
+    """The products sent to MKL, as (M, K, N), with the real size thresholds; a projection
+    of all steps made on a batch-first input where it lies (rnnkit.strided) as one."""
+    from rnnkit import strided
+    calls, real, project = [], blas._gemm, strided.project
     monkeypatch.setattr(blas, "_chosen", None)
     monkeypatch.setattr(blas, "_gemm", lambda a, b, out, acc:
                         calls.append(a.shape + b.shape[1:]) or real(a, b, out, acc))
+
+    def projected(x, W, out):
+        made = project(x, W, out)
+        if made:
+            calls.append((x.shape[0] * x.shape[1],) + W.shape)
+        return made
+    monkeypatch.setattr(strided, "project", projected)
     return calls
 
 

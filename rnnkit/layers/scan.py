@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit import blas, kernels, workspace
+from rnnkit import blas, kernels, strided, workspace
 from rnnkit.cells import history
 
 
@@ -130,8 +130,9 @@ def _run(cell, k, cache, fast, x, h, c, n_active, reverse, out, projects: bool) 
     their activations in place, the Elman cell into its output."""
     T = x.shape[0]
     gx = cache["gates"] if "gates" in cache else out
-    for t0, t1, rows in () if projects else time_major_rows(x, projection_steps(x)):
-        blas.matmul(rows, k["Wx_T"], gx[t0:t1].reshape(-1, gx.shape[2]))
+    if not projects and not strided.project(x, k["Wx_T"], gx):
+        for t0, t1, rows in time_major_rows(x, projection_steps(x)):
+            blas.matmul(rows, k["Wx_T"], gx[t0:t1].reshape(-1, gx.shape[2]))
     if fast is None or not fast.adds_bias:
         gx += k["bx"]
     workspace.zero_padding(out, n_active)
@@ -229,12 +230,8 @@ def scan_backward(cell, p: dict, cache: dict, dout: np.ndarray, dh_T: np.ndarray
                           *((t0, t1) if chunked else ()))
         else:
             _steps_back(cell, k, cache, dout, dh, dc, dA, dgh, t0, t1)
-        whole = t1 - t0 if chunked else None     # (a chunk is not chunked again)
-        for s0, s1, rows in time_major_rows(x[t0:t1], whole):
-            blas.matmul(dA[s0:s1].reshape(-1, G).T, rows, grads[prefix + "W_xh"],
-                        accumulate=True)
-        del rows                    # (frees the chunk buffer for the pool: dx can take it)
-        if dx is None:
+        _input_weight_grad(dA, x[t0:t1], grads[prefix + "W_xh"], chunked)
+        if dx is None:          # (after the input's copy went back to the pool: dx takes it)
             dx = workspace.empty((T, N, D), x.dtype)
         db = blas.column_sums(dA.reshape(-1, G))    # b_xh's gradient; b_hh's shares it
         grads[prefix + "b_xh"] += db
@@ -245,6 +242,16 @@ def scan_backward(cell, p: dict, cache: dict, dout: np.ndarray, dh_T: np.ndarray
         else:
             cell.recurrent_grads(p, cache, dA, db, grads, prefix)
     return dx, dh, dc
+
+
+def _input_weight_grad(dA: np.ndarray, x: np.ndarray, dW: np.ndarray, chunked: bool) -> None:
+    """dW += the sum over steps of dA[t]^T x[t]: on x where it lies (rnnkit.strided), else one
+    product on a time-major copy of x (a chunk is copied whole: it is not chunked again)."""
+    if strided.weight_grad(dA, x, dW):
+        return
+    G = dA.shape[2]
+    for s0, s1, rows in time_major_rows(x, x.shape[0] if chunked else None):
+        blas.matmul(dA[s0:s1].reshape(-1, G).T, rows, dW, accumulate=True)
 
 
 def _steps_back(cell, k, cache, dout, dh, dc, dA, dgh, t0, t1):

@@ -229,7 +229,7 @@ def markdown_document(report: dict, frameworks: list[str], json_name: str) -> st
         "GEMM timed in the same process just before and after its timings (best of 20 each) "
         "over its best before and after the run: the peak at the time (this machine's "
         "speed moves by a third over minutes). peak MB = resident memory one training step "
-        "adds. others' CPU % = share of the CPUs other processes took during the timing "
+        "adds (the median of as many fresh processes as rounds). others' CPU % = share of the CPUs other processes took during the timing "
         f"({'/'.join(frameworks)}). `same result` = loss, sum|dx| and sum|dW_hh| agree across "
         f"frameworks to {CHECK_RTOL:g}.",
         "",

@@ -80,16 +80,38 @@ class Pool:
             view.fill(np.nan)
         return view
 
-    def _take(self, nbytes: int) -> np.ndarray | None:
+    def spare(self, shape, dtype) -> np.ndarray | None:
+        """A view of a buffer the pool holds and nothing uses, of one to two times the
+        request, whatever its size; None where there is none (no buffer is made for it)."""
+        dtype = np.dtype(dtype)
+        nbytes = math.prod(shape) * dtype.itemsize
+        if nbytes == 0 or self.max_bytes <= 0:
+            return None
+        with self._lock:
+            buf = self._reuse(nbytes)
+            if buf is None:
+                return None
+            view = buf[:nbytes].view(dtype).reshape(tuple(int(s) for s in shape))
+        if self.poison and dtype.kind == "f":
+            view.fill(np.nan)
+        return view
+
+    def _reuse(self, nbytes: int) -> np.ndarray | None:
         best = None
         for i in range(len(self._bufs)):
             size = self._bufs[i].nbytes
             if (nbytes <= size <= 2 * nbytes and _refs(self._bufs, i) == self._free_refs
                     and (best is None or size < self._bufs[best].nbytes)):
                 best = i
-        if best is not None:
-            buf = self._bufs.pop(best)
-            self._bufs.append(buf)            # most recently used last
+        if best is None:
+            return None
+        buf = self._bufs.pop(best)
+        self._bufs.append(buf)                # most recently used last
+        return buf
+
+    def _take(self, nbytes: int) -> np.ndarray | None:
+        buf = self._reuse(nbytes)
+        if buf is not None:
             return buf
         total = sum(b.nbytes for b in self._bufs)
         i = 0
@@ -150,6 +172,13 @@ def stats() -> dict:
 def empty(shape, dtype) -> np.ndarray:
     """An uninitialised array, from the pool when large."""
     return pool.empty(shape, dtype)
+
+
+def spare_or_empty(shape, dtype) -> np.ndarray:
+    """A buffer the pool holds unused, even for a small request (``Pool.spare``), else
+    ``empty``: for an array made after a step's large buffers went back to the pool."""
+    view = pool.spare(shape, dtype)
+    return empty(shape, dtype) if view is None else view
 
 
 def time_major(shape, dtype, n_active: np.ndarray) -> np.ndarray:

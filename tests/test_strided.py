@@ -14,9 +14,10 @@ TOL = {np.float32: dict(rtol=1e-5, atol=1e-4), np.float64: dict(rtol=1e-12, atol
 
 @pytest.fixture
 def on_mkl(monkeypatch):
-    """Every product to MKL, as after a scan that chose it."""
+    """Every product to MKL, as after a scan that chose it, and project at any size."""
     monkeypatch.setattr(blas, "_chosen", True)
     monkeypatch.setattr(blas, "SINGLE_THREAD_MACS", 0)
+    monkeypatch.setattr(strided, "PROJECT_MIN_MACS", 0)
 
 
 def batch_first(rng, N, T, D, dtype, padded=False):
@@ -85,6 +86,16 @@ def test_project_refuses_an_out_that_overlaps_x(on_mkl):
     np.testing.assert_array_equal(buf, before)
 
 
+def test_a_projection_under_project_min_macs_is_refused(on_mkl, monkeypatch):
+    monkeypatch.setattr(strided, "PROJECT_MIN_MACS", 3 * 4 * 8 * 16 + 1)
+    _, view = batch_first(np.random.default_rng(7), 4, 3, 8, np.float32)
+    out = np.zeros((3, 4, 16), np.float32)
+    assert not strided.project(view, np.ones((8, 16), np.float32), out)
+    assert not out.any()
+    monkeypatch.setattr(strided, "PROJECT_MIN_MACS", 3 * 4 * 8 * 16)
+    assert strided.project(view, np.ones((8, 16), np.float32), out) == HAS_MKL
+
+
 def test_wider_or_smaller_weight_grads_are_refused(on_mkl):
     rng = np.random.default_rng(4)
     _, view = batch_first(rng, 64, 3, 128, np.float32)
@@ -121,6 +132,7 @@ def test_a_layer_trained_on_a_batch_first_input_gets_the_copying_path_s_gradient
     served at this small size), against the same layer with the copies; a GRU's gates are
     wider than PROJECT_MAX_WIDTH inputs, so its projection copies."""
     monkeypatch.setattr(strided, "GRAD_MIN_MACS", 0)
+    monkeypatch.setattr(strided, "PROJECT_MIN_MACS", 0)
     made = {"project": [], "weight_grad": []}
     for name in made:
         real = getattr(strided, name)

@@ -230,18 +230,28 @@ def scan_backward(cell, p: dict, cache: dict, dout: np.ndarray, dh_T: np.ndarray
                           *((t0, t1) if chunked else ()))
         else:
             _steps_back(cell, k, cache, dout, dh, dc, dA, dgh, t0, t1)
-        _input_weight_grad(dA, x[t0:t1], grads[prefix + "W_xh"], chunked)
-        if dx is None:          # (after the input's copy went back to the pool: dx takes it)
-            dx = workspace.empty((T, N, D), x.dtype)
         db = blas.column_sums(dA.reshape(-1, G))    # b_xh's gradient; b_hh's shares it
         grads[prefix + "b_xh"] += db
-        blas.matmul(dA.reshape(-1, G), k["W_xh"], dx[t0:t1].reshape(-1, D),
-                    accumulate=accumulate)
         if chunked:
             cell.recurrent_grads(p, cache, dA, db, grads, prefix, t0=t0)
         else:
             cell.recurrent_grads(p, cache, dA, db, grads, prefix)
+            _release_spent(cache, dA)       # (the input's copy can take their place)
+        _input_weight_grad(dA, x[t0:t1], grads[prefix + "W_xh"], chunked)
+        if dx is None:      # (after the input's copy went back to the pool: dx takes it)
+            dx = workspace.spare_or_empty((T, N, D), x.dtype)
+        blas.matmul(dA.reshape(-1, G), k["W_xh"], dx[t0:t1].reshape(-1, D),
+                    accumulate=accumulate)
     return dx, dh, dc
+
+
+def _release_spent(cache: dict, dA: np.ndarray) -> None:
+    """Drop the consumed cache's (T, N, ...) buffers but dA, which the input gradient still
+    reads: those the pool lent go back to it, and dx can take one (a small GRU's step peaked
+    at the gates, hn, the output and the input's copy, which now takes hn's place)."""
+    for name in [name for name, a in cache.items() if isinstance(a, np.ndarray) and
+                 a.ndim == 3 and not np.may_share_memory(a, dA)]:
+        del cache[name]
 
 
 def _input_weight_grad(dA: np.ndarray, x: np.ndarray, dW: np.ndarray, chunked: bool) -> None:
@@ -311,7 +321,7 @@ def time_major_rows(x: np.ndarray, steps: int | None = None):
         yield 0, T, x.reshape(T * N, D)
         return
     steps = steps or chunk_steps(T, N)
-    buf = workspace.empty((steps, N, D), x.dtype)
+    buf = workspace.spare_or_empty((steps, N, D), x.dtype)
     for t0 in range(0, T, steps):
         t1 = min(T, t0 + steps)
         kernels.copy_steps(buf[:t1 - t0], x[t0:t1])

@@ -60,8 +60,10 @@ def project(x: np.ndarray, W: np.ndarray, out: np.ndarray) -> bool:
     T, N, D = x.shape
     G = W.shape[1]
     strides = _steps(x, T * N * D * G)
+    if strides is None:             # (first: a stepper's x_t is time-major, every token)
+        return False
     w = blas.operand(W)
-    if strides is None or w is None or G > PROJECT_MAX_WIDTH * D or \
+    if w is None or G > PROJECT_MAX_WIDTH * D or \
             D * G > PROJECT_MAX_WEIGHTS or T * N * D * G < PROJECT_MIN_MACS or \
             out.shape != (T, N, G) or not out.flags.c_contiguous or not _usable(out, x, W):
         return False

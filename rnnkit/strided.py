@@ -17,8 +17,9 @@ from rnnkit import blas, mkl
 PROJECT_MAX_WIDTH = 2         # project serves W (D, G) with G <= this * D...
 PROJECT_MAX_WEIGHTS = 1 << 18  # ...and D * G up to this, from PROJECT_MIN_MACS in all
 PROJECT_MIN_MACS = 1 << 22
-GRAD_MIN_MACS = 1 << 22       # weight_grad serves steps' products from this size...
-GRAD_MAX_WIDTH = 2            # ...with D <= G <= this * D
+GRAD_MIN_MACS = 1 << 23       # weight_grad serves steps' products from this size...
+GRAD_MAX_WIDTH = 2            # ...with D <= G <= this * D...
+GRAD_MAX_WEIGHTS = 1 << 18    # ...and D * G up to this
 _ROW, _NO_TRANS, _TRANS = 101, 111, 112
 
 
@@ -79,17 +80,20 @@ def weight_grad(dA: np.ndarray, x: np.ndarray, dW: np.ndarray) -> bool:
     """dW += the sum over t of dA[t]^T @ x[t], dA a C-contiguous (T, N, G) array, x a (T, N,
     D) view, dW (G, D) row-major: T products of N rows each, adding into dW (beta = 1).
 
-    Only for D <= G <= GRAD_MAX_WIDTH * D and N * D * G >= GRAD_MIN_MACS. Fresh processes,
-    the copy and one product against the T products: N x T x D, G = 128 x 200 x 512, 512 took
-    0.93 of the time, 128 x 100 x 512, 512 0.90, 64 x 200 x 512, 512 0.97, 128 x 200 x 256,
-    512 0.89, 64 x 100 x 256, 256 0.95, 256 x 100 x 256, 256 0.86; outside those limits the
-    steps' products lost: 64 x 100 x 512, 256 1.12, 128 x 200 x 512, 2048 1.05, 64 x 100 x
-    128, 256 1.08, 32 x 50 x 32, 64 2.1."""
+    Only for D <= G <= GRAD_MAX_WIDTH * D, D * G <= GRAD_MAX_WEIGHTS and N * D * G >=
+    GRAD_MIN_MACS (benchmarks/strided_products.py measures them). The copy and one product
+    against the T products, N x T x D, G, taking turns in one process: 128 x 200 x 512, 512
+    took 0.93-0.95 of the time in three runs, 128 x 200 x 256, 512 0.89-0.98, 128 x 100 x 512,
+    512 0.90, 256 x 100 x 256, 256 0.86; but 128 x 200 x 512, 1024 1.09 (its dW, 2 MB, likely
+    too large to stay in a core's cache between the products), 64 x 100 x 256, 256 0.95 and 1.09 (a
+    step's product of 4.2M too small to be sure of), 64 x 100 x 512, 256 1.12, 64 x 100 x 128,
+    256 1.08-1.27, 32 x 50 x 32, 64 2.1-2.3."""
     T, N, D = x.shape
     G = dA.shape[2]
     strides = _steps(x, T * N * D * G)
-    if strides is None or not D <= G <= GRAD_MAX_WIDTH * D or N * D * G < GRAD_MIN_MACS or \
-            dA.shape[:2] != (T, N) or not dA.flags.c_contiguous or dW.shape != (G, D) or \
+    if strides is None or not D <= G <= GRAD_MAX_WIDTH * D or D * G > GRAD_MAX_WEIGHTS or \
+            N * D * G < GRAD_MIN_MACS or dA.shape[:2] != (T, N) or \
+            not dA.flags.c_contiguous or dW.shape != (G, D) or \
             not blas.row_major(dW) or not _usable(dW, dA, x):
         return False
     lib = mkl.load()

@@ -97,13 +97,17 @@ def test_a_projection_under_project_min_macs_is_refused(on_mkl, monkeypatch):
 
 
 def test_wider_or_smaller_weight_grads_are_refused(on_mkl):
+    """Each case outside one limit only, 64 rows a step: 128 x 1024 is 2^23 multiply-adds a
+    step (GRAD_MIN_MACS), as is 512 x 256."""
     rng = np.random.default_rng(4)
     _, view = batch_first(rng, 64, 3, 128, np.float32)
-    for G, why in ((512, "G over GRAD_MAX_WIDTH * D"), (64, "G under D"),
-                   (128, "a step's product under GRAD_MIN_MACS")):
+    wide = batch_first(rng, 64, 3, 512, np.float32)[1]
+    for x, G, why in ((view, 1024, "G over GRAD_MAX_WIDTH * D"), (wide, 256, "G under D"),
+                      (view, 128, "a step's product under GRAD_MIN_MACS"),
+                      (wide, 1024, "D * G over GRAD_MAX_WEIGHTS")):
         dA = rng.standard_normal((3, 64, G)).astype(np.float32)
-        dW = np.zeros((G, 128), np.float32)
-        assert not strided.weight_grad(dA, view, dW), why
+        dW = np.zeros((G, x.shape[2]), np.float32)
+        assert not strided.weight_grad(dA, x, dW), why
         assert not dW.any(), why
 
 

@@ -28,14 +28,10 @@ SHAPES = [(128, 200, 512, 512), (128, 200, 512, 1024), (128, 200, 512, 1536),
           (32, 50, 32, 256)]
 
 
-def median_ms(fn, reps: int) -> float:
+def call_ms(fn) -> float:
+    t = time.perf_counter()
     fn()
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times)) * 1e3
+    return (time.perf_counter() - t) * 1e3
 
 
 def measure(N: int, T: int, D: int, G: int, reps: int, limits: dict) -> dict:
@@ -57,13 +53,14 @@ def measure(N: int, T: int, D: int, G: int, reps: int, limits: dict) -> dict:
     for name, copy, in_place in (
             ("project", project_copy, lambda: strided.project(x, W, gx)),
             ("weight_grad", grad_copy, lambda: strided.weight_grad(dA, x, dW))):
-        if not in_place():
+        if not in_place():                  # (also its warm-up)
             row[name] = None                # not served here (no MKL, or not tuned for it)
             continue
+        copy()
         a, b = [], []
         for _ in range(reps):               # taking turns, against the machine's drift
-            a.append(median_ms(copy, 1))
-            b.append(median_ms(in_place, 1))
+            a.append(call_ms(copy))
+            b.append(call_ms(in_place))
         row[name] = {"copy_ms": float(np.median(a)), "in_place_ms": float(np.median(b)),
                      "ratio": float(np.median(b) / np.median(a))}
     row["project_limits"] = G <= limits["PROJECT_MAX_WIDTH"] * D and \

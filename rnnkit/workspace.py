@@ -67,28 +67,28 @@ class Pool:
 
     def empty(self, shape, dtype) -> np.ndarray:
         dtype = np.dtype(dtype)
-        nbytes = math.prod(shape) * dtype.itemsize
-        view = None
-        if nbytes >= MIN_BYTES and self.max_bytes > 0:
-            shape = tuple(int(s) for s in shape)
-            with self._lock:
-                buf = self._take(nbytes)
-                view = None if buf is None else buf[:nbytes].view(dtype).reshape(shape)
+        view = self._lend(shape, dtype, self._take) if \
+            math.prod(shape) * dtype.itemsize >= MIN_BYTES else None
         if view is None:
             view = np.empty(shape, dtype)
-        if self.poison and dtype.kind == "f":
-            view.fill(np.nan)
+            if self.poison and dtype.kind == "f":
+                view.fill(np.nan)
         return view
 
     def spare(self, shape, dtype) -> np.ndarray | None:
         """A view of a buffer the pool holds and nothing uses, of one to two times the
         request, whatever its size; None where there is none (no buffer is made for it)."""
+        return self._lend(shape, dtype, self._reuse)
+
+    def _lend(self, shape, dtype, find) -> np.ndarray | None:
+        """A (shape, dtype) view of the buffer ``find(nbytes)`` gives (``_take``, ``_reuse``),
+        or None."""
         dtype = np.dtype(dtype)
         nbytes = math.prod(shape) * dtype.itemsize
         if nbytes == 0 or self.max_bytes <= 0:
             return None
         with self._lock:
-            buf = self._reuse(nbytes)
+            buf = find(nbytes)
             if buf is None:
                 return None
             view = buf[:nbytes].view(dtype).reshape(tuple(int(s) for s in shape))

@@ -1,5 +1,5 @@
 """rnnkit: recurrent neural networks in NumPy with explicit backpropagation through time."""
-from rnnkit import workspace
+from rnnkit.fast import workspace
 from rnnkit.errors import RnnkitError
 from rnnkit.layers import (GRU, LSTM, RNN, Dense, Embedding, Recurrent, last_step_backward,
                            last_step_forward)

@@ -1,4 +1,4 @@
-"""rnnkit.blas: MKL for the large products when installed, NumPy otherwise; same results."""
+"""rnnkit.fast.blas: MKL for the large products when installed, NumPy otherwise; same results."""
 import ctypes
 import os
 import subprocess
@@ -8,7 +8,8 @@ from importlib import metadata
 import numpy as np
 import pytest
 
-from rnnkit import Dense, blas
+from rnnkit import Dense
+from rnnkit.fast import blas
 from layer_cases import CELLS, make
 
 
@@ -45,8 +46,8 @@ def every_product(monkeypatch):
 @pytest.fixture
 def mkl_calls(monkeypatch):
     """The products sent to MKL, as (M, K, N), with the real size thresholds; a projection
-    of all steps made on a batch-first input where it lies (rnnkit.strided) as one."""
-    from rnnkit import strided
+    of all steps made on a batch-first input where it lies (rnnkit.fast.strided) as one."""
+    from rnnkit.fast import strided
     calls, real, project = [], blas._gemm, strided.project
     monkeypatch.setattr(blas, "_chosen", None)
     monkeypatch.setattr(blas, "_gemm", lambda a, b, out, acc:
@@ -73,7 +74,7 @@ def test_before_any_scan_the_size_of_each_product_decides(mkl_calls):
 
 def test_a_reference_scan_with_a_small_step_keeps_every_product_with_numpy(mkl_calls):
     """Its per-step products are NumPy's: an MKL product in between would wait on them."""
-    from rnnkit import kernels
+    from rnnkit.fast import kernels
     layer = make("lstm", 3, 4)
     with kernels.reference_only():
         layer.forward(np.ones((2, 5, 3), np.float32))
@@ -92,7 +93,7 @@ def test_a_scan_whose_loop_is_split_over_the_threads_sends_its_products_to_mkl(m
     """A small step, but its whole loop runs on MKL's OpenMP threads: an OpenBLAS thread
     left spinning by the input projection would take one of the loop's cores. (Training:
     at inference this loop projects its input itself, MKL_PROJECTION_ROWS.)"""
-    from rnnkit import kernels
+    from rnnkit.fast import kernels
     layer = make("lstm", 32, 64)
     layer.forward(np.ones((32, 50, 32), np.float32))
     split = kernels.loop_parts(32) > 1
@@ -105,7 +106,7 @@ def test_a_batch_one_scan_compiled_whole_sends_its_products_to_mkl(mkl_calls):
     """Its loop makes no OpenBLAS call, so nothing waits on a thread of the other library;
     MKL took the input projection in 129 us against OpenBLAS's 310 (1000 x 16 @ 16 x 512).
     (At inference with at most LOOP_PROJECTION_INPUTS inputs the loop projects them itself.)"""
-    from rnnkit import kernels
+    from rnnkit.fast import kernels
     D = kernels.LOOP_PROJECTION_INPUTS + 1
     layer = make("lstm", D, 128)
     layer.forward(np.ones((1, 50, D), np.float32), grad=False)
@@ -144,10 +145,10 @@ def test_compiled_loops_get_large_weights_packed_and_small_products_generated(mo
 
 @pytest.mark.parametrize("own_openblas", [True, False])
 def test_where_mkl_is_not_tuned_loop_products_go_to_openblas(own_openblas, monkeypatch):
-    """To rnnkit's own OpenBLAS (rnnkit.openblas.bundled, one thread) at every size; without
+    """To rnnkit's own OpenBLAS (rnnkit.fast.openblas.bundled, one thread) at every size; without
     it, to NumPy's up to SINGLE_THREAD_MACS, which it runs on the calling thread, and above
     to MKL's packed product as on Intel."""
-    from rnnkit import openblas
+    from rnnkit.fast import openblas
     monkeypatch.setattr(blas, "_tuned", False)
     if not own_openblas:
         monkeypatch.setattr(openblas, "_bundled", False)
@@ -184,14 +185,14 @@ def test_mkl_counts_as_tuned_on_intel_processors_only(monkeypatch):
 @pytest.mark.parametrize("accumulate", [False, True])
 @pytest.mark.parametrize("tuned", [True, False])
 def test_loop_products_compute_their_product(accumulate, tuned, monkeypatch):
-    """The products rnnkit.blas.loop_product hands a compiled loop, called as the loops call
+    """The products rnnkit.fast.blas.loop_product hands a compiled loop, called as the loops call
     them: MKL's generated sgemm (where MKL generates one) or plain sgemm; or, where MKL is
     not tuned for the processor, NumPy's OpenBLAS (64-bit sizes)."""
-    from rnnkit.kernels.fastmath import AVAILABLE
+    from rnnkit.fast.kernels.fastmath import AVAILABLE
     if not AVAILABLE:
         pytest.skip("the loops that call it need numba")
     from numba import njit
-    from rnnkit.kernels.fastmath import matmul_rows
+    from rnnkit.fast.kernels.fastmath import matmul_rows
     monkeypatch.setattr(blas, "_tuned", tuned)
     run = njit(lambda gemm, acc, h, W, n, a: matmul_rows(gemm, acc, h, W, n, a))
     rng = np.random.default_rng(4)
@@ -202,7 +203,7 @@ def test_loop_products_compute_their_product(accumulate, tuned, monkeypatch):
     if tuned:
         assert (product[3] != 0) == mkl_generates(16, 96, 64, accumulate)   # for 16 rows
     else:
-        from rnnkit import openblas
+        from rnnkit.fast import openblas
         library = openblas.products()
         assert product[0] == library.sgemm and product[7] == int(library.ilp64)
     for n in (16, 9):                                      # 9: fewer rows, the plain sgemm
@@ -221,7 +222,7 @@ def test_backend_is_mkl_exactly_when_it_is_installed():
 
 def test_environment_variable_turns_mkl_off():
     env = dict(os.environ, RNNKIT_BLAS="numpy")
-    out = subprocess.run([sys.executable, "-c", "from rnnkit import blas; print(blas.backend())"],
+    out = subprocess.run([sys.executable, "-c", "from rnnkit.fast import blas; print(blas.backend())"],
                          env=env, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "numpy"
 

@@ -1,11 +1,11 @@
-"""rnnkit.kernels.columns: inference loops split by hidden units, pinned to the reference."""
+"""rnnkit.fast.kernels.columns: inference loops split by hidden units, pinned to the reference."""
 import numba
 import numpy as np
 import pytest
 
 import rnnkit
-from rnnkit import blas, kernels, openblas
-from rnnkit.kernels import columns
+from rnnkit.fast import blas, kernels, openblas
+from rnnkit.fast.kernels import columns
 from test_kernels import CELLS, assert_pinned
 
 library = openblas.bundled()
@@ -69,7 +69,7 @@ def test_any_parts_over_any_threads(cell, parts, threads, in_loop):
     """More parts than threads (a thread takes several), more threads than parts (some wait
     every step), one thread running every part, and parts of no units (H = 7 in 7 parts of 1
     unit, 5 parts of 2, 2, 2, 1, 0): the loop finishes with the reference's values."""
-    from rnnkit.layers.scan import scan_forward
+    from rnnkit.fast.scan import scan_forward
     rng = np.random.default_rng(parts * 10 + threads)
     N, T, D, H = 4, 6, 3, 7
     layer = CELLS[cell](D, H, seed=5)

@@ -11,7 +11,7 @@ from gradcheck import numeric_grad
 from layer_cases import CELLS
 
 from rnnkit import Dense, Embedding, last_step_backward, last_step_forward
-from rnnkit.cells import history
+from rnnkit.fast.fused import history
 
 EPS = 1e-6
 RTOL = 1e-6

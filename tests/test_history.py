@@ -1,9 +1,9 @@
-"""rnnkit.cells.history: the states before each step, derived instead of kept."""
+"""rnnkit.fast.fused.history: the states before each step, derived instead of kept."""
 import numpy as np
 import pytest
 
-from rnnkit.cells import history
-from rnnkit.kernels import fastmath
+from rnnkit.fast.fused import history
+from rnnkit.fast.kernels import fastmath
 
 T, N, H, G = 6, 5, 3, 4
 LENS = np.array([6, 6, 4, 2, 1])                # sorted, longest first, as the scans keep them

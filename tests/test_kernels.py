@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import rnnkit
-from rnnkit import blas, kernels
-from rnnkit.kernels.fastmath import get_num_threads, tanh_into
+from rnnkit.fast import blas, kernels
+from rnnkit.fast.kernels.fastmath import get_num_threads, tanh_into
 
 CELLS = {"rnn_tanh": lambda *a, **k: rnnkit.RNN(*a, **k),
          "rnn_relu": lambda *a, **k: rnnkit.RNN(*a, nonlinearity="relu", **k),
@@ -217,7 +217,7 @@ def test_a_small_loop_calls_mkl_from_smaller_products_with_more_rows(tuned, monk
 def scan_inference(cell, N, T, D, H, grad=False, seed=5):
     """One scan of a one-layer ``cell`` layer, fast and reference: -> (kernel, whether the
     scan kept one row of projection, out, reference out)."""
-    from rnnkit.layers.scan import scan_forward
+    from rnnkit.fast.scan import scan_forward
     rng = np.random.default_rng(seed)
     layer = CELLS[cell](D, H, seed=0)
     p = layer._direction(0, 0)
@@ -407,7 +407,7 @@ def test_a_loop_calling_mkl_runs_it_on_one_thread_and_restores_the_count(split, 
 def test_copy_steps_copies_a_batch_first_input_time_major_exactly(monkeypatch, dtype,
                                                                   split_from):
     """Split over the threads (from COPY_SPLIT_BYTES) or NumPy's copy: the same bits."""
-    from rnnkit.kernels import fastmath
+    from rnnkit.fast.kernels import fastmath
     monkeypatch.setattr(kernels, "COPY_SPLIT_BYTES", split_from)
     calls, real = [], fastmath.copy_split
     monkeypatch.setattr(fastmath, "copy_split", lambda d, s: calls.append(1) or real(d, s))

@@ -341,8 +341,8 @@ def test_input_in_chunks_equals_one_product(cell, dtype, whole_loop_macs, mkl_lo
     W_xh gradient), and the Elman cell's backward goes a chunk of steps at a time, each
     chunk's gradient products taken before the next. One chunk, chunks of 2 steps, of 1;
     the projection in one piece, in pieces of 2 steps, of 1."""
-    from rnnkit import kernels
-    from rnnkit.layers import scan
+    from rnnkit.fast import kernels
+    from rnnkit.fast import scan
     monkeypatch.setattr(kernels, "WHOLE_LOOP_MACS", whole_loop_macs)
     monkeypatch.setattr(kernels, "MKL_LOOP_MACS", mkl_loop_macs)
     layer = make(cell, D, H, num_layers=2, bidirectional=True, dtype=dtype, seed=21)

@@ -1,4 +1,4 @@
-"""rnnkit.openblas: the OpenBLAS rnnkit loads for itself (scipy-openblas32) and NumPy's."""
+"""rnnkit.fast.openblas: the OpenBLAS rnnkit loads for itself (scipy-openblas32) and NumPy's."""
 import ctypes
 import os
 import subprocess
@@ -7,14 +7,14 @@ import sys
 import numpy as np
 import pytest
 
-from rnnkit import openblas
+from rnnkit.fast import openblas
 
 bundled = openblas.bundled()
 needs_bundled = pytest.mark.skipif(bundled is None, reason="needs scipy-openblas32 (rnnkit[fast])")
 
 
 def in_fresh_python(code: str, **env) -> str:
-    """stdout of ``code`` run by a new interpreter (rnnkit.openblas keeps what it loaded)."""
+    """stdout of ``code`` run by a new interpreter (rnnkit.fast.openblas keeps what it loaded)."""
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=dict(os.environ, **env), timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -47,7 +47,7 @@ def test_each_library_computes_a_product(which):
 @needs_bundled
 def test_the_bundled_library_runs_on_one_thread_and_leaves_the_environment_alone():
     out = in_fresh_python(
-        "import os; from rnnkit import openblas as o; b = o.bundled(); "
+        "import os; from rnnkit.fast import openblas as o; b = o.bundled(); "
         "print(b.get_threads(), b.single_thread_macs, os.environ.get('OPENBLAS_NUM_THREADS'),"
         " o.products() is b)", OPENBLAS_NUM_THREADS="2")
     assert out == "1 inf 2 True"
@@ -60,14 +60,14 @@ def test_a_bundled_library_another_part_of_the_process_loaded_is_left_to_it():
     """Imported, scipy_openblas32 loads its library (with its own threads and kernels) for
     the process: rnnkit then keeps to NumPy's."""
     out = in_fresh_python(
-        "import scipy_openblas32; from rnnkit import openblas as o; "
+        "import scipy_openblas32; from rnnkit.fast import openblas as o; "
         "print(o.bundled(), o.products() == o.numpy_openblas())")
     assert out == "None True"
 
 
 @needs_bundled
 def test_the_bundled_library_takes_the_kernels_openblas_coretype_names():
-    out = in_fresh_python("from rnnkit import openblas as o; print(o.bundled().core)",
+    out = in_fresh_python("from rnnkit.fast import openblas as o; print(o.bundled().core)",
                           OPENBLAS_CORETYPE="Sandybridge")
     assert out == "Sandybridge"
 

@@ -4,9 +4,9 @@ import numba  # noqa: F401  (the test extra installs it; these tests must run in
 import numpy as np
 import pytest
 
-from rnnkit import blas, kernels
-from rnnkit.kernels import fastmath
-from rnnkit.layers import scan
+from rnnkit.fast import blas, kernels
+from rnnkit.fast.kernels import fastmath
+from rnnkit.fast import scan
 from layer_cases import CELLS
 from test_kernels import LOOPS, assert_pinned, set_loop
 

@@ -1,11 +1,11 @@
-"""rnnkit.kernels.products: large float32 products on OpenBLAS (rnnkit's own, or NumPy's),
+"""rnnkit.fast.kernels.products: large float32 products on OpenBLAS (rnnkit's own, or NumPy's),
 split over the loops' OpenMP threads, where MKL is not tuned for the processor."""
 import numpy as np
 import pytest
 
 import rnnkit
-from rnnkit import blas, kernels, openblas
-from rnnkit.kernels.fastmath import AVAILABLE
+from rnnkit.fast import blas, kernels, openblas
+from rnnkit.fast.kernels.fastmath import AVAILABLE
 
 LIBRARIES = {"numpy": openblas.numpy_openblas(), "bundled": openblas.bundled()}
 pytestmark = pytest.mark.skipif(not AVAILABLE or LIBRARIES["numpy"] is None,
@@ -35,7 +35,7 @@ def operand(rng, shape, transposed, padded):
 def test_split_product_equals_the_product(ta, tb, accumulate, M, K, N, which):
     """Rows split (M >= N) or columns, each transpose, padded operands and result, parts with
     no rows (1 x 1 over two threads); OpenBLAS's thread count is back as it was."""
-    from rnnkit.kernels.products import split_gemm
+    from rnnkit.fast.kernels.products import split_gemm
     library = LIBRARIES[which]
     if library is None:
         pytest.skip("needs scipy-openblas32 (rnnkit[fast])")
@@ -58,7 +58,7 @@ def test_where_mkl_is_not_tuned_the_large_products_go_to_the_split_openblas(monk
     with MKL; a training step's results agree with MKL's."""
     if not kernels.shared_openmp():
         pytest.skip("needs MKL on GNU OpenMP")
-    from rnnkit.kernels import products
+    from rnnkit.fast.kernels import products
     calls = []
     real = products.split_gemm
 

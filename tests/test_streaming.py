@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import rnnkit
-from rnnkit import blas, kernels
+from rnnkit.fast import blas, kernels
 from rnnkit.errors import RnnkitError
 from rnnkit.models import LanguageModel, SequenceModel
 from rnnkit.serialize import load_json

@@ -1,12 +1,12 @@
-"""rnnkit.strided: the input projection and input weight gradient made on a batch-first input
+"""rnnkit.fast.strided: the input projection and input weight gradient made on a batch-first input
 where it lies, equal to the products on a time-major copy; refused, writing nothing, where they
 do not apply."""
 import numpy as np
 import pytest
 
 import rnnkit
-from rnnkit import blas, mkl, strided
-from rnnkit.kernels.fastmath import AVAILABLE
+from rnnkit.fast import blas, mkl, strided
+from rnnkit.fast.kernels.fastmath import AVAILABLE
 
 HAS_MKL = bool(mkl.load()) and blas.mkl_tuned()
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-4), np.float64: dict(rtol=1e-12, atol=1e-11)}

@@ -1,11 +1,11 @@
-"""The compiled passes outside the time loops (rnnkit.kernels.updates) give their NumPy forms'
+"""The compiled passes outside the time loops (rnnkit.fast.kernels.updates) give their NumPy forms'
 results to the bit, are the ones the layers and optimisers use, and fall back without numba."""
 import numba  # noqa: F401  (the test extra installs it; these tests must run in CI)
 import numpy as np
 import pytest
 
 from rnnkit import Embedding
-from rnnkit.kernels import updates
+from rnnkit.fast.kernels import updates
 from rnnkit.optim import Adam, AdamW, adam_update
 
 
@@ -117,7 +117,7 @@ import sys
 sys.modules["numba"] = None                      # import numba now raises ImportError
 import numpy as np
 from rnnkit import Embedding
-from rnnkit.kernels import fastmath
+from rnnkit.fast.kernels import fastmath
 from rnnkit.optim import Adam
 assert not fastmath.AVAILABLE
 {body}

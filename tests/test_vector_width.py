@@ -1,5 +1,5 @@
 """numba compiles rnnkit's kernels for 512-bit vectors where that pays
-(rnnkit.kernels.fastmath.vector_features), and leaves the user's choice alone."""
+(rnnkit.fast.kernels.fastmath.vector_features), and leaves the user's choice alone."""
 import pytest
 
 INTEL_FEATURES = "+64bit,+avx,+avx2,+avx512f,+avx512bw,+fma"
@@ -14,7 +14,7 @@ INTEL_FEATURES = "+64bit,+avx,+avx2,+avx512f,+avx512bw,+fma"
 ])
 def test_wide_vectors_only_on_intel_processors_with_avx512_that_keep_their_clock(
         vendor, name, features, wide):
-    from rnnkit.kernels.fastmath import vector_features
+    from rnnkit.fast.kernels.fastmath import vector_features
     got = vector_features(vendor, name, features)
     assert got == (features + ",-prefer-256-bit" if wide else None)
 
@@ -25,8 +25,8 @@ def test_numba_compiles_for_this_processor_by_that_rule():
     from llvmlite import binding
     from numba.core import config
     from numba.core.codegen import get_host_cpu_features
-    from rnnkit import openblas
-    from rnnkit.kernels.fastmath import vector_features
+    from rnnkit.fast import openblas
+    from rnnkit.fast.kernels.fastmath import vector_features
     if "NUMBA_CPU_FEATURES" in os.environ or "NUMBA_CPU_NAME" in os.environ:
         assert config.CPU_FEATURES == os.environ.get("NUMBA_CPU_FEATURES")
         return

@@ -1,9 +1,9 @@
-"""rnnkit.cells.weights: the time loops' weight layouts."""
+"""rnnkit.fast.fused.weights: the time loops' weight layouts."""
 import numpy as np
 import pytest
 
-from rnnkit import blas, workspace
-from rnnkit.cells import weights
+from rnnkit.fast import blas, workspace
+from rnnkit.fast.fused import weights
 
 
 @pytest.mark.parametrize("shape", [(512, 512), (1024, 256), (520, 512), (256, 64), (3, 5)])

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import rnnkit
-from rnnkit import kernels, workspace
-from rnnkit.workspace import MIN_BYTES, Pool
+from rnnkit.fast import kernels, workspace
+from rnnkit.fast.workspace import MIN_BYTES, Pool
 
 from layer_cases import CELLS, arrays, make
 
@@ -128,7 +128,7 @@ def test_pooled_and_aligned_arrays_start_at_a_cache_line(dtype):
 
 
 def test_the_loops_weights_start_at_a_cache_line():
-    from rnnkit.cells.weights import restored, transposed
+    from rnnkit.fast.fused.weights import restored, transposed
     rng = np.random.default_rng(0)
     for shape in ((5, 3), (128, 128), (256, 512)):          # (and the tiled copy)
         W = rng.standard_normal(shape).astype(np.float32)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.errors import fail
-from rnnkit.kernels.updates import adam_step
+from rnnkit.fast import adam_step
 from rnnkit.optim.base import Optimizer, check_flag, check_number
 
 
@@ -154,7 +154,7 @@ class Adam(Optimizer):
 
     def update(self, p, g, slots, t):
         # adam_update's operations in one compiled pass where numba is installed (the same
-        # result to the bit, rnnkit.kernels.updates), else adam_update itself
+        # result to the bit, rnnkit.fast.kernels.updates), else adam_update itself
         hyper = dict(lr=self.lr, beta1=self.betas[0], beta2=self.betas[1], eps=self.eps,
                      weight_decay=self.weight_decay, decoupled=self.decoupled)
         if not adam_step(p, g, slots["m"], slots["v"], t, **hyper):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.kernels.fastmath import AVAILABLE, njit
+from rnnkit.fast.kernels.fastmath import AVAILABLE, njit
 
 # no fastmath: fused multiply-adds or reordered sums would round differently from NumPy
 _OPTS = dict(error_model="numpy", cache=True, nogil=True)

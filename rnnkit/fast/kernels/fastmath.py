@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit import blas, workspace
+from rnnkit.fast import blas, workspace
 
 try:
     from numba import get_num_threads, njit, prange, types
@@ -64,7 +64,7 @@ def _widen_vectors() -> None:
         return
     from llvmlite import binding
     from numba.core.codegen import get_host_cpu_features
-    from rnnkit import openblas
+    from rnnkit.fast import openblas
     wide = vector_features(openblas.cpu().get("vendor_id", ""), binding.get_host_cpu_name(),
                            get_host_cpu_features())
     if wide is not None:
@@ -182,7 +182,7 @@ def add_matmul_rows(acc, h, W_T, n):
 @njit(inline="always", **OPTS)
 def project_rows(a, x, t, r0, Wx_T, n, product):
     """a[:n] = x[t, r0:r0 + n] @ Wx_T: step t's input projection, made by the loop itself
-    (rnnkit.kernels.select) with ``product`` (see matmul_rows); an empty Wx_T (no rows)
+    (rnnkit.fast.kernels.select) with ``product`` (see matmul_rows); an empty Wx_T (no rows)
     means the scan made it before the loop."""
     if Wx_T.shape[0] != 0:
         matmul_rows(product, a, x[t][r0:], Wx_T, n, False)
@@ -194,7 +194,7 @@ MAX_KEPT = 8        # products kept on one scan's weights (one per batch size, k
 
 def kept(k: dict, key: tuple, make):
     """make(), or what it made for ``key`` on these weights before: when a scan's weights are
-    kept from one inference call to the next (rnnkit.layers.scan.Prepared, which gives k a
+    kept from one inference call to the next (rnnkit.fast.scan.Prepared, which gives k a
     "products" dict), so is what its loops make of them (W packed for MKL, ...)."""
     products = k.get("products")
     if products is None:
@@ -228,7 +228,7 @@ def _aligned_copy(a: np.ndarray) -> np.ndarray:
 
 def loop_input(x, k: dict, rows: int, gemm: int, parts: int):
     """-> ((x, Wx_T, product), keep) for a whole loop that projects its input x itself, Wx_T
-    made row-major for its product (rnnkit.blas.loop_product: keep must stay alive while the
+    made row-major for its product (rnnkit.fast.blas.loop_product: keep must stay alive while the
     loop runs); or, x None, empty arrays: the scan projected x before the loop."""
     if x is None:
         return _NO_INPUT, None
@@ -281,7 +281,7 @@ AS_IS = 111                 # CBLAS's "no transpose"
 @intrinsic
 def _jit_sgemm(typingctx, kernel, jitter, a, b, c):
     """kernel(jitter, a, b, c) through its address: an sgemm MKL generated for one shape
-    (rnnkit.blas.jit_kernel). Arrays are passed as addresses (intp)."""
+    (rnnkit.fast.blas.jit_kernel). Arrays are passed as addresses (intp)."""
     from llvmlite import ir
 
     def codegen(context, builder, signature, args):
@@ -310,7 +310,7 @@ def _int_call(typingctx, fn, n):
 @njit(inline="always", **OPTS)
 def local_threads(gemm, n):
     """MKL's thread count for the calling thread alone (MKL_Set_Num_Threads_Local, the third
-    of rnnkit.blas.loop_product's tuple), when the loop calls MKL; -> the previous one."""
+    of rnnkit.fast.blas.loop_product's tuple), when the loop calls MKL; -> the previous one."""
     threads = gemm[2]
     return _int_call(threads, n) if threads != 0 else 0
 
@@ -320,7 +320,7 @@ def matmul_rows(gemm, acc, h, W_T, n, accumulate):
     """acc[:n] = h[:n] @ W_T (``accumulate``: +=), 2-d float32 arrays with unit-stride rows.
 
     ``gemm`` is (function, packed, threads, jit, jitter, jit_rows, jit_accumulate, ilp64)
-    from rnnkit.blas.loop_product: MKL's cblas_sgemm_compute on W_T packed at address
+    from rnnkit.fast.blas.loop_product: MKL's cblas_sgemm_compute on W_T packed at address
     ``packed``; its cblas_sgemm, when packed is 0, or the sgemm it generated for this shape
     (``jit``), when that was made for n rows, dense rows and this ``accumulate``; OpenBLAS's
     cblas_sgemm taking 64-bit sizes, ``ilp64``; the product written out here, when function
@@ -360,7 +360,7 @@ def part(n, k, parts):
 
 @njit(parallel=True, **OPTS)
 def probe_threads(n):
-    """A trivial parallel loop: starts numba's threading layer (rnnkit.kernels.shared_openmp)."""
+    """A trivial parallel loop: starts numba's threading layer (rnnkit.fast.kernels.shared_openmp)."""
     total = 0
     for i in prange(n):
         total += i
@@ -370,7 +370,7 @@ def probe_threads(n):
 @njit(parallel=True, **OPTS)
 def copy_split(dst, src):
     """dst[...] = src for (S, N, D) arrays with unit-stride rows, the S * N rows shared out
-    over the threads (rnnkit.kernels.copy_steps)."""
+    over the threads (rnnkit.fast.kernels.copy_steps)."""
     S, N, D = dst.shape
     for k in prange(S * N):
         a, b = dst[k // N, k % N], src[k // N, k % N]
@@ -380,7 +380,7 @@ def copy_split(dst, src):
 
 def repeats(a: np.ndarray) -> bool:
     """Whether a (T, N, H) buffer is inference's one row repeated over T with stride 0
-    (rnnkit.layers.scan)."""
+    (rnnkit.fast.scan)."""
     return a.strides[0] == 0
 
 
@@ -407,7 +407,7 @@ def span_rows(n, r0, r1):
 
 @njit(inline="always", **OPTS)
 def previous_rows(seq, init, n_active, reverse, t, n, scratch, r0):
-    """rnnkit.cells.history.previous, compiled, for the rows [r0, r0 + n) (a whole loop's span
+    """rnnkit.fast.fused.history.previous, compiled, for the rows [r0, r0 + n) (a whole loop's span
     of the batch): the states before step t, as rows [:n] of the returned view."""
     src = t + 1 if reverse else t - 1
     if src < 0 or src >= seq.shape[0]:

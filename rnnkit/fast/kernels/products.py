@@ -1,6 +1,6 @@
 """Large float32 products on OpenBLAS, split over the compiled loops' OpenMP threads.
 
-Where MKL is not tuned for the processor (rnnkit.blas.mkl_tuned, e.g. AMD's), OpenBLAS's
+Where MKL is not tuned for the processor (rnnkit.fast.blas.mkl_tuned, e.g. AMD's), OpenBLAS's
 large products are faster than MKL's: on an AMD EPYC (Zen 4), two threads, 25600 x 512 @
 512 x 2048 ran at 160-173 GFLOP/s against MKL's 134, 6400 x 128 @ 128 x 1024 at 146 against
 81. But OpenBLAS threads its products with a pool of its own, and a second pool beside the
@@ -8,7 +8,7 @@ OpenMP threads the loops run on takes the cores from them after each product (tw
 spinning on two cores: a medium RNN training step took 1.44x the time). So each thread of
 the loops' pool takes a part of the product, rows of the result (or columns, when it has
 more of those), and runs it on OpenBLAS on that thread alone. The OpenBLAS rnnkit loads for
-itself (rnnkit.openblas.bundled) stays on one thread; NumPy's, where that one is missing, is
+itself (rnnkit.fast.openblas.bundled) stays on one thread; NumPy's, where that one is missing, is
 set to one thread for the call (it is process-wide: a NumPy product another Python thread
 makes meanwhile runs on one thread) and restored after it.
 
@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.openblas import OpenBLAS
-from rnnkit.kernels.fastmath import OPTS, _sgemm, _sgemm64, get_num_threads, njit, prange
+from rnnkit.fast.openblas import OpenBLAS
+from rnnkit.fast.kernels.fastmath import OPTS, _sgemm, _sgemm64, get_num_threads, njit, prange
 
 
 @njit(parallel=True, **OPTS)

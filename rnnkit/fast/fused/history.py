@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit import blas
+from rnnkit.fast import blas
 
 
 def previous(seq: np.ndarray, init: np.ndarray, n_active: np.ndarray, reverse: bool, t: int,

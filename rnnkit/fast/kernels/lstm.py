@@ -1,8 +1,8 @@
-"""Fast LSTM time loops (float32), pinned to rnnkit.cells.lstm by tests.
+"""Fast LSTM time loops (float32), pinned to rnnkit.fast.fused.lstm by tests.
 
 Same cache as the reference (gates hold i, f, C~, o after activation; tanh_c; c), so the
 weight-gradient products after the loop are shared; C_{t-1} is read from c (see
-rnnkit.cells.history). Two modes:
+rnnkit.fast.fused.history). Two modes:
 - per step: the recurrent product by NumPy's BLAS, then ONE compiled pass for all the gate
   arithmetic (the reference makes ~15 NumPy passes and as many Python calls);
 - whole loop: the time loop itself compiled with the product written out, for small
@@ -14,10 +14,10 @@ from functools import partial
 
 import numpy as np
 
-from rnnkit import blas
-from rnnkit.cells import history
-from rnnkit.kernels import columns
-from rnnkit.kernels.fastmath import (HALF, ONE, OPTS, at, copy_row, flush, ftanh,
+from rnnkit.fast import blas
+from rnnkit.fast.fused import history
+from rnnkit.fast.kernels import columns
+from rnnkit.fast.kernels.fastmath import (HALF, ONE, OPTS, at, copy_row, flush, ftanh,
                                      get_num_threads, local_threads, loop_input, loop_weights,
                                      matmul_rows, njit, one_or_all, packed, part, prange,
                                      previous_rows, project_rows, repeats, sigmoid_half_add,
@@ -91,7 +91,7 @@ def forward_step(train, a, rec, b, h_state, c_state, c, tanh_c, out):
 
 @njit(parallel=True, **OPTS)
 def forward_step_parallel(parts, train, a, rec, b, h_state, c_state, c, tanh_c, out):
-    """forward_step with the rows split over the OpenMP threads (see rnnkit.kernels)."""
+    """forward_step with the rows split over the OpenMP threads (see rnnkit.fast.kernels)."""
     for k in prange(parts):
         r0, r1 = part(a.shape[0], k, parts)
         _step_rows(train, a[r0:r1], rec[r0:r1], b, h_state[r0:r1], c_state[r0:r1], c[r0:r1],
@@ -219,7 +219,7 @@ class LSTMKernel:
     shared_threads = False          # its MKL products on all of MKL's threads (kernels.select)
 
     def __init__(self, whole_loop: bool, gemm: int = 0, parts: int = 1):
-        self.whole_loop, self.gemm = whole_loop, gemm     # see rnnkit.kernels.select
+        self.whole_loop, self.gemm = whole_loop, gemm     # see rnnkit.fast.kernels.select
         self.parts = parts          # the whole loop's batch split over this many threads
         self.parallel = False       # the step kernels over all threads (set by the scan)
 

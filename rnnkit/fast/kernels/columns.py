@@ -1,6 +1,6 @@
 """Inference time loops with each step split over the threads by hidden units (float32).
 
-The whole loops of rnnkit.kernels split the batch: each thread runs every step for its rows,
+The whole loops of rnnkit.fast.kernels split the batch: each thread runs every step for its rows,
 so each multiplies its rows by all of W_hh (and W_xh), 1-1.5 MB at H = 256, more than a
 core's L2 holds, streamed in again at every step. Here each step is split by hidden units
 instead: part p takes the units [u0, u1) and computes, for all rows, their gates' share of
@@ -21,13 +21,13 @@ runs every part itself). The states alternate between two buffers, so no part ov
 state another part of the same step is still reading.
 
 Measured (AMD EPYC, Zen 5, inference, one process, taking turns with the batch-split loop):
-see rnnkit.kernels.select, which chooses this loop.
+see rnnkit.fast.kernels.select, which chooses this loop.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.kernels.fastmath import (HALF, OPTS, _sgemm, _sgemm64, AS_IS, ZERO, fsigmoid_half,
+from rnnkit.fast.kernels.fastmath import (HALF, OPTS, _sgemm, _sgemm64, AS_IS, ZERO, fsigmoid_half,
                                      ftanh, get_num_threads, intrinsic, kept, njit, part,
                                      prange, tanh_parts, types)
 
@@ -88,7 +88,7 @@ def _product(fn, ilp64, out, W, B, b_trans, n, m, K):
 
 @njit(inline="always", **OPTS)
 def _lstm_units(a, xin, ti, xs, x0, b, write, c, n, u0, u):
-    """LSTM inference (rnnkit.kernels.lstm._infer_rows) for the units [u0, u0 + u)."""
+    """LSTM inference (rnnkit.fast.kernels.lstm._infer_rows) for the units [u0, u0 + u)."""
     H = write.shape[0]
     for j in range(u):
         ai, af, ag, ao = a[j], a[u + j], a[2 * u + j], a[3 * u + j]
@@ -110,7 +110,7 @@ def _lstm_units(a, xin, ti, xs, x0, b, write, c, n, u0, u):
 
 @njit(inline="always", **OPTS)
 def _gru_units(a, xin, ti, xs, x0, b, b_hn, read, write, n, u0, u):
-    """GRU inference (reset after; rnnkit.kernels.gru._forward_rows) for the units [u0, u0 +
+    """GRU inference (reset after; rnnkit.fast.kernels.gru._forward_rows) for the units [u0, u0 +
     u): gates r, z, n."""
     H = write.shape[0]
     for j in range(u):
@@ -208,9 +208,9 @@ def split_rows(W: np.ndarray, G: int, parts: int) -> np.ndarray:
 def _projection(k: dict, x: np.ndarray, G: int) -> np.ndarray:
     """x's input projection for every step, unit-major: (G * H, T, N), gate g of unit j in
     row g * H + j (biases not added); made some steps at a time, from rows of x the scan's
-    way (rnnkit.layers.scan.time_major_rows), one product each."""
-    from rnnkit import blas, workspace
-    from rnnkit.layers.scan import projection_steps, time_major_rows
+    way (rnnkit.fast.scan.time_major_rows), one product each."""
+    from rnnkit.fast import blas, workspace
+    from rnnkit.fast.scan import projection_steps, time_major_rows
     T, N, _ = x.shape
     W = k["Wx_T"].T                               # (G * H, D), C-contiguous (cell.prepare)
     gx = workspace.empty((W.shape[0], T, N), np.float32)
@@ -224,7 +224,7 @@ def run(kind: int, library, k: dict, x, h, c, n_active, reverse: bool, out, in_l
         parts: int | None = None, threads: int | None = None) -> None:
     """The loop over all steps of x (T, N, D); h, c: the states (N, H), updated; out (T, N,
     H): h_t; ``in_loop``: each step projects its input (else one product per some steps
-    before the loop); ``library``: the OpenBLAS (rnnkit.openblas) of the products. Each step
+    before the loop); ``library``: the OpenBLAS (rnnkit.fast.openblas) of the products. Each step
     is split into ``parts`` and run by ``threads`` workers (both: numba's thread count)."""
     T, N, H = out.shape
     G = GATES[kind]

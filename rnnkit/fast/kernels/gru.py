@@ -1,8 +1,8 @@
-"""Fast GRU time loops (float32, reset after the recurrent product), pinned to rnnkit.cells.gru.
+"""Fast GRU time loops (float32, reset after the recurrent product), pinned to rnnkit.fast.fused.gru.
 
 Same cache as the reference: gates hold r, z, h~ after activation; hn = W_hh h_{t-1} + b_hh
-of the candidate; h_{t-1} is read from the outputs (see rnnkit.cells.history). Modes as in
-rnnkit.kernels.lstm.
+of the candidate; h_{t-1} is read from the outputs (see rnnkit.fast.fused.history). Modes as in
+rnnkit.fast.kernels.lstm.
 """
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from functools import partial
 
 import numpy as np
 
-from rnnkit import blas
-from rnnkit.cells import history
-from rnnkit.kernels import columns
-from rnnkit.kernels.fastmath import (ONE, OPTS, at, copy_row, flush, fsigmoid_half, ftanh,
+from rnnkit.fast import blas
+from rnnkit.fast.fused import history
+from rnnkit.fast.kernels import columns
+from rnnkit.fast.kernels.fastmath import (ONE, OPTS, at, copy_row, flush, fsigmoid_half, ftanh,
                                      get_num_threads, local_threads, loop_input, loop_weights,
                                      matmul_rows, njit, one_or_all, packed, part, prange,
                                      previous_rows, project_rows, span_rows)
@@ -48,7 +48,7 @@ def forward_step(gh, bx, b_hn, h_state, acts, hn, out):
 
 @njit(parallel=True, **OPTS)
 def forward_step_parallel(parts, gh, bx, b_hn, h_state, acts, hn, out):
-    """forward_step with the rows split over the OpenMP threads (see rnnkit.kernels)."""
+    """forward_step with the rows split over the OpenMP threads (see rnnkit.fast.kernels)."""
     for k in prange(parts):
         r0, r1 = part(gh.shape[0], k, parts)
         _forward_rows(gh[r0:r1], bx, b_hn, h_state[r0:r1], acts[r0:r1], hn[r0:r1], out[r0:r1],
@@ -171,7 +171,7 @@ class GRUKernel:
     shared_threads = False          # its MKL products on all of MKL's threads (kernels.select)
 
     def __init__(self, whole_loop: bool, gemm: int = 0, parts: int = 1):
-        self.whole_loop, self.gemm = whole_loop, gemm     # see rnnkit.kernels.select
+        self.whole_loop, self.gemm = whole_loop, gemm     # see rnnkit.fast.kernels.select
         self.parts = parts          # the whole loop's batch split over this many threads
         self.parallel = False       # the step kernels over all threads (set by the scan)
 

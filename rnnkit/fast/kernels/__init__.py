@@ -7,7 +7,7 @@
   OWN_PRODUCT_MACS at batch 1 (OWN_ROWS_PRODUCT_MACS at larger batches), and from there,
   with MKL installed, calls MKL itself, on one thread (at batch 1 on weights packed once),
   up to MKL_LOOP_MACS (e.g. batch 32 at H = 64-128); where MKL is not tuned for the processor
-  (rnnkit.blas.mkl_tuned, e.g. AMD's), its products go to OpenBLAS instead (rnnkit.openblas:
+  (rnnkit.fast.blas.mkl_tuned, e.g. AMD's), its products go to OpenBLAS instead (rnnkit.fast.openblas:
   at every size on rnnkit's own, up to its single-thread size on NumPy's) and batch 1 keeps
   the loop's own product; at inference below WHOLE_LOOP_MACS with
   at most LOOP_PROJECTION_INPUTS inputs (by its own product), or on MKL with spans of at
@@ -18,7 +18,7 @@
   its span of rows with no synchronisation between steps (rows are independent in time),
   when MKL runs on GNU OpenMP like numba's parallel loops (``shared_openmp``): MKL's product
   inside a worker then runs on that thread, on weights packed once for large products
-  (rnnkit.blas.loop_product). Split, the whole loop with MKL is taken at every size from
+  (rnnkit.fast.blas.loop_product). Split, the whole loop with MKL is taken at every size from
   WHOLE_LOOP_MACS up: against the per-step loop (interleaved processes, train / infer)
   medium LSTM 0.88 / 0.75, GRU 0.89 / 0.79, RNN 0.73 / 0.78; large LSTM 0.89 / 0.92, GRU
   0.82 / 0.95, RNN 0.95 / 0.91;
@@ -29,7 +29,7 @@
 Every fast path fills the same cache as the reference and is pinned to it by tests.
 ``reference_only()`` switches the fast paths off, e.g. to compare.
 
-With the per-step product on Intel MKL (``rnnkit.blas``, a scan with a large step) the LSTM
+With the per-step product on Intel MKL (``rnnkit.fast.blas``, a scan with a large step) the LSTM
 and GRU step kernels also split their rows over the threads, when numba's parallel loops and
 MKL share one OpenMP runtime (``shared_openmp``): then the worker thread that MKL's product
 leaves spinning takes the next kernel's half at once. With NumPy's OpenBLAS doing the
@@ -44,9 +44,9 @@ from functools import partial
 
 import numpy as np
 
-from rnnkit import blas, openblas
-from rnnkit.cells import ElmanCell, GRUCell, LSTMCell
-from rnnkit.kernels.fastmath import AVAILABLE
+from rnnkit.fast import blas, openblas
+from rnnkit.fast.fused import ElmanCell, GRUCell, LSTMCell
+from rnnkit.fast.kernels.fastmath import AVAILABLE
 
 # Measured (H = 128, T = 300, LSTM/GRU/RNN): the compiled loop's own product beats a BLAS
 # call per step at batch 1 (1.2-3x), breaks even at 2, loses from 4-8 on (2x at batch 32).
@@ -104,7 +104,7 @@ MKL_PROJECTION_ROWS = 16
 # taking turns) LSTM 0.85, GRU 0.95 of the time (spans of 64 x 512 x 2048 and x 1536), the
 # RNN (64 x 512 x 512) 1.07; the Intel measurements above were 0.97-1.04 for these.
 MKL_PROJECTION_MACS = 1 << 25
-# A scan stepped one step a call (rnnkit.layers.scan.Stepper: text generation) at batch 1
+# A scan stepped one step a call (rnnkit.fast.scan.Stepper: text generation) at batch 1
 # gives its loop's product to all of MKL's threads, not the calling thread alone, from this
 # many multiply-adds: each thread then keeps its share of W_hh in its own cache between the
 # calls, while the other layers' weights and the head pass through. Generating (one process,
@@ -112,7 +112,7 @@ MKL_PROJECTION_MACS = 1 << 25
 # LSTM 0.79 / 0.73. A whole sequence keeps its W_hh in cache from step to step anyway, and
 # then loses (batch 1, 1000 steps, H = 256: GRU 1.3-1.45x, LSTM 1.05-1.3x).
 STEP_SHARED_MACS = 1 << 17
-# Inference splits each step over the threads by hidden units (rnnkit.kernels.columns),
+# Inference splits each step over the threads by hidden units (rnnkit.fast.kernels.columns),
 # where that runs, from this many rows and this many bytes of weights in the loop (a core's
 # L2 on an AMD EPYC): a thread of the batch-split loop then streams them in at every step.
 # One process, taking turns with it (N x T x D x H, inference, AMD EPYC Zen 5, LSTM / GRU /
@@ -152,8 +152,8 @@ def shared_openmp() -> bool:
     """True when MKL runs on GNU OpenMP and numba's parallel loops do too (its 'omp' layer),
     so both use the system's one libgomp and its one pool of threads. Sets numba's threading
     layer to 'omp' unless the user chose another (NUMBA_THREADING_LAYER). Where MKL is not
-    tuned for the processor, the large float32 products then go to OpenBLAS (rnnkit.openblas),
-    split over that pool (rnnkit.kernels.products)."""
+    tuned for the processor, the large float32 products then go to OpenBLAS (rnnkit.fast.openblas),
+    split over that pool (rnnkit.fast.kernels.products)."""
     global _openmp
     if _openmp is None:
         _openmp = False
@@ -163,14 +163,14 @@ def shared_openmp() -> bool:
                     os.environ.get("NUMBA_THREADING_LAYER", "omp") == "omp":
                 numba.config.THREADING_LAYER = "omp"
                 try:
-                    from rnnkit.kernels.fastmath import probe_threads
+                    from rnnkit.fast.kernels.fastmath import probe_threads
                     probe_threads(4)
                     _openmp = numba.threading_layer() == "omp"
                 except (ValueError, ImportError, RuntimeError):
                     _openmp = False
         library = openblas.products()
         if _openmp and library and not blas.mkl_tuned():
-            from rnnkit.kernels.products import split_gemm
+            from rnnkit.fast.kernels.products import split_gemm
             which = "rnnkit's own" if library == openblas.bundled() else "NumPy's"
             blas.route_float32(partial(split_gemm, library),
                                f"openblas {library.core} ({which}), split over the threads")
@@ -185,25 +185,25 @@ def loop_parts(N: int) -> int:
     LSTM's inference took 7.1 ms split, against 3.3 whole and 2.0 split with MKL)."""
     if N < 2 * MIN_SPAN_ROWS or not shared_openmp():
         return 1
-    from rnnkit.kernels.fastmath import get_num_threads
+    from rnnkit.fast.kernels.fastmath import get_num_threads
     return max(1, min(get_num_threads(), N // MIN_SPAN_ROWS))
 
 
 def copy_steps(dst: np.ndarray, src: np.ndarray) -> None:
     """dst[...] = src for (S, N, D) arrays of one dtype, e.g. some steps of a batch-first
-    input copied time-major for their product (rnnkit.layers.scan.time_major_rows): from
+    input copied time-major for their product (rnnkit.fast.scan.time_major_rows): from
     COPY_SPLIT_BYTES split over the threads where the loops run on GNU OpenMP
     (``shared_openmp``), else NumPy's copy on the calling thread."""
     if _enabled and dst.nbytes >= COPY_SPLIT_BYTES and dst.dtype == src.dtype and \
             dst.strides[2] == src.strides[2] == dst.itemsize and shared_openmp():
-        from rnnkit.kernels.fastmath import copy_split
+        from rnnkit.fast.kernels.fastmath import copy_split
         copy_split(dst, src)
     else:
         np.copyto(dst, src)
 
 
 def units_split(N: int, weights: int):
-    """The OpenBLAS an inference loop split by hidden units (rnnkit.kernels.columns) runs its
+    """The OpenBLAS an inference loop split by hidden units (rnnkit.fast.kernels.columns) runs its
     products on, or None: where MKL is not tuned for the processor and rnnkit has an OpenBLAS
     of its own (on one thread at every size), with the loops on GNU OpenMP over two threads
     or more, at least UNITS_SPLIT_ROWS rows and ``weights`` (bytes: the loop's W_hh, and W_xh
@@ -211,7 +211,7 @@ def units_split(N: int, weights: int):
     if blas.mkl_tuned() or N < UNITS_SPLIT_ROWS or weights < UNITS_SPLIT_BYTES or \
             not shared_openmp():
         return None
-    from rnnkit.kernels.fastmath import get_num_threads
+    from rnnkit.fast.kernels.fastmath import get_num_threads
     return openblas.bundled() if get_num_threads() >= 2 else None
 
 
@@ -221,9 +221,9 @@ def select(cell, dtype, N: int, H: int, D: int = 0, train: bool = True, stepped:
     inference called one step at a time (STEP_SHARED_MACS)."""
     if not _enabled or np.dtype(dtype) != np.float32 or getattr(cell, "clip", None):
         return None
-    from rnnkit.kernels.gru import GRUKernel
-    from rnnkit.kernels.lstm import LSTMKernel
-    from rnnkit.kernels.rnn import ElmanKernel
+    from rnnkit.fast.kernels.gru import GRUKernel
+    from rnnkit.fast.kernels.lstm import LSTMKernel
+    from rnnkit.fast.kernels.rnn import ElmanKernel
     macs = N * cell.n_gates * H * H
     parts = loop_parts(N)
     own = macs < (OWN_PRODUCT_MACS if N == 1 else OWN_ROWS_PRODUCT_MACS)

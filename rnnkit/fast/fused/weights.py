@@ -1,6 +1,6 @@
 """Weights laid out for the time loops, and the backward's weights restored from them.
 
-A forward's cache keeps the weights it ran with (rnnkit.layers.scan), but in the loops'
+A forward's cache keeps the weights it ran with (rnnkit.fast.scan), but in the loops'
 layout only: W_hh^T scaled by powers of two (LSTM, GRU: 1/2 for the sigmoid gates). The
 backward's W_hh is restored from that, exactly, when backward runs. Copying W_hh (and W_xh)
 in the forward as well kept them alive through the loss: in a batch-1 GRU training step
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit import blas, workspace
+from rnnkit.fast import blas, workspace
 
 TILE = 64                   # rows and columns of a tile copied at once
 TILED_SIZE = 1 << 18        # from this many elements up
@@ -22,7 +22,7 @@ def transposed(W: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
     large LSTM's 2048 x 512 W_hh it took 6.9 ms (its prepare() took 15.4 ms in all, 3 % of
     that model's inference). Copied a 64 x 64 tile at a time it took 2.2 ms (512 x 512: 0.34
     against 0.51 ms; no faster below 2^18 elements), by MKL's omatcopy 0.28 ms
-    (rnnkit.blas.transpose_into)."""
+    (rnnkit.fast.blas.transpose_into)."""
     R, C = W.shape
     out = workspace.empty((C, R), W.dtype)      # (a large one from the pool: no page faults)
     if out.ctypes.data % workspace.ALIGN:       # (the loops read it in vectors)

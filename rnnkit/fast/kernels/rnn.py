@@ -1,5 +1,5 @@
-"""Fast Elman RNN time loops (float32), pinned to rnnkit.cells.rnn. Modes as in
-rnnkit.kernels.lstm.
+"""Fast Elman RNN time loops (float32), pinned to rnnkit.fast.fused.rnn. Modes as in
+rnnkit.fast.kernels.lstm.
 
 Per step the reference is already three NumPy calls (product, add, tanh); the per-step mode
 exists for the backward, whose compiled pass flushes vanishing gradients before they turn
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit import blas
-from rnnkit.kernels import columns
+from rnnkit.fast import blas
+from rnnkit.fast.kernels import columns
 
-from rnnkit.kernels.fastmath import (ONE, OPTS, flush, ftanh, local_threads, loop_input,
+from rnnkit.fast.kernels.fastmath import (ONE, OPTS, flush, ftanh, local_threads, loop_input,
                                      loop_weights, matmul_rows, njit, packed, part, prange,
                                      project_rows, span_rows)
 

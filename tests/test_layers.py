@@ -342,7 +342,7 @@ def test_input_in_chunks_equals_one_product(cell, dtype, whole_loop_macs, mkl_lo
     chunk's gradient products taken before the next. One chunk, chunks of 2 steps, of 1;
     the projection in one piece, in pieces of 2 steps, of 1."""
     from rnnkit.fast import kernels
-    from rnnkit.fast import scan
+    from rnnkit.fast import steps as scan      # the chunk sizes the scan reads
     monkeypatch.setattr(kernels, "WHOLE_LOOP_MACS", whole_loop_macs)
     monkeypatch.setattr(kernels, "MKL_LOOP_MACS", mkl_loop_macs)
     layer = make(cell, D, H, num_layers=2, bidirectional=True, dtype=dtype, seed=21)

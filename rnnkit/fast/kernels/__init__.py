@@ -47,6 +47,7 @@ import numpy as np
 from rnnkit.fast import blas, openblas
 from rnnkit.fast.fused import ElmanCell, GRUCell, LSTMCell
 from rnnkit.fast.kernels.fastmath import AVAILABLE
+from rnnkit.fast.steps import COPY_SPLIT_BYTES
 
 # Measured (H = 128, T = 300, LSTM/GRU/RNN): the compiled loop's own product beats a BLAS
 # call per step at batch 1 (1.2-3x), breaks even at 2, loses from 4-8 on (2x at batch 32).
@@ -126,10 +127,6 @@ STEP_SHARED_MACS = 1 << 17
 # 0.95 / 1.02 (large).
 UNITS_SPLIT_ROWS = 16
 UNITS_SPLIT_BYTES = 1 << 20
-# A copy of this many bytes or more splits over the threads (copy_steps): 25 steps of the large
-# benchmark's input (128 x 512 a step, 6.5 MB), batch-first to time-major, took 0.30 ms
-# against NumPy's 0.57.
-COPY_SPLIT_BYTES = 1 << 20
 
 _enabled = AVAILABLE
 

@@ -205,17 +205,28 @@ def split_rows(W: np.ndarray, G: int, parts: int) -> np.ndarray:
     return out
 
 
+def _copy_steps(dst: np.ndarray, src: np.ndarray) -> None:
+    """rnnkit.fast.kernels.copy_steps where this runs (the loops on GNU OpenMP)."""
+    from rnnkit.fast.steps import COPY_SPLIT_BYTES
+    if dst.nbytes >= COPY_SPLIT_BYTES and dst.dtype == src.dtype and \
+            dst.strides[2] == src.strides[2] == dst.itemsize:
+        from rnnkit.fast.kernels.fastmath import copy_split
+        copy_split(dst, src)
+    else:
+        np.copyto(dst, src)
+
+
 def _projection(k: dict, x: np.ndarray, G: int) -> np.ndarray:
     """x's input projection for every step, unit-major: (G * H, T, N), gate g of unit j in
     row g * H + j (biases not added); made some steps at a time, from rows of x the scan's
     way (rnnkit.fast.scan.time_major_rows), one product each."""
     from rnnkit.fast import blas, workspace
-    from rnnkit.fast.scan import projection_steps, time_major_rows
+    from rnnkit.fast.steps import projection_steps, time_major_rows
     T, N, _ = x.shape
     W = k["Wx_T"].T                               # (G * H, D), C-contiguous (cell.prepare)
     gx = workspace.empty((W.shape[0], T, N), np.float32)
     flat = gx.reshape(W.shape[0], T * N)
-    for t0, t1, rows in time_major_rows(x, projection_steps(x)):
+    for t0, t1, rows in time_major_rows(x, projection_steps(x), copy=_copy_steps):
         blas.matmul(W, rows.T, flat[:, t0 * N:t1 * N])
     return gx
 

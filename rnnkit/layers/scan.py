@@ -53,7 +53,8 @@ def scan_forward(spec, options: dict, p: dict, x: np.ndarray, states0: tuple,
     caches = [None] * T
     for t in _steps(T, reverse):
         n = n_active[t]
-        *new, caches[t] = spec.step(x[t, :n], *(s[:n] for s in states), p, **options)
+        # (copies: a step's cache keeps the states it read, and these rows are rewritten)
+        *new, caches[t] = spec.step(x[t, :n], *(s[:n].copy() for s in states), p, **options)
         for s, s_t in zip(states, new):
             s[:n] = s_t
         out[t, :n] = new[0]

@@ -14,7 +14,7 @@ import numpy as np
 
 from rnnkit.fast import blas, workspace
 from rnnkit.fast.fused import ElmanCell, GRUCell, LSTMCell
-from rnnkit.fast.kernels.updates import adam_step, scatter_add_rows
+from rnnkit.fast.kernels.updates import adam_step, adam_update, scatter_add_rows
 from rnnkit.fast.scan import Prepared, Stepper, scan_backward, scan_forward
 
 _FUSED = {"rnn": ElmanCell, "lstm": LSTMCell, "gru": GRUCell}
@@ -54,5 +54,5 @@ column_sums = blas.column_sums
 empty = workspace.empty
 
 __all__ = ["fused_cell", "cell_options", "all_finite", "matmul", "column_sums", "empty",
-           "scan_forward", "scan_backward", "Prepared", "Stepper", "adam_step",
+           "scan_forward", "scan_backward", "Prepared", "Stepper", "adam_step", "adam_update",
            "scatter_add_rows"]

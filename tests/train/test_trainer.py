@@ -143,7 +143,7 @@ def test_resume_in_a_fresh_process_is_bit_identical(tmp_path):
     run_b = tmp_path / "b"                                     # the run as it was at step 12
     shutil.copytree(run_a, run_b)
     (run_b / "checkpoints" / "latest.json").write_text(json.dumps({"step": 12}))
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
     subprocess.run([sys.executable, "-m", "rnnkit", "resume", str(run_b)], check=True, env=env,
                    capture_output=True, text=True)
 

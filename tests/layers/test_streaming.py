@@ -18,11 +18,10 @@ from rnnkit.models import LanguageModel, SequenceModel
 from rnnkit.serialize import load_json
 
 from layer_cases import CELLS, arrays, make, random_state
+from shared_data import shared_data
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "stream_forecast.py"
-CSV = "shared/data/timeseries/airline_passengers.csv"
-DATA = next((p / CSV for p in (ROOT, ROOT.parent) if (p / CSV).is_file()), ROOT.parent / CSV)
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
@@ -172,7 +171,8 @@ def _run_example(model_dir, lines):
 
 
 def test_stream_forecast_example(tmp_path):
-    values = np.loadtxt(DATA, delimiter=",", skiprows=1, usecols=1)
+    values = np.loadtxt(shared_data("timeseries/airline_passengers.csv"), delimiter=",",
+                        skiprows=1, usecols=1)
     first = _run_example(tmp_path / "model", [f"{v:g}" for v in values[:30]])
     assert "training a GRU" in first.stderr                  # trained and cached once
     assert (tmp_path / "model" / "model.safetensors").is_file()

@@ -57,16 +57,11 @@ DIRECTIONS = {"forward": {}, "reverse": {"reverse": True},
 TOL = {np.float64: {"rtol": 1e-10, "atol": 1e-12}, np.float32: {"rtol": 1e-5, "atol": 1e-6}}
 ONNX_DTYPE = {np.float64: TensorProto.DOUBLE, np.float32: TensorProto.FLOAT}
 
-# Largest |difference| seen per (backend, dtype), for reporting (read after a run).
-MAX_ERR: dict = {}
 
 
 def _close(name, got, want, dtype, backend):
     got, want = np.asarray(got), np.asarray(want)
     assert got.shape == want.shape, f"{name}: shape {got.shape} != {want.shape}"
-    err = float(np.max(np.abs(got.astype(np.float64) - want.astype(np.float64)), initial=0.0))
-    key = (backend, np.dtype(dtype).name)
-    MAX_ERR[key] = max(MAX_ERR.get(key, 0.0), err)
     np.testing.assert_allclose(got, want, err_msg=f"{name} ({backend})", **TOL[dtype])
 
 

@@ -24,14 +24,11 @@ TOL = {torch.float32: dict(rtol=1e-6, atol=1e-6), torch.float64: dict(rtol=1e-12
 KINDS = {"rnn_tanh": (torch.nn.RNN, {"nonlinearity": "tanh"}),
          "rnn_relu": (torch.nn.RNN, {"nonlinearity": "relu"}),
          "lstm": (torch.nn.LSTM, {}), "gru": (torch.nn.GRU, {})}
-MAX_ERR: dict = {}
 
 
 def _close(name, got, want):
     want = want.detach().numpy() if isinstance(want, torch.Tensor) else want
     assert got.shape == want.shape, f"{name}: {got.shape} != {want.shape}"
-    err = float(np.max(np.abs(got.astype(np.float64) - want), initial=0.0))
-    MAX_ERR[want.dtype.name] = max(MAX_ERR.get(want.dtype.name, 0.0), err)
     np.testing.assert_allclose(got, want, err_msg=name,
                                **TOL[torch.float32 if want.dtype == np.float32 else torch.float64])
 

@@ -3,7 +3,6 @@ streams, time-series scalers and windows, and the shared real data sets."""
 import csv
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,10 +14,8 @@ from rnnkit.data import (Batch, CharVocab, MinMaxScaler, SequenceDataset, Standa
                          load_csv_series, load_vocab, make_windows, pad_sequences,
                          scaler_from_dict, tokenize, train_val_test_split, vocab_from_dict)
 from rnnkit.errors import check_lengths
+from shared_data import shared_data
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-AIRLINE = SHARED / "timeseries" / "airline_passengers.csv"
-ROTTEN = SHARED / "sentiment" / "rotten_tomatoes.csv"
 
 
 def raises(fn, name):
@@ -142,7 +139,7 @@ def test_missing_corrupt_or_foreign_vocab_files_raise_naming_the_file(tmp_path):
 
 
 def test_word_vocab_on_rotten_tomatoes_has_a_sane_size():
-    with ROTTEN.open(newline="", encoding="utf-8") as f:
+    with shared_data("sentiment/rotten_tomatoes.csv").open(newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     texts = [r["text"] for r in rows]
     assert len(texts) == 12_752 and {r["label"] for r in rows} == {"0", "1"}
@@ -408,6 +405,7 @@ def test_window_dataset_deterministic_per_seed_and_epoch():
 
 
 def test_load_airline_passengers_and_prepare_a_forecast():
+    AIRLINE = shared_data("timeseries/airline_passengers.csv")
     with AIRLINE.open(newline="") as f:
         rows = list(csv.reader(f))
     series = load_csv_series(AIRLINE, "passengers")

@@ -85,8 +85,11 @@ class Recurrent:
         return self.spec.has_cell_state
 
     def _fast(self):
-        """The fused cell where the fast scan runs this call, else None (the reference)."""
-        return self._fused if reference.engine() == "fast" else None
+        """The fused cell where the fast scan runs this call (a compiled loop serves it),
+        else None: the reference scan runs it."""
+        if reference.engine() == "fast" and fast.applies(self._fused, self.dtype):
+            return self._fused
+        return None
 
     @staticmethod
     def prefix(layer: int, direction: int) -> str:
@@ -297,6 +300,7 @@ class Recurrent:
                                      grad=grad,
                                      prepared=None if grad else self._kept(layer, direction))
         states0 = (h0,) if c0 is None else (h0, c0)
+        fast.numpy_products()
         out, states, cache = reference.scan_forward(self.spec, self.options, p, seq, states0,
                                                     n_active, reverse)
         return out, states[0], (states[1] if c0 is not None else None), cache
@@ -307,6 +311,7 @@ class Recurrent:
             return fast.scan_backward(self._fused, p, cache, dout, dh_T, dc_T, self.grads,
                                       prefix, dx_into=dx_into, accumulate=dx_into is not None)
         dstates = (dh_T,) if dc_T is None else (dh_T, dc_T)
+        fast.numpy_products()
         dx, d0 = reference.scan_backward(self.spec, self.options, p, cache, dout, dstates,
                                          self.grads, prefix)
         if dx_into is not None:

@@ -114,8 +114,8 @@ class Recurrent:
         weights it keeps (see ``forward``) at its first call only, not at every call.
 
         A model generating text calls its layers once per token, and the comparison reads
-        every weight twice: for a 2-layer LSTM at H = 256 it took about 0.9 ms of a token's
-        2.1 (``LanguageModel.generate`` runs in such a block). Changing a parameter inside
+        every weight twice, a large share of a token's time (docs/performance.md, section
+        4; ``LanguageModel.generate`` runs in such a block). Changing a parameter inside
         the block is not noticed until it ends."""
         self._frozen += 1
         for prepared in self._prepared.values():
@@ -132,9 +132,8 @@ class Recurrent:
 
         A step computes what ``forward(x_t[:, None], state, grad=False)`` would with the state
         carried, on the same kernels, without forward's work per call (its checks, buffers and
-        choice of loops; rnnkit.fast.scan.Stepper): text generation, one call a token, took
-        about 50 us a token against 120 on a 1-layer GRU at H = 256 (``LanguageModel.generate``,
-        the embedding and the head included).
+        choice of loops; rnnkit.fast.scan.Stepper): most of a one-step call's time in text
+        generation, one call a token (docs/performance.md, section 4).
         The weights are laid out once, when it starts: step within ``frozen()``, where a
         changed parameter is not noticed. A layer reading its input backwards (bidirectional,
         reverse) cannot step, as its reverse direction starts from the end: RnnkitError.

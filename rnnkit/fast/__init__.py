@@ -18,18 +18,23 @@ from rnnkit.fast.kernels.updates import adam_step, adam_update, scatter_add_rows
 from rnnkit.fast.scan import Prepared, Stepper, scan_backward, scan_forward
 
 _FUSED = {"rnn": ElmanCell, "lstm": LSTMCell, "gru": GRUCell}
+# the options each fused form (and its compiled loops) has; others run on the reference
+_SUPPORTED = {"rnn": {"clip": None}, "lstm": {"peepholes": False, "clip": None},
+              "gru": {"reset_after": True, "clip": None}}
 
 
 def fused_cell(spec, options: dict):
     """The fused form of a cell (rnnkit.cells.spec.CellSpec ``fast``) with its options, for
     the fast scan; None where the fast path has none (the reference scan runs it)."""
     cls = _FUSED.get(spec.fast)
-    return None if cls is None else cls(**options)
+    if cls is None or any(options.get(k) != v for k, v in _SUPPORTED[spec.fast].items()):
+        return None
+    return cls(options["nonlinearity"]) if spec.fast == "rnn" else cls()
 
 
 def applies(fused, dtype) -> bool:
     """Whether the fast scan runs this fused cell at this dtype: where a compiled loop
-    serves it (float32, numba installed, an option set the kernels have)."""
+    serves it (float32, numba installed and not switched off)."""
     return fused is not None and kernels.select(fused, dtype, 1, 1) is not None
 
 
@@ -41,12 +46,10 @@ def numpy_products() -> None:
 
 def cell_options(fused) -> tuple[str, dict]:
     """(cell name, options) of a fused cell object (layers built the old way,
-    ``Recurrent(LSTMCell(...), ...)``)."""
+    ``Recurrent(LSTMCell(), ...)``)."""
     for name, cls in _FUSED.items():
         if isinstance(fused, cls):
-            options = {"rnn": ("nonlinearity", "clip"), "lstm": ("peepholes", "clip"),
-                       "gru": ("reset_after", "clip")}[name]
-            return name, {k: getattr(fused, k) for k in options}
+            return name, ({"nonlinearity": fused.nonlinearity} if name == "rnn" else {})
     return None, {}
 
 

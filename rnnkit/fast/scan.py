@@ -19,7 +19,6 @@ import numpy as np
 from rnnkit.fast import blas, kernels, strided, workspace
 from rnnkit.fast import steps as _steps
 from rnnkit.fast.steps import chunk_steps, projection_steps
-from rnnkit.fast.fused import history
 
 
 def _one_row(shape: tuple, dtype) -> np.ndarray:
@@ -93,9 +92,9 @@ def scan_forward(cell, p: dict, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | 
         raise ValueError("scan_forward: prepared weights serve inference (grad=False) only")
     k = prepared.weights(cell, p) if prepared is not None else cell.prepare(p)
     cache = cell.alloc(T, N, H, x.dtype, n_active)
-    fast = kernels.select(cell, x.dtype, N, H, D, train=grad)
+    fast = _kernel(cell, x.dtype, N, H, D, train=grad)
     # inference through a whole loop that projects x itself keeps one row of projection
-    projects = not grad and fast is not None and fast.projects_input
+    projects = not grad and fast.projects_input
     if not grad:
         cache.update({name: _one_row(a.shape, a.dtype) for name, a in cache.items()
                       if a.ndim == 3 and (name != "gates" or projects)})
@@ -115,39 +114,35 @@ def scan_forward(cell, p: dict, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | 
     return out, h, (c if cell.has_cell_state else None), cache
 
 
+def _kernel(cell, dtype, N: int, H: int, D: int, **how):
+    """The compiled loop for this scan (rnnkit.fast.kernels.select); the layers send a scan
+    here only where one serves it (rnnkit.fast.applies)."""
+    fast = kernels.select(cell, dtype, N, H, D, **how)
+    if fast is None:
+        raise ValueError("rnnkit.fast.scan: no compiled loop serves this cell here (the "
+                         "layer should have run the reference scan)")
+    return fast
+
+
 def _choose_products(cell, fast, N: int, H: int) -> None:
-    """Where the scan's products go (blas.choose): the reference's per-step products are
-    NumPy's, and then its other products are too."""
-    on_mkl = blas.choose(N * cell.n_gates * H * H if fast is not None else 0,
-                         fast is not None and fast.whole_loop)
-    if fast is not None:
-        fast.parallel = on_mkl and kernels.shared_openmp()
+    """Where the scan's products go (blas.choose), by the size of its per-step product."""
+    on_mkl = blas.choose(N * cell.n_gates * H * H, fast.whole_loop)
+    fast.parallel = on_mkl and kernels.shared_openmp()
 
 
 def _run(cell, k, cache, fast, x, h, c, n_active, reverse, out, projects: bool) -> None:
     """The time loop over x (T, N, D) from the states h, c (updated in place) into out and
     the cache's buffers, after the input projection of all steps, W_xh x_t (+ biases, unless
-    the fast loop adds them; none when it ``projects`` x itself): LSTM and GRU turn it into
+    the loop adds them; none when it ``projects`` x itself): LSTM and GRU turn it into
     their activations in place, the Elman cell into its output."""
-    T = x.shape[0]
     gx = cache["gates"] if "gates" in cache else out
     if not projects and not strided.project(x, k["Wx_T"], gx):
         for t0, t1, rows in time_major_rows(x, projection_steps(x)):
             blas.matmul(rows, k["Wx_T"], gx[t0:t1].reshape(-1, gx.shape[2]))
-    if fast is None or not fast.adds_bias:
+    if not fast.adds_bias:
         gx += k["bx"]
     workspace.zero_padding(out, n_active)
-    if fast is not None:
-        fast.forward(k, cache, gx, h, c, n_active, reverse, out, x if projects else None)
-        return
-    for t in (range(T - 1, -1, -1) if reverse else range(T)):
-        n = n_active[t]                 # step reads h[:n], c[:n] and writes the step's own
-        if c is not None:               # rows, so the states are updated after it
-            cell.step(k, cache, t, n, gx[t, :n], h[:n], c[:n], out[t, :n], cache["c"][t, :n])
-            c[:n] = cache["c"][t, :n]
-        else:
-            cell.step(k, cache, t, n, gx[t, :n], h[:n], None, out[t, :n], None)
-        h[:n] = out[t, :n]
+    fast.forward(k, cache, gx, h, c, n_active, reverse, out, x if projects else None)
 
 
 class Stepper:
@@ -166,9 +161,9 @@ class Stepper:
                  c0: np.ndarray | None):
         N, H = h0.shape
         self.cell, self.k = cell, prepared.weights(cell, p)
-        self.fast = kernels.select(cell, h0.dtype, N, H, p["W_xh"].shape[1], train=False,
-                                   stepped=True)
-        self.projects = self.fast is not None and self.fast.projects_input
+        self.fast = _kernel(cell, h0.dtype, N, H, p["W_xh"].shape[1], train=False,
+                            stepped=True)
+        self.projects = self.fast.projects_input
         self.n_active = np.full(1, N, np.int64)
         self.cache = cell.alloc(1, N, H, h0.dtype, self.n_active)
         if cell.has_cell_state:
@@ -202,15 +197,13 @@ def scan_backward(cell, p: dict, cache: dict, dout: np.ndarray, dh_T: np.ndarray
     n_active, reverse = cache["n_active"], cache["reverse"]
     G = cell.n_gates * H
     cell.backward_weights(k)
-    blas.choose(N * G * H if fast is not None else 0, fast is not None and fast.whole_loop)
-    chunked = getattr(cell, "chunked_backward", False)
-    if fast is not None and fast.grads_in_gates:     # dL/da: the gates' pre-activations
+    blas.choose(N * G * H, fast.whole_loop)
+    chunked = not fast.grads_in_gates       # the Elman cell's: see above
+    if chunked:
+        dgx = workspace.empty((chunk_steps(T, N), N, G), x.dtype)
+    else:                   # dL/da: the gates' pre-activations, in place of the gates
         # (their padded rows hold the input projection of the padding)
         dgx = workspace.zero_padding(cache["gates"], n_active)
-    elif chunked:
-        dgx = workspace.empty((chunk_steps(T, N), N, G), x.dtype)
-    else:
-        dgx = workspace.time_major((T, N, G), x.dtype, n_active)
     # GRU, reset after: the recurrent product's gradient differs from dgx in the candidate
     # part (times r); the loop's product needs one step of it, and the backward leaves that
     # part in the spent hn rows for the weight gradient
@@ -226,11 +219,8 @@ def scan_backward(cell, p: dict, cache: dict, dout: np.ndarray, dh_T: np.ndarray
         spans = [(0, T)]
     for t0, t1 in spans:
         dA = workspace.zero_padding(dgx[:t1 - t0], n_active[t0:t1]) if chunked else dgx
-        if fast is not None:
-            fast.backward(k, cache, dout, dh, dc, dA, dgh, n_active, reverse,
-                          *((t0, t1) if chunked else ()))
-        else:
-            _steps_back(cell, k, cache, dout, dh, dc, dA, dgh, t0, t1)
+        fast.backward(k, cache, dout, dh, dc, dA, dgh, n_active, reverse,
+                      *((t0, t1) if chunked else ()))
         db = blas.column_sums(dA.reshape(-1, G))    # b_xh's gradient; b_hh's shares it
         grads[prefix + "b_xh"] += db
         if chunked:
@@ -263,27 +253,6 @@ def _input_weight_grad(dA: np.ndarray, x: np.ndarray, dW: np.ndarray, chunked: b
     G = dA.shape[2]
     for s0, s1, rows in time_major_rows(x, x.shape[0] if chunked else None):
         blas.matmul(dA[s0:s1].reshape(-1, G).T, rows, dW, accumulate=True)
-
-
-def _steps_back(cell, k, cache, dout, dh, dc, dA, dgh, t0, t1):
-    """The reference backward over steps [t0, t1): dL/da of step t into dA[t - t0]."""
-    out, n_active, reverse = cache["out"], cache["n_active"], cache["reverse"]
-    has_c = cell.has_cell_state
-    scratch = np.empty(dh.shape, dh.dtype)
-    for t in (range(t0, t1) if reverse else range(t1 - 1, t0 - 1, -1)):
-        n = n_active[t]
-        dh_n = dh[:n]
-        dh_n += dout[t, :n]
-        if has_c:                                   # the LSTM reads C_{t-1}, not h_{t-1}
-            h_prev = None
-            c_prev = history.previous(cache["c"], cache["c0"], n_active, reverse, t, n, scratch)
-        else:
-            h_prev = history.previous(out, cache["h0"], n_active, reverse, t, n, scratch)
-            c_prev = None
-        da = dA[t - t0, :n]
-        cell.step_back(k, cache, t, n, dh_n, dc[:n] if has_c else None, h_prev, c_prev,
-                       out[t, :n], cache["c"][t, :n] if has_c else None, da,
-                       da if dgh is None else dgh[:n])
 
 
 def time_major_rows(x: np.ndarray, steps: int | None = None):

@@ -69,7 +69,7 @@ def test_any_parts_over_any_threads(cell, parts, threads, in_loop):
     """More parts than threads (a thread takes several), more threads than parts (some wait
     every step), one thread running every part, and parts of no units (H = 7 in 7 parts of 1
     unit, 5 parts of 2, 2, 2, 1, 0): the loop finishes with the reference's values."""
-    from rnnkit.fast.scan import scan_forward
+    from rnnkit.layers import scan as reference
     rng = np.random.default_rng(parts * 10 + threads)
     N, T, D, H = 4, 6, 3, 7
     layer = CELLS[cell](D, H, seed=5)
@@ -82,11 +82,10 @@ def test_any_parts_over_any_threads(cell, parts, threads, in_loop):
     out = np.zeros((T, N, H), np.float32)
     columns.run(KINDS[cell], library, layer.cell.prepare(p), x, h, c, n_active, False, out,
                 in_loop, parts=parts, threads=threads)
-    with kernels.reference_only():
-        ref_out, ref_h, ref_c, _ = scan_forward(layer.cell, p, x, h0, c0, n_active, False,
-                                                grad=False)
-    assert_pinned([out, h, *([c] if c is not None else [])],
-                  [ref_out, ref_h, *([ref_c] if c is not None else [])])
+    states0 = (h0,) if c0 is None else (h0, c0)
+    ref_out, ref_states, _ = reference.scan_forward(layer.spec, layer.options, p, x, states0,
+                                                    n_active, False)
+    assert_pinned([out, h, *([c] if c is not None else [])], [ref_out, *ref_states])
 
 
 def test_the_split_is_chosen_for_inference_by_rows_and_weights(monkeypatch):

@@ -218,6 +218,7 @@ def scan_inference(cell, N, T, D, H, grad=False, seed=5):
     """One scan of a one-layer ``cell`` layer, fast and reference: -> (kernel, whether the
     scan kept one row of projection, out, reference out)."""
     from rnnkit.fast.scan import scan_forward
+    from rnnkit.layers import scan as reference
     rng = np.random.default_rng(seed)
     layer = CELLS[cell](D, H, seed=0)
     p = layer._direction(0, 0)
@@ -228,8 +229,9 @@ def scan_inference(cell, N, T, D, H, grad=False, seed=5):
     out, *_, cache = scan_forward(layer.cell, p, x, h0, c0, n_active, False, grad=grad)
     gates = cache.get("gates", cache["out"])
     one_row = gates.strides[0] == 0 and "gates" in cache
-    with kernels.reference_only():
-        ref, *_ = scan_forward(layer.cell, p, x, h0, c0, n_active, False, grad=grad)
+    states0 = (h0,) if c0 is None else (h0, c0)
+    ref, _, _ = reference.scan_forward(layer.spec, layer.options, p, x, states0, n_active,
+                                       False)
     return cache["fast"], one_row, out, ref
 
 
@@ -344,8 +346,10 @@ def test_a_saturated_unit_passes_no_gradient_as_in_float64():
 
 def test_selection_by_dtype_variant_and_size():
     assert kernels.select(rnnkit.LSTM(2, 4).cell, np.float64, 4, 4) is None
-    assert kernels.select(rnnkit.LSTM(2, 4, peepholes=True).cell, np.float32, 4, 4) is None
-    assert kernels.select(rnnkit.GRU(2, 4, reset_after=False).cell, np.float32, 4, 4) is None
+    # variants without a compiled loop have no fused form: the reference scan runs them
+    assert rnnkit.LSTM(2, 4, peepholes=True).cell is None
+    assert rnnkit.GRU(2, 4, reset_after=False).cell is None
+    assert rnnkit.RNN(2, 4, clip=1.0).cell is None
     split = kernels.loop_parts(128) > 1          # MKL on GNU OpenMP, and 2+ threads
     for layer in (rnnkit.RNN(2, 512), rnnkit.LSTM(2, 512)):
         large = kernels.select(layer.cell, np.float32, 128, 512)

@@ -57,7 +57,7 @@ def make_feeds(model, n=N, t=T, lengths=None, state=False, seed=3):
         shape = (model.rnn.num_layers * model.rnn.dirs, n, H)
         feeds["h0"] = rng.normal(size=shape).astype(dtype)
         st = feeds["h0"]
-        if model.rnn.cell.has_cell_state:
+        if model.rnn.has_cell_state:
             feeds["c0"] = rng.normal(size=shape).astype(dtype)
             st = (feeds["h0"], feeds["c0"])
     return feeds, st
@@ -142,7 +142,7 @@ def test_bare_layers_and_reversed_layers():
         h0 = rng.normal(size=(layer.num_layers * layer.dirs, N, H)).astype(np.float32)
         feeds = {"input": x, "lengths": LENS.astype(np.int32), "h0": h0}
         state = h0
-        if layer.cell.has_cell_state:
+        if layer.has_cell_state:
             feeds["c0"] = np.zeros_like(h0)
             state = (h0, feeds["c0"])
         out, final, _ = layer.forward(x, state, LENS)

@@ -140,12 +140,12 @@ def run_onnx(backend, layer, x, h0=None, c0=None, lens=None, weights=None, layer
 def run_rnnkit(layer, x, h0=None, c0=None, lens=None):
     """rnnkit forward, returned in ONNX layout: Y [T, dirs, N, H], Y_h[, Y_c]."""
     state = h0
-    if layer.cell.has_cell_state and h0 is not None:    # ONNX: absent initial_c is zeros
+    if layer.has_cell_state and h0 is not None:    # ONNX: absent initial_c is zeros
         state = (h0, np.zeros_like(h0) if c0 is None else c0)
     out, st, _ = layer.forward(x, state, lengths=lens)
     n, t, _ = x.shape
     res = {"Y": out.reshape(n, t, layer.dirs, H).transpose(1, 2, 0, 3)}
-    if layer.cell.has_cell_state:
+    if layer.has_cell_state:
         res["Y_h"], res["Y_c"] = st
     else:
         res["Y_h"] = st
@@ -170,7 +170,7 @@ def test_reference_parity(kind, direction, lengths, with_state, dtype):
     x, h0, c0 = make_inputs(layer, dtype)
     if not with_state:
         h0 = c0 = None
-    if not layer.cell.has_cell_state:
+    if not layer.has_cell_state:
         c0 = None
     if lengths is None:
         got = run_rnnkit(layer, x, h0, c0)
@@ -200,7 +200,7 @@ def test_reference_evaluator_ignores_sequence_lens():
     for kind in KINDS:
         layer = make_layer(kind, "bidirectional", np.float64)
         x, h0, c0 = make_inputs(layer, np.float64)
-        c0 = c0 if layer.cell.has_cell_state else None
+        c0 = c0 if layer.has_cell_state else None
         with_lens = run_onnx("reference", layer, x, h0, c0, lens=LENS)
         without = run_onnx("reference", layer, x, h0, c0)
         for name in without:
@@ -222,7 +222,7 @@ def test_onnxruntime_parity_float32(kind, direction, lengths, with_state):
     x, h0, c0 = make_inputs(layer, dtype)
     if not with_state:
         h0 = c0 = None
-    if not layer.cell.has_cell_state:
+    if not layer.has_cell_state:
         c0 = None
     lens = None if lengths is None else LENS
     got = run_rnnkit(layer, x, h0, c0, lens=lens)
@@ -247,7 +247,7 @@ def test_from_onnx_weights_parity(kind, direction):
                for k, v in to_onnx_weights(layer).items()}
     from_onnx_weights(layer, 0, **tensors)
     x, h0, c0 = make_inputs(layer, dtype)
-    c0 = c0 if layer.cell.has_cell_state else None
+    c0 = c0 if layer.has_cell_state else None
     want = run_onnx("reference", layer, x, h0, c0, weights=tensors)
     compare(run_rnnkit(layer, x, h0, c0), want, dtype, "reference")
 
@@ -259,7 +259,7 @@ def test_stacked_layers_chain_of_operators(kind, direction):
     dtype = np.float64
     layer = make_layer(kind, direction, dtype, num_layers=2)
     x, h0, c0 = make_inputs(layer, dtype)
-    c0 = c0 if layer.cell.has_cell_state else None
+    c0 = c0 if layer.has_cell_state else None
     state = (h0, c0) if c0 is not None else h0
     out, st, _ = layer.forward(x, state)
     dirs = layer.dirs
@@ -272,9 +272,9 @@ def test_stacked_layers_chain_of_operators(kind, direction):
         Y = ys["Y"]                                               # [T, dirs, N, H]
         seq = Y.transpose(2, 0, 1, 3).reshape(N, T, dirs * H)     # next layer's input
     _close("out", out, seq, dtype, "reference")
-    h_n = st[0] if layer.cell.has_cell_state else st
+    h_n = st[0] if layer.has_cell_state else st
     _close("Y_h", h_n, np.concatenate([f["Y_h"] for f in finals]), dtype, "reference")
-    if layer.cell.has_cell_state:
+    if layer.has_cell_state:
         _close("Y_c", st[1], np.concatenate([f["Y_c"] for f in finals]), dtype, "reference")
 
 

@@ -84,7 +84,7 @@ def test_build_model_from_config_round_trip_and_errors():
                           output_size=2, readout="last", cell_options={"reset_after": False})
     again = build_model("SequenceModel", model.config)
     assert again.config == model.config and set(again.params) == set(model.params)
-    assert again.rnn.cell.reset_after is False
+    assert again.rnn.options["reset_after"] is False
     with pytest.raises(RnnkitError, match="exactly one of them"):
         SequenceModel(vocab_size=5, input_size=3)
     with pytest.raises(RnnkitError, match="readout"):

@@ -168,7 +168,7 @@ def select(cell, dtype, N: int, H: int, D: int = 0, train: bool = True, stepped:
     """The fast kernel for this cell and size (input size D), or None for the reference path;
     ``train``: a forward that keeps what backward needs, else inference; ``stepped``:
     inference called one step at a time (STEP_SHARED_MACS)."""
-    if not _enabled or np.dtype(dtype) != np.float32 or getattr(cell, "clip", None):
+    if not _enabled or np.dtype(dtype) != np.float32:
         return None
     from rnnkit.fast.kernels.gru import GRUKernel
     from rnnkit.fast.kernels.lstm import LSTMKernel
@@ -181,9 +181,9 @@ def select(cell, dtype, N: int, H: int, D: int = 0, train: bool = True, stepped:
     gemm = blas.gemm_address() if not own and (macs < MKL_LOOP_MACS or parts > 1) else 0
     whole = macs < WHOLE_LOOP_MACS or gemm != 0 or own
     parts = parts if whole else 1
-    if isinstance(cell, LSTMCell) and not cell.peepholes:
+    if isinstance(cell, LSTMCell):
         kernel = LSTMKernel(whole, gemm, parts)
-    elif isinstance(cell, GRUCell) and cell.reset_after:
+    elif isinstance(cell, GRUCell):
         kernel = GRUKernel(whole, gemm, parts)
     elif isinstance(cell, ElmanCell):
         kernel = ElmanKernel(whole, cell.nonlinearity == "relu", gemm, parts)

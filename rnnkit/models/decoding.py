@@ -78,6 +78,11 @@ def sample(model, src, src_lengths=None, *, bos: int, eos: int, max_len: int,
 
 
 def _one_path(model, src, src_lengths, bos, eos, max_len, pick) -> Decoded:
+    with model.frozen():
+        return _one_path_frozen(model, src, src_lengths, bos, eos, max_len, pick)
+
+
+def _one_path_frozen(model, src, src_lengths, bos, eos, max_len, pick) -> Decoded:
     V = model.head.out_features
     _check(bos, eos, max_len, V)
     mem = model.encode(src, src_lengths)
@@ -110,6 +115,11 @@ def _one_path(model, src, src_lengths, bos, eos, max_len, pick) -> Decoded:
 def beam_search(model, src, src_lengths=None, *, bos: int, eos: int, max_len: int,
                 beam: int = 5, alpha: float = 0.6) -> Decoded:
     """Beam search of width ``beam`` with GNMT length normalisation ``alpha``."""
+    with model.frozen():
+        return _beam_frozen(model, src, src_lengths, bos, eos, max_len, beam, alpha)
+
+
+def _beam_frozen(model, src, src_lengths, bos, eos, max_len, beam, alpha) -> Decoded:
     V = model.head.out_features
     _check(bos, eos, max_len, V)
     if not isinstance(beam, (int, np.integer)) or beam < 1:

@@ -14,13 +14,15 @@ target shifted right behind a start token). Without input feeding, Luong attenti
 attention run the decoder over the whole target in one call; additive attention and input
 feeding need each step's output before the next step's input, so the decoder layer is called
 once per step (T = 1) and the steps' caches are backpropagated in reverse, carrying the state
-gradient. Logits at padded target steps are unspecified; the loss masks them.
+gradient. The head runs on the valid target steps only: logits at padded steps are 0.
 
 Parameters: ``src_embed.E``, ``enc.l{k}[_reverse].*``, ``bridge_h.*`` [``bridge_c.*`` for an
 LSTM], ``tgt_embed.E``, ``dec.l{k}.*``, ``attn.*`` (W_q, W_k, v / W_a), ``combine.*`` (W_c,
 b_c as a Dense's W_hy, b_y), ``head.W_hy``, ``head.b_y``.
 """
 from __future__ import annotations
+
+from contextlib import ExitStack, contextmanager
 
 import numpy as np
 
@@ -254,12 +256,37 @@ class Seq2Seq:
             dec = ("steps", steps)
         else:
             H, A, state, dec = self._run_whole(emb, mem, tgt_lengths, training, rng, grad)
-        logits, hcache = self.head.forward(H)
+        logits, hcache = self._head_forward(H, tgt_lengths)
         self.last_attention = A                 # (N, Tt, Ts) weights, for inspection
         if not grad:
             return logits, state, None
         return logits, state, {"enc": enc_cache, "mem": mem, "tgt": tcache, "dec": dec,
                                "head": hcache}
+
+    def _head_forward(self, H, tgt_lengths):
+        """logits = W_hy h~ + b_y as one product over the valid steps only: padded target
+        steps (about a third of a batch of sentences of 10-25 words) get logits 0."""
+        N, Tt, _ = H.shape
+        valid = None if tgt_lengths is None else np.arange(Tt)[None, :] < tgt_lengths[:, None]
+        if valid is None or valid.all():
+            logits, hcache = self.head.forward(H)
+            return logits, (None, hcache)
+        rows, hcache = self.head.forward(H[valid])                      # (valid, V)
+        logits = np.empty((N, Tt, rows.shape[1]), self.dtype)
+        logits[valid] = rows
+        logits[~valid] = 0
+        return logits, (valid, hcache)
+
+    def _head_backward(self, dlogits, cache):
+        valid, hcache = cache
+        if valid is None:
+            return self.head.backward(dlogits, hcache)
+        dlogits = check_array("dlogits", dlogits, ndim=3, shape=valid.shape + (None,),
+                              dtype=self.dtype, layout="(N, Tt, V)")
+        drows = self.head.backward(dlogits[valid], hcache)
+        dH = np.zeros(valid.shape + (drows.shape[1],), self.dtype)
+        dH[valid] = drows
+        return dH
 
     def _run_whole(self, emb, mem, tgt_lengths, training, rng, grad):
         S, state, dcache = self.dec.forward(emb, mem.state0, tgt_lengths, training=training,
@@ -300,7 +327,7 @@ class Seq2Seq:
         if not isinstance(cache, dict):
             fail("cache", "the cache of a forward(..., grad=True)", type(cache).__name__)
         mem, dec = cache["mem"], cache["dec"]
-        dH = self.head.backward(dlogits, cache["head"])
+        dH = self._head_backward(dlogits, cache["head"])
         dkeys = dpk = None
         if self.attention != "none":
             dkeys, dpk = np.zeros_like(mem.keys), np.zeros_like(mem.pk)
@@ -350,6 +377,16 @@ class Seq2Seq:
         return None
 
     # -- decoding (rnnkit.models.decoding drives these) ------------------------------------
+    @contextmanager
+    def frozen(self):
+        """The recurrent layers' ``frozen``: within it, inference compares the weights it keeps
+        laid out with the parameters once, not at every decoder step."""
+        with ExitStack() as stack:
+            for name in ("enc", "dec"):
+                if name in self.parts:
+                    stack.enter_context(self.parts[name].frozen())
+            yield self
+
     def encode(self, src, src_lengths=None) -> Memory:
         """Inference: the source's Memory (keys, mask, the decoder's initial state)."""
         return self._encode(src, src_lengths, False, None, False)[0]

@@ -124,6 +124,7 @@ def _assert_same(ours, theirs, tgt_len, dtype):
     valid = np.arange(lo.shape[1])[None, :] < tgt_len[:, None]
     tol = dict(rtol=1e-10, atol=1e-12) if dtype == "float64" else dict(rtol=2e-5, atol=2e-6)
     np.testing.assert_allclose(lo[valid], tlo[valid], **tol)
+    assert np.all(lo[~valid] == 0)          # the head runs on valid target steps only
     assert loss == pytest.approx(tloss, rel=tol["rtol"])
     assert grads.keys() == tgrads.keys()
     for name in grads:

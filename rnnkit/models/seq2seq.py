@@ -44,7 +44,8 @@ class Memory:
 
     def take(self, rows: np.ndarray) -> "Memory":
         pick = (lambda a: None if a is None else a[rows])
-        return Memory(pick(self.keys), pick(self.pk), pick(self.mask), take_state(self.state0, rows))
+        return Memory(pick(self.keys), pick(self.pk), pick(self.mask),
+                      take_state(self.state0, rows))
 
 
 def take_state(state, rows: np.ndarray):
@@ -236,16 +237,18 @@ class Seq2Seq:
         """inputs (src, tgt_in): src (N, Ts) ids or (N, F) features, tgt_in (N, Tt) ids (the
         target shifted right); lengths None or (src_lengths, tgt_lengths), each None or (N,).
         -> (logits (N, Tt, V), the decoder's final state (at each row's last target step),
-        cache). ``state`` must be None: the decoder's initial state comes from the source."""
+        cache); ``cache["attention"]`` holds the weights (N, Tt, Ts) for inspection (None
+        without attention). ``state`` must be None: the decoder starts from the source."""
         if state is not None:
-            fail("state", "None (the decoder starts from the encoded source)", type(state).__name__)
+            fail("state", "None (the decoder starts from the encoded source)",
+                 type(state).__name__)
         src, tgt_in = _pair("inputs", inputs, "(src, tgt_in)")
         src_lengths, tgt_lengths = _pair("lengths", lengths, "(src_lengths, tgt_lengths)")
         tgt = np.asarray(tgt_in)
         if tgt.ndim != 2 or tgt.shape[1] == 0:
             fail("tgt_in", "a 2-d array (N, Tt) of token ids with Tt >= 1", f"shape {tgt.shape}")
         N, Tt = tgt.shape
-        if np.shape(src)[0] != N:
+        if np.ndim(src) == 0 or np.shape(src)[0] != N:
             fail("src", f"{N} rows (as tgt_in)", f"shape {np.shape(src)}")
         if tgt_lengths is not None:
             tgt_lengths = check_lengths(tgt_lengths, N, Tt)
@@ -257,11 +260,10 @@ class Seq2Seq:
         else:
             H, A, state, dec = self._run_whole(emb, mem, tgt_lengths, training, rng, grad)
         logits, hcache = self._head_forward(H, tgt_lengths)
-        self.last_attention = A                 # (N, Tt, Ts) weights, for inspection
         if not grad:
             return logits, state, None
         return logits, state, {"enc": enc_cache, "mem": mem, "tgt": tcache, "dec": dec,
-                               "head": hcache}
+                               "head": hcache, "attention": A}
 
     def _head_forward(self, H, tgt_lengths):
         """logits = W_hy h~ + b_y as one product over the valid steps only: padded target

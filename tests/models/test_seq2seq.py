@@ -33,8 +33,8 @@ IDS = ["-".join(str(v) for v in c) for c in CASES]
 
 def make(cell, attention, feeding, bi, dtype="float64", seed=0, **kw):
     opts = dict(src_vocab=SV, tgt_vocab=TV, embed_dim=5, hidden_size=4, num_layers=2,
-                bidirectional=bi, dec_hidden_size=8 if bi else 4, dec_layers=1, cell=cell, attention=attention,
-                input_feeding=feeding, attn_size=6, dtype=dtype, seed=seed)
+                bidirectional=bi, dec_hidden_size=8 if bi else 4, dec_layers=1, cell=cell,
+                attention=attention, input_feeding=feeding, attn_size=6, dtype=dtype, seed=seed)
     if not bi:
         opts["dec_layers"] = 2              # the encoder's state passed on without a bridge
     opts.update(kw)
@@ -139,8 +139,8 @@ def _assert_same(ours, theirs, tgt_len, dtype):
 def test_decode_steps_equal_the_teacher_forced_forward(case):
     model = make(*case)
     src, tgt_in, _ = batch()
-    logits, _, _ = model.forward((src, tgt_in), None, (SRC_LEN, None), grad=False)
-    A = model.last_attention
+    logits, _, cache = model.forward((src, tgt_in), None, (SRC_LEN, None))
+    A = cache["attention"]
     mem = model.encode(src, SRC_LEN)
     dstate = model.start(mem)
     for t in range(TT):

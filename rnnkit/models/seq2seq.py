@@ -16,9 +16,9 @@ feeding need each step's output before the next step's input, so the decoder lay
 once per step (T = 1) and the steps' caches are backpropagated in reverse, carrying the state
 gradient. The head runs on the valid target steps only: logits at padded steps are 0.
 
-Parameters: ``src_embed.E``, ``enc.l{k}[_reverse].*``, ``bridge_h.*`` [``bridge_c.*`` for an
-LSTM], ``tgt_embed.E``, ``dec.l{k}.*``, ``attn.*`` (W_q, W_k, v / W_a), ``combine.*`` (W_c,
-b_c as a Dense's W_hy, b_y), ``head.W_hy``, ``head.b_y``.
+Parameters: ``src_embed.E``, ``enc.l{k}[_reverse].*``, ``bridge.h.*`` [``bridge.c.*`` for an
+LSTM] (rnnkit.layers.bridge), ``tgt_embed.E``, ``dec.l{k}.*``, ``attn.*`` (W_q, W_k, v /
+W_a), ``combine.*`` (W_c, b_c as a Dense's W_hy, b_y), ``head.W_hy``, ``head.b_y``.
 """
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from rnnkit.errors import check_array, check_lengths, fail
 from rnnkit.init import as_rng
 from rnnkit.layers import GRU, LSTM, RNN, Dense, Embedding
 from rnnkit.layers.attention import Attention, source_mask
+from rnnkit.layers.bridge import Bridge
 
 CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 ATTENTIONS = ("none", "additive", "dot", "general")
@@ -111,10 +112,7 @@ class Seq2Seq:
             parts["enc"] = CELLS[cell](embed_dim, hidden_size, num_layers,
                                        bidirectional=bidirectional, dropout=dropout, **kw)
         if self.config["bridge"]:
-            b_in = feature_size or K
-            parts["bridge_h"] = Dense(b_in, Ld * Hd, **kw)
-            if cell == "lstm":
-                parts["bridge_c"] = Dense(b_in, Ld * Hd, **kw)
+            parts["bridge"] = Bridge(feature_size or K, Ld, Hd, cell == "lstm", **kw)
         parts["tgt_embed"] = Embedding(tgt_vocab, embed_dim, **kw)
         d_in = embed_dim + (K if attention == "additive" else 0) + (Hd if input_feeding else 0)
         parts["dec"] = CELLS[cell](d_in, Hd, Ld, dropout=dropout, **kw)
@@ -139,7 +137,7 @@ class Seq2Seq:
         if self.config["feature_size"]:
             f = check_array("src", src, ndim=2, shape=(None, self.config["feature_size"]),
                             dtype=self.dtype, layout="(N, F) features")
-            state0, bcache = self._bridge_forward(f, f)
+            state0, bcache = self.bridge.forward(f, f)
             return Memory(None, None, None, state0), ("features", bcache)
         ids = np.asarray(src)
         if ids.ndim != 2 or ids.shape[1] == 0:
@@ -152,7 +150,7 @@ class Seq2Seq:
             dirs = self.enc.dirs
             h, c = enc_state if isinstance(enc_state, tuple) else (enc_state, None)
             top = (lambda s: np.concatenate(list(s[-dirs:]), axis=1))      # (N, dirs*H)
-            state0, bcache = self._bridge_forward(top(h), None if c is None else top(c))
+            state0, bcache = self.bridge.forward(top(h), None if c is None else top(c))
         else:
             state0, bcache = enc_state, None
         pk = mask = None
@@ -160,29 +158,6 @@ class Seq2Seq:
             mask = source_mask(src_lengths, *ids.shape)
             pk = self.attn.project(keys)
         return Memory(keys, pk, mask, state0), ("ids", ecache, enc_cache, bcache)
-
-    def _bridge_forward(self, h_in, c_in):
-        """(N, B) -> initial decoder state (Ld, N, Hd) [and c], each tanh(Dense(.))."""
-        N = h_in.shape[0]
-        out, caches = [], []
-        for name, x in (("bridge_h", h_in), ("bridge_c", c_in)):
-            if name in self.parts:
-                y, cache = self.parts[name].forward(x)
-                s = np.tanh(y)
-                caches.append(cache + (s,))
-                out.append(np.ascontiguousarray(
-                    s.reshape(N, self.layers, self.hidden).transpose(1, 0, 2)))
-        return (tuple(out) if len(out) == 2 else out[0]), caches
-
-    def _bridge_backward(self, dstate0, caches):
-        """d(initial decoder state) -> [dL/d(bridge input)] per bridge."""
-        ds = list(dstate0) if isinstance(dstate0, tuple) else [dstate0]
-        grads = []
-        for name, d, cache in zip(("bridge_h", "bridge_c"), ds, caches):
-            s = cache[-1]
-            dy = _dtanh(d.transpose(1, 0, 2).reshape(s.shape), s)
-            grads.append(self.parts[name].backward(dy, cache[:-1]))
-        return grads
 
     # -- one decoder step (teacher-forced training when stepped, and all decoding) -----------
     def _step(self, emb_t, state, feed, mem: Memory, training, rng, grad):
@@ -357,7 +332,7 @@ class Seq2Seq:
 
     def _encoder_backward(self, enc, mem, dstate0, dkeys, dpk):
         if enc[0] == "features":
-            grads = self._bridge_backward(dstate0, enc[1])
+            grads = self.bridge.backward(dstate0, enc[1])
             return grads[0] if len(grads) == 1 else grads[0] + grads[1]
         _, ecache, enc_cache, bcache = enc
         if dkeys is not None:
@@ -368,7 +343,7 @@ class Seq2Seq:
             dirs, He = self.enc.dirs, self.enc.hidden_size
             shape = (self.enc.num_layers * dirs, _rows(dstate0), He)
             ds = []
-            for g in self._bridge_backward(dstate0, bcache):
+            for g in self.bridge.backward(dstate0, bcache):
                 d = np.zeros(shape, self.dtype)
                 for k in range(dirs):
                     d[len(d) - dirs + k] = g[:, k * He:(k + 1) * He]

@@ -64,8 +64,8 @@ def run(model, src, tgt_in, targets, src_lengths, tgt_lengths):
         y = torch.tanh(F.linear(v, P[name + ".W_hy"], P[name + ".b_y"]))
         return y.reshape(N, Ld, Hd).transpose(0, 1).contiguous()
     if cfg["bridge"]:
-        state = (bridge("bridge_h", h_top), bridge("bridge_c", c_top)) if lstm else \
-            bridge("bridge_h", h_top)
+        state = (bridge("bridge.h", h_top), bridge("bridge.c", c_top)) if lstm else \
+            bridge("bridge.h", h_top)
     else:
         state = (h_n, c_n) if lstm else h_n
     emb = F.embedding(torch.from_numpy(tgt_in), P["tgt_embed.E"])

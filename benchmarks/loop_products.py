@@ -4,19 +4,19 @@
         [--out benchmarks/results/loop_products.json]
 
 Loop products: one thread's per-step product ``acc = h @ W`` (rows = one thread's span of
-the batch), called the way the whole loops call it (``rnnkit.kernels.fastmath.matmul_rows``
+the batch), called the way the whole loops call it (``rnnkit.fast.kernels.fastmath.matmul_rows``
 inside a compiled loop, MKL on this thread only), with each of the ways
-``rnnkit.blas.loop_product`` can hand it over:
+``rnnkit.fast.blas.loop_product`` can hand it over:
 - sgemm:     MKL's cblas_sgemm, which checks its arguments and picks its blocking per call;
 - generated: the sgemm MKL generates for exactly this shape (mkl_cblas_jit_create_sgemm),
              rnnkit's choice below LOOP_PACK_MACS multiply-adds;
 - packed:    cblas_sgemm_compute on W packed once, rnnkit's choice from LOOP_PACK_MACS up;
 - openblas:  the sgemm of NumPy's OpenBLAS, which runs products up to SINGLE_THREAD_MACS on
              the calling thread: rnnkit's choice for those where MKL is not tuned for the
-             processor (rnnkit.blas.mkl_tuned, e.g. AMD's);
+             processor (rnnkit.fast.blas.mkl_tuned, e.g. AMD's);
 - own:       the loop's own product (batch 1-2 use it; shown for the small shapes only).
 Column sums: the bias gradients, dL/da summed over steps and rows, as NumPy's
-``a.sum(axis=0)`` and as ``rnnkit.blas.column_sums`` (a row of ones times a, on BLAS).
+``a.sum(axis=0)`` and as ``rnnkit.fast.blas.column_sums`` (a row of ones times a, on BLAS).
 
 Each variant is timed over --calls calls, the variants taking turns for --rounds rounds; the
 table gives the best round per call, and each variant's time over the plain sgemm's (or
@@ -37,8 +37,8 @@ os.environ.setdefault("MKL_NUM_THREADS", "2")
 
 import numpy as np  # noqa: E402
 
-from rnnkit import blas  # noqa: E402
-from rnnkit.kernels import fastmath  # noqa: E402
+from rnnkit.fast import blas  # noqa: E402
+from rnnkit.fast.kernels import fastmath  # noqa: E402
 
 # (rows, K, N): a thread's span x hidden @ hidden x gates*hidden, as the benchmark sizes
 # make them (peers.py: batch split over 2 threads)

@@ -188,7 +188,7 @@ def summarize(rows: list[dict]) -> dict:
 def markdown_document(report: dict, frameworks: list[str], json_name: str) -> str:
     machine, s = report["machine"], report["settings"]
     g = report["gemm_peak"]
-    rates = {"numpy": g["numpy_gflops"], f"rnnkit.blas ({g.get('rnnkit_blas')})":
+    rates = {"numpy": g["numpy_gflops"], f"rnnkit.fast.blas ({g.get('rnnkit_blas')})":
              g.get("rnnkit_blas_gflops"), "torch": g["torch_gflops"]}
     peak = report["gemm_peak"]["peak_gflops"]
     blas = machine["numpy_blas"] or {}

@@ -11,7 +11,7 @@ FRAMEWORK is rnnkit, torch or jax; TASK is
   memory  one warm-up step, then the resident-set high-water mark of one more step over the
           resident set before it (see ``step_memory``);
   gemm    the best of max(--reps, 10) float32 (n, n) @ (n, n) products (rnnkit: NumPy's
-          and rnnkit.blas's).
+          and rnnkit.fast.blas's).
 Prints one JSON line. The parent sets the thread environment; this process also restricts
 itself to --threads CPUs (``sched_setaffinity``) before importing anything numeric, which is
 what caps XLA's CPU thread pool in current jax (it sizes the pool from the CPUs it may run on).
@@ -222,10 +222,10 @@ def step_memory(train) -> dict:
 
 def _gemm_call(framework: str, a, b, threads: int):
     """-> a no-argument call computing a @ b with the framework's own product (rnnkit's:
-    rnnkit.blas, MKL when installed), blocking until the result is there."""
+    rnnkit.fast.blas, MKL when installed), blocking until the result is there."""
     if framework == "rnnkit":
         import numpy as np
-        from rnnkit import blas, kernels
+        from rnnkit.fast import blas, kernels
         kernels.shared_openmp()         # (which routes the products where rnnkit's loops run)
         out = np.empty_like(a)
         return lambda: blas.matmul(a, b, out)
@@ -259,9 +259,9 @@ def gemm_peak(framework: str, n: int, reps: int, threads: int) -> dict:
     a, b = _square_pair(n)
     reps = max(reps, 10)
     info = {}
-    if framework == "rnnkit":           # NumPy's own BLAS and rnnkit.blas (MKL if installed)
-        from rnnkit import blas, kernels
-        kernels.shared_openmp()         # (where rnnkit.blas sends its products, as in use)
+    if framework == "rnnkit":           # NumPy's own BLAS and rnnkit.fast.blas (MKL if installed)
+        from rnnkit.fast import blas, kernels
+        kernels.shared_openmp()         # (where rnnkit.fast.blas sends its products, as in use)
         out = np.empty_like(a)
         info["numpy_gflops"] = _best_rate(lambda: np.matmul(a, b, out=out), n, reps)
         info["rnnkit_blas"] = blas.large_products()

@@ -274,7 +274,7 @@ def main() -> None:
                     "flops": "analytic 2*M*N*K per GEMM: train 6*N*T*G*H*(D+H), infer "
                              "2*N*T*G*H*(D+H); elementwise work not counted",
                     "peak": "best of 10 2048^3 float32 GEMMs before and after the run, "
-                            "NumPy, rnnkit.blas (MKL when installed) and PyTorch, 2 threads; "
+                            "NumPy, rnnkit.fast.blas (MKL when installed) and PyTorch, 2 threads; "
                             "the highest is the peak",
                     "peak_then": "peak * (the framework's own best-of-20 2048^3 GEMM just "
                                  "before or after its timings, in the same process) / (its "

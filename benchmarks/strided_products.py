@@ -1,4 +1,4 @@
-"""The input's products made where a batch-first input lies (rnnkit.strided) against a
+"""The input's products made where a batch-first input lies (rnnkit.fast.strided) against a
 time-major copy and one product, per shape: where the limits of strided.project and
 strided.weight_grad should be on this machine.
 
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnkit import blas, strided
-from rnnkit.layers.scan import projection_steps, time_major_rows
+from rnnkit.fast import blas, strided
+from rnnkit.fast.scan import projection_steps, time_major_rows
 
 SHAPES = [(128, 200, 512, 512), (128, 200, 512, 1024), (128, 200, 512, 1536),
           (128, 200, 256, 512), (64, 100, 128, 256), (64, 100, 128, 512), (64, 100, 128, 1024),

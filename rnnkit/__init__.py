@@ -1,13 +1,14 @@
 """rnnkit: recurrent neural networks in NumPy with explicit backpropagation through time."""
-from rnnkit import workspace
+from rnnkit.fast import workspace
 from rnnkit.errors import RnnkitError
+from rnnkit.layers.scan import use
 from rnnkit.layers import (GRU, LSTM, RNN, Dense, Embedding, Recurrent, last_step_backward,
                            last_step_forward)
 from rnnkit.models.io import load, save
 
 __version__ = "0.1.0"
 __all__ = ["RNN", "LSTM", "GRU", "Recurrent", "Dense", "Embedding", "last_step_forward",
-           "last_step_backward", "RnnkitError", "save", "load", "workspace"]
+           "last_step_backward", "RnnkitError", "save", "load", "use", "workspace"]
 
 
 def __getattr__(name: str):

@@ -17,8 +17,11 @@ def fail(name: str, expected: str, got: object) -> None:
 
 
 def check_array(name: str, a: object, *, ndim: int, shape: tuple | None = None,
-                dtype: np.dtype | None = None, layout: str = "") -> np.ndarray:
-    """Check rank, sizes (None in `shape` = any), float dtype and finiteness of `a`."""
+                dtype: np.dtype | None = None, layout: str = "", finite=None) -> np.ndarray:
+    """Check rank, sizes (None in `shape` = any), float dtype and finiteness of `a`.
+
+    ``finite(a)``: a faster test of finiteness for large arrays (rnnkit.fast.all_finite),
+    which may answer False for finite values; they are then counted one by one."""
     if not isinstance(a, np.ndarray):
         fail(name, "a NumPy array", type(a).__name__)
     if a.ndim != ndim:
@@ -32,7 +35,7 @@ def check_array(name: str, a: object, *, ndim: int, shape: tuple | None = None,
     if dtype is not None and a.dtype != dtype:
         fail(name, f"dtype {np.dtype(dtype).name} (the layer's dtype; convert with "
              f".astype(np.{np.dtype(dtype).name}))", f"dtype {a.dtype.name}")
-    if a.dtype.kind == "f" and not _finite(a):
+    if a.dtype.kind == "f" and not (finite or _finite)(a):
         bad = int(np.size(a) - np.count_nonzero(np.isfinite(a)))
         if bad:     # (a sum of |a| can overflow with every value finite)
             fail(name, "finite values", f"{bad} NaN or infinite value(s)")
@@ -40,11 +43,7 @@ def check_array(name: str, a: object, *, ndim: int, shape: tuple | None = None,
 
 
 def _finite(a: np.ndarray) -> bool:
-    """Whether every value of a float array is finite; possibly False when all are but their
-    absolute sum overflows (large arrays: rnnkit.blas.absolute_sum)."""
-    from rnnkit import blas
-    total = blas.absolute_sum(a)
-    return bool(np.isfinite(a).all()) if total is None else bool(np.isfinite(total))
+    return bool(np.isfinite(a).all())
 
 
 def check_lengths(lengths: object, batch: int, steps: int) -> np.ndarray:

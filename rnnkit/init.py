@@ -36,22 +36,32 @@ def orthogonal(rng: np.random.Generator, n: int) -> np.ndarray:
     return q * np.sign(np.diag(r))
 
 
-def recurrent_params(rng: np.random.Generator, n_gates: int, input_size: int, hidden: int,
-                     scheme: str, dtype: np.dtype) -> dict[str, np.ndarray]:
-    """W_xh (G*H, D), W_hh (G*H, H), b_xh (G*H), b_hh (G*H) for one direction of one layer."""
-    G, H, D = n_gates, hidden, input_size
-    if scheme == "pytorch":
-        k = 1.0 / np.sqrt(H)
-        p = {"W_xh": uniform(rng, (G * H, D), k), "W_hh": uniform(rng, (G * H, H), k),
-             "b_xh": uniform(rng, (G * H,), k), "b_hh": uniform(rng, (G * H,), k)}
-    elif scheme == "glorot_orthogonal":
-        p = {"W_xh": np.concatenate([glorot_uniform(rng, H, D) for _ in range(G)]),
-             "W_hh": np.concatenate([orthogonal(rng, H) for _ in range(G)]),
-             "b_xh": np.zeros(G * H), "b_hh": np.zeros(G * H)}
-    elif scheme == "irnn":
-        p = {"W_xh": rng.normal(0.0, 1e-3, size=(G * H, D)),
-             "W_hh": np.concatenate([np.eye(H) for _ in range(G)]),
-             "b_xh": np.zeros(G * H), "b_hh": np.zeros(G * H)}
-    else:
+def recurrent_params(rng: np.random.Generator, shapes: dict, scheme: str,
+                     dtype: np.dtype) -> dict[str, np.ndarray]:
+    """One direction of one layer's parameters from the cell's ``{name: (shape, kind)}``
+    (rnnkit.cells.spec), in that order. Kinds: "input" (G*H, D) and "recurrent" (G*H, H)
+    matrices, "recurrent_vector" (H,), "bias", "zeros" (e.g. peepholes: no scheme sets them)."""
+    if scheme not in SCHEMES:
         fail("init", f"one of {SCHEMES}", repr(scheme))
+    H = next(shape[-1] for shape, kind in shapes.values() if kind.startswith("recurrent"))
+    p = {name: _initial(rng, shape, kind, scheme, H) for name, (shape, kind) in shapes.items()}
     return {k: v.astype(dtype) for k, v in p.items()}
+
+
+def _initial(rng, shape: tuple, kind: str, scheme: str, H: int) -> np.ndarray:
+    blocks = shape[0] // H if len(shape) == 2 else 1         # gates stacked H rows each
+    if kind == "zeros":
+        return np.zeros(shape)
+    if scheme == "pytorch":
+        return uniform(rng, shape, 1.0 / np.sqrt(H))
+    if kind == "bias":
+        return np.zeros(shape)
+    if kind == "recurrent_vector":              # IndRNN's u: |u| <= 1 keeps it stable
+        return np.ones(shape) if scheme == "irnn" else rng.uniform(0.0, 1.0, size=shape)
+    if scheme == "glorot_orthogonal":
+        if kind == "input":
+            return np.concatenate([glorot_uniform(rng, H, shape[1]) for _ in range(blocks)])
+        return np.concatenate([orthogonal(rng, H) for _ in range(blocks)])
+    if kind == "input":                         # irnn
+        return rng.normal(0.0, 1e-3, size=shape)
+    return np.concatenate([np.eye(H) for _ in range(blocks)])

@@ -12,12 +12,16 @@ zero except at each row's last valid step.
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable
 
 import numpy as np
 
-from rnnkit.errors import check_array, check_lengths, fail
+from rnnkit import fast
+from rnnkit.errors import check_array as _check_array, check_lengths, fail
 from rnnkit.layers.select import last_step_backward, last_step_forward
+
+check_array = partial(_check_array, finite=fast.all_finite)
 
 REDUCTIONS = ("mean", "sum")
 

@@ -1,4 +1,4 @@
-"""GRU cell in the notes' convention (note 003).
+"""GRU cell in the notes' convention (note 003), the reference: one time step, forward and back.
 
     z_t = sigma(W_xz x_t + b_xz + W_hz h_{t-1} + b_hz)                    update gate
     r_t = sigma(W_xr x_t + b_xr + W_hr h_{t-1} + b_hr)                    reset gate
@@ -6,28 +6,78 @@
     h~_t = tanh(W_xh x_t + b_xh + W_hh (r_t * h_{t-1}) + b_hh)            reset before
     h_t = (1 - z_t) * h_{t-1} + z_t * h~_t
 
-With ``clip`` (ONNX) each gate's pre-activation is clamped to [-clip, clip] before its
-activation; its gradient is zero where clamped.
+"Reset after" is cuDNN's, PyTorch's and ONNX's linear_before_reset=1; "reset before" is Cho
+et al. 2014's and ONNX's default. The gates are stacked in PyTorch's order r, z, h~
+(PyTorch's "n"): W_xh (3H, D), W_hh (3H, H), b_xh and b_hh (3H,). With ``clip`` (ONNX) each
+gate's pre-activation is clamped to [-clip, clip], with zero gradient where clamped.
 
-"Reset after" applies r to the recurrent product (cuDNN, PyTorch, ONNX
-linear_before_reset=1, Keras reset_after=True); "reset before" applies it to h_{t-1}
-(Cho et al. 2014, ONNX's default linear_before_reset=0, Keras reset_after=False).
-
-Fused parameters stack the gates in PyTorch's order r, z, h~ (PyTorch's "n"):
-W_xh (3H, D), W_hh (3H, H), b_xh (3H), b_hh (3H).
-
-PyTorch (and ONNX) write the update the other way round, h_t = (1 - z') * h~_t + z' * h_{t-1}.
+PyTorch and ONNX write the update the other way round, h_t = (1 - z') h~_t + z' h_{t-1}.
 Since 1 - sigma(a) = sigma(-a), z' = 1 - z exactly when the update gate's weights and biases
 are negated: ``to_pytorch_convention`` / ``from_pytorch_convention`` do that, bit-exactly.
 """
-from __future__ import annotations
-
 import numpy as np
 
-from rnnkit import blas, workspace
-from rnnkit.cells import history
-from rnnkit.cells.rnn import check_clip, clip_
-from rnnkit.cells.weights import restored, transposed
+
+def sigmoid(a):
+    with np.errstate(over="ignore"):
+        return 1 / (1 + np.exp(-a))
+
+
+def _clipped(a, clip):
+    if clip is None:
+        return a, None
+    return np.clip(a, -clip, clip), np.abs(a) > clip
+
+
+def gru_step(x_t, h_prev, p, reset_after=True, clip=None):
+    H = h_prev.shape[1]
+    W_hh, b_hh = p["W_hh"], p["b_hh"]
+    a_x = x_t @ p["W_xh"].T + p["b_xh"]                             # (N, 3H): r, z, h~
+    a_rz = a_x[:, :2 * H] + h_prev @ W_hh[:2 * H].T + b_hh[:2 * H]
+    a_rz, clip_rz = _clipped(a_rz, clip)
+    r, z = sigmoid(a_rz[:, :H]), sigmoid(a_rz[:, H:])
+    if reset_after:
+        hn = h_prev @ W_hh[2 * H:].T + b_hh[2 * H:]                 # W_hh h_{t-1} + b_hh
+        a_n = a_x[:, 2 * H:] + r * hn
+    else:
+        hn = r * h_prev                                            # r_t * h_{t-1}
+        a_n = a_x[:, 2 * H:] + hn @ W_hh[2 * H:].T + b_hh[2 * H:]
+    a_n, clip_n = _clipped(a_n, clip)
+    h_tilde = np.tanh(a_n)
+    h_t = (1 - z) * h_prev + z * h_tilde
+    return h_t, (x_t, h_prev, r, z, h_tilde, hn, clip_rz, clip_n)
+
+
+def gru_step_back(dh_t, cache, p, reset_after=True, clip=None):
+    x_t, h_prev, r, z, h_tilde, hn, clip_rz, clip_n = cache
+    H = h_prev.shape[1]
+    W_hh = p["W_hh"]
+    da_n = dh_t * z * (1 - h_tilde * h_tilde)
+    if clip_n is not None:
+        da_n = np.where(clip_n, 0, da_n)
+    dz = dh_t * (h_tilde - h_prev)
+    dh_prev = dh_t * (1 - z)
+    if reset_after:
+        dr = da_n * hn
+        dhn = da_n * r                                  # d(W_hh h_{t-1} + b_hh) of h~
+    else:
+        d_rh = da_n @ W_hh[2 * H:]                      # d(r_t * h_{t-1})
+        dr = d_rh * h_prev
+        dh_prev = dh_prev + d_rh * r
+    da_rz = np.concatenate([dr * r * (1 - r), dz * z * (1 - z)], axis=1)
+    if clip_rz is not None:
+        da_rz = np.where(clip_rz, 0, da_rz)
+    da_x = np.concatenate([da_rz, da_n], axis=1)                           # (N, 3H)
+    if reset_after:
+        da_h = np.concatenate([da_rz, dhn], axis=1)
+        grads = {"W_hh": da_h.T @ h_prev, "b_hh": da_h.sum(axis=0)}
+        dh_prev = dh_prev + da_h @ W_hh
+    else:
+        grads = {"W_hh": np.concatenate([da_rz.T @ h_prev, da_n.T @ hn]),
+                 "b_hh": da_x.sum(axis=0)}
+        dh_prev = dh_prev + da_rz @ W_hh[:2 * H]
+    grads.update(W_xh=da_x.T @ x_t, b_xh=da_x.sum(axis=0))
+    return da_x @ p["W_xh"], dh_prev, grads
 
 
 def to_pytorch_convention(p: dict) -> dict:
@@ -42,135 +92,12 @@ def to_pytorch_convention(p: dict) -> dict:
 from_pytorch_convention = to_pytorch_convention   # negation is its own inverse
 
 
-class GRUCell:
-    n_gates = 3
-    has_cell_state = False
+def gru_params(D, H, **options):
+    return {"W_xh": ((3 * H, D), "input"), "W_hh": ((3 * H, H), "recurrent"),
+            "b_xh": ((3 * H,), "bias"), "b_hh": ((3 * H,), "bias")}
 
-    def __init__(self, reset_after: bool = True, clip: float | None = None):
-        self.reset_after = reset_after
-        self.clip = check_clip(clip)
 
-    def prepare(self, p: dict) -> dict:
-        H = p["W_hh"].shape[1]
-        half = np.full(3 * H, 0.5, dtype=p["W_hh"].dtype)
-        half[2 * H:] = 1.0                      # sigma(a) = (1 + tanh(a/2)) / 2 for r and z
-        bx = p["b_xh"] * half
-        bx[:2 * H] += p["b_hh"][:2 * H] * half[:2 * H]   # b_hh of h~ stays inside r * (...)
-        k = {"Wx_T": (p["W_xh"] * half[:, None]).T, "bx": bx,         # (a GEMM operand)
-             "b_hn": p["b_hh"][2 * H:].copy(), "half": half}
-        Wh_T = transposed(p["W_hh"], half)
-        if self.reset_after:
-            k["Wh_T"] = Wh_T
-        else:
-            k["Whrz_T"] = np.ascontiguousarray(Wh_T[:, :2 * H])
-            k["Whn_T"] = np.ascontiguousarray(Wh_T[:, 2 * H:])
-        return k
-
-    def backward_weights(self, k: dict) -> None:
-        """Adds to ``k`` from prepare() the W_hh and W_xh it was made from, exactly
-        (rnnkit.cells.weights)."""
-        half = k["half"]
-        if self.reset_after:
-            k["W_hh"] = restored(k["Wh_T"], half)
-        else:
-            H = half.shape[0] // 3
-            k["W_hh"] = np.concatenate([restored(k["Whrz_T"], half[:2 * H]),
-                                        restored(k["Whn_T"])])
-        k["W_xh"] = k["Wx_T"].T * (1 / half)[:, None]
-
-    def alloc(self, T, N, H, dtype, n_active):
-        # gates: r, z, h~ after activation; hn: W_hh h_{t-1} + b_hh of h~ (reset after) or
-        # r * h_{t-1} (reset before), the two quantities backward cannot cheaply recompute.
-        # gates holds the input projection W_xh x_t + b on entry to step t
-        cache = {"gates": workspace.empty((T, N, 3 * H), dtype),
-                 "hn": workspace.time_major((T, N, H), dtype, n_active),
-                 "gh": workspace.empty((N, 3 * H), dtype), "tmp": np.empty((N, H), dtype),
-                 "slope": workspace.empty((N, 3 * H), dtype)}
-        if self.clip:
-            cache["clipped"] = np.zeros((T, N, 3 * H), bool)
-        return cache
-
-    def step(self, k, cache, t, n, gx, h_prev, c_prev, h_out, c_out):
-        H = h_prev.shape[1]
-        a = gx                                      # rows [:n] of the gates buffer, in place
-        hn, gh, tmp = cache["hn"][t, :n], cache["gh"][:n], cache["tmp"][:n]
-        if self.reset_after:
-            np.matmul(h_prev, k["Wh_T"], out=gh)
-        else:
-            np.matmul(h_prev, k["Whrz_T"], out=gh[:, :2 * H])
-        a[:, :2 * H] += gh[:, :2 * H]
-        rz = a[:, :2 * H]
-        if self.clip:                          # the r, z inputs arrive halved
-            clip_(rz, 0.5 * self.clip, cache["clipped"][t, :n, :2 * H])
-        np.tanh(rz, out=rz)
-        rz *= 0.5
-        rz += 0.5
-        r, z, hc = a[:, :H], a[:, H:2 * H], a[:, 2 * H:]
-        if self.reset_after:                   # h~ = tanh(W_xh x + b_xh + r * (W_hh h + b_hh))
-            np.add(gh[:, 2 * H:], k["b_hn"], out=hn)
-            np.multiply(r, hn, out=tmp)
-        else:                                  # h~ = tanh(W_xh x + b_xh + W_hh (r * h) + b_hh)
-            np.multiply(r, h_prev, out=hn)
-            np.matmul(hn, k["Whn_T"], out=tmp)
-            tmp += k["b_hn"]
-        hc += tmp                              # hc held W_xh x + b_xh of the candidate
-        if self.clip:
-            clip_(hc, self.clip, cache["clipped"][t, :n, 2 * H:])
-        np.tanh(hc, out=hc)
-        np.subtract(hc, h_prev, out=h_out)     # h = (1 - z) h_{t-1} + z h~ = h_{t-1} + z (h~ - h_{t-1})
-        h_out *= z
-        h_out += h_prev
-
-    def step_back(self, k, cache, t, n, dh, dc, h_prev, c_prev, h, c, dgx, dgh):
-        H = dh.shape[1]
-        acts = cache["gates"][t, :n]
-        r, z, hc = acts[:, :H], acts[:, H:2 * H], acts[:, 2 * H:]
-        hn = cache["hn"][t, :n]
-        slope = cache["slope"][:n]                              # (n, 3H) scratch
-        da_r, da_z, da_n = dgx[:, :H], dgx[:, H:2 * H], dgx[:, 2 * H:]
-        np.subtract(1, acts, out=slope)
-        slope *= acts                                           # sigma' = s (1 - s) for r, z
-        np.multiply(hc, hc, out=slope[:, 2 * H:])
-        np.subtract(1, slope[:, 2 * H:], out=slope[:, 2 * H:])  # tanh' = 1 - h~^2
-        np.subtract(hc, h_prev, out=da_z)                       # dz = dh * (h~ - h_{t-1})
-        da_z *= dh
-        np.multiply(dh, z, out=da_n)                            # dh~ = dh * z
-        da_n *= slope[:, 2 * H:]
-        clipped = cache["clipped"][t, :n] if self.clip else None
-        if self.clip:                                           # clamped: no gradient
-            da_n[clipped[:, 2 * H:]] = 0
-        dh -= dh * z                                            # direct path: dh * (1 - z)
-        if self.reset_after:
-            np.multiply(da_n, hn, out=da_r)                     # dr = da_n * (W_hh h + b_hh)
-            dgx[:, :2 * H] *= slope[:, :2 * H]
-            if self.clip:
-                dgx[:, :2 * H][clipped[:, :2 * H]] = 0
-            np.multiply(da_n, r, out=hn)        # hn is spent: it keeps d(W_hh h + b_hh) now
-            dgh[:, :2 * H] = dgx[:, :2 * H]
-            dgh[:, 2 * H:] = hn
-            dh += dgh @ k["W_hh"]
-        else:
-            d_rh = da_n @ k["W_hh"][2 * H:]                     # d(r * h_{t-1})
-            np.multiply(d_rh, h_prev, out=da_r)
-            dgx[:, :2 * H] *= slope[:, :2 * H]
-            if self.clip:
-                dgx[:, :2 * H][clipped[:, :2 * H]] = 0
-            d_rh *= r
-            dh += d_rh
-            dh += dgx[:, :2 * H] @ k["W_hh"][:2 * H]
-
-    def recurrent_grads(self, p, cache, dGx, dGx_sum, grads, prefix):
-        """dGx_sum: dGx summed over steps and rows, which the scan took for b_xh."""
-        H = dGx.shape[-1] // 3
-        dW, db = grads[prefix + "W_hh"], grads[prefix + "b_hh"]
-        before = (cache["out"], cache["h0"], cache["n_active"], cache["reverse"])
-        if self.reset_after:          # backward left dL/d(W_hn h + b_hn) in hn
-            history.product(dGx[..., :2 * H], *before, into=dW[:2 * H])
-            history.product(cache["hn"], *before, into=dW[2 * H:])
-            db[:2 * H] += dGx_sum[:2 * H]
-            db[2 * H:] += blas.column_sums(cache["hn"].reshape(-1, H))
-        else:
-            dA = dGx.reshape(-1, 3 * H)
-            history.product(dGx[..., :2 * H], *before, into=dW[:2 * H])
-            blas.matmul(dA[:, 2 * H:].T, cache["hn"].reshape(-1, H), dW[2 * H:], accumulate=True)
-            db += dGx_sum
+SPEC = dict(name="gru", layer="GRU", equations="h_t = (1 - z_t) h_{t-1} + z_t h~_t",
+            step=gru_step, step_back=gru_step_back, params=gru_params, gates=("r", "z", "h~"),
+            options={"reset_after": (True, bool), "clip": (None, "positive or None")},
+            onnx_op="GRU", torch_module="GRU", fast="gru")

@@ -57,7 +57,7 @@ class _Graph:
 def _recurrent(g: _Graph, layer: Recurrent, x: str, lengths: str, h0: str, c0: str,
                prefix: str) -> tuple[str, list, list]:
     """Chain one operator per layer: x (T, N, D) -> (T, N, dirs*H), [Y_h per layer], [Y_c]."""
-    op, dirs, lstm = onnx_op_type(layer), layer.dirs, layer.cell.has_cell_state
+    op, dirs, lstm = onnx_op_type(layer), layer.dirs, layer.has_cell_state
     seq, hs, cs = x, [], []
     for k in range(layer.num_layers):
         name = f"{prefix}l{k}"
@@ -116,7 +116,7 @@ def export(model, path: str | os.PathLike | None = None, *, lengths: bool = Fals
     if isinstance(opset, bool) or not isinstance(opset, int) or opset < MIN_OPSET:
         fail("opset", f"an integer >= {MIN_OPSET}", repr(opset))
     dtype, dirs, H = layer.dtype, layer.dirs, layer.hidden_size
-    elem, lstm = _ELEM[dtype], layer.cell.has_cell_state
+    elem, lstm = _ELEM[dtype], layer.has_cell_state
     g = _Graph()
     is_model = isinstance(model, SequenceModel)
     if is_model and model.embed is not None:

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.cells import ElmanCell, GRUCell, LSTMCell, to_pytorch_convention
+from rnnkit.cells import to_pytorch_convention
 from rnnkit.errors import check_array, fail
 
 __all__ = ["onnx_op_type", "onnx_attributes", "to_onnx_weights", "from_onnx_weights"]
@@ -43,16 +43,17 @@ __all__ = ["onnx_op_type", "onnx_attributes", "to_onnx_weights", "from_onnx_weig
 _LSTM_ORDER = (0, 3, 1, 2)          # ONNX i, o, f, c from rnnkit i, f, g, o
 _LSTM_P_ORDER = (0, 2, 1)           # ONNX P i, o, f from rnnkit P i, f, o
 _GRU_ORDER = (1, 0, 2)              # ONNX z, r, h from rnnkit r, z, n
-_ORDERS = {ElmanCell: (0,), LSTMCell: _LSTM_ORDER, GRUCell: _GRU_ORDER}
-_OP_TYPES = {ElmanCell: "RNN", LSTMCell: "LSTM", GRUCell: "GRU"}
+_ORDERS = {"RNN": (0,), "LSTM": _LSTM_ORDER, "GRU": _GRU_ORDER}
 
 
-def _cell_type(layer) -> type:
-    cell = getattr(layer, "cell", None)
-    for cls in _ORDERS:
-        if isinstance(cell, cls):
-            return cls
-    fail("layer", "an rnnkit RNN, LSTM or GRU layer", type(layer).__name__)
+def _cell_type(layer) -> str:
+    """The ONNX operator of the layer's cell (its spec's ``onnx_op``)."""
+    spec = getattr(layer, "spec", None)
+    if spec is None or spec.onnx_op not in _ORDERS:
+        got = type(layer).__name__ if spec is None else f"a {spec.layer} layer (cell " \
+            f"{spec.name!r}, which no ONNX operator computes)"
+        fail("layer", "an rnnkit RNN, LSTM or GRU layer", got)
+    return spec.onnx_op
 
 
 def _check_layer_index(layer, layer_index) -> int:
@@ -77,7 +78,7 @@ def _inverse(order) -> tuple:
 
 def onnx_op_type(layer) -> str:
     """The ONNX operator that runs `layer`'s cell: "RNN", "LSTM" or "GRU"."""
-    return _OP_TYPES[_cell_type(layer)]
+    return _cell_type(layer)
 
 
 def onnx_attributes(layer, layer_index: int = 0) -> dict:
@@ -96,13 +97,13 @@ def onnx_attributes(layer, layer_index: int = 0) -> dict:
     else:
         direction = "reverse" if layer.reverse else "forward"
     attrs = {"hidden_size": int(layer.hidden_size), "direction": direction}
-    if cls is ElmanCell:
-        act = {"tanh": "Tanh", "relu": "Relu"}[layer.cell.nonlinearity]
+    if cls == "RNN":
+        act = {"tanh": "Tanh", "relu": "Relu"}[layer.options["nonlinearity"]]
         attrs["activations"] = [act] * layer.dirs
-    elif cls is GRUCell:
-        attrs["linear_before_reset"] = int(bool(layer.cell.reset_after))
-    if layer.cell.clip:
-        attrs["clip"] = float(layer.cell.clip)
+    elif cls == "GRU":
+        attrs["linear_before_reset"] = int(bool(layer.options["reset_after"]))
+    if layer.options.get("clip"):
+        attrs["clip"] = float(layer.options["clip"])
     return attrs
 
 
@@ -115,11 +116,11 @@ def to_onnx_weights(layer, layer_index: int = 0) -> dict:
     layer_index = _check_layer_index(layer, layer_index)
     H = layer.hidden_size
     order = _ORDERS[cls]
-    peep = cls is LSTMCell and layer.cell.peepholes
+    peep = cls == "LSTM" and layer.options["peepholes"]
     Ws, Rs, Bs, Ps = [], [], [], []
     for direction in range(layer.dirs):
         p = layer._direction(layer_index, direction)
-        if cls is GRUCell:
+        if cls == "GRU":
             p = to_pytorch_convention({k: p[k] for k in ("W_xh", "W_hh", "b_xh", "b_hh")})
         Ws.append(_permute_blocks(p["W_xh"], order, H))
         Rs.append(_permute_blocks(p["W_hh"], order, H))
@@ -153,9 +154,9 @@ def from_onnx_weights(layer, layer_index: int, W, R, B, P=None) -> None:
     """
     cls = _cell_type(layer)
     layer_index = _check_layer_index(layer, layer_index)
-    H, dirs, G = layer.hidden_size, layer.dirs, layer.cell.n_gates
+    H, dirs, G = layer.hidden_size, layer.dirs, layer.spec.n_gates
     D = layer.params[layer.prefix(layer_index, 0) + "W_xh"].shape[1]
-    op = _OP_TYPES[cls]
+    op = cls
     W = _check_tensor("W", W, (dirs, G * H, D),
                       f"([num_directions, {G}*hidden_size, input_size] for this {op})")
     R = _check_tensor("R", R, (dirs, G * H, H),
@@ -164,9 +165,9 @@ def from_onnx_weights(layer, layer_index: int, W, R, B, P=None) -> None:
         B = np.zeros((dirs, 2 * G * H), layer.dtype)
     B = _check_tensor("B", B, (dirs, 2 * G * H),
                       f"([num_directions, 2*{G}*hidden_size] for this {op})")
-    peep = cls is LSTMCell and layer.cell.peepholes
+    peep = cls == "LSTM" and layer.options["peepholes"]
     if P is not None:
-        if cls is not LSTMCell:
+        if cls != "LSTM":
             fail("P", f"None (peepholes exist only for LSTM; this is an {op})",
                  type(P).__name__)
         P = _check_tensor("P", P, (dirs, 3 * H), "([num_directions, 3*hidden_size])")
@@ -181,7 +182,7 @@ def from_onnx_weights(layer, layer_index: int, W, R, B, P=None) -> None:
              "W_hh": _permute_blocks(R[direction], inv, H),
              "b_xh": _permute_blocks(B[direction, :G * H], inv, H),
              "b_hh": _permute_blocks(B[direction, G * H:], inv, H)}
-        if cls is GRUCell:
+        if cls == "GRU":
             p = to_pytorch_convention(p)          # its own inverse: negate the z rows back
         if peep:
             p["P"] = (np.zeros(3 * H, layer.dtype) if P is None

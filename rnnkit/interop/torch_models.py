@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.cells import ElmanCell, GRUCell, LSTMCell
 from rnnkit.errors import fail
 from rnnkit.interop.torch_weights import from_torch_state_dict, to_torch_state_dict
 from rnnkit.layers import GRU, LSTM, RNN, Recurrent
@@ -109,7 +108,7 @@ def _model_from_torch(modules, readout: str, output_activation: str) -> Sequence
     if linear.in_features != dirs * H:
         fail("Linear.in_features", f"{dirs * H} (directions * hidden_size of the RNN)",
              linear.in_features)
-    options = {"nonlinearity": layer.cell.nonlinearity} if isinstance(layer, RNN) else {}
+    options = {"nonlinearity": layer.options["nonlinearity"]} if isinstance(layer, RNN) else {}
     model = SequenceModel(
         vocab_size=emb.num_embeddings if emb is not None else 0,
         input_size=0 if emb is not None else layer.input_size,
@@ -149,19 +148,16 @@ def from_torch(modules, *, readout: str = "steps", output_activation: str = "ide
 
 def _torch_rnn(layer: Recurrent, batch_first: bool, bias: bool):
     import torch
-    cell = layer.cell
     kw = dict(num_layers=layer.num_layers, bidirectional=layer.bidirectional,
               dropout=float(layer.dropout),
               batch_first=batch_first, bias=bias)
-    if isinstance(cell, ElmanCell):
-        module = torch.nn.RNN(layer.input_size, layer.hidden_size,
-                              nonlinearity=cell.nonlinearity, **kw)
-    elif isinstance(cell, LSTMCell):
-        module = torch.nn.LSTM(layer.input_size, layer.hidden_size, **kw)
-    elif isinstance(cell, GRUCell):
-        module = torch.nn.GRU(layer.input_size, layer.hidden_size, **kw)
-    else:
-        fail("layer", "an rnnkit RNN, LSTM or GRU layer", type(cell).__name__)
+    spec = layer.spec
+    if spec.torch_module is None:
+        fail("layer", "a layer of a cell torch.nn has (RNN, LSTM, GRU)",
+             f"a {spec.layer} layer (cell {spec.name!r})")
+    if spec.name == "rnn":
+        kw["nonlinearity"] = layer.options["nonlinearity"]
+    module = getattr(torch.nn, spec.torch_module)(layer.input_size, layer.hidden_size, **kw)
     sd = to_torch_state_dict(layer)             # raises for what torch cannot express
     if not bias:
         nonzero = [k for k, v in sd.items() if k.startswith("bias_") and np.any(v)]

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.cells import GRUCell, LSTMCell, from_pytorch_convention, to_pytorch_convention
+from rnnkit.cells import from_pytorch_convention, to_pytorch_convention
 from rnnkit.errors import fail
 
 # rnnkit parameter name -> PyTorch name stem, in PyTorch's state_dict order.
@@ -36,18 +36,21 @@ _NAMES = (("W_xh", "weight_ih"), ("W_hh", "weight_hh"), ("b_xh", "bias_ih"),
 
 
 def _check_expressible(layer) -> None:
-    cell = layer.cell
-    if isinstance(cell, LSTMCell) and cell.peepholes:
+    spec, options = layer.spec, layer.options
+    if spec.torch_module is None:
+        fail("layer", "a layer of a cell torch.nn has (RNN, LSTM, GRU)",
+             f"a {spec.layer} layer (cell {spec.name!r})")
+    if options.get("peepholes"):
         fail("layer", "an LSTM without peepholes (torch.nn.LSTM has none)", "peepholes=True")
-    if isinstance(cell, GRUCell) and not cell.reset_after:
+    if options.get("reset_after") is False:
         fail("layer", "a GRU with reset_after=True (torch.nn.GRU applies r after W_hn)",
              "reset_after=False")
     if layer.reverse:
         fail("layer", "reverse=False (torch has no reversed unidirectional layer)",
              "reverse=True")
-    if layer.cell.clip:
+    if options.get("clip"):
         fail("layer", "clip=None (torch's recurrent layers do not clip)",
-             f"clip={layer.cell.clip}")
+             f"clip={options['clip']}")
 
 
 def _directions(layer):
@@ -59,7 +62,7 @@ def _directions(layer):
 
 def _export(layer, arrays: dict) -> dict[str, np.ndarray]:
     _check_expressible(layer)
-    is_gru = isinstance(layer.cell, GRUCell)
+    is_gru = layer.spec.name == "gru"
     out = {}
     for prefix, suffix in _directions(layer):
         p = {name: arrays[prefix + name].copy() for name, _ in _NAMES}
@@ -107,7 +110,7 @@ def from_torch_state_dict(layer, state_dict: dict) -> None:
         if not np.isfinite(value).all():
             fail(f"state_dict[{key!r}]", "finite values", "NaN or infinite values")
         values[key] = value
-    is_gru = isinstance(layer.cell, GRUCell)
+    is_gru = layer.spec.name == "gru"
     for prefix, suffix in _directions(layer):
         p = {name: values[stem + suffix] for name, stem in _NAMES}
         if is_gru:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit import blas
+from rnnkit import fast
 from rnnkit.errors import check_array, fail
 from rnnkit.init import as_rng
 
@@ -51,12 +51,12 @@ class Dense:
         if not isinstance(h, np.ndarray) or h.ndim not in (2, 3):
             fail("h", "a 2-d (N, H) or 3-d (N, T, H) array",
                  f"shape {getattr(h, 'shape', type(h).__name__)}")
-        check_array("h", h, ndim=h.ndim, shape=(None,) * (h.ndim - 1) + (self.in_features,),
+        check_array("h", h, finite=fast.all_finite, ndim=h.ndim, shape=(None,) * (h.ndim - 1) + (self.in_features,),
                     dtype=self.dtype, layout="(..., H)")
         W, V = self.params["W_hy"], self.out_features
         swap = _time_major(h)
         hs = h.transpose(1, 0, 2) if swap else h
-        z = blas.matmul(hs.reshape(-1, self.in_features), W.T).reshape(hs.shape[:-1] + (V,))
+        z = fast.matmul(hs.reshape(-1, self.in_features), W.T).reshape(hs.shape[:-1] + (V,))
         z += self.params["b_y"]
         if self.activation == "softmax":
             y = softmax(z)
@@ -70,7 +70,7 @@ class Dense:
     def backward(self, dy: np.ndarray, cache) -> np.ndarray:
         """dL/dy -> dL/dh; adds dL/dW_hy and dL/db_y into ``grads``."""
         h, y = cache
-        check_array("dy", dy, ndim=y.ndim, shape=y.shape, dtype=self.dtype)
+        check_array("dy", dy, finite=fast.all_finite, ndim=y.ndim, shape=y.shape, dtype=self.dtype)
         swap = _time_major(h)
         if swap:                        # rows in the order of h's memory (dy: a copy if not)
             h, y, dy = h.transpose(1, 0, 2), y.transpose(1, 0, 2), dy.transpose(1, 0, 2)
@@ -81,9 +81,9 @@ class Dense:
         else:
             dz = dy
         V, H = self.out_features, self.in_features
-        blas.matmul(dz.reshape(-1, V).T, h.reshape(-1, H), self.grads["W_hy"], accumulate=True)
-        self.grads["b_y"] += blas.column_sums(dz.reshape(-1, V))
-        dh = blas.matmul(dz.reshape(-1, V), self.params["W_hy"]).reshape(h.shape)
+        fast.matmul(dz.reshape(-1, V).T, h.reshape(-1, H), self.grads["W_hy"], accumulate=True)
+        self.grads["b_y"] += fast.column_sums(dz.reshape(-1, V))
+        dh = fast.matmul(dz.reshape(-1, V), self.params["W_hy"]).reshape(h.shape)
         return dh.transpose(1, 0, 2) if swap else dh
 
 

@@ -5,7 +5,7 @@ import numpy as np
 
 from rnnkit.errors import fail
 from rnnkit.init import as_rng
-from rnnkit.kernels.updates import scatter_add_rows
+from rnnkit.fast import scatter_add_rows
 
 
 class Embedding:

@@ -21,31 +21,41 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from rnnkit import workspace
-from rnnkit.cells import ElmanCell, GRUCell, LSTMCell
+from rnnkit import cells, fast
 from rnnkit.errors import check_array, check_lengths, fail
 from rnnkit.init import as_rng, recurrent_params
-from rnnkit.layers.scan import Prepared, Stepper, scan_backward, scan_forward
+from rnnkit.layers import scan as reference
 
 
 class Recurrent:
-    """A stack of `num_layers` scans of one cell, each uni- or bidirectional."""
+    """A stack of `num_layers` scans of one cell, each uni- or bidirectional.
+
+    ``cell``: a registered cell's name ("rnn", "lstm", "gru", "indrnn", ...; rnnkit.cells),
+    its options as keywords (``Recurrent("rnn", 3, 4, nonlinearity="relu")``)."""
 
     def __init__(self, cell, input_size: int, hidden_size: int, num_layers: int = 1, *,
                  bidirectional: bool = False, reverse: bool = False, dropout: float = 0.0,
                  init: str = "pytorch", dtype=np.float32,
-                 seed: int | np.random.Generator | None = None):
+                 seed: int | np.random.Generator | None = None, **options):
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
                             ("num_layers", num_layers)):
             if not isinstance(value, (int, np.integer)) or value < 1:
                 fail(name, "a positive integer", repr(value))
-        if not 0.0 <= dropout < 1.0:
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or \
+                not 0.0 <= dropout < 1.0:
             fail("dropout", "a probability in [0, 1)", repr(dropout))
         if bidirectional and reverse:
             fail("reverse", "False when bidirectional=True (it already runs both ways)", True)
         if np.dtype(dtype) not in (np.float32, np.float64):
             fail("dtype", "float32 or float64", np.dtype(dtype).name)
-        self.cell = cell
+        if not isinstance(cell, (str, cells.CellSpec)):     # a fused cell object (old API)
+            name, given = fast.cell_options(cell)
+            if name is None:
+                fail("cell", f"a cell name, one of {tuple(cells.CELLS)}", repr(cell))
+            cell, options = name, {**given, **options}
+        self.spec = cell if isinstance(cell, cells.CellSpec) else cells.get(cell)
+        self.options = self.spec.resolve(options)
+        self._fused = fast.fused_cell(self.spec, self.options)   # None: reference only
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bidirectional, self.reverse, self.dropout = bidirectional, reverse, dropout
         self.dirs = 2 if bidirectional else 1
@@ -56,15 +66,27 @@ class Recurrent:
             d_in = input_size if layer == 0 else self.dirs * hidden_size
             for direction in range(self.dirs):
                 prefix = self.prefix(layer, direction)
-                p = recurrent_params(self.rng, cell.n_gates, d_in, hidden_size, init, self.dtype)
-                if getattr(cell, "peepholes", False):
-                    p["P"] = np.zeros(3 * hidden_size, self.dtype)
+                shapes = self.spec.params(d_in, hidden_size, **self.options)
+                p = recurrent_params(self.rng, shapes, init, self.dtype)
                 self.params.update({prefix + k: v for k, v in p.items()})
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         # each scan's weights in its loop's layout, kept between inference calls while the
-        # parameters stay the same (rnnkit.layers.scan.Prepared); (layer, direction) -> it
-        self._prepared: dict[tuple, Prepared] = {}
+        # parameters stay the same (rnnkit.fast.Prepared); (layer, direction) -> it
+        self._prepared: dict[tuple, fast.Prepared] = {}
         self._frozen = 0                    # depth of `with self.frozen()` blocks
+
+    @property
+    def cell(self):
+        """The cell's fused form the fast scan runs (None for a reference-only cell)."""
+        return self._fused
+
+    @property
+    def has_cell_state(self) -> bool:
+        return self.spec.has_cell_state
+
+    def _fast(self):
+        """The fused cell where the fast scan runs this call, else None (the reference)."""
+        return self._fused if reference.engine() == "fast" else None
 
     @staticmethod
     def prefix(layer: int, direction: int) -> str:
@@ -74,8 +96,8 @@ class Recurrent:
         for g in self.grads.values():
             g[...] = 0
 
-    def _kept(self, layer: int, direction: int) -> Prepared:
-        prepared = self._prepared.setdefault((layer, direction), Prepared())
+    def _kept(self, layer: int, direction: int) -> fast.Prepared:
+        prepared = self._prepared.setdefault((layer, direction), fast.Prepared())
         prepared.frozen = self._frozen > 0
         return prepared
 
@@ -100,27 +122,38 @@ class Recurrent:
         finally:
             self._frozen -= 1       # (each call sets its scan's `frozen` from this count)
 
-    def stepper(self, state=None, batch: int = 1):
+    def stepper(self, state=None, batch: int | None = None):
         """Inference one time step at a time from ``state`` (None: zeros) on: -> a function
         ``step(x_t)``, x_t (N, D) -> the top layer's h_t (N, H); ``step.state()`` is the
         state after the last step, as forward returns it.
 
         A step computes what ``forward(x_t[:, None], state, grad=False)`` would with the state
         carried, on the same kernels, without forward's work per call (its checks, buffers and
-        choice of loops; rnnkit.layers.scan.Stepper): text generation, one call a token, took
+        choice of loops; rnnkit.fast.scan.Stepper): text generation, one call a token, took
         about 50 us a token against 120 on a 1-layer GRU at H = 256 (``LanguageModel.generate``,
         the embedding and the head included).
         The weights are laid out once, when it starts: step within ``frozen()``, where a
         changed parameter is not noticed. A layer reading its input backwards (bidirectional,
-        reverse) cannot step, as its reverse direction starts from the end: RnnkitError."""
+        reverse) cannot step, as its reverse direction starts from the end: RnnkitError.
+        The batch is the state's (``batch`` need only be given without a state; default 1)."""
         if self.bidirectional or self.reverse:
             fail("layer", "one forward direction for stepper() (a reverse direction needs "
                  "the whole sequence; use forward)",
                  f"bidirectional={self.bidirectional}, reverse={self.reverse}")
-        if not isinstance(batch, (int, np.integer)) or batch < 1:
+        if batch is not None and (isinstance(batch, bool) or
+                                  not isinstance(batch, (int, np.integer)) or batch < 1):
             fail("batch", "a positive integer", repr(batch))
-        h0, c0 = self._split_state(state, "state", batch)
+        given = self._state_batch(state)
+        if given is not None and batch is not None and batch != given:
+            fail("batch", f"{given}, the batch of the state given (or None)", batch)
+        h0, c0 = self._split_state(state, "state", given or batch or 1)
         return _Steps(self, h0, c0)
+
+    def _state_batch(self, state) -> int | None:
+        """The batch (axis 1) of a state as given, None without one."""
+        h = state[0] if isinstance(state, tuple) and state else state
+        shape = getattr(h, "shape", ())
+        return int(shape[1]) if len(shape) == 3 else None
 
     def _state_shape(self, N: int) -> tuple:
         return (self.num_layers * self.dirs, N, self.hidden_size)
@@ -129,7 +162,7 @@ class Recurrent:
         """-> (h, c) as arrays of the state shape (zeros where not given); c None if no cell."""
         shape = self._state_shape(N)
         layout = "(layers*dirs, N, H)"
-        if self.cell.has_cell_state:
+        if self.has_cell_state:
             if state is None:
                 return np.zeros(shape, self.dtype), np.zeros(shape, self.dtype)
             if not isinstance(state, tuple) or len(state) != 2:
@@ -153,7 +186,7 @@ class Recurrent:
         grad=False is inference: nothing is kept for backward (the cache is None), which
         saves the memory and the writes of the BPTT cache; and the weights laid out for the
         time loops are kept for the next inference call, made again only when a parameter
-        has changed (rnnkit.layers.scan.Prepared, ``frozen``; a grad=True call lets them go).
+        has changed (rnnkit.fast.scan.Prepared, ``frozen``; a grad=True call lets them go).
 
         The cache refers to x itself, not a copy: changing x in place before ``backward``
         changes dW_xh (PyTorch's autograd keeps its input the same way, and raises in that
@@ -189,11 +222,9 @@ class Recurrent:
             outs, scans = [], []
             for direction in range(self.dirs):
                 i = layer * self.dirs + direction
-                out, h, c, cache = scan_forward(
-                    self.cell, self._direction(layer, direction), seq, h0[i],
-                    None if c0 is None else c0[i], n_active,
-                    reverse=(direction == 1) != self.reverse, grad=grad,
-                    prepared=None if grad else self._kept(layer, direction))
+                out, h, c, cache = self._scan_forward(
+                    layer, direction, seq, h0[i], None if c0 is None else c0[i], n_active,
+                    (direction == 1) != self.reverse, grad)
                 h_n[i] = h
                 if c is not None:
                     c_n[i] = c
@@ -206,7 +237,7 @@ class Recurrent:
             seq, h_n = np.take(seq, inv, axis=1, out=np.empty_like(seq)), h_n[:, inv]
             c_n = None if c_n is None else c_n[:, inv]
         out = seq.transpose(1, 0, 2)        # (N, T, dirs*H), time-major in memory: no copy
-        state_out = (h_n, c_n) if self.cell.has_cell_state else h_n
+        state_out = (h_n, c_n) if self.has_cell_state else h_n
         if not grad:
             return out, state_out, None
         out.flags.writeable = False         # it is the cache's own output (backward reads it)
@@ -243,11 +274,10 @@ class Recurrent:
             dx = None               # (T, N, D): the second direction adds into the first's
             for direction in range(self.dirs):
                 i = layer * self.dirs + direction
-                dx, dh, dc = scan_backward(
-                    self.cell, self._direction(layer, direction), scans[direction],
+                dx, dh, dc = self._scan_backward(
+                    layer, direction, scans[direction],
                     dseq[:, :, direction * H:(direction + 1) * H], dh_n[i],
-                    None if dc_n is None else dc_n[i], self.grads, self.prefix(layer, direction),
-                    dx_into=dx, accumulate=dx is not None)
+                    None if dc_n is None else dc_n[i], dx)
                 dh0[i] = dh
                 if dc is not None:
                     dc0[i] = dc
@@ -257,7 +287,32 @@ class Recurrent:
             dseq, dh0 = np.take(dseq, inv, axis=1, out=np.empty_like(dseq)), dh0[:, inv]
             dc0 = None if dc0 is None else dc0[:, inv]
         dx = dseq.transpose(1, 0, 2)        # (N, T, D), time-major in memory as the output
-        return dx, ((dh0, dc0) if self.cell.has_cell_state else dh0)
+        return dx, ((dh0, dc0) if self.has_cell_state else dh0)
+
+    def _scan_forward(self, layer, direction, seq, h0, c0, n_active, reverse: bool, grad: bool):
+        """One direction of one layer: the fast scan where it applies, else the reference."""
+        p, fused = self._direction(layer, direction), self._fast()
+        if fused is not None:
+            return fast.scan_forward(fused, p, seq, h0, c0, n_active, reverse=reverse,
+                                     grad=grad,
+                                     prepared=None if grad else self._kept(layer, direction))
+        states0 = (h0,) if c0 is None else (h0, c0)
+        out, states, cache = reference.scan_forward(self.spec, self.options, p, seq, states0,
+                                                    n_active, reverse)
+        return out, states[0], (states[1] if c0 is not None else None), cache
+
+    def _scan_backward(self, layer, direction, cache, dout, dh_T, dc_T, dx_into):
+        p, prefix = self._direction(layer, direction), self.prefix(layer, direction)
+        if "steps" not in cache:            # a fast scan's cache
+            return fast.scan_backward(self._fused, p, cache, dout, dh_T, dc_T, self.grads,
+                                      prefix, dx_into=dx_into, accumulate=dx_into is not None)
+        dstates = (dh_T,) if dc_T is None else (dh_T, dc_T)
+        dx, d0 = reference.scan_backward(self.spec, self.options, p, cache, dout, dstates,
+                                         self.grads, prefix)
+        if dx_into is not None:
+            dx_into += dx
+            dx = dx_into
+        return dx, d0[0], (d0[1] if dc_T is not None else None)
 
 
 class _Steps:
@@ -265,8 +320,15 @@ class _Steps:
 
     def __init__(self, layer: Recurrent, h0: np.ndarray, c0: np.ndarray | None):
         self.shape, self.dtype = (h0.shape[1], layer.input_size), layer.dtype
-        self.scans = [Stepper(layer.cell, layer._direction(i, 0), layer._kept(i, 0), h0[i],
-                              None if c0 is None else c0[i]) for i in range(layer.num_layers)]
+        fused = layer._fast()
+        if fused is not None:
+            self.scans = [fast.Stepper(fused, layer._direction(i, 0), layer._kept(i, 0), h0[i],
+                                       None if c0 is None else c0[i])
+                          for i in range(layer.num_layers)]
+        else:
+            self.scans = [reference.Stepper(layer.spec, layer.options, layer._direction(i, 0),
+                                            (h0[i],) if c0 is None else (h0[i], c0[i]))
+                          for i in range(layer.num_layers)]
 
     def __call__(self, x_t: np.ndarray) -> np.ndarray:
         h = check_array("x_t", x_t, ndim=2, shape=self.shape, dtype=self.dtype, layout="(N, D)")
@@ -282,28 +344,29 @@ class _Steps:
 
 
 def _concat_features(outs: list) -> np.ndarray:
-    """np.concatenate(outs, axis=2) into a workspace buffer."""
+    """np.concatenate(outs, axis=2) into a pooled buffer (rnnkit.fast.empty)."""
     T, N, H = outs[0].shape
-    return np.concatenate(outs, axis=2, out=workspace.empty((T, N, len(outs) * H), outs[0].dtype))
+    return np.concatenate(outs, axis=2, out=fast.empty((T, N, len(outs) * H), outs[0].dtype))
 
 
 class RNN(Recurrent):
-    """Elman RNN layer: h_t = f(W_xh x_t + b_xh + W_hh h_{t-1} + b_hh), f = tanh or relu."""
+    """Elman RNN layer: h_t = f(W_xh x_t + b_xh + W_hh h_{t-1} + b_hh), f = tanh or relu
+    (``rnnkit.cells.rnn``)."""
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, *,
                  nonlinearity: str = "tanh", clip: float | None = None, **kwargs):
-        super().__init__(ElmanCell(nonlinearity, clip), input_size, hidden_size, num_layers,
-                         **kwargs)
+        super().__init__("rnn", input_size, hidden_size, num_layers,
+                         nonlinearity=nonlinearity, clip=clip, **kwargs)
 
 
 class LSTM(Recurrent):
-    """LSTM layer (see ``rnnkit.cells.lstm``); ``forget_bias`` sets b_xf (b_hf = 0) if given."""
+    """LSTM layer (``rnnkit.cells.lstm``); ``forget_bias`` sets b_xf (b_hf = 0) if given."""
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, *,
                  peepholes: bool = False, forget_bias: float | None = None,
                  clip: float | None = None, **kwargs):
-        super().__init__(LSTMCell(peepholes, clip), input_size, hidden_size, num_layers,
-                         **kwargs)
+        super().__init__("lstm", input_size, hidden_size, num_layers, peepholes=peepholes,
+                         clip=clip, **kwargs)
         if forget_bias is not None:
             H = hidden_size
             for name, b in self.params.items():
@@ -314,9 +377,9 @@ class LSTM(Recurrent):
 
 
 class GRU(Recurrent):
-    """GRU layer in the notes' convention h_t = (1 - z) h_{t-1} + z h~ (see ``rnnkit.cells.gru``)."""
+    """GRU layer in the notes' convention h_t = (1 - z) h_{t-1} + z h~ (``rnnkit.cells.gru``)."""
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, *,
                  reset_after: bool = True, clip: float | None = None, **kwargs):
-        super().__init__(GRUCell(reset_after, clip), input_size, hidden_size, num_layers,
-                         **kwargs)
+        super().__init__("gru", input_size, hidden_size, num_layers, reset_after=reset_after,
+                         clip=clip, **kwargs)

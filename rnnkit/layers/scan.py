@@ -1,328 +1,103 @@
-"""Scan a cell over time: one direction of one layer, forward and backpropagation through time.
+"""The reference scan: a cell's reference pair (rnnkit.cells) run over time.
 
-Arrays here are time-major, (T, N, ...), and the batch is sorted by length, longest first, so
-the rows still running at step t are the prefix ``[:n_active[t]]``; a finished row keeps its
-final state, and a row not yet started (reverse direction) keeps its initial state. Padded
-steps get zero output and zero gradient, without masks.
+Forward is the notes' unrolled loop; backward is min-char-rnn's single reversed loop,
+carrying dL/dh_{t} of the step after (``dh_next``, and ``dc_next`` for an LSTM) into each
+step's ``step_back``, adding the parameter gradients of every step (BPTT, notes 001, 004):
 
-Speed comes from the layout: the input projection of all T steps is ONE matrix product
-before the loop, the loop does only the recurrent product and in-place gate arithmetic into
-preallocated buffers, and the weight and input gradients are ONE product each after it.
-(Inference through a compiled whole loop is the exception where it pays, at batch 1-2 with
-few inputs and on MKL with 16+ rows a thread: the loop projects each step's input itself,
-see rnnkit.kernels.LOOP_PROJECTION_INPUTS and MKL_PROJECTION_ROWS.)
+    dL/dW = sum_t dL/dh_t dh_t/dW,   dL/dh_{t-1} = dL/dh_{t-1}(output) + dL/dh_t dh_t/dh_{t-1}
+
+Layout as the fast scan's (rnnkit.fast.scan): x (T, N, D) time-major, rows sorted by length,
+so the rows running step t are ``[:n_active[t]]`` and the others keep their state. Every
+layer runs on it within ``use("reference")``, and a cell without a fast form always does.
 """
 from __future__ import annotations
 
+import contextvars
+from contextlib import contextmanager
+
 import numpy as np
 
-from rnnkit import blas, kernels, strided, workspace
-from rnnkit.cells import history
+from rnnkit.errors import fail
+
+ENGINES = ("fast", "reference")
+_engine = contextvars.ContextVar("rnnkit_engine", default="fast")
 
 
-def _one_row(shape: tuple, dtype) -> np.ndarray:
-    """A writable (T, ...) view of ONE (...) buffer: every step writes the same memory."""
-    row = np.zeros(shape[1:], dtype)                # (np.ndarray: as_strided costs 3x as much)
-    return np.ndarray(shape, dtype, buffer=row, strides=(0,) + row.strides)
+@contextmanager
+def use(engine: str):
+    """Within this block every recurrent layer runs on ``engine``: "reference" (the cells'
+    plain NumPy pairs, this module) or "fast" (the default: rnnkit.fast where it applies)."""
+    if engine not in ENGINES:
+        fail("engine", f"one of {ENGINES}", repr(engine))
+    token = _engine.set(engine)
+    try:
+        yield
+    finally:
+        _engine.reset(token)
 
 
-_BITS = {4: np.uint32, 8: np.uint64}
+def engine() -> str:
+    return _engine.get()
 
 
-def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
-    return a.shape == b.shape and a.dtype == b.dtype and a.itemsize in _BITS and \
-        a.flags.c_contiguous and np.array_equal(a.view(_BITS[a.itemsize]),
-                                                b.view(_BITS[b.itemsize]))
+def _steps(T: int, reverse: bool):
+    return range(T - 1, -1, -1) if reverse else range(T)
 
 
-class Prepared:
-    """One scan's weights laid out for its time loop (``cell.prepare``), and what the fast
-    loops make of them (W packed for MKL, rnnkit.kernels.fastmath.kept), kept from one
-    inference call to the next while the parameters hold the same bits.
-
-    Making them anew costs a transposing copy of each weight matrix and MKL's packing of it,
-    every call: 0.7 ms of a 6.2 ms batch-1 LSTM inference (1 x 1000 x 16 x 128), 3.5 ms of a
-    medium one's 30 (64 x 100 x 128 x 256), 24 of 503 at 128 x 200 x 512 x 512; and a model
-    generating text calls its layers once per token. Comparing the parameters with a copy
-    of them, bit for bit, costs a read of each (0.5 ms for 2048 x 512). The memory held is
-    the copy, the loop's layout and the packed products (about four times the weights)."""
-
-    def __init__(self):
-        self._copy: dict | None = None
-        self._k: dict | None = None
-        self.frozen = False     # the parameters do not change (rnnkit.Recurrent.frozen)...
-        self.checked = False    # ...and were compared since they stopped changing
-
-    def weights(self, cell, p: dict) -> dict:
-        """cell.prepare(p), made again only when p's arrays differ from the last call's."""
-        k, copy = self._k, self._copy
-        if self.frozen and self.checked and k is not None:
-            return k
-        if copy is None or copy.keys() != p.keys() or \
-                not all(_same_bits(p[name], copy[name]) for name in p):
-            self._copy = self._k = k = None           # (their memory back first)
-            k = cell.prepare(p)
-            k["products"] = {}
-            self._copy = {name: np.array(a, copy=True) for name, a in p.items()}
-            self._k = k
-        self.checked = self.frozen
-        return k
+def scan_forward(spec, options: dict, p: dict, x: np.ndarray, states0: tuple,
+                 n_active: np.ndarray, reverse: bool):
+    """x (T, N, D), states0 ((N, H), ...) -> out (T, N, H), final states, cache."""
+    T, N, _ = x.shape
+    states = [s.copy() for s in states0]
+    out = np.zeros((T, N, states[0].shape[1]), x.dtype)      # padded steps stay zero
+    caches = [None] * T
+    for t in _steps(T, reverse):
+        n = n_active[t]
+        # (copies: a step's cache keeps the states it read, and these rows are rewritten)
+        *new, caches[t] = spec.step(x[t, :n], *(s[:n].copy() for s in states), p, **options)
+        for s, s_t in zip(states, new):
+            s[:n] = s_t
+        out[t, :n] = new[0]
+    return out, tuple(states), {"steps": caches, "n_active": n_active, "reverse": reverse,
+                                "shape": x.shape}
 
 
-def scan_forward(cell, p: dict, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | None,
-                 n_active: np.ndarray, reverse: bool, grad: bool = True,
-                 prepared: Prepared | None = None):
-    """x (T, N, D), h0/c0 (N, H) -> out (T, N, H), h_T (N, H), c_T (N, H) or None, cache.
-
-    x may be any (T, N, D) view, e.g. of a batch-first array; the cache keeps that view (no
-    copy), for the weight gradient.
-
-    The cache holds its own copy of the weights (laid out for the loop; backward restores
-    W_hh and W_xh from it, rnnkit.cells.weights), so backward differentiates the forward that
-    made it even if the parameters were updated in between, and the initial states: the
-    states before each step are read from those after it (``rnnkit.cells.history``), not kept.
-    With grad=False nothing is kept for backward: the per-step buffers backward would read
-    (cell states, tanh C, ...) become one row each, rewritten every step, instead of T; and
-    the weights come from ``prepared`` when given (inference only: a training scan's cache
-    must keep the weights it ran with).
-    """
-    T, N, D = x.shape
-    H = h0.shape[1]
-    if prepared is not None and grad:
-        raise ValueError("scan_forward: prepared weights serve inference (grad=False) only")
-    k = prepared.weights(cell, p) if prepared is not None else cell.prepare(p)
-    cache = cell.alloc(T, N, H, x.dtype, n_active)
-    fast = kernels.select(cell, x.dtype, N, H, D, train=grad)
-    # inference through a whole loop that projects x itself keeps one row of projection
-    projects = not grad and fast is not None and fast.projects_input
-    if not grad:
-        cache.update({name: _one_row(a.shape, a.dtype) for name, a in cache.items()
-                      if a.ndim == 3 and (name != "gates" or projects)})
-    _choose_products(cell, fast, N, H)
-    out = workspace.empty((T, N, H), x.dtype)
-    h = h0.copy()
-    if cell.has_cell_state:
-        cache["c"] = workspace.time_major((T, N, H), x.dtype, n_active) if grad else \
-            _one_row((T, N, H), x.dtype)
-        c = c0.copy()
-    _run(cell, k, cache, fast, x, h, c if cell.has_cell_state else None, n_active, reverse,
-         out, projects)
-    cache.update(k=k, x=x, out=out, h0=h0.copy(), n_active=n_active, reverse=reverse,
-                 fast=fast)
-    if cell.has_cell_state:
-        cache["c0"] = c0.copy()
-    return out, h, (c if cell.has_cell_state else None), cache
-
-
-def _choose_products(cell, fast, N: int, H: int) -> None:
-    """Where the scan's products go (blas.choose): the reference's per-step products are
-    NumPy's, and then its other products are too."""
-    on_mkl = blas.choose(N * cell.n_gates * H * H if fast is not None else 0,
-                         fast is not None and fast.whole_loop)
-    if fast is not None:
-        fast.parallel = on_mkl and kernels.shared_openmp()
-
-
-def _run(cell, k, cache, fast, x, h, c, n_active, reverse, out, projects: bool) -> None:
-    """The time loop over x (T, N, D) from the states h, c (updated in place) into out and
-    the cache's buffers, after the input projection of all steps, W_xh x_t (+ biases, unless
-    the fast loop adds them; none when it ``projects`` x itself): LSTM and GRU turn it into
-    their activations in place, the Elman cell into its output."""
-    T = x.shape[0]
-    gx = cache["gates"] if "gates" in cache else out
-    if not projects and not strided.project(x, k["Wx_T"], gx):
-        for t0, t1, rows in time_major_rows(x, projection_steps(x)):
-            blas.matmul(rows, k["Wx_T"], gx[t0:t1].reshape(-1, gx.shape[2]))
-    if fast is None or not fast.adds_bias:
-        gx += k["bx"]
-    workspace.zero_padding(out, n_active)
-    if fast is not None:
-        fast.forward(k, cache, gx, h, c, n_active, reverse, out, x if projects else None)
-        return
-    for t in (range(T - 1, -1, -1) if reverse else range(T)):
-        n = n_active[t]                 # step reads h[:n], c[:n] and writes the step's own
-        if c is not None:               # rows, so the states are updated after it
-            cell.step(k, cache, t, n, gx[t, :n], h[:n], c[:n], out[t, :n], cache["c"][t, :n])
-            c[:n] = cache["c"][t, :n]
-        else:
-            cell.step(k, cache, t, n, gx[t, :n], h[:n], None, out[t, :n], None)
-        h[:n] = out[t, :n]
+def scan_backward(spec, options: dict, p: dict, cache: dict, dout: np.ndarray,
+                  dstates_T: tuple, grads: dict, prefix: str):
+    """dout (T, N, H), dstates_T ((N, H), ...) -> dx (T, N, D), d(initial states);
+    adds the parameter gradients into ``grads[prefix + name]``."""
+    T, N, D = cache["shape"]
+    n_active = cache["n_active"]
+    d_next = [d.astype(dout.dtype, copy=True) for d in dstates_T]   # dh_next (, dc_next)
+    dx = np.zeros((T, N, D), dout.dtype)
+    for t in reversed(_steps(T, cache["reverse"])):
+        n = n_active[t]
+        d_next[0][:n] += dout[t, :n]            # h_t feeds the output and the next step
+        dx[t, :n], *d_prev, g = spec.step_back(*(d[:n] for d in d_next), cache["steps"][t],
+                                               p, **options)
+        for d, d_t in zip(d_next, d_prev):
+            d[:n] = d_t
+        for name, value in g.items():
+            grads[prefix + name] += value
+    return dx, tuple(d_next)
 
 
 class Stepper:
-    """Inference one step at a time for one scan (one layer, one direction) of N rows, from
-    the states h0, c0 on: ``stepper(x)`` takes x_t (N, D) and returns h_t (N, H), in a buffer
-    the next call overwrites; ``h``, ``c`` are the states after it.
+    """One layer's scan one step at a time, the states carried inside (inference)."""
 
-    Text generation calls the model once a token; a scan_forward call of one step spent most
-    of its time laying out its buffers and choosing its loop (1-layer GRU, H = 256: about 40
-    us of 65). A stepper does that once: each call is the step's projection and the loop over
-    one step, the same computation as scan_forward's (rnnkit.layers.Recurrent.stepper). The
-    weights are ``prepared``'s when it starts: the parameters must not change while it steps
-    (within rnnkit.layers.Recurrent.frozen)."""
+    def __init__(self, spec, options: dict, p: dict, states0: tuple):
+        self.spec, self.options, self.p = spec, options, p
+        self.states = tuple(s.copy() for s in states0)
 
-    def __init__(self, cell, p: dict, prepared: Prepared, h0: np.ndarray,
-                 c0: np.ndarray | None):
-        N, H = h0.shape
-        self.cell, self.k = cell, prepared.weights(cell, p)
-        self.fast = kernels.select(cell, h0.dtype, N, H, p["W_xh"].shape[1], train=False,
-                                   stepped=True)
-        self.projects = self.fast is not None and self.fast.projects_input
-        self.n_active = np.full(1, N, np.int64)
-        self.cache = cell.alloc(1, N, H, h0.dtype, self.n_active)
-        if cell.has_cell_state:
-            self.cache["c"] = np.zeros((1, N, H), h0.dtype)
-        self.out = np.zeros((1, N, H), h0.dtype)
-        self.h, self.c = h0.copy(), None if c0 is None else c0.copy()
+    def __call__(self, x_t: np.ndarray) -> np.ndarray:
+        *self.states, _ = self.spec.step(x_t, *self.states, self.p, **self.options)
+        self.states = tuple(self.states)
+        return self.states[0]
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        _choose_products(self.cell, self.fast, *self.h.shape)
-        _run(self.cell, self.k, self.cache, self.fast, x[None], self.h, self.c, self.n_active,
-             False, self.out, self.projects)
-        return self.out[0]
+    @property
+    def h(self):
+        return self.states[0]
 
-
-def scan_backward(cell, p: dict, cache: dict, dout: np.ndarray, dh_T: np.ndarray,
-                  dc_T: np.ndarray | None, grads: dict, prefix: str,
-                  dx_into: np.ndarray | None = None, accumulate: bool = False):
-    """dout (T, N, H), dh_T/dc_T (N, H) -> dx (T, N, D), dh0, dc0; adds into grads[prefix+name].
-
-    dx goes into ``dx_into`` (a C-contiguous (T, N, D) array; added to it with
-    ``accumulate``) if given, else into a new buffer. Consumes the cache: the fast
-    kernels overwrite the gates with their gradients.
-
-    The Elman cell's dL/da is kept for one chunk of steps at a time (``chunk_steps``), and
-    each chunk's share of every gradient product is taken before the loop goes on: its cache
-    has no gates buffer to take the gradients' place, and a (T, N, H) one would be the
-    largest array of its training step."""
-    x, out, k, fast = cache["x"], cache["out"], cache["k"], cache["fast"]
-    T, N, D = x.shape
-    H = out.shape[2]
-    n_active, reverse = cache["n_active"], cache["reverse"]
-    G = cell.n_gates * H
-    cell.backward_weights(k)
-    blas.choose(N * G * H if fast is not None else 0, fast is not None and fast.whole_loop)
-    chunked = getattr(cell, "chunked_backward", False)
-    if fast is not None and fast.grads_in_gates:     # dL/da: the gates' pre-activations
-        # (their padded rows hold the input projection of the padding)
-        dgx = workspace.zero_padding(cache["gates"], n_active)
-    elif chunked:
-        dgx = workspace.empty((chunk_steps(T, N), N, G), x.dtype)
-    else:
-        dgx = workspace.time_major((T, N, G), x.dtype, n_active)
-    # GRU, reset after: the recurrent product's gradient differs from dgx in the candidate
-    # part (times r); the loop's product needs one step of it, and the backward leaves that
-    # part in the spent hn rows for the weight gradient
-    dgh = workspace.empty((N, G), x.dtype) if getattr(cell, "reset_after", False) else None
-    dh = dh_T.astype(x.dtype, copy=True)
-    dc = dc_T.astype(x.dtype, copy=True) if cell.has_cell_state else None
-    dx = dx_into            # (a new one is taken once the input's copy is back in the pool)
-    if chunked:
-        size = dgx.shape[0]
-        spans = [(t0, min(T, t0 + size)) for t0 in range(0, T, size)]
-        spans = spans if reverse else spans[::-1]        # in the order backward visits them
-    else:
-        spans = [(0, T)]
-    for t0, t1 in spans:
-        dA = workspace.zero_padding(dgx[:t1 - t0], n_active[t0:t1]) if chunked else dgx
-        if fast is not None:
-            fast.backward(k, cache, dout, dh, dc, dA, dgh, n_active, reverse,
-                          *((t0, t1) if chunked else ()))
-        else:
-            _steps_back(cell, k, cache, dout, dh, dc, dA, dgh, t0, t1)
-        db = blas.column_sums(dA.reshape(-1, G))    # b_xh's gradient; b_hh's shares it
-        grads[prefix + "b_xh"] += db
-        if chunked:
-            cell.recurrent_grads(p, cache, dA, db, grads, prefix, t0=t0)
-        else:
-            cell.recurrent_grads(p, cache, dA, db, grads, prefix)
-            _release_spent(cache, dA)       # (the input's copy can take their place)
-        _input_weight_grad(dA, x[t0:t1], grads[prefix + "W_xh"], chunked)
-        if dx is None:      # (after the input's copy went back to the pool: dx takes it)
-            dx = workspace.spare_or_empty((T, N, D), x.dtype)
-        blas.matmul(dA.reshape(-1, G), k["W_xh"], dx[t0:t1].reshape(-1, D),
-                    accumulate=accumulate)
-    return dx, dh, dc
-
-
-def _release_spent(cache: dict, dA: np.ndarray) -> None:
-    """Drop the consumed cache's (T, N, ...) buffers but dA, which the input gradient still
-    reads: those the pool lent go back to it, and dx can take one (a small GRU's step peaked
-    at the gates, hn, the output and the input's copy, which now takes hn's place)."""
-    for name in [name for name, a in cache.items() if isinstance(a, np.ndarray) and
-                 a.ndim == 3 and not np.may_share_memory(a, dA)]:
-        del cache[name]
-
-
-def _input_weight_grad(dA: np.ndarray, x: np.ndarray, dW: np.ndarray, chunked: bool) -> None:
-    """dW += the sum over steps of dA[t]^T x[t]: on x where it lies (rnnkit.strided), else one
-    product on a time-major copy of x (a chunk is copied whole: it is not chunked again)."""
-    if strided.weight_grad(dA, x, dW):
-        return
-    G = dA.shape[2]
-    for s0, s1, rows in time_major_rows(x, x.shape[0] if chunked else None):
-        blas.matmul(dA[s0:s1].reshape(-1, G).T, rows, dW, accumulate=True)
-
-
-def _steps_back(cell, k, cache, dout, dh, dc, dA, dgh, t0, t1):
-    """The reference backward over steps [t0, t1): dL/da of step t into dA[t - t0]."""
-    out, n_active, reverse = cache["out"], cache["n_active"], cache["reverse"]
-    has_c = cell.has_cell_state
-    scratch = np.empty(dh.shape, dh.dtype)
-    for t in (range(t0, t1) if reverse else range(t1 - 1, t0 - 1, -1)):
-        n = n_active[t]
-        dh_n = dh[:n]
-        dh_n += dout[t, :n]
-        if has_c:                                   # the LSTM reads C_{t-1}, not h_{t-1}
-            h_prev = None
-            c_prev = history.previous(cache["c"], cache["c0"], n_active, reverse, t, n, scratch)
-        else:
-            h_prev = history.previous(out, cache["h0"], n_active, reverse, t, n, scratch)
-            c_prev = None
-        da = dA[t - t0, :n]
-        cell.step_back(k, cache, t, n, dh_n, dc[:n] if has_c else None, h_prev, c_prev,
-                       out[t, :n], cache["c"][t, :n] if has_c else None, da,
-                       da if dgh is None else dgh[:n])
-
-
-CHUNKS, MIN_CHUNK_ROWS, CHUNK_ROWS = 8, 2048, 4096
-
-
-def chunk_steps(T: int, N: int) -> int:
-    """Steps in a chunk of work done a few steps at a time: 1/CHUNKS of the sequence, so that
-    a chunk buffer is that much of a whole array, but at least ~MIN_CHUNK_ROWS rows (each
-    chunk costs a few products and copies, 0.2-0.3 ms at 32 x 64: small scans take one chunk)
-    and at most ~CHUNK_ROWS (no faster beyond)."""
-    steps = max(-(-T // CHUNKS), -(-MIN_CHUNK_ROWS // N))
-    return max(1, min(steps, CHUNK_ROWS // N, T))
-
-
-PROJECTION_BYTES = 8 << 20
-
-
-def projection_steps(x: np.ndarray) -> int:
-    """Steps of x the forward copies time-major and projects at once: as many as fit in
-    PROJECTION_BYTES. Each product re-packs W_xh and wakes the BLAS threads: the 64 x 100 x 128
-    input (3.2 MB) projected in one piece took 0.3-1.4 ms less than in the four of
-    ``chunk_steps``; much larger copies outgrow the cache before their product reads them."""
-    T, N, D = x.shape
-    return max(1, min(T, PROJECTION_BYTES // max(1, N * D * x.itemsize)))
-
-
-def time_major_rows(x: np.ndarray, steps: int | None = None):
-    """Yield (t0, t1, rows): x[t0:t1] of a (T, N, D) view as one ((t1 - t0) * N, D) matrix.
-
-    A time-major x gives itself whole. A view of a batch-first (N, T, D) array, as layers
-    pass their input, is copied chunk by chunk (``chunk_steps``) into one reused buffer: the
-    scan keeps no time-major copy of its input (one (T, N, D) array less in a training step).
-    """
-    T, N, D = x.shape
-    if x.flags.c_contiguous:
-        yield 0, T, x.reshape(T * N, D)
-        return
-    steps = steps or chunk_steps(T, N)
-    buf = workspace.spare_or_empty((steps, N, D), x.dtype)
-    for t0 in range(0, T, steps):
-        t1 = min(T, t0 + steps)
-        kernels.copy_steps(buf[:t1 - t0], x[t0:t1])
-        yield t0, t1, buf[:t1 - t0].reshape(-1, D)
+    @property
+    def c(self):
+        return self.states[1] if len(self.states) > 1 else None

@@ -13,8 +13,9 @@ settings (the JSON is also stored in the safetensors metadata under "rnnkit").
 with ``build_model`` (or the layer from its settings), then checks every name, shape and
 dtype before copying the weights in.
 
-Models are those of ``rnnkit.models.MODELS`` and the bare layers RNN, LSTM and GRU (e.g. from
-``rnnkit.interop.torch_models.from_torch``).
+Models are those of ``rnnkit.models.MODELS`` and the bare recurrent layers of every registered
+cell (rnnkit.cells; e.g. from ``rnnkit.interop.torch_models.from_torch``), with all of their
+cell's options.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnkit.cells import ElmanCell, GRUCell, LSTMCell
+from rnnkit import cells
 from rnnkit.errors import RnnkitError, fail
 from rnnkit.layers import GRU, LSTM, RNN, Recurrent
 from rnnkit.models import MODELS, build_model
@@ -36,20 +37,12 @@ LAYERS = {"RNN": RNN, "LSTM": LSTM, "GRU": GRU}
 
 
 def layer_config(layer: Recurrent) -> tuple[str, dict]:
-    """A recurrent layer's class name and constructor settings (JSON-able)."""
-    cell = layer.cell
-    if isinstance(cell, ElmanCell):
-        name, options = "RNN", {"nonlinearity": cell.nonlinearity}
-    elif isinstance(cell, LSTMCell):
-        name, options = "LSTM", {"peepholes": bool(cell.peepholes)}
-    elif isinstance(cell, GRUCell):
-        name, options = "GRU", {"reset_after": bool(cell.reset_after)}
-    else:
-        fail("layer", "an RNN, LSTM or GRU layer", type(cell).__name__)
-    return name, {"input_size": int(layer.input_size), "hidden_size": int(layer.hidden_size),
+    """A recurrent layer's class name (its cell's ``layer``) and constructor settings,
+    every option of its cell included (JSON-able)."""
+    return layer.spec.layer, {"input_size": int(layer.input_size), "hidden_size": int(layer.hidden_size),
                   "num_layers": int(layer.num_layers), "bidirectional": bool(layer.bidirectional),
                   "reverse": bool(layer.reverse), "dropout": float(layer.dropout),
-                  "dtype": layer.dtype.name, **options}
+                  "dtype": layer.dtype.name, **layer.options}
 
 
 def _describe(model) -> tuple[str, dict]:
@@ -87,12 +80,14 @@ def _build(name: str, config: dict, dtype: str | None, source: Path):
     try:
         if name in LAYERS:
             return LAYERS[name](**config)
+        if name not in MODELS:              # a layer of another registered cell
+            return Recurrent(cells.get(name).name, **config)
         model = build_model(name, config)
         # A config that does not record its dtype (LanguageModel's) gets it from the file.
         if dtype and "dtype" not in config and any(p.dtype != dtype for p in model.params.values()):
             model = build_model(name, {**config, "dtype": dtype})
         return model
-    except TypeError as e:           # a config with keys the class does not take
+    except (TypeError, RnnkitError) as e:   # keys the class does not take, bad values
         raise RnnkitError(f"{source}: expected the settings of an rnnkit {name}, got "
                           f"{config} ({e})") from None
 
@@ -106,9 +101,9 @@ def load(path: str | os.PathLike):
                           f"version {VERSION}), got format {meta.get('format')!r}, version "
                           f"{meta.get('version')!r}")
     name = meta.get("class")
-    if name not in LAYERS and name not in MODELS:
-        raise RnnkitError(f"{settings}: expected a class in {sorted({*LAYERS, *MODELS})}, "
-                          f"got {name!r}")
+    known = {*MODELS, *(spec.layer for spec in cells.CELLS.values())}
+    if name not in known:
+        raise RnnkitError(f"{settings}: expected a class in {sorted(known)}, got {name!r}")
     model = _build(name, meta.get("config") or {}, meta.get("dtype"), settings)
     arrays = load_arrays(weights)
     missing = sorted(model.params.keys() - arrays.keys())

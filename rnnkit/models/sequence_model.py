@@ -13,14 +13,24 @@ One-to-many (captioning-style generation) is readout="steps" fed its own outputs
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
+from rnnkit import cells
 from rnnkit.errors import fail
 from rnnkit.init import as_rng
-from rnnkit.layers import GRU, LSTM, RNN, Dense, Embedding
+from rnnkit.layers import Dense, Embedding, Recurrent
 
-CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 READOUTS = ("steps", "last")
+
+
+class ModelCache(NamedTuple):
+    """What forward keeps for backward."""
+    embed: object
+    rnn: dict
+    head: object
+    shape: tuple
 
 
 class SequenceModel:
@@ -31,9 +41,12 @@ class SequenceModel:
                  bidirectional: bool = False, dropout: float = 0.0, output_size: int = 1,
                  output_activation: str = "identity", readout: str = "steps",
                  cell_options: dict | None = None, dtype: str = "float32",
-                 seed: int | np.random.Generator | None = None):
-        if cell not in CELLS:
-            fail("cell", f"one of {tuple(CELLS)}", repr(cell))
+                 seed: int | np.random.Generator | None = None, **options):
+        """``cell``: any registered cell (rnnkit.cells.CELLS); its options as keywords
+        (``nonlinearity="relu"``) or, as before, in ``cell_options``."""
+        if cell not in cells.CELLS:
+            fail("cell", f"one of {tuple(cells.CELLS)}", repr(cell))
+        cell_options = {**(cell_options or {}), **options}
         if readout not in READOUTS:
             fail("readout", f"one of {READOUTS}", repr(readout))
         if (vocab_size > 0) == (input_size > 0):
@@ -49,9 +62,9 @@ class SequenceModel:
         self.dtype = np.dtype(dtype)
         self.readout = readout
         self.embed = Embedding(vocab_size, embed_dim, dtype=dtype, seed=rng) if vocab_size else None
-        self.rnn = CELLS[cell](embed_dim if vocab_size else input_size, hidden_size, num_layers,
-                               bidirectional=bidirectional, dropout=dropout, dtype=dtype,
-                               seed=rng, **(cell_options or {}))
+        self.rnn = Recurrent(cell, embed_dim if vocab_size else input_size, hidden_size,
+                             num_layers, bidirectional=bidirectional, dropout=dropout,
+                             dtype=dtype, seed=rng, **cell_options)
         dirs = 2 if bidirectional else 1
         self.head = Dense(dirs * hidden_size, output_size, output_activation, dtype=dtype, seed=rng)
         parts = {"embed": self.embed, "rnn": self.rnn, "head": self.head}
@@ -85,12 +98,21 @@ class SequenceModel:
         y, head_cache = self.head.forward(h)
         if not grad:
             return y, state, None
-        return y, state, (emb_cache, rnn_cache, head_cache, h.shape)
+        return y, state, ModelCache(emb_cache, rnn_cache, head_cache, h.shape)
 
-    def backward(self, doutputs: np.ndarray, cache, dstate=None) -> np.ndarray | None:
-        """Accumulates parameter gradients; returns dL/d(input features) (None for token ids).
+    def backward(self, doutputs: np.ndarray, dstate=None, cache=None):
+        """dL/doutputs and dL/d(final state) (None = zero) -> (dx, d(initial state)), as a
+        layer's ``backward(dout, dstate, cache)``; accumulates the parameter gradients.
+        dx is dL/d(input features), None for token ids.
 
-        The gradient never flows into a carried initial state (truncated BPTT)."""
+        The old form ``backward(doutputs, cache)`` (the trainer's) still works and returns dx
+        alone."""
+        if isinstance(dstate, ModelCache):          # backward(doutputs, cache[, dstate])
+            dx, _ = self.backward(doutputs, cache, dstate)
+            return dx
+        if not isinstance(cache, ModelCache):
+            fail("cache", "the cache of this model's forward(..., grad=True)",
+                 type(cache).__name__)
         emb_cache, rnn_cache, head_cache, _ = cache
         dh = self.head.backward(doutputs, head_cache)
         if self.readout == "last":
@@ -99,7 +121,7 @@ class SequenceModel:
             dh_n = np.zeros((self.rnn.num_layers * dirs, N, H), self.dtype)
             for d in range(dirs):
                 dh_n[-dirs + d] = dh[:, d * H:(d + 1) * H]
-            if self.rnn.cell.has_cell_state:
+            if self.rnn.has_cell_state:
                 dc_n = np.zeros_like(dh_n)
                 if dstate is not None:
                     dh_n += dstate[0]
@@ -107,13 +129,13 @@ class SequenceModel:
                 dstate = (dh_n, dc_n)
             else:
                 dstate = dh_n if dstate is None else dh_n + dstate
-            dx, _ = self.rnn.backward(None, dstate, rnn_cache)
+            dx, dstate0 = self.rnn.backward(None, dstate, rnn_cache)
         else:
-            dx, _ = self.rnn.backward(dh, dstate, rnn_cache)
+            dx, dstate0 = self.rnn.backward(dh, dstate, rnn_cache)
         if self.embed is not None:
             self.embed.backward(dx, emb_cache)
-            return None
-        return dx
+            return None, dstate0
+        return dx, dstate0
 
     def step(self, x_t, state=None):
         """Streaming inference, one time step: (N,) ids or (N, D) features -> (y_t, state).
@@ -126,7 +148,7 @@ class SequenceModel:
         y, state, _ = self.forward(self._step_input(x_t)[:, None], state, grad=False)
         return (y[:, 0] if self.readout == "steps" else y), state
 
-    def stepper(self, state=None, batch: int = 1):
+    def stepper(self, state=None, batch: int | None = None):
         """``step`` with the state carried inside: -> a function ``step(x_t)``, (N,) ids or
         (N, D) features -> y_t as ``step`` gives it; ``step.state()`` is the state after the
         last step. Its recurrent layers step with ``Recurrent.stepper``, laid out once rather

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.errors import fail
-from rnnkit.kernels.updates import adam_step
+from rnnkit.fast import adam_update    # Adam's rule, written once (rnnkit.fast.kernels.updates)
 from rnnkit.optim.base import Optimizer, check_flag, check_number
 
 
@@ -48,26 +48,6 @@ def rmsprop_update(p, g, v, g_ave, b, *, lr, alpha, eps, momentum, weight_decay)
         p -= lr * b
     else:
         p -= lr * (g / d)
-
-
-def adam_update(p, g, m, v, t, *, lr, beta1, beta2, eps, weight_decay, decoupled) -> None:
-    """One Adam (decoupled: AdamW) step at step t >= 1.
-
-        p <- p (1 - lr wd)  (decoupled)   or   g <- g + wd p  (Adam's L2)
-        m  = beta1 m + (1 - beta1) g;   v = beta2 v + (1 - beta2) g^2
-        p <- p - lr / (1 - beta1^t) m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
-    """
-    if weight_decay:
-        if decoupled:
-            p *= 1 - lr * weight_decay
-        else:
-            g = g + weight_decay * p
-    m += (1 - beta1) * (g - m)
-    v *= beta2
-    v += (1 - beta2) * (g * g)
-    step_size = lr / (1 - beta1 ** t)
-    denom = np.sqrt(v) / (1 - beta2 ** t) ** 0.5 + eps
-    p -= step_size * (m / denom)
 
 
 class Adagrad(Optimizer):
@@ -153,12 +133,9 @@ class Adam(Optimizer):
         return ("m", "v")
 
     def update(self, p, g, slots, t):
-        # adam_update's operations in one compiled pass where numba is installed (the same
-        # result to the bit, rnnkit.kernels.updates), else adam_update itself
-        hyper = dict(lr=self.lr, beta1=self.betas[0], beta2=self.betas[1], eps=self.eps,
-                     weight_decay=self.weight_decay, decoupled=self.decoupled)
-        if not adam_step(p, g, slots["m"], slots["v"], t, **hyper):
-            adam_update(p, g, slots["m"], slots["v"], t, **hyper)
+        adam_update(p, g, slots["m"], slots["v"], t, lr=self.lr, beta1=self.betas[0],
+                    beta2=self.betas[1], eps=self.eps, weight_decay=self.weight_decay,
+                    decoupled=self.decoupled)
 
 
 class AdamW(Adam):

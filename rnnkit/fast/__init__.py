@@ -1,0 +1,58 @@
+"""Everything that exists only for speed, behind this one entry point.
+
+The layers, losses and optimisers call the names below and nothing inside this package:
+BLAS selection and MKL/OpenBLAS loading (blas, mkl, openblas), products made on an input
+where it lies (strided), the buffer pool (workspace), the cells' fused NumPy forms and the
+weights laid out for the loops (fused), the compiled time loops (kernels) and the scan that
+runs them (scan). Each entry returns "not applicable" (None or False) where it does not
+apply, and the caller then runs the reference (rnnkit.cells, rnnkit.layers.scan). Tests pin
+every fast path to the reference.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from rnnkit.fast import blas, workspace
+from rnnkit.fast.fused import ElmanCell, GRUCell, LSTMCell
+from rnnkit.fast.kernels.updates import adam_step, adam_update, scatter_add_rows
+from rnnkit.fast.scan import Prepared, Stepper, scan_backward, scan_forward
+
+_FUSED = {"rnn": ElmanCell, "lstm": LSTMCell, "gru": GRUCell}
+
+
+def fused_cell(spec, options: dict):
+    """The fused form of a cell (rnnkit.cells.spec.CellSpec ``fast``) with its options, for
+    the fast scan; None where the fast path has none (the reference scan runs it)."""
+    cls = _FUSED.get(spec.fast)
+    return None if cls is None else cls(**options)
+
+
+def cell_options(fused) -> tuple[str, dict]:
+    """(cell name, options) of a fused cell object (layers built the old way,
+    ``Recurrent(LSTMCell(...), ...)``)."""
+    for name, cls in _FUSED.items():
+        if isinstance(fused, cls):
+            options = {"rnn": ("nonlinearity", "clip"), "lstm": ("peepholes", "clip"),
+                       "gru": ("reset_after", "clip")}[name]
+            return name, {k: getattr(fused, k) for k in options}
+    return None, {}
+
+
+def all_finite(a: np.ndarray) -> bool:
+    """Whether every value of a float array is finite; possibly False when all are but their
+    absolute sum overflows (from 1M values MKL's ?asum reads it once, on its threads):
+    rnnkit.errors.check_array then counts the non-finite values before it fails."""
+    total = blas.absolute_sum(a)
+    return bool(np.isfinite(a).all()) if total is None else bool(np.isfinite(total))
+
+
+def matmul(a, b, out=None, accumulate: bool = False):
+    return blas.matmul(a, b, out, accumulate=accumulate)
+
+
+column_sums = blas.column_sums
+empty = workspace.empty
+
+__all__ = ["fused_cell", "cell_options", "all_finite", "matmul", "column_sums", "empty",
+           "scan_forward", "scan_backward", "Prepared", "Stepper", "adam_step", "adam_update",
+           "scatter_add_rows"]

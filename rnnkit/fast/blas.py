@@ -1,0 +1,388 @@
+"""Matrix products for the engine's large GEMMs: Intel MKL when installed, else NumPy.
+
+``matmul(a, b, out)`` computes ``out = a @ b`` (``accumulate=True``: ``out += a @ b``) for 2-d
+float32/float64 arrays. With the ``mkl`` package (``pip install rnnkit[mkl]``, x86-64) and a
+large product (below) it calls MKL's ``cblas_?gemm`` directly; otherwise, and whenever a
+layout does not suit BLAS, it is ``np.matmul``.
+
+Why: NumPy's wheels link OpenBLAS, whose products of the shapes an RNN makes (batch x H @
+H x 4H per step; (T*N) x D @ D x 4H for the input projection) measured 1.15-1.35x slower
+than MKL's on the benchmark machine (e.g. 64 x 256 @ 256 x 1024: 345-370 us against
+278-293 us; 6400 x 128 @ 128 x 1024: 14.7-16.7 ms against 11.2-12.6 ms), and MKL is what
+PyTorch's CPU build uses. Below ~4M multiply-adds MKL's call overhead makes it slower
+(32 x 64 @ 64 x 256: 12-17 us against 26-37 us), so small products stay with NumPy.
+``accumulate`` uses BLAS's beta = 1: gradients add into their buffers with no temporary.
+
+The two libraries must not take turns within a training step. Each keeps a worker thread
+spinning for a while after a product, and on 2 cores the other library's next two-thread
+product then waits for that core: a small RNN training step, whose one large weight-gradient
+product went to MKL between OpenBLAS's per-step products, took 5.5-8.0 ms instead of
+2.8-3.7. So each scan (one direction of one layer) calls ``choose`` with the size of its
+per-step product, and the choice holds until the next scan: with MKL chosen every product
+above OpenBLAS's single-thread size (``SINGLE_THREAD_MACS``) goes to MKL, without it none
+does. Before any scan (a model of Dense layers alone) the size of each product decides.
+
+MKL runs on its GNU OpenMP layer when the system's libgomp loads, else on Intel's.
+``RNNKIT_BLAS=numpy`` turns MKL off; ``use("numpy")`` does so within a block.
+
+Those measurements are an Intel Xeon's. Where MKL is not tuned for the processor
+(``mkl_tuned``), the float32 products chosen for MKL go where ``route_float32`` sends them:
+rnnkit.fast.kernels sends them to OpenBLAS (rnnkit.fast.openblas) split over the loops' threads.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+from contextlib import contextmanager
+
+import numpy as np
+
+from rnnkit.fast import openblas
+from rnnkit.fast.mkl import load as _load
+from rnnkit.fast.openblas import SINGLE_THREAD_MACS, numpy_openblas
+
+MIN_MACS = 1 << 22
+LOOP_PACK_MACS = 1 << 21         # a compiled loop's products from this size use packed weights
+# and a product of one row from this size of W (K x N): batch 1 in a compiled loop, 1000 steps
+# taking turns in one process, packed and generated sgemm against the loop's own product:
+# 128 x 512 0.71 and 0.94 of the time, 256 x 256 0.73 and 0.97; smaller, packing gains little
+# (128 x 384 0.94, 128 x 256 0.92) and the generated one wins only at 128 x 128 (0.67)
+ONE_ROW_PACK_MACS = 1 << 16
+NO_PRODUCT = (0,) * 8            # loop_product's tuple for the loop's own product
+_ROW, _NO_TRANS, _TRANS, _PACKED, _B_MATRIX = 101, 111, 112, 151, 162
+_tuned: bool | None = None      # mkl_tuned()
+_float32_gemm = None            # route_float32()
+_float32_name = ""
+_enabled = os.environ.get("RNNKIT_BLAS", "").lower() != "numpy"
+_chosen: bool | None = None     # the last scan's choice; None before any scan
+
+
+def _cpu_vendor() -> str:
+    vendor = openblas.cpu().get("vendor_id")
+    if vendor is not None:
+        return vendor
+    import platform
+    return next((v for v in ("GenuineIntel", "AuthenticAMD") if v in platform.processor()), "")
+
+
+def mkl_tuned() -> bool:
+    """Whether MKL runs kernels tuned for this processor: an Intel one (or one not known).
+
+    On others MKL takes a generic path and generates no code for a shape (``jit_kernel``).
+    On an AMD EPYC (Zen 4), one thread, taking turns in a compiled loop, its small products
+    lost to OpenBLAS's (16 x 64 @ 64 x 256: 9.2 against 6.1 us; 8 x 128 @ 128 x 512: 11.7
+    packed against 5.0) and a row of batch 1 to the loop's own product (1 x 128 @ 128 x 512:
+    5.1 packed against 2.5; 1 x 512 @ 512 x 2048: 79 against 60), so there ``loop_product``
+    takes OpenBLAS for them and rnnkit.fast.kernels.select the loop's own product at batch 1; and
+    its large products to OpenBLAS's, so rnnkit.fast.kernels sends those there (``route_float32``).
+    On an AMD EPYC of family 1Ah (Zen 5), MKL's products of a loop's sizes ran at 80-90
+    GFLOP/s on one thread, OpenBLAS's AVX-512 ones at 105-160 (rnnkit.fast.openblas), so there the
+    loops take OpenBLAS at every size, when rnnkit has one of its own.
+    """
+    global _tuned
+    if _tuned is None:
+        _tuned = _cpu_vendor() in ("GenuineIntel", "")
+    return _tuned
+
+
+def gemm_address() -> int:
+    """The address of MKL's cblas_sgemm, for compiled time loops to call (0 without MKL)."""
+    lib = _load() if _enabled else False
+    return ctypes.cast(lib.cblas_sgemm, ctypes.c_void_p).value if lib else 0
+
+
+def backend() -> str:
+    """'mkl (gnu threads)' or 'mkl (intel threads)' when MKL serves the large products,
+    else 'numpy'."""
+    lib = _load() if _enabled else False
+    return f"mkl ({lib.threading_layer} threads)" if lib else "numpy"
+
+
+@contextmanager
+def use(name: str):
+    """Within this block the large products go to ``name``: 'mkl' (if installed) or 'numpy'."""
+    global _enabled
+    if name not in ("mkl", "numpy"):
+        raise ValueError(f"blas.use: expected 'mkl' or 'numpy', got {name!r}")
+    before, _enabled = _enabled, name == "mkl"
+    try:
+        yield
+    finally:
+        _enabled = before
+
+
+def choose(step_macs: int, compiled_loop: bool = False) -> bool:
+    """A scan whose per-step product has ``step_macs`` multiply-adds starts: MKL serves it
+    (and what follows, until the next scan) if that product is at least ``MIN_MACS``, or if
+    its time loop is compiled whole (``compiled_loop``, rnnkit.fast.kernels), making no call to
+    NumPy's OpenBLAS between the steps for MKL's threads to wait on:
+    - split over the threads, the loop runs on MKL's OpenMP threads, and an OpenBLAS thread
+      left spinning would take one of its cores (a small LSTM's inference took 7.1 ms
+      instead of 2.0);
+    - at batch 1 its own products leave the scan's others to a library; MKL's input
+      projection took 129 us against OpenBLAS's 310 (1000 x 16 @ 16 x 512)."""
+    global _chosen
+    _chosen = (step_macs >= MIN_MACS or compiled_loop) and _enabled and bool(_load())
+    return _chosen
+
+
+def setting() -> tuple:
+    """What decides where the products go now (``use``, the last scan's ``choose`` and
+    ``mkl_tuned``): a product made for MKL under one setting (rnnkit.fast.blas.Packed) must not
+    serve another."""
+    return _enabled, _chosen, mkl_tuned()
+
+
+def wants_mkl(macs: int) -> bool:
+    """Whether a product of ``macs`` multiply-adds goes to MKL under the current setting."""
+    if not _enabled:
+        return False
+    if _chosen is None:
+        return macs >= MIN_MACS
+    return _chosen and macs > SINGLE_THREAD_MACS
+
+
+def operand(a: np.ndarray):
+    """(CBLAS transpose flag, leading dimension) for a row- or column-major 2-d view, else
+    None."""
+    size = a.itemsize
+    s0, s1 = a.strides
+    if s1 == size and s0 % size == 0 and s0 // size >= a.shape[1]:
+        return _NO_TRANS, s0 // size
+    if s0 == size and s1 % size == 0 and s1 // size >= a.shape[0]:
+        return _TRANS, s1 // size
+    if a.flags.c_contiguous:                     # a size-1 axis with an odd stride
+        return _NO_TRANS, max(1, a.shape[1])
+    if a.flags.f_contiguous:
+        return _TRANS, max(1, a.shape[0])
+    return None
+
+
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None,
+           accumulate: bool = False) -> np.ndarray:
+    """out = a @ b, or out += a @ b with ``accumulate``; a (M, K), b (K, N), out (M, N)."""
+    M, K = a.shape
+    N = b.shape[1]
+    if out is None:
+        out = np.zeros((M, N), np.result_type(a, b)) if accumulate else \
+            np.empty((M, N), np.result_type(a, b))
+    if wants_mkl(M * N * K) and _gemm(a, b, out, accumulate):
+        return out
+    if K == 1:          # an outer product: NumPy's matmul took 370 us for 512 x 1 @ 1 x 128
+        if accumulate:
+            out += a * b
+        else:
+            np.multiply(a, b, out=out)
+    elif accumulate:
+        out += a @ b
+    else:
+        np.matmul(a, b, out=out)
+    return out
+
+
+ASUM_SIZE = 1 << 20
+
+
+def absolute_sum(a: np.ndarray) -> float | None:
+    """sum(|a|) by MKL's ?asum on its threads, for a C-contiguous float32/float64 array of at
+    least ASUM_SIZE elements; None otherwise (no MKL, another layout, a smaller array). A NaN
+    or infinity anywhere makes it non-finite, so it tells that all of ``a`` is finite in one
+    pass with no temporary: 0.9 ms against np.isfinite(a).all()'s 4.6 for 128 x 200 x 512
+    (the large benchmark's input, checked at every call). Smaller arrays stay with NumPy, and
+    so do all while the last scan chose NumPy's products: MKL's threads, woken between
+    OpenBLAS's, would be left spinning in their way (the module's docstring)."""
+    if a.size < ASUM_SIZE or a.dtype.char not in "fd" or not a.flags.c_contiguous or \
+            a.size >= 1 << 31 or _chosen is False:
+        return None
+    lib = _load() if _enabled else False
+    if not lib:
+        return None
+    fn = lib.cblas_sasum if a.dtype.char == "f" else lib.cblas_dasum
+    return fn(a.size, a.ctypes.data, 1)
+
+
+def transpose_into(a: np.ndarray, out: np.ndarray) -> bool:
+    """out[...] = a.T by MKL's ?omatcopy for C-contiguous float32/float64 arrays; False, with
+    nothing done, otherwise, and (as ``absolute_sum``) while the last scan chose NumPy's
+    products. 1024 x 256: 56 us against 135 for NumPy's copy a 64 x 64 tile at a time
+    (rnnkit.fast.fused.weights); 2048 x 512: 0.28 against 0.75 ms."""
+    if a.dtype.char not in "fd" or out.dtype != a.dtype or out.shape != a.shape[::-1] or \
+            not (a.flags.c_contiguous and out.flags.c_contiguous) or a.size == 0 or \
+            _chosen is False:
+        return False
+    lib = _load() if _enabled else False
+    if not lib:
+        return False
+    R, C = a.shape
+    fn = lib.MKL_Somatcopy if a.dtype.char == "f" else lib.MKL_Domatcopy
+    fn(b"R", b"T", R, C, 1.0, a.ctypes.data, C, out.ctypes.data, R)
+    return True
+
+
+def column_sums(a: np.ndarray) -> np.ndarray:
+    """a.sum(axis=0) of a 2-d array, as the product of a row of ones with it (the bias
+    gradients: dL/da summed over steps and rows). NumPy's reduction over rows took 2-3x as
+    long (1600 x 256: 143 against 66 us; 6400 x 1024: 3.3 against 1.2 ms; 25600 x 2048: 23
+    against 10 ms), and BLAS's blocked accumulation came out closer to the float64 sum."""
+    return matmul(np.ones((1, a.shape[0]), a.dtype), a)[0]
+
+
+class Packed:
+    """``W`` (K, N) for a time loop's per-step products ``a @ W``, a of up to ``rows`` rows.
+
+    On MKL (when the scan chose it and the product is large enough to go there) W is packed
+    once into MKL's internal layout (cblas_?gemm_pack) and every step runs
+    cblas_?gemm_compute on it: an ordinary call packs W again each time. Per step, 64 x 256
+    @ 256 x 1024 took 247 against 298 us, 128 x 512 @ 512 x 2048 1650 against 1983 us.
+    Otherwise ``matmul`` is ``rnnkit.fast.blas.matmul(a, W, out, accumulate)``."""
+
+    def __init__(self, W: np.ndarray, rows: int, always: bool = False):
+        """``always``: pack W whenever MKL is installed, whatever the scan chose (a compiled
+        loop calling MKL itself)."""
+        self.W, self.buf = W, None
+        K, N = W.shape
+        lib = _load() if _enabled else False
+        if lib and (always or wants_mkl(rows * K * N)) and W.dtype.char in "fd" and \
+                W.flags.c_contiguous:
+            kind = "s" if W.dtype.char == "f" else "d"
+            size = getattr(lib, f"cblas_{kind}gemm_pack_get_size")(_B_MATRIX, rows, N, K)
+            self.buf = np.empty(-(-size // W.itemsize), W.dtype)
+            getattr(lib, f"cblas_{kind}gemm_pack")(_ROW, _B_MATRIX, _NO_TRANS, rows, N, K, 1.0,
+                                                   W.ctypes.data, N, self.buf.ctypes.data)
+            self.compute = getattr(lib, f"cblas_{kind}gemm_compute")
+
+    def matmul(self, a: np.ndarray, out: np.ndarray, accumulate: bool = False) -> np.ndarray:
+        """out = a @ W, or out += a @ W with ``accumulate``."""
+        if self.buf is None or a.dtype != self.W.dtype or out.dtype != self.W.dtype or \
+                not row_major(a) or not row_major(out) or not out.flags.writeable or \
+                np.may_share_memory(out, a):
+            return matmul(a, self.W, out, accumulate)
+        M, K = a.shape
+        N = self.W.shape[1]
+        if M:
+            self.compute(_ROW, _NO_TRANS, _PACKED, M, N, K, a.ctypes.data, a.strides[0] //
+                         a.itemsize, self.buf.ctypes.data, N, 1.0 if accumulate else 0.0,
+                         out.ctypes.data, out.strides[0] // out.itemsize)
+        return out
+
+
+MAX_JIT_KERNELS = 256
+_jit_kernels: dict = {}     # (m, n, k, accumulate) -> (kernel, jitter): kept for the process
+
+
+def jit_kernel(m: int, n: int, k: int, accumulate: bool) -> tuple[int, int]:
+    """MKL's sgemm generated for one shape (mkl_cblas_jit_create_sgemm): row-major
+    (m, k) @ (k, n) with rows of exactly k and n elements, ``c = a @ b`` or, ``accumulate``,
+    ``c += a @ b``. -> (kernel address, jitter), called as kernel(jitter, a, b, c); (0, 0)
+    without MKL's JIT, where it generates none (an AMD processor), or after MAX_JIT_KERNELS
+    shapes. Generated once per shape and kept: a training run meets few shapes, and making
+    one costs more than many calls save."""
+    key = (m, n, k, accumulate)
+    if key not in _jit_kernels:
+        lib = _load() if _enabled else False
+        if not lib or not lib.jit or len(_jit_kernels) >= MAX_JIT_KERNELS or min(key[:3]) < 1:
+            return 0, 0
+        jitter = ctypes.c_void_p()
+        status = lib.mkl_cblas_jit_create_sgemm(ctypes.byref(jitter), _ROW, _NO_TRANS,
+                                                _NO_TRANS, m, n, k, 1.0, k, n,
+                                                1.0 if accumulate else 0.0, n)
+        # 0: code generated; 1: none for this shape or processor (MKL generates none on AMD's
+        # Zen: the kernel would call the plain sgemm, as the loop does anyway); 2: failed
+        kernel = lib.mkl_jit_get_sgemm_ptr(jitter) if status == 0 else None
+        if not kernel and jitter.value:
+            lib.mkl_jit_destroy(jitter)
+        _jit_kernels[key] = (kernel, jitter.value) if kernel else (0, 0)
+    return _jit_kernels[key]
+
+
+def loop_product(W: np.ndarray, rows: int, gemm: int, accumulate: bool = False,
+                 parts: int = 1, shared: bool = False):
+    """-> (product, keep) for a compiled time loop's float32 ``a @ W`` (``accumulate``:
+    ``+=``), a of up to ``rows`` rows split over ``parts`` threads, each taking the product of
+    its span (rnnkit.fast.kernels.fastmath.matmul_rows, ``part``), and an object that must stay
+    alive while the loop runs.
+
+    ``product`` is (function, packed, threads, jit, jitter, jit_rows, jit_accumulate, ilp64):
+    - function, packed: cblas_sgemm_compute and W packed, from LOOP_PACK_MACS multiply-adds,
+      else the plain sgemm at address ``gemm`` and 0; 0, 0 for the loop's own product
+      (``gemm`` = 0). Where MKL is not ``mkl_tuned``, OpenBLAS's sgemm (rnnkit.fast.openblas:
+      ilp64, it takes 64-bit integers): the one rnnkit loads for itself, on one thread, at
+      every size; else NumPy's up to SINGLE_THREAD_MACS, which it runs on the calling thread
+      without its thread pool;
+    - threads: MKL_Set_Num_Threads_Local, which each thread running the loop sets to 1 for
+      itself (fastmath.local_threads): a loop's small products, 32 x 64 @ 64 x 256, took
+      20-40 us on 2 threads and about 14 on one, and inside a loop split over the threads a
+      nested OpenMP setting (OMP_MAX_ACTIVE_LEVELS=2, MKL_DYNAMIC=FALSE) made a small LSTM
+      training step 8x slower; 0 with ``shared``: the loop's MKL products on all of MKL's
+      threads (rnnkit.fast.kernels.STEP_SHARED_MACS);
+    - jit, jitter, jit_rows, jit_accumulate: below LOOP_PACK_MACS, MKL's sgemm generated for
+      exactly a first span's rows of dense a and out (``jit_kernel``), else 0s. The plain sgemm
+      checks its arguments and sizes its blocking at every call; inside a compiled loop
+      (benchmarks/loop_products.py) the generated one took 0.86-1.04 of its time at 16 x 64
+      @ 64 x 256, 0.54-0.75 at 16 x 64 @ 64 x 64, 0.87-0.98 up to 2^20.6 multiply-adds;
+      above LOOP_PACK_MACS it was slower than even the plain call (1.04-1.86x)."""
+    if not gemm:
+        return NO_PRODUCT, None
+    threads = 0 if shared else \
+        ctypes.cast(_load().MKL_Set_Num_Threads_Local, ctypes.c_void_p).value
+    rows = -(-rows // parts)                    # the first (largest) span's
+    K, N = W.shape
+    library = openblas.products() if not mkl_tuned() else None
+    if library and rows * K * N <= library.single_thread_macs:
+        return (library.sgemm, 0, threads, 0, 0, 0, 0, int(library.ilp64)), None
+    if rows * K * N < LOOP_PACK_MACS and not (rows == 1 and K * N >= ONE_ROW_PACK_MACS):
+        dense = W.dtype == np.float32 and W.flags.c_contiguous
+        jit, jitter = jit_kernel(rows, N, K, accumulate) if dense else (0, 0)
+        return (gemm, 0, threads, jit, jitter, rows, int(accumulate), 0), None
+    packed = Packed(W, rows, always=True)
+    if packed.buf is None or W.dtype != np.float32:
+        return (gemm, 0, threads, 0, 0, 0, 0, 0), None
+    return (ctypes.cast(packed.compute, ctypes.c_void_p).value, packed.buf.ctypes.data,
+            threads, 0, 0, 0, 0, 0), packed
+
+
+def row_major(a: np.ndarray) -> bool:
+    """A 2-d view BLAS can take as row-major with a leading dimension (rows of unit stride)."""
+    return a.strides[1] == a.itemsize and a.strides[0] % a.itemsize == 0 and \
+        a.strides[0] // a.itemsize >= a.shape[1] and a.flags.aligned
+
+
+def _gemm(a, b, out, accumulate: bool) -> bool:
+    lib = _load()
+    if not lib or not (a.dtype == b.dtype == out.dtype) or a.dtype.char not in "fd":
+        return False
+    if not row_major(out) or not out.flags.writeable:
+        return False
+    la, lb = operand(a), operand(b)
+    if la is None or lb is None or np.may_share_memory(out, a) or np.may_share_memory(out, b):
+        return False
+    if a.dtype.char == "f" and _float32_gemm is not None:
+        _float32_gemm(la[0], la[1], lb[0], lb[1], a, b, out, accumulate)
+        return True
+    M, K = a.shape
+    N = b.shape[1]
+    fn = lib.cblas_sgemm if a.dtype.char == "f" else lib.cblas_dgemm
+    fn(_ROW, la[0], lb[0], M, N, K, 1.0, a.ctypes.data, la[1], b.ctypes.data, lb[1],
+       1.0 if accumulate else 0.0, out.ctypes.data, out.strides[0] // out.itemsize)
+    return True
+
+
+def route_float32(gemm, name: str = "") -> None:
+    """Send the float32 products that would go to MKL's sgemm to ``gemm(ta, lda, tb, ldb,
+    a, b, out, accumulate)`` instead (ta, tb: CBLAS transpose flags), or back to MKL (None);
+    ``name`` says where, for ``large_products``. rnnkit.fast.kernels does so where MKL is not tuned
+    for the processor: OpenBLAS split over the loops' threads (rnnkit.fast.kernels.products)."""
+    global _float32_gemm, _float32_name
+    _float32_gemm, _float32_name = gemm, name
+
+
+def large_products() -> str:
+    """Where the large float32 products go: ``backend()``, or where ``route_float32`` sent
+    them."""
+    return _float32_name if _float32_gemm is not None and _enabled and _load() else backend()
+
+
+__all__ = ["ASUM_SIZE", "MIN_MACS", "NO_PRODUCT", "SINGLE_THREAD_MACS", "Packed",
+           "absolute_sum", "backend", "choose", "column_sums", "gemm_address", "jit_kernel",
+           "large_products", "loop_product", "matmul", "mkl_tuned", "numpy_openblas", "operand",
+           "route_float32", "row_major", "setting", "transpose_into", "use", "wants_mkl"]

@@ -1,16 +1,12 @@
 """rnnkit.layers.attention: finite differences in float64 for every score kind, exact zeros
 at padded source steps, and the values against a direct reading of the equations."""
-import os
-import sys
-
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from gradcheck import numeric_grad  # noqa: E402
+from gradcheck import numeric_grad
 
-from rnnkit import RnnkitError  # noqa: E402
-from rnnkit.layers.attention import Attention  # noqa: E402
+from rnnkit import RnnkitError
+from rnnkit.layers.attention import Attention
 
 N, TQ, TS, HQ, HK = 3, 4, 5, 6, 6
 LENGTHS = np.array([5, 2, 3])

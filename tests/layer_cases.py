@@ -12,6 +12,9 @@ CELLS = {
     "gru_before": lambda *a, **kw: GRU(*a, reset_after=False, **kw),
 }
 
+# the variants the compiled loops serve: the others run on the reference scan (rnnkit.cells)
+COMPILED = [c for c in CELLS if c not in ("lstm_peep", "gru_before")]
+
 
 def make(cell, *args, seed=0, **kw):
     layer = CELLS[cell](*args, seed=seed, **kw)

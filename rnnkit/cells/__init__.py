@@ -32,13 +32,5 @@ def get(name: str) -> CellSpec:
     fail("cell", f"one of {tuple(CELLS)}", repr(name))
 
 
-def __getattr__(name: str):
-    # the fused classes lived here before the fast path had a package of its own
-    if name in ("ElmanCell", "LSTMCell", "GRUCell"):
-        from rnnkit.fast import fused
-        return getattr(fused, name)
-    raise AttributeError(f"module 'rnnkit.cells' has no attribute {name!r}")
-
-
 __all__ = ["CELLS", "CellSpec", "MODULES", "get", "to_pytorch_convention",
            "from_pytorch_convention"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.fast import blas, workspace
+from rnnkit.fast import blas, kernels, workspace
 from rnnkit.fast.fused import ElmanCell, GRUCell, LSTMCell
 from rnnkit.fast.kernels.updates import adam_step, adam_update, scatter_add_rows
 from rnnkit.fast.scan import Prepared, Stepper, scan_backward, scan_forward
@@ -25,6 +25,18 @@ def fused_cell(spec, options: dict):
     the fast scan; None where the fast path has none (the reference scan runs it)."""
     cls = _FUSED.get(spec.fast)
     return None if cls is None else cls(**options)
+
+
+def applies(fused, dtype) -> bool:
+    """Whether the fast scan runs this fused cell at this dtype: where a compiled loop
+    serves it (float32, numba installed, an option set the kernels have)."""
+    return fused is not None and kernels.select(fused, dtype, 1, 1) is not None
+
+
+def numpy_products() -> None:
+    """A reference scan ran, its per-step products on NumPy's BLAS: the products after it
+    stay there too (rnnkit.fast.blas.choose: two libraries' threads must not take turns)."""
+    blas.choose(0)
 
 
 def cell_options(fused) -> tuple[str, dict]:
@@ -53,6 +65,6 @@ def matmul(a, b, out=None, accumulate: bool = False):
 column_sums = blas.column_sums
 empty = workspace.empty
 
-__all__ = ["fused_cell", "cell_options", "all_finite", "matmul", "column_sums", "empty",
+__all__ = ["fused_cell", "applies", "numpy_products", "cell_options", "all_finite", "matmul", "column_sums", "empty",
            "scan_forward", "scan_backward", "Prepared", "Stepper", "adam_step", "adam_update",
            "scatter_add_rows"]

@@ -5,27 +5,23 @@ float32/float64 arrays. With the ``mkl`` package (``pip install rnnkit[mkl]``, x
 large product (below) it calls MKL's ``cblas_?gemm`` directly; otherwise, and whenever a
 layout does not suit BLAS, it is ``np.matmul``.
 
-Why: NumPy's wheels link OpenBLAS, whose products of the shapes an RNN makes (batch x H @
-H x 4H per step; (T*N) x D @ D x 4H for the input projection) measured 1.15-1.35x slower
-than MKL's on the benchmark machine (e.g. 64 x 256 @ 256 x 1024: 345-370 us against
-278-293 us; 6400 x 128 @ 128 x 1024: 14.7-16.7 ms against 11.2-12.6 ms), and MKL is what
-PyTorch's CPU build uses. Below ~4M multiply-adds MKL's call overhead makes it slower
-(32 x 64 @ 64 x 256: 12-17 us against 26-37 us), so small products stay with NumPy.
-``accumulate`` uses BLAS's beta = 1: gradients add into their buffers with no temporary.
+Why: NumPy's wheels link OpenBLAS, whose products of an RNN's shapes were slower than MKL's
+on an Intel Xeon, and MKL is what PyTorch's CPU build uses; below MIN_MACS MKL's call
+overhead makes it the slower one, so small products stay with NumPy (docs/performance.md,
+section 1). ``accumulate`` uses BLAS's beta = 1: gradients add into their buffers with no
+temporary.
 
-The two libraries must not take turns within a training step. Each keeps a worker thread
-spinning for a while after a product, and on 2 cores the other library's next two-thread
-product then waits for that core: a small RNN training step, whose one large weight-gradient
-product went to MKL between OpenBLAS's per-step products, took 5.5-8.0 ms instead of
-2.8-3.7. So each scan (one direction of one layer) calls ``choose`` with the size of its
-per-step product, and the choice holds until the next scan: with MKL chosen every product
+The two libraries must not take turns within a training step: each keeps a worker thread
+spinning for a while after a product, which the other's next product then waits for. So
+each scan (one direction of one layer) calls ``choose`` with the size of its per-step
+product, and the choice holds until the next scan: with MKL chosen every product
 above OpenBLAS's single-thread size (``SINGLE_THREAD_MACS``) goes to MKL, without it none
 does. Before any scan (a model of Dense layers alone) the size of each product decides.
 
 MKL runs on its GNU OpenMP layer when the system's libgomp loads, else on Intel's.
 ``RNNKIT_BLAS=numpy`` turns MKL off; ``use("numpy")`` does so within a block.
 
-Those measurements are an Intel Xeon's. Where MKL is not tuned for the processor
+Where MKL is not tuned for the processor
 (``mkl_tuned``), the float32 products chosen for MKL go where ``route_float32`` sends them:
 rnnkit.fast.kernels sends them to OpenBLAS (rnnkit.fast.openblas) split over the loops' threads.
 """
@@ -43,10 +39,8 @@ from rnnkit.fast.openblas import SINGLE_THREAD_MACS, numpy_openblas
 
 MIN_MACS = 1 << 22
 LOOP_PACK_MACS = 1 << 21         # a compiled loop's products from this size use packed weights
-# and a product of one row from this size of W (K x N): batch 1 in a compiled loop, 1000 steps
-# taking turns in one process, packed and generated sgemm against the loop's own product:
-# 128 x 512 0.71 and 0.94 of the time, 256 x 256 0.73 and 0.97; smaller, packing gains little
-# (128 x 384 0.94, 128 x 256 0.92) and the generated one wins only at 128 x 128 (0.67)
+# and a product of one row from this size of W (K x N): below it packing gains little
+# (docs/performance.md, section 1: MKL called from inside a compiled loop)
 ONE_ROW_PACK_MACS = 1 << 16
 NO_PRODUCT = (0,) * 8            # loop_product's tuple for the loop's own product
 _ROW, _NO_TRANS, _TRANS, _PACKED, _B_MATRIX = 101, 111, 112, 151, 162
@@ -68,16 +62,12 @@ def _cpu_vendor() -> str:
 def mkl_tuned() -> bool:
     """Whether MKL runs kernels tuned for this processor: an Intel one (or one not known).
 
-    On others MKL takes a generic path and generates no code for a shape (``jit_kernel``).
-    On an AMD EPYC (Zen 4), one thread, taking turns in a compiled loop, its small products
-    lost to OpenBLAS's (16 x 64 @ 64 x 256: 9.2 against 6.1 us; 8 x 128 @ 128 x 512: 11.7
-    packed against 5.0) and a row of batch 1 to the loop's own product (1 x 128 @ 128 x 512:
-    5.1 packed against 2.5; 1 x 512 @ 512 x 2048: 79 against 60), so there ``loop_product``
-    takes OpenBLAS for them and rnnkit.fast.kernels.select the loop's own product at batch 1; and
-    its large products to OpenBLAS's, so rnnkit.fast.kernels sends those there (``route_float32``).
-    On an AMD EPYC of family 1Ah (Zen 5), MKL's products of a loop's sizes ran at 80-90
-    GFLOP/s on one thread, OpenBLAS's AVX-512 ones at 105-160 (rnnkit.fast.openblas), so there the
-    loops take OpenBLAS at every size, when rnnkit has one of its own.
+    On others MKL takes a generic path and generates no code for a shape (``jit_kernel``),
+    and its products lost to OpenBLAS's and, at batch 1, to the loop's own (AMD EPYC Zen 4
+    and Zen 5: docs/performance.md, section 1). So there ``loop_product`` takes OpenBLAS
+    for the loops' products (at every size on rnnkit's own), rnnkit.fast.kernels.select the
+    loop's own product at batch 1, and rnnkit.fast.kernels sends the large products to
+    OpenBLAS too (``route_float32``).
     """
     global _tuned
     if _tuned is None:
@@ -117,10 +107,9 @@ def choose(step_macs: int, compiled_loop: bool = False) -> bool:
     its time loop is compiled whole (``compiled_loop``, rnnkit.fast.kernels), making no call to
     NumPy's OpenBLAS between the steps for MKL's threads to wait on:
     - split over the threads, the loop runs on MKL's OpenMP threads, and an OpenBLAS thread
-      left spinning would take one of its cores (a small LSTM's inference took 7.1 ms
-      instead of 2.0);
-    - at batch 1 its own products leave the scan's others to a library; MKL's input
-      projection took 129 us against OpenBLAS's 310 (1000 x 16 @ 16 x 512)."""
+      left spinning would take one of its cores;
+    - at batch 1 its own products leave the scan's others to a library, and MKL's input
+      projection was the faster (docs/performance.md, section 1)."""
     global _chosen
     _chosen = (step_macs >= MIN_MACS or compiled_loop) and _enabled and bool(_load())
     return _chosen
@@ -168,7 +157,7 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None,
             np.empty((M, N), np.result_type(a, b))
     if wants_mkl(M * N * K) and _gemm(a, b, out, accumulate):
         return out
-    if K == 1:          # an outer product: NumPy's matmul took 370 us for 512 x 1 @ 1 x 128
+    if K == 1:          # an outer product: a broadcast multiply, NumPy's matmul is slow at it
         if accumulate:
             out += a * b
         else:
@@ -187,10 +176,10 @@ def absolute_sum(a: np.ndarray) -> float | None:
     """sum(|a|) by MKL's ?asum on its threads, for a C-contiguous float32/float64 array of at
     least ASUM_SIZE elements; None otherwise (no MKL, another layout, a smaller array). A NaN
     or infinity anywhere makes it non-finite, so it tells that all of ``a`` is finite in one
-    pass with no temporary: 0.9 ms against np.isfinite(a).all()'s 4.6 for 128 x 200 x 512
-    (the large benchmark's input, checked at every call). Smaller arrays stay with NumPy, and
-    so do all while the last scan chose NumPy's products: MKL's threads, woken between
-    OpenBLAS's, would be left spinning in their way (the module's docstring)."""
+    pass with no temporary (faster than np.isfinite(a).all(): docs/performance.md, section
+    1). Smaller arrays stay with NumPy, and so do all while the last scan chose NumPy's
+    products: MKL's threads, woken between OpenBLAS's, would be left spinning in their way
+    (the module's docstring)."""
     if a.size < ASUM_SIZE or a.dtype.char not in "fd" or not a.flags.c_contiguous or \
             a.size >= 1 << 31 or _chosen is False:
         return None
@@ -204,8 +193,8 @@ def absolute_sum(a: np.ndarray) -> float | None:
 def transpose_into(a: np.ndarray, out: np.ndarray) -> bool:
     """out[...] = a.T by MKL's ?omatcopy for C-contiguous float32/float64 arrays; False, with
     nothing done, otherwise, and (as ``absolute_sum``) while the last scan chose NumPy's
-    products. 1024 x 256: 56 us against 135 for NumPy's copy a 64 x 64 tile at a time
-    (rnnkit.fast.fused.weights); 2048 x 512: 0.28 against 0.75 ms."""
+    products. Faster than a tiled NumPy copy (rnnkit.fast.fused.weights; docs/performance.md,
+    section 1)."""
     if a.dtype.char not in "fd" or out.dtype != a.dtype or out.shape != a.shape[::-1] or \
             not (a.flags.c_contiguous and out.flags.c_contiguous) or a.size == 0 or \
             _chosen is False:
@@ -221,9 +210,9 @@ def transpose_into(a: np.ndarray, out: np.ndarray) -> bool:
 
 def column_sums(a: np.ndarray) -> np.ndarray:
     """a.sum(axis=0) of a 2-d array, as the product of a row of ones with it (the bias
-    gradients: dL/da summed over steps and rows). NumPy's reduction over rows took 2-3x as
-    long (1600 x 256: 143 against 66 us; 6400 x 1024: 3.3 against 1.2 ms; 25600 x 2048: 23
-    against 10 ms), and BLAS's blocked accumulation came out closer to the float64 sum."""
+    gradients: dL/da summed over steps and rows): faster than NumPy's reduction over rows,
+    and BLAS's blocked accumulation comes out closer to the float64 sum (docs/performance.md,
+    section 1)."""
     return matmul(np.ones((1, a.shape[0]), a.dtype), a)[0]
 
 
@@ -232,9 +221,9 @@ class Packed:
 
     On MKL (when the scan chose it and the product is large enough to go there) W is packed
     once into MKL's internal layout (cblas_?gemm_pack) and every step runs
-    cblas_?gemm_compute on it: an ordinary call packs W again each time. Per step, 64 x 256
-    @ 256 x 1024 took 247 against 298 us, 128 x 512 @ 512 x 2048 1650 against 1983 us.
-    Otherwise ``matmul`` is ``rnnkit.fast.blas.matmul(a, W, out, accumulate)``."""
+    cblas_?gemm_compute on it: an ordinary call packs W again each time
+    (docs/performance.md, section 1). Otherwise ``matmul`` is
+    ``rnnkit.fast.blas.matmul(a, W, out, accumulate)``."""
 
     def __init__(self, W: np.ndarray, rows: int, always: bool = False):
         """``always``: pack W whenever MKL is installed, whatever the scan chose (a compiled
@@ -310,17 +299,14 @@ def loop_product(W: np.ndarray, rows: int, gemm: int, accumulate: bool = False,
       every size; else NumPy's up to SINGLE_THREAD_MACS, which it runs on the calling thread
       without its thread pool;
     - threads: MKL_Set_Num_Threads_Local, which each thread running the loop sets to 1 for
-      itself (fastmath.local_threads): a loop's small products, 32 x 64 @ 64 x 256, took
-      20-40 us on 2 threads and about 14 on one, and inside a loop split over the threads a
-      nested OpenMP setting (OMP_MAX_ACTIVE_LEVELS=2, MKL_DYNAMIC=FALSE) made a small LSTM
-      training step 8x slower; 0 with ``shared``: the loop's MKL products on all of MKL's
-      threads (rnnkit.fast.kernels.STEP_SHARED_MACS);
+      itself (fastmath.local_threads): a loop's small products are slower on two threads,
+      and nested OpenMP inside a split loop far slower; 0 with ``shared``: the loop's MKL
+      products on all of MKL's threads (rnnkit.fast.kernels.STEP_SHARED_MACS);
     - jit, jitter, jit_rows, jit_accumulate: below LOOP_PACK_MACS, MKL's sgemm generated for
-      exactly a first span's rows of dense a and out (``jit_kernel``), else 0s. The plain sgemm
-      checks its arguments and sizes its blocking at every call; inside a compiled loop
-      (benchmarks/loop_products.py) the generated one took 0.86-1.04 of its time at 16 x 64
-      @ 64 x 256, 0.54-0.75 at 16 x 64 @ 64 x 64, 0.87-0.98 up to 2^20.6 multiply-adds;
-      above LOOP_PACK_MACS it was slower than even the plain call (1.04-1.86x)."""
+      exactly a first span's rows of dense a and out (``jit_kernel``), else 0s: the plain
+      sgemm checks its arguments and sizes its blocking at every call (above LOOP_PACK_MACS
+      the generated one is the slower; benchmarks/loop_products.py).
+    The measurements: docs/performance.md, section 1."""
     if not gemm:
         return NO_PRODUCT, None
     threads = 0 if shared else \

@@ -11,11 +11,10 @@ Two libraries qualify:
   above SINGLE_THREAD_MACS it runs a product on a thread pool of its own.
 ``products()`` is the first there is.
 
-OpenBLAS's kernels matter as much as the library: on an AMD EPYC of family 1Ah (Zen 5), two
-threads, a 2048^3 product ran at 210-225 GFLOP/s on its AVX2 (Haswell) kernels and at 400-416
-on its AVX-512 (SkylakeX) ones, which it detects there; a loop's 64 x 256 @ 256 x 1024 on one
-thread took 235 us against 363. An OPENBLAS_CORETYPE=Haswell in the environment holds both
-libraries to the former.
+OpenBLAS's kernels matter as much as the library: its AVX-512 (SkylakeX) ones, which it
+detects on an AMD EPYC Zen 5, ran far faster there than its AVX2 (Haswell) ones
+(docs/performance.md, section 1). An OPENBLAS_CORETYPE=Haswell in the environment holds both
+libraries to the latter.
 """
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ from rnnkit.fast.fused import history
 
 def _one_row(shape: tuple, dtype) -> np.ndarray:
     """A writable (T, ...) view of ONE (...) buffer: every step writes the same memory."""
-    row = np.zeros(shape[1:], dtype)                # (np.ndarray: as_strided costs 3x as much)
+    row = np.zeros(shape[1:], dtype)                # (np.ndarray: as_strided costs more)
     return np.ndarray(shape, dtype, buffer=row, strides=(0,) + row.strides)
 
 
@@ -43,11 +43,10 @@ class Prepared:
     inference call to the next while the parameters hold the same bits.
 
     Making them anew costs a transposing copy of each weight matrix and MKL's packing of it,
-    every call: 0.7 ms of a 6.2 ms batch-1 LSTM inference (1 x 1000 x 16 x 128), 3.5 ms of a
-    medium one's 30 (64 x 100 x 128 x 256), 24 of 503 at 128 x 200 x 512 x 512; and a model
-    generating text calls its layers once per token. Comparing the parameters with a copy
-    of them, bit for bit, costs a read of each (0.5 ms for 2048 x 512). The memory held is
-    the copy, the loop's layout and the packed products (about four times the weights)."""
+    every call, and a model generating text calls its layers once per token; comparing the
+    parameters with a copy of them, bit for bit, costs only a read of each
+    (docs/performance.md, section 4). The memory held is the copy, the loop's layout and the
+    packed products (about four times the weights)."""
 
     def __init__(self):
         self._copy: dict | None = None
@@ -156,9 +155,9 @@ class Stepper:
     the states h0, c0 on: ``stepper(x)`` takes x_t (N, D) and returns h_t (N, H), in a buffer
     the next call overwrites; ``h``, ``c`` are the states after it.
 
-    Text generation calls the model once a token; a scan_forward call of one step spent most
-    of its time laying out its buffers and choosing its loop (1-layer GRU, H = 256: about 40
-    us of 65). A stepper does that once: each call is the step's projection and the loop over
+    Text generation calls the model once a token, and a scan_forward call of one step spends
+    most of its time laying out its buffers and choosing its loop (docs/performance.md,
+    section 4). A stepper does that once: each call is the step's projection and the loop over
     one step, the same computation as scan_forward's (rnnkit.layers.Recurrent.stepper). The
     weights are ``prepared``'s when it starts: the parameters must not change while it steps
     (within rnnkit.layers.Recurrent.frozen)."""

@@ -9,15 +9,16 @@ import numpy as np
 from rnnkit.fast import workspace
 
 CHUNKS, MIN_CHUNK_ROWS, CHUNK_ROWS = 8, 2048, 4096
-# a copy of this many bytes or more splits over the loops' threads (docs/performance.md)
+# a copy of this many bytes or more splits over the loops' threads
+# (docs/performance.md#copy_split_bytes)
 COPY_SPLIT_BYTES = 1 << 20
 
 
 def chunk_steps(T: int, N: int) -> int:
     """Steps in a chunk of work done a few steps at a time: 1/CHUNKS of the sequence, so that
     a chunk buffer is that much of a whole array, but at least ~MIN_CHUNK_ROWS rows (each
-    chunk costs a few products and copies, 0.2-0.3 ms at 32 x 64: small scans take one chunk)
-    and at most ~CHUNK_ROWS (no faster beyond)."""
+    chunk costs a few products and copies: small scans take one chunk) and at most
+    ~CHUNK_ROWS (no faster beyond; docs/performance.md, section 6)."""
     steps = max(-(-T // CHUNKS), -(-MIN_CHUNK_ROWS // N))
     return max(1, min(steps, CHUNK_ROWS // N, T))
 
@@ -27,9 +28,9 @@ PROJECTION_BYTES = 8 << 20
 
 def projection_steps(x: np.ndarray) -> int:
     """Steps of x the forward copies time-major and projects at once: as many as fit in
-    PROJECTION_BYTES. Each product re-packs W_xh and wakes the BLAS threads: the 64 x 100 x 128
-    input (3.2 MB) projected in one piece took 0.3-1.4 ms less than in the four of
-    ``chunk_steps``; much larger copies outgrow the cache before their product reads them."""
+    PROJECTION_BYTES. Each product re-packs W_xh and wakes the BLAS threads, so fewer pieces
+    than ``chunk_steps`` gives; much larger copies outgrow the cache before their product
+    reads them (docs/performance.md, section 6)."""
     T, N, D = x.shape
     return max(1, min(T, PROJECTION_BYTES // max(1, N * D * x.itemsize)))
 

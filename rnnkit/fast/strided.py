@@ -5,8 +5,9 @@ is N rows T * D elements apart. The input projection (x_t @ W for every step) an
 weight gradient (the sum over the steps of dA_t^T x_t) are otherwise one product each on a
 time-major copy of x (rnnkit.fast.scan.time_major_rows). Where MKL serves them, these make
 them on the view itself, as T products of N rows each: no copy, which measured faster where
-each step's product is large and W no wider than about x's rows (each function's limits). They
-return False, having done nothing, where they do not apply; the caller then copies.
+each step's product is large and W no wider than about x's rows (each function's limits;
+docs/performance.md, section 5). They return False, having done nothing, where they do not
+apply; the caller then copies.
 """
 from __future__ import annotations
 
@@ -48,16 +49,9 @@ def project(x: np.ndarray, W: np.ndarray, out: np.ndarray) -> bool:
     out: one call of MKL's cblas_?gemm_batch_strided.
 
     Only for G <= PROJECT_MAX_WIDTH * D and D * G <= PROJECT_MAX_WEIGHTS: beyond, the copy's
-    share of the work shrinks, and each of the T products reads all of W again. The copy and
-    one product against the T products, N x T x D @ D x G, alone in fresh processes: 128 x
-    200 x 512 @ 512 x 512 took 0.91 of the time, 64 x 100 x 128 @ 128 x 256 0.91, 64 x 100 x
-    256 @ 256 x 256 0.88; 128 x 200 x 512 @ 512 x 1024 1.18, x 1536 1.09, 64 x 100 x 128 @
-    128 x 1024 1.11, 64 x 100 x 256 @ 256 x 768 1.05. In a training step's forward, taking
-    turns in one process: Elman 128 x 200 x 512 @ 512 x 512 0.95, 32 x 50 x 32 @ 32 x 64
-    0.95; but an LSTM's 32 x 50 x 32 @ 32 x 256 1.01-1.07, a GRU's @ 32 x 192 1.02-1.05.
-    Below PROJECT_MIN_MACS in all the copy stays: the small Elman step (3.3M) gained 1 %, and
-    with MKL's batched call its resident peak was 1.09 MB in every process, against 0.99 or
-    1.09 with the copy (its peak in NumPy's arrays was the same: the rest is outside them)."""
+    share of the work shrinks, and each of the T products reads all of W again. Below
+    PROJECT_MIN_MACS in all the copy stays: too little gain for a higher resident peak
+    (docs/performance.md, section 5)."""
     T, N, D = x.shape
     G = W.shape[1]
     strides = _steps(x, T * N * D * G)
@@ -81,13 +75,9 @@ def weight_grad(dA: np.ndarray, x: np.ndarray, dW: np.ndarray) -> bool:
     D) view, dW (G, D) row-major: T products of N rows each, adding into dW (beta = 1).
 
     Only for D <= G <= GRAD_MAX_WIDTH * D, D * G <= GRAD_MAX_WEIGHTS and N * D * G >=
-    GRAD_MIN_MACS (benchmarks/strided_products.py measures them). The copy and one product
-    against the T products, N x T x D, G, taking turns in one process: 128 x 200 x 512, 512
-    took 0.93-0.95 of the time in three runs, 128 x 200 x 256, 512 0.89-0.98, 128 x 100 x 512,
-    512 0.90, 256 x 100 x 256, 256 0.86; but 128 x 200 x 512, 1024 1.09 (its dW, 2 MB, likely
-    too large to stay in a core's cache between the products), 64 x 100 x 256, 256 0.95 and 1.09 (a
-    step's product of 4.2M too small to be sure of), 64 x 100 x 512, 256 1.12, 64 x 100 x 128,
-    256 1.08-1.27, 32 x 50 x 32, 64 2.1-2.3."""
+    GRAD_MIN_MACS (benchmarks/strided_products.py measures them): outside, a wider dW leaves
+    the cache between the products and a smaller step's product gains nothing sure
+    (docs/performance.md, section 5)."""
     T, N, D = x.shape
     G = dA.shape[2]
     strides = _steps(x, T * N * D * G)

@@ -1,8 +1,7 @@
 """Reused memory for the time scans' large buffers (BPTT cache, gradients of the gates).
 
-A fresh large array costs a page fault per page on first touch. On the benchmark machine
-that was about 30 % of a large LSTM training step (3.0 s -> 2.1 s when the memory is
-reused), and 15-25 % of the small ones. So the scans take their buffers from a pool that
+A fresh large array costs a page fault per page on first touch, a large share of a training
+step (docs/performance.md, section 3). So the scans take their buffers from a pool that
 keeps them between calls, as PyTorch's GPU caching allocator does.
 
 Every buffer starts at a multiple of ALIGN bytes (a cache line; see ``aligned_empty``).
@@ -38,9 +37,7 @@ def aligned_empty(shape, dtype) -> np.ndarray:
 
     NumPy's arrays start where malloc puts them, often 16 or 48 bytes past a multiple of 64.
     The compiled loops' own products read their weights a row of vectors at a time, and
-    loads that straddle cache lines cost: W_hh^T 16 bytes past a line against aligned, the
-    two taking turns call by call, a batch-1 RNN's inference (1000 x 16 x 128) took 1.15x
-    the time, a GRU's 1.11x, a batch-2 RNN's 1.21x. The pool's buffers too: 1.01-1.08x."""
+    loads that straddle cache lines cost (docs/performance.md, section 3)."""
     dtype = np.dtype(dtype)
     nbytes = math.prod(int(s) for s in shape) * dtype.itemsize
     buf = np.empty(nbytes + ALIGN, np.uint8)

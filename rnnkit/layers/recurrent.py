@@ -85,8 +85,11 @@ class Recurrent:
         return self.spec.has_cell_state
 
     def _fast(self):
-        """The fused cell where the fast scan runs this call, else None (the reference)."""
-        return self._fused if reference.engine() == "fast" else None
+        """The fused cell where the fast scan runs this call (a compiled loop serves it),
+        else None: the reference scan runs it."""
+        if reference.engine() == "fast" and fast.applies(self._fused, self.dtype):
+            return self._fused
+        return None
 
     @staticmethod
     def prefix(layer: int, direction: int) -> str:
@@ -111,8 +114,8 @@ class Recurrent:
         weights it keeps (see ``forward``) at its first call only, not at every call.
 
         A model generating text calls its layers once per token, and the comparison reads
-        every weight twice: for a 2-layer LSTM at H = 256 it took about 0.9 ms of a token's
-        2.1 (``LanguageModel.generate`` runs in such a block). Changing a parameter inside
+        every weight twice, a large share of a token's time (docs/performance.md, section
+        4; ``LanguageModel.generate`` runs in such a block). Changing a parameter inside
         the block is not noticed until it ends."""
         self._frozen += 1
         for prepared in self._prepared.values():
@@ -129,9 +132,8 @@ class Recurrent:
 
         A step computes what ``forward(x_t[:, None], state, grad=False)`` would with the state
         carried, on the same kernels, without forward's work per call (its checks, buffers and
-        choice of loops; rnnkit.fast.scan.Stepper): text generation, one call a token, took
-        about 50 us a token against 120 on a 1-layer GRU at H = 256 (``LanguageModel.generate``,
-        the embedding and the head included).
+        choice of loops; rnnkit.fast.scan.Stepper): most of a one-step call's time in text
+        generation, one call a token (docs/performance.md, section 4).
         The weights are laid out once, when it starts: step within ``frozen()``, where a
         changed parameter is not noticed. A layer reading its input backwards (bidirectional,
         reverse) cannot step, as its reverse direction starts from the end: RnnkitError.
@@ -297,6 +299,7 @@ class Recurrent:
                                      grad=grad,
                                      prepared=None if grad else self._kept(layer, direction))
         states0 = (h0,) if c0 is None else (h0, c0)
+        fast.numpy_products()
         out, states, cache = reference.scan_forward(self.spec, self.options, p, seq, states0,
                                                     n_active, reverse)
         return out, states[0], (states[1] if c0 is not None else None), cache
@@ -307,6 +310,7 @@ class Recurrent:
             return fast.scan_backward(self._fused, p, cache, dout, dh_T, dc_T, self.grads,
                                       prefix, dx_into=dx_into, accumulate=dx_into is not None)
         dstates = (dh_T,) if dc_T is None else (dh_T, dc_T)
+        fast.numpy_products()
         dx, d0 = reference.scan_backward(self.spec, self.options, p, cache, dout, dstates,
                                          self.grads, prefix)
         if dx_into is not None:

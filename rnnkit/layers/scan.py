@@ -58,8 +58,10 @@ def scan_forward(spec, options: dict, p: dict, x: np.ndarray, states0: tuple,
         for s, s_t in zip(states, new):
             s[:n] = s_t
         out[t, :n] = new[0]
+    # the weights it ran with: backward differentiates this forward even if the parameters
+    # change in between (an optimiser step between forward and backward)
     return out, tuple(states), {"steps": caches, "n_active": n_active, "reverse": reverse,
-                                "shape": x.shape}
+                                "shape": x.shape, "p": {k: v.copy() for k, v in p.items()}}
 
 
 def scan_backward(spec, options: dict, p: dict, cache: dict, dout: np.ndarray,
@@ -67,7 +69,7 @@ def scan_backward(spec, options: dict, p: dict, cache: dict, dout: np.ndarray,
     """dout (T, N, H), dstates_T ((N, H), ...) -> dx (T, N, D), d(initial states);
     adds the parameter gradients into ``grads[prefix + name]``."""
     T, N, D = cache["shape"]
-    n_active = cache["n_active"]
+    n_active, p = cache["n_active"], cache["p"]
     d_next = [d.astype(dout.dtype, copy=True) for d in dstates_T]   # dh_next (, dc_next)
     dx = np.zeros((T, N, D), dout.dtype)
     for t in reversed(_steps(T, cache["reverse"])):

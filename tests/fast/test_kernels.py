@@ -80,7 +80,7 @@ def pinned_case(cell, bidirectional, lengths, seed, with_states=True):
     fast, cache = run(layer, x, lengths, state, R, S)
     with kernels.reference_only():
         ref, ref_cache = run(layer, x, lengths, state, R, S)
-    assert ref_cache["layers"][0][1][0]["fast"] is None
+    assert "steps" in ref_cache["layers"][0][1][0]          # the reference scan ran it
     assert_pinned(fast, ref)
     return cache["layers"][0][1][0]["fast"]
 
@@ -365,7 +365,7 @@ def test_without_numba_everything_runs_on_the_reference(monkeypatch):
     layer = rnnkit.GRU(3, 4, seed=0)
     x = np.random.default_rng(0).standard_normal((2, 5, 3)).astype(np.float32)
     out, _, cache = layer.forward(x)
-    assert cache["layers"][0][1][0]["fast"] is None and np.isfinite(out).all()
+    assert "steps" in cache["layers"][0][1][0] and np.isfinite(out).all()   # the reference
 
 
 @pytest.mark.parametrize("cell", sorted(CELLS))

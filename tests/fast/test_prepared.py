@@ -7,7 +7,7 @@ import pytest
 from rnnkit.fast import blas, kernels
 from rnnkit.fast.kernels import fastmath
 from rnnkit.fast import scan
-from layer_cases import CELLS
+from layer_cases import CELLS, COMPILED
 from test_kernels import LOOPS, assert_pinned, set_loop
 
 
@@ -34,7 +34,7 @@ def outputs(result):
 
 
 @pytest.mark.parametrize("loop", LOOPS)
-@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("cell", COMPILED)
 def test_inference_prepares_once_and_again_after_a_change(cell, loop, monkeypatch):
     set_loop(monkeypatch, loop)
     rng = np.random.default_rng(0)

@@ -11,7 +11,6 @@ from gradcheck import numeric_grad
 from layer_cases import CELLS
 
 from rnnkit import Dense, Embedding, last_step_backward, last_step_forward
-from rnnkit.fast.fused import history
 
 EPS = 1e-6
 RTOL = 1e-6
@@ -56,20 +55,18 @@ CONFIGS = {
 
 
 def relu_margin(layer, cache):
-    """Smallest |pre-activation| over all valid steps of a ReLU layer (distance to the kink).
-
-    Reads the scan caches (time-major, batch sorted by length): pre-activation
-    a = x W_xh^T + b_xh + b_hh + h_{t-1} W_hh^T, recomputed here from the parameters.
-    """
+    """Smallest |pre-activation| over all valid steps of a ReLU layer (distance to the kink),
+    recomputed from each step's inputs, which the reference scan's cache keeps (float64
+    layers run on it)."""
     m = np.inf
     for layer_idx, (_, scans) in enumerate(cache["layers"]):
         for direction, sc in enumerate(scans):
             p = layer._direction(layer_idx, direction)
-            h_prev = history.shifted(sc["out"], sc["h0"], sc["n_active"], sc["reverse"])
-            a = (sc["x"] @ p["W_xh"].T + p["b_xh"] + p["b_hh"] + h_prev @ p["W_hh"].T)
-            for t, n in enumerate(sc["n_active"]):
-                if n:
-                    m = min(m, float(np.abs(a[t, :n]).min()))
+            for step in sc["steps"]:
+                x_t, h_prev = step[0], step[1]
+                a = x_t @ p["W_xh"].T + p["b_xh"] + p["b_hh"] + h_prev @ p["W_hh"].T
+                if a.size:
+                    m = min(m, float(np.abs(a).min()))
     return m
 
 

@@ -15,7 +15,7 @@ W_xh (4H, D), W_hh (4H, H), b_xh (4H), b_hh (4H). Peepholes P (3H) in the order 
 
 Speed: sigma(a) = (1 + tanh(a / 2)) / 2, so after scaling the sigmoid gates' weights and
 biases by 1/2 (exact in floating point) one tanh pass over the (n, 4H) block serves all four
-gates; float32 tanh is the cheapest transcendental NumPy has on this class of machine.
+gates (docs/performance.md, section 7).
 """
 from __future__ import annotations
 

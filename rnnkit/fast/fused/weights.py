@@ -2,9 +2,9 @@
 
 A forward's cache keeps the weights it ran with (rnnkit.fast.scan), but in the loops'
 layout only: W_hh^T scaled by powers of two (LSTM, GRU: 1/2 for the sigmoid gates). The
-backward's W_hh is restored from that, exactly, when backward runs. Copying W_hh (and W_xh)
-in the forward as well kept them alive through the loss: in a batch-1 GRU training step
-(1000 x 16 x 128) that made its peak memory 3.10 MB, PyTorch's 3.07."""
+backward's W_hh is restored from that, exactly, when backward runs: copying W_hh (and W_xh)
+in the forward as well would keep them alive through the loss (docs/performance.md, section
+10)."""
 from __future__ import annotations
 
 import numpy as np
@@ -12,17 +12,15 @@ import numpy as np
 from rnnkit.fast import blas, workspace
 
 TILE = 64                   # rows and columns of a tile copied at once
-TILED_SIZE = 1 << 18        # from this many elements up
+TILED_SIZE = 1 << 18        # from this many elements up (no faster below: docs/performance.md)
 
 
 def transposed(W: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
     """(W * scale[:, None]).T as a new C-contiguous array (``scale``: a factor per row of W).
 
-    NumPy's transposing copy reads W a column at a time, one cache line per element: for a
-    large LSTM's 2048 x 512 W_hh it took 6.9 ms (its prepare() took 15.4 ms in all, 3 % of
-    that model's inference). Copied a 64 x 64 tile at a time it took 2.2 ms (512 x 512: 0.34
-    against 0.51 ms; no faster below 2^18 elements), by MKL's omatcopy 0.28 ms
-    (rnnkit.fast.blas.transpose_into)."""
+    NumPy's transposing copy reads W a column at a time, one cache line per element, so it
+    goes by MKL's omatcopy where that serves (rnnkit.fast.blas.transpose_into), else, from
+    TILED_SIZE elements, a TILE x TILE tile at a time (docs/performance.md, section 4)."""
     R, C = W.shape
     out = workspace.empty((C, R), W.dtype)      # (a large one from the pool: no page faults)
     if out.ctypes.data % workspace.ALIGN:       # (the loops read it in vectors)

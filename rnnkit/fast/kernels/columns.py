@@ -8,9 +8,8 @@ W_hh h_{t-1} (and of W_xh x_t, unless the input was projected before the loop), 
 gate arithmetic, writing h_t and C_t of those units only. Each part's rows of the weights
 are kept together, so a thread keeps its share of them in its cache. Everything runs
 unit-major (a unit's values for all the batch rows side by side): the products are W_part
-(G*u x K) @ h (K x N), which OpenBLAS's AVX-512 kernels ran at 175-212 GFLOP/s on one thread
-of an AMD EPYC (Zen 5), against 157-177 for h @ W_part^T and about 105 for a batch-split
-thread's 32 x 256 @ 256 x 1024; each part transposes its units' h_t into out[t].
+(G*u x K) @ h (K x N), which OpenBLAS's AVX-512 kernels ran faster than h @ W_part^T; each
+part transposes its units' h_t into out[t].
 
 Step t + 1 needs all of h_t, so the threads meet after every step, without leaving the
 parallel region: the parts of a step are claimed from an atomic counter, and a thread that
@@ -20,8 +19,8 @@ deadlock, even when the OpenMP runtime gives all the workers to one thread in tu
 runs every part itself). The states alternate between two buffers, so no part overwrites a
 state another part of the same step is still reading.
 
-Measured (AMD EPYC, Zen 5, inference, one process, taking turns with the batch-split loop):
-see rnnkit.fast.kernels.select, which chooses this loop.
+rnnkit.fast.kernels.select chooses this loop (UNITS_SPLIT_ROWS, UNITS_SPLIT_BYTES); the
+measurements: docs/performance.md#units_split_rows-and-units_split_bytes.
 """
 from __future__ import annotations
 
@@ -139,9 +138,9 @@ def _rnn_units(a, xin, ti, x0, b, relu, write, n, u0, u):
 def _worker(kind, fn, ilp64, Wh, Wx, x, gx, b, b_hn, states, c, out, rec, inp, n_active,
             reverse, claim, done):
     """One thread's run of the loop (see the module's docstring). Unit-major: states (2, H,
-    N), c (H, N), a part's products rec[p] and inp[p] (G * u, N) (OpenBLAS ran W (G*u x K) @
-    h (K x N) at 175-212 GFLOP/s on one thread of the Zen 5, h (N x K) @ W (K x G*u) at
-    157-177); out[t] (N, H) gets each step's h, transposed."""
+    N), c (H, N), a part's products rec[p] and inp[p] (G * u, N) (W (G*u x K) @ h (K x N):
+    the faster way round, see the module's docstring); out[t] (N, H) gets each step's h,
+    transposed."""
     T, N, H = out.shape
     P = Wh.shape[0]
     G = 4 if kind == LSTM else 3 if kind == GRU else 1

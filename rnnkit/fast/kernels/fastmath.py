@@ -1,14 +1,15 @@
 """Compiled building blocks for the fast time loops (numba, optional).
 
 `ftanh` is an odd rational approximation of tanh for float32 (max error 3e-7 on all of R,
-about 2 ulp near 1), saturating at +-7.9, written in plain arithmetic so that LLVM
-vectorises it: numba's own tanh is a scalar libm call per element, 5x slower than NumPy's.
+about 2 ulp near 1; its input clamped at +-7.9, exactly +-1 from +-9.1), written in plain
+arithmetic so that LLVM vectorises it: numba's own tanh is a scalar libm call per element.
 `error_model="numpy"` matters as much: the default inserts a zero-division check before each
-division, which stops vectorisation.
+division, which stops vectorisation (docs/performance.md, section 8).
 
 The helpers here are inlined into the kernels of lstm.py, gru.py and rnn.py, and numba's
 on-disk cache only notices edits to a kernel's own file: after editing this one, delete
-rnnkit/kernels/__pycache__ (or set NUMBA_CACHE_DIR to a fresh folder), or the old code runs.
+rnnkit/fast/kernels/__pycache__ (or set NUMBA_CACHE_DIR to a fresh folder), or the old code
+runs.
 """
 from __future__ import annotations
 
@@ -44,10 +45,8 @@ def vector_features(vendor: str, cpu_name: str, features: str) -> str | None:
     """numba's target ``features`` (LLVM's "+avx2,+avx512f,...") with LLVM's preference for
     256-bit vectors turned off, or None to leave them: on Intel processors with AVX-512 not in
     NARROW_AVX512. LLVM keeps that preference for every AVX-512 core, and the kernels' loops
-    then ran on 8 lanes instead of 16. On 16 (an Intel Xeon, family 6 model 167, fresh
-    processes taking turns, train / infer): batch-1 GRU 0.90 / 0.80 of the time, RNN 0.88 /
-    0.78, LSTM 0.98 / 0.93 (1 x 1000 x 16 x 128); medium 0.96-0.98 / 0.98-1.01; the demo's
-    step and text generation unchanged. Not measured on AMD's processors, so left there."""
+    then run on 8 lanes instead of 16 (docs/performance.md, section 2). Not measured on
+    AMD's processors, so left there."""
     if vendor != "GenuineIntel" or "+avx512f" not in features.split(",") or \
             cpu_name in NARROW_AVX512:
         return None
@@ -87,11 +86,9 @@ B6, B4, B2, B0 = _f(1.19825839466702e-06), _f(1.18534705686654e-04), _f(2.268434
 CLAMP = _f(7.90531110763549805)
 SATURATED = _f(9.1)     # from 9.02, 1 - tanh(x) < 2^-25: tanh rounds to 1 in float32
 HALF, ONE, ZERO = _f(0.5), _f(1.0), _f(0.0)
-# Backward flushes gradients smaller than this to zero. A gradient that vanishes through
-# time (a loss at the last step only, many-to-one) decays into float32's subnormal range
-# (< 1.2e-38), where x86 arithmetic is 10-100x slower and nothing sets flush-to-zero: a
-# 400-step LSTM backward took 7.6x longer. 1e-30 leaves room for products with the weights
-# to stay normal; at float32 precision such a gradient adds nothing to any sum.
+# Backward flushes gradients smaller than this to zero: a gradient vanishing through time
+# would turn subnormal, where x86 arithmetic is far slower (docs/performance.md, section 2);
+# 1e-30 keeps its products with the weights normal, and it adds nothing to a float32 sum.
 TINY = _f(1e-30)
 
 
@@ -100,7 +97,7 @@ def tanh_parts(x):
     """(n, q) with ftanh(x) = n / q and q > 0.005, so that kernels can share one division
     between several (a / q1 * b / q2 = a b / (q1 q2)). The clamp is min and max (NaN stays
     NaN): written as comparisons it compiled, in a loop of several tanhs, to masked blends
-    of six instructions instead of two (lstm._infer_rows: 4.8 against 4.1 ns a unit)."""
+    of six instructions instead of two."""
     s = min(max(x, -CLAMP), CLAMP)
     s2 = s * s
     p = ((((((A13 * s2 + A11) * s2 + A9) * s2 + A7) * s2 + A5) * s2 + A3) * s2 + A1)
@@ -139,7 +136,7 @@ def tanh_into(a, out):
 
 
 # Loops below start at 0 over whole 1-d rows: a loop from a non-zero start (range(2H, 3H))
-# is not vectorised by LLVM here and runs ~5x slower, so callers pass sub-views instead.
+# is not vectorised by LLVM here, so callers pass sub-views instead.
 
 @njit(inline="always", **OPTS)
 def sigmoid_half_add(x, y, b):
@@ -157,7 +154,7 @@ def tanh_add(x, y, b):
 
 @njit(inline="always", **OPTS)
 def copy_row(dst, src):
-    """dst[:] = src[:] for 1-d rows (numba's slice assignment costs ~250 ns a call)."""
+    """dst[:] = src[:] for 1-d rows (numba's slice assignment costs far more a call)."""
     for j in range(src.shape[0]):
         dst[j] = src[j]
 
@@ -167,7 +164,7 @@ def add_matmul_rows(acc, h, W_T, n):
     """acc[:n] += h[:n] @ W_T, for the small sizes where a BLAS call costs more than it does.
 
     Four rows of W_T per pass over an acc row: a quarter of its loads and stores, which
-    bound this loop (1 x 128 @ 128 x 512, interleaved runs: 6.9 -> 4.8 us; 8 rows: no better).
+    bound this loop (docs/performance.md, section 2).
     """
     K, M = W_T.shape
     K4 = K - K % 4
@@ -392,9 +389,8 @@ def repeats(a: np.ndarray) -> bool:
 def one_or_all(a: np.ndarray) -> np.ndarray:
     """A (T, N, H) buffer, or the one (1, N, H) row of an inference buffer that repeats it.
 
-    Compiled, a buffer that ``repeats`` has no fixed layout and its loops run scalar (GRU
-    stream inference 1.3x slower than the forward that keeps everything). Its first row
-    alone is contiguous."""
+    Compiled, a buffer that ``repeats`` has no fixed layout and its loops run scalar. Its
+    first row alone is contiguous."""
     return a[:1] if repeats(a) else a
 
 

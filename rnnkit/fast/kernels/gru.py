@@ -24,7 +24,7 @@ def _forward_rows(gh, bx, b_hn, h_state, acts, hn, out, n):
     """acts: input projection on entry, activations r, z, h~ on exit; gh: h_{t-1} W_hh^T;
     bx: the input-side biases (added here, not in a pass of their own over the projection)."""
     # each loop over one sub-view per gate, from index 0: indexing one row at offsets
-    # (ar[2 * H + j] next to ar[j]) ran 2.6x slower (9 -> 3.4 ns a unit at 128 x 512)
+    # (ar[2 * H + j] next to ar[j]) is not vectorised as well (docs/performance.md, section 2)
     H = h_state.shape[1]
     for r in range(n):
         ar, ghr, hnr, hs, orow = acts[r], gh[r], hn[r], h_state[r], out[r]

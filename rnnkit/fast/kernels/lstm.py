@@ -29,7 +29,7 @@ def _forward_rows(a, rec, b, h_state, c_state, c, tanh_c, out, n):
     """a: input projection on entry, activations i, f, C~, o on exit; rec: h_{t-1} W_hh^T;
     b: the biases (added here, not in a pass of their own over the projection)."""
     # short loops over few arrays each: LLVM vectorises those (one long loop over nine
-    # arrays defeats its alias checks and runs scalar, 7x slower)
+    # arrays defeats its alias checks and runs scalar)
     H = h_state.shape[1]
     for r in range(n):
         ar, gr = a[r], rec[r]
@@ -52,9 +52,8 @@ def _infer_rows(a, rec, b, h_state, c_state, out, n):
     """_forward_rows for inference, which keeps only the states: with no activation to store,
     each unit's sigmoids and tanhs share their divisions (tanh_parts; sigma(2a) = (q + n) / 2q
     for tanh(a) = n / q), C = f C_prev + i C~ over one and h = o tanh(C) over another: 2
-    divisions a unit instead of 5, in two passes instead of seven. 4.1 against 4.7 ns a unit
-    at 32 x 256 rows; a whole inference forward (pairs in one process, against
-    _forward_rows) small 0.89, medium 0.95, stream 0.95, large 0.99 of the time."""
+    divisions a unit instead of 5, in two passes instead of seven (docs/performance.md,
+    section 2)."""
     H = h_state.shape[1]
     bi, bf, bg, bo = b[:H], b[H:2 * H], b[2 * H:3 * H], b[3 * H:]
     for r in range(n):
@@ -141,8 +140,8 @@ def _backward_rows(acts, tanh_c, c_prev, dh, dc, n):
 
     Each element is read before it is overwritten, in the loop that writes it (the gradient
     taking the activation's place saves a (T, N, 4H) buffer)."""
-    # one sub-view per gate and at most ~5 arrays a loop: 4.0 -> 2.7 ns a unit at 128 x 512
-    # against indexing the row at offsets (ar[3 * H + j]) in two loops
+    # one sub-view per gate and at most ~5 arrays a loop: faster than indexing the row at
+    # offsets (ar[3 * H + j]) in two loops (docs/performance.md, section 2)
     H = dh.shape[1]
     for r in range(n):
         ar, tr, dhr, dcr, cpr = acts[r], tanh_c[r], dh[r], dc[r], c_prev[r]

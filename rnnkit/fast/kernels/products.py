@@ -1,20 +1,14 @@
 """Large float32 products on OpenBLAS, split over the compiled loops' OpenMP threads.
 
 Where MKL is not tuned for the processor (rnnkit.fast.blas.mkl_tuned, e.g. AMD's), OpenBLAS's
-large products are faster than MKL's: on an AMD EPYC (Zen 4), two threads, 25600 x 512 @
-512 x 2048 ran at 160-173 GFLOP/s against MKL's 134, 6400 x 128 @ 128 x 1024 at 146 against
-81. But OpenBLAS threads its products with a pool of its own, and a second pool beside the
-OpenMP threads the loops run on takes the cores from them after each product (two pools
-spinning on two cores: a medium RNN training step took 1.44x the time). So each thread of
-the loops' pool takes a part of the product, rows of the result (or columns, when it has
-more of those), and runs it on OpenBLAS on that thread alone. The OpenBLAS rnnkit loads for
-itself (rnnkit.fast.openblas.bundled) stays on one thread; NumPy's, where that one is missing, is
-set to one thread for the call (it is process-wide: a NumPy product another Python thread
-makes meanwhile runs on one thread) and restored after it.
-
-Against MKL's products (one process, taking turns, training steps): large LSTM 0.87 of the
-time, GRU 0.89, RNN 0.85-0.87; medium 0.92-0.95; small LSTM 0.96. Inference, which keeps
-its large products inside the loops, is unchanged.
+large products are faster than MKL's. But OpenBLAS threads its products with a pool of its
+own, and a second pool beside the OpenMP threads the loops run on takes the cores from them
+after each product. So each thread of the loops' pool takes a part of the product, rows of
+the result (or columns, when it has more of those), and runs it on OpenBLAS on that thread
+alone. The OpenBLAS rnnkit loads for itself (rnnkit.fast.openblas.bundled) stays on one
+thread; NumPy's, where that one is missing, is set to one thread for the call (it is
+process-wide: a NumPy product another Python thread makes meanwhile runs on one thread) and
+restored after it. The measurements: docs/performance.md, section 1.
 """
 from __future__ import annotations
 

@@ -3,8 +3,8 @@ rnnkit.fast.kernels.lstm.
 
 Per step the reference is already three NumPy calls (product, add, tanh); the per-step mode
 exists for the backward, whose compiled pass flushes vanishing gradients before they turn
-subnormal (see fastmath.TINY: a 400-step backward with the loss at the last step took 4x
-longer in NumPy), and folds the bias and the activation into one pass in the forward.
+subnormal (see fastmath.TINY; NumPy's backward slows down on them), and folds the bias and
+the activation into one pass in the forward.
 """
 from __future__ import annotations
 

@@ -1,18 +1,14 @@
 """Compiled single passes for the parts of a training step outside the time loops (numba).
 
-NumPy runs these as many passes, or one Python-level operation per index. In the demo's
-character LSTM (batches of 32 x 64 characters, 256 units, 65 symbols) the two below took
-2.2 and 2.5 ms of a 39 ms training step (cProfile); compiled, the whole step took 0.89 of
-the time (the two ways taking turns step by step in one process, 60 pairs). Each does the
-same floating-point operations in the same order as its NumPy form, so the results are
+NumPy runs these as many passes, or one Python-level operation per index: a visible share
+of a small model's training step (docs/performance.md, section 9). Each does the same
+floating-point operations in the same order as its NumPy form, so the results are
 bit-identical (tests pin them):
 
 - ``scatter_add_rows``: the embedding's backward, ``np.add.at(table, ids, rows)``, which
-  NumPy runs one index at a time: 2.1 ms for 2048 ids of 64 values, against 0.02 ms;
-  10,000 x 128 with 6400 ids: 22 against 0.45 ms.
+  NumPy runs one index at a time.
 - ``adam_step``: Adam's update (``adam_element``, written once and run both ways), about ten
-  NumPy passes and their temporaries, in one: 1.9 against 0.4 ms for the model's 350,000
-  parameters.
+  NumPy passes and their temporaries, in one.
 
 Both fall back to the NumPy form when numba is absent or a layout does not suit.
 """

@@ -22,8 +22,11 @@ class Batch:
     def size(self) -> int:
         """Number of target items (valid steps for per-step targets), for throughput."""
         t = np.asarray(self.targets)
-        if self.lengths is not None and t.ndim >= 2:
-            return int(np.sum(self.lengths))
+        lengths = self.lengths      # seq2seq: (source, target) lengths; the target's count
+        if isinstance(lengths, tuple):
+            lengths = lengths[-1]
+        if lengths is not None and t.ndim >= 2:
+            return int(np.sum(lengths))
         return int(t.size) if t.ndim <= 2 else int(np.prod(t.shape[:2]))
 
 

@@ -7,9 +7,10 @@ Every model has ``config`` (the constructor's keyword arguments, JSON-able), ``p
 """
 from rnnkit.errors import fail
 from rnnkit.models.language_model import LanguageModel
+from rnnkit.models.seq2seq import Seq2Seq
 from rnnkit.models.sequence_model import SequenceModel
 
-MODELS = {"LanguageModel": LanguageModel, "SequenceModel": SequenceModel}
+MODELS = {"LanguageModel": LanguageModel, "SequenceModel": SequenceModel, "Seq2Seq": Seq2Seq}
 
 
 def build_model(class_name: str, config: dict):
@@ -19,4 +20,4 @@ def build_model(class_name: str, config: dict):
     return MODELS[class_name](**config)
 
 
-__all__ = ["SequenceModel", "LanguageModel", "MODELS", "build_model"]
+__all__ = ["SequenceModel", "LanguageModel", "Seq2Seq", "MODELS", "build_model"]

@@ -10,15 +10,14 @@ rnnkit.fast.fused.history). Two modes:
 """
 from __future__ import annotations
 
-from functools import partial
-
 import numpy as np
 
 from rnnkit.fast import blas
 from rnnkit.fast.fused import history
 from rnnkit.fast.kernels import columns
+from rnnkit.fast.kernels.base import LoopKernel
 from rnnkit.fast.kernels.fastmath import (HALF, ONE, OPTS, at, copy_row, flush, ftanh,
-                                     get_num_threads, local_threads, loop_input, loop_weights,
+                                     local_threads, loop_input, loop_weights,
                                      matmul_rows, njit, one_or_all, packed, part, prange,
                                      previous_rows, project_rows, repeats, sigmoid_half_add,
                                      span_rows, tanh_add, tanh_parts)
@@ -208,67 +207,41 @@ def backward_loop_parallel(parts, gemm, dout, W_hh, dh, dc, n_active, reverse, g
                        scratch, r0, r1)
 
 
-class LSTMKernel:
-    grads_in_gates = True           # backward overwrites the gates with their gradients
-    adds_bias = True                # forward adds k["bx"] to the projection itself
-    projects_input = False          # at inference the whole loop projects x (kernels.select)
-    input_gemm = 0                  # its product: the loop's own (0) or MKL's (kernels.select)
-    by_units = None                 # inference: the OpenBLAS of a loop split by units
-    units_in_loop = False           # ... which then projects each step's input itself
-    shared_threads = False          # its MKL products on all of MKL's threads (kernels.select)
+class LSTMKernel(LoopKernel):
+    units_kind = columns.LSTM
 
-    def __init__(self, whole_loop: bool, gemm: int = 0, parts: int = 1):
-        self.whole_loop, self.gemm = whole_loop, gemm     # see rnnkit.fast.kernels.select
-        self.parts = parts          # the whole loop's batch split over this many threads
-        self.parallel = False       # the step kernels over all threads (set by the scan)
+    def forward_whole(self, k, g, h, c, n_active, reverse, out, x):
+        product, keep = loop_weights(k, "Wh_T", h.shape[0], self.gemm, self.parts,
+                                     shared=self.shared_threads)
+        x_input, keep_x = loop_input(x, k, h.shape[0], self.input_gemm, self.parts)
+        self.run(forward_loop, forward_loop_parallel,
+                 (not repeats(g["c"]), product, k["Wh_T"], k["bx"], h, c, n_active, reverse,
+                  one_or_all(g["gates"]), g["rec"], out, one_or_all(g["c"]),
+                  one_or_all(g["tanh_c"]), *x_input))
 
-    def forward(self, k, cache, gx, h, c, n_active, reverse, out, x=None):
-        if self.by_units is not None:                 # (kernels.select)
-            columns.run(columns.LSTM, self.by_units, k, x, h, c, n_active, reverse, out,
-                        self.units_in_loop)
-            return
-        g = cache
-        if self.whole_loop:
-            product, keep = loop_weights(k, "Wh_T", h.shape[0], self.gemm, self.parts,
-                                         shared=self.shared_threads)
-            x_input, keep_x = loop_input(x, k, h.shape[0], self.input_gemm, self.parts)
-            args = (not repeats(g["c"]), product, k["Wh_T"], k["bx"], h, c, n_active, reverse,
-                    one_or_all(g["gates"]), g["rec"], out, one_or_all(g["c"]),
-                    one_or_all(g["tanh_c"]), *x_input)
-            if self.parts > 1:
-                forward_loop_parallel(self.parts, *args)
-            else:
-                forward_loop(*args)
-            return
-        T = gx.shape[0]
-        step = partial(forward_step_parallel, get_num_threads()) if self.parallel else \
-            forward_step
+    def forward_steps(self, k, g, gx, h, c, n_active, reverse, out):
+        step = self.step_kernel(forward_step, forward_step_parallel)
         train = not repeats(g["c"])         # inference keeps no activations
         Wh_T = packed(k, "Wh_T", h.shape[0])
-        for t in (range(T - 1, -1, -1) if reverse else range(T)):
+        for t in self.steps(gx.shape[0], reverse):
             n = n_active[t]
             rec = g["rec"][:n]
             Wh_T.matmul(h[:n], rec)
             step(train, g["gates"][t, :n], rec, k["bx"], h[:n], c[:n], g["c"][t, :n],
                  g["tanh_c"][t, :n], out[t, :n])
 
-    def backward(self, k, cache, dout, dh, dc, dgx, dgh, n_active, reverse):
-        g = cache                   # dgx is g["gates"]
+    def backward(self, k, g, dout, dh, dc, dgx, dgh, n_active, reverse):
+        # dgx is g["gates"]
         if self.whole_loop:
             product, keep = blas.loop_product(k["W_hh"], dh.shape[0], self.gemm, parts=self.parts)
-            args = (product, dout, k["W_hh"], dh, dc, n_active, reverse, g["gates"],
-                    g["tanh_c"], g["c"], g["c0"])
-            if self.parts > 1:
-                backward_loop_parallel(self.parts, *args)
-            else:
-                backward_loop(*args)
+            self.run(backward_loop, backward_loop_parallel,
+                     (product, dout, k["W_hh"], dh, dc, n_active, reverse, g["gates"],
+                      g["tanh_c"], g["c"], g["c0"]))
             return
-        T = dout.shape[0]
         scratch = np.empty_like(dh)
-        step = partial(backward_step_parallel, get_num_threads()) if self.parallel else \
-            backward_step
+        step = self.step_kernel(backward_step, backward_step_parallel)
         W_hh = blas.Packed(k["W_hh"], dh.shape[0])
-        for t in (range(T) if reverse else range(T - 1, -1, -1)):
+        for t in self.steps(dout.shape[0], reverse, backward=True):
             n = n_active[t]
             dh_n = dh[:n]
             dh_n += dout[t, :n]

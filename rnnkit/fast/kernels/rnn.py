@@ -12,6 +12,7 @@ import numpy as np
 
 from rnnkit.fast import blas
 from rnnkit.fast.kernels import columns
+from rnnkit.fast.kernels.base import LoopKernel
 
 from rnnkit.fast.kernels.fastmath import (ONE, OPTS, flush, ftanh, local_threads, loop_input,
                                      loop_weights, matmul_rows, njit, packed, part, prange,
@@ -111,45 +112,30 @@ def backward_loop_parallel(parts, gemm, dout, W_hh, dh, n_active, reverse, relu,
         _backward_span(gemm, dout, W_hh, dh, n_active, reverse, relu, out, dgx, r0, r1)
 
 
-class ElmanKernel:
+class ElmanKernel(LoopKernel):
     grads_in_gates = False          # (its cache has no gates: the outputs are all it keeps)
-    adds_bias = True                # forward adds k["bx"] to the projection itself
-    projects_input = False          # at inference the whole loop projects x (kernels.select)
-    input_gemm = 0                  # its product: the loop's own (0) or MKL's (kernels.select)
-    by_units = None                 # inference: the OpenBLAS of a loop split by units
-    units_in_loop = False           # ... which then projects each step's input itself
-    shared_threads = False          # its MKL products on all of MKL's threads (kernels.select)
 
     def __init__(self, whole_loop: bool, relu: bool, gemm: int = 0, parts: int = 1):
-        self.whole_loop, self.relu, self.gemm = whole_loop, relu, gemm   # see kernels.select
-        self.parts = parts          # the whole loop's batch split over this many threads
+        super().__init__(whole_loop, gemm, parts)
+        self.relu = relu
+        self.units_kind = columns.RNN_RELU if relu else columns.RNN_TANH
         self.packed = None          # W_hh for backward's products, packed once for all its
-                                    # chunks: blas.loop_product's, or a blas.Packed per step
-        self.parallel = False       # set by the scan; unused: one tanh pass a step is too
-                                    # little work to split
+        #                             chunks: blas.loop_product's, or a blas.Packed per step
+        # (``parallel`` stays unused: one tanh pass a step is too little work to split)
 
-    def forward(self, k, cache, gx, h, c, n_active, reverse, out, x=None):
-        # gx is out: the scan projects the input into the output buffer (or the loop does,
-        # from x, with projects_input)
-        if self.by_units is not None:                 # (kernels.select)
-            kind = columns.RNN_RELU if self.relu else columns.RNN_TANH
-            columns.run(kind, self.by_units, k, x, h, None, n_active, reverse, out,
-                        self.units_in_loop)
-            return
-        if self.whole_loop:
-            product, keep = loop_weights(k, "Wh_T", h.shape[0], self.gemm, self.parts,
-                                          accumulate=True, shared=self.shared_threads)
-            x_input, keep_x = loop_input(x, k, h.shape[0], self.input_gemm, self.parts)
-            args = (product, k["bx"], k["Wh_T"], h, n_active, reverse, self.relu, out,
-                    *x_input)
-            if self.parts > 1:
-                forward_loop_parallel(self.parts, *args)
-            else:
-                forward_loop(*args)
-            return
+    # gx is out: the scan projects the input into the output buffer (or the loop does, from
+    # x, with projects_input)
+    def forward_whole(self, k, cache, h, c, n_active, reverse, out, x):
+        product, keep = loop_weights(k, "Wh_T", h.shape[0], self.gemm, self.parts,
+                                     accumulate=True, shared=self.shared_threads)
+        x_input, keep_x = loop_input(x, k, h.shape[0], self.input_gemm, self.parts)
+        self.run(forward_loop, forward_loop_parallel,
+                 (product, k["bx"], k["Wh_T"], h, n_active, reverse, self.relu, out, *x_input))
+
+    def forward_steps(self, k, cache, gx, h, c, n_active, reverse, out):
         rec = np.empty_like(h)
         Wh_T = packed(k, "Wh_T", h.shape[0])
-        for t in (range(out.shape[0] - 1, -1, -1) if reverse else range(out.shape[0])):
+        for t in self.steps(out.shape[0], reverse):
             n = n_active[t]
             Wh_T.matmul(h[:n], rec[:n])
             forward_step(out[t, :n], rec[:n], k["bx"], h[:n], self.relu)
@@ -161,16 +147,13 @@ class ElmanKernel:
             if self.packed is None:
                 self.packed = blas.loop_product(k["W_hh"], dh.shape[0], self.gemm,
                                                 parts=self.parts)
-            args = (self.packed[0], dout[t0:t1], k["W_hh"], dh, n_active[t0:t1], reverse, self.relu,
-                    out[t0:t1], dgx)
-            if self.parts > 1:
-                backward_loop_parallel(self.parts, *args)
-            else:
-                backward_loop(*args)
+            self.run(backward_loop, backward_loop_parallel,
+                     (self.packed[0], dout[t0:t1], k["W_hh"], dh, n_active[t0:t1], reverse,
+                      self.relu, out[t0:t1], dgx))
             return
         if self.packed is None:
             self.packed = blas.Packed(k["W_hh"], dh.shape[0])
-        for t in (range(t0, t1) if reverse else range(t1 - 1, t0 - 1, -1)):
+        for t in self.steps(t1 - t0, reverse, backward=True, t0=t0):
             n = n_active[t]
             dh_n = dh[:n]
             dh_n += dout[t, :n]

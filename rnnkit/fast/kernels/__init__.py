@@ -45,7 +45,7 @@ import numpy as np
 
 from rnnkit.fast import blas, openblas
 from rnnkit.fast.fused import ElmanCell, GRUCell, LSTMCell
-from rnnkit.fast.kernels.fastmath import AVAILABLE
+from rnnkit.fast.kernels.fastmath import AVAILABLE, set_target
 from rnnkit.fast.steps import COPY_SPLIT_BYTES
 
 # below this, per-step Python and BLAS-call overhead outweigh the product: the whole loop is
@@ -170,6 +170,7 @@ def select(cell, dtype, N: int, H: int, D: int = 0, train: bool = True, stepped:
     inference called one step at a time (STEP_SHARED_MACS)."""
     if not _enabled or np.dtype(dtype) != np.float32:
         return None
+    set_target()                    # (numba's vector width, before the first compile)
     from rnnkit.fast.kernels.gru import GRUKernel
     from rnnkit.fast.kernels.lstm import LSTMKernel
     from rnnkit.fast.kernels.rnn import ElmanKernel

@@ -70,8 +70,17 @@ def _widen_vectors() -> None:
         config.CPU_FEATURES = wide
 
 
-if AVAILABLE:
-    _widen_vectors()
+_target_set = False
+
+
+def set_target() -> None:
+    """``_widen_vectors`` once, when rnnkit is about to run its first compiled loop
+    (rnnkit.fast.kernels.select), not when it is imported: importing rnnkit leaves numba's
+    process-wide target as it was."""
+    global _target_set
+    if AVAILABLE and not _target_set:
+        _target_set = True
+        _widen_vectors()
 
 # fastmath without "nnan" and "ninf": with them LLVM may assume that no value is NaN, and
 # did: the tanh's clamp turned NaN into +-7.9 and the Elman step's flush (|v| < TINY) into

@@ -33,8 +33,10 @@ from rnnkit.train.config import TrainConfig
 
 def _time_chunks(batch, k: int):
     """Cut a batch into chunks of k steps along axis 1 (inputs and per-step targets)."""
+    if not k:           # (before reading a shape: inputs may be a tuple or a structure)
+        return [(batch.inputs, batch.targets)]
     T = np.asarray(batch.inputs).shape[1]
-    if not k or T <= k:
+    if T <= k:
         return [(batch.inputs, batch.targets)]
     if batch.lengths is not None:
         fail("bptt", "batches without lengths (cut long padded batches yourself)",

@@ -125,7 +125,8 @@ class _LogF1(Callback):
         self.log = log
 
     def on_validation_end(self, trainer, logs):
-        self.log(f"epoch {logs['epoch']}, step {logs['step']}: validation entity F1 "
+        epochs = logs["step"] / trainer.train_data.num_batches(0)
+        self.log(f"step {logs['step']} ({epochs:.2f} epochs): validation entity F1 "
                  f"{100 * (1 - logs['val_loss']):.2f} (best {100 * (1 - logs['best_val_loss']):.2f})")
 
 
@@ -154,7 +155,7 @@ def _load_run(run_dir: Path):
 
 
 def _build(cfg: NERConfig, tcfg: TrainConfig, run_dir: Path, model: Tagger, encoder: Encoder,
-           tagset: TagSet, log) -> _F1Trainer:
+           tagset: TagSet, log, callbacks=()) -> _F1Trainer:
     sentences = read_conll(data_path(cfg, "train"))
     word_freq = np.zeros(len(encoder.words), np.int64)
     ids = np.concatenate([encoder.word_ids(s.words) for s in sentences])
@@ -165,7 +166,7 @@ def _build(cfg: NERConfig, tcfg: TrainConfig, run_dir: Path, model: Tagger, enco
                            cfg.eval_batch_size, shuffle=False)
     optimizer = make_optimizer(cfg.optimizer, model.params, lr=cfg.lr)
     trainer = _F1Trainer(model, model.loss, optimizer, train, valid, config=tcfg,
-                         run_dir=run_dir, log=log, callbacks=[_LogF1(log)], encoder=encoder,
+                         run_dir=run_dir, log=log, callbacks=[_LogF1(log), *callbacks], encoder=encoder,
                          tagset=tagset, eval_batch_size=cfg.eval_batch_size)
     total = trainer.total_steps
     shapes = {"constant": {}, "cosine": {"total_steps": total},
@@ -183,9 +184,10 @@ def _check_config(cfg: NERConfig) -> None:
             fail(f.name, f"one of {choices}", repr(getattr(cfg, f.name)))
 
 
-def train(cfg: NERConfig, tcfg: TrainConfig, run_dir: str | Path, log=print) -> dict:
+def train(cfg: NERConfig, tcfg: TrainConfig, run_dir: str | Path, log=print,
+          callbacks=()) -> dict:
     """Train a tagger from scratch into `run_dir`; returns the trainer's summary with the best
-    validation F1."""
+    validation F1. `callbacks` (rnnkit.train.Callback) are added to the trainer's."""
     _check_config(cfg)
     run_dir = Path(run_dir)
     sentences = read_conll(data_path(cfg, "train"))
@@ -198,7 +200,7 @@ def train(cfg: NERConfig, tcfg: TrainConfig, run_dir: str | Path, log=print) -> 
                    num_layers=cfg.num_layers, dropout=cfg.dropout, output=cfg.output,
                    seed=tcfg.seed)
     _save_run(run_dir, cfg, tcfg, model, words, chars, tagset)
-    trainer = _build(cfg, tcfg, run_dir, model, encoder, tagset, log)
+    trainer = _build(cfg, tcfg, run_dir, model, encoder, tagset, log, callbacks)
     log(f"NER: {len(sentences)} training sentences, {len(words)} words, {len(chars)} "
         f"characters, {len(tagset)} tags; {cfg.output} tagger, BiLSTM {cfg.hidden_size}; "
         f"{trainer.train_data.num_batches(0)} batches per epoch, {trainer.total_steps} in all")

@@ -126,8 +126,9 @@ class _LogF1(Callback):
 
     def on_validation_end(self, trainer, logs):
         epochs = logs["step"] / trainer.train_data.num_batches(0)
-        self.log(f"step {logs['step']} ({epochs:.2f} epochs): validation entity F1 "
-                 f"{100 * (1 - logs['val_loss']):.2f} (best {100 * (1 - logs['best_val_loss']):.2f})")
+        f1, best = 100 * (1 - logs["val_loss"]), 100 * (1 - logs["best_val_loss"])
+        self.log(f"step {logs['step']} ({epochs:.2f} epochs): validation entity F1 {f1:.2f} "
+                 f"(best {best:.2f})")
 
 
 # --- the run folder ----------------------------------------------------------------------------
@@ -166,8 +167,8 @@ def _build(cfg: NERConfig, tcfg: TrainConfig, run_dir: Path, model: Tagger, enco
                            cfg.eval_batch_size, shuffle=False)
     optimizer = make_optimizer(cfg.optimizer, model.params, lr=cfg.lr)
     trainer = _F1Trainer(model, model.loss, optimizer, train, valid, config=tcfg,
-                         run_dir=run_dir, log=log, callbacks=[_LogF1(log), *callbacks], encoder=encoder,
-                         tagset=tagset, eval_batch_size=cfg.eval_batch_size)
+                         run_dir=run_dir, log=log, callbacks=[_LogF1(log), *callbacks],
+                         encoder=encoder, tagset=tagset, eval_batch_size=cfg.eval_batch_size)
     total = trainer.total_steps
     shapes = {"constant": {}, "cosine": {"total_steps": total},
               "step": {"step_size": max(1, total // 3)}}

@@ -71,9 +71,10 @@ def test_read_conll_sentences_documents_and_errors(tmp_path):
         read_conll(path)
 
 
-def test_vocabularies_come_from_training_words():
-    sentences = read_conll_text("Peter NNP B-NP B-PER\nPETER NNP B-NP B-PER\n"
-                                "1996-08-22 CD I-NP O\n\nrare NN I-NP O\n")
+def test_vocabularies_come_from_training_words(tmp_path):
+    (tmp_path / "train.txt").write_text("Peter NNP B-NP B-PER\nPETER NNP B-NP B-PER\n"
+                                        "1996-08-22 CD I-NP O\n\nrare NN I-NP O\n", "utf-8")
+    sentences = read_conll(tmp_path / "train.txt")
     words, freq = build_word_vocab(sentences, min_freq=2)
     assert words.tokens == ["<pad>", "<unk>", "peter"] and freq.tolist() == [0, 0, 2]
     assert normalise_word("1996-08-22") == "0000-00-00"
@@ -89,14 +90,6 @@ def test_vocabularies_come_from_training_words():
     assert [casing(w) for w in ("Peter", "PETER", "rare", "1996", "1996-08-22")] == \
         [5, 4, 3, 1, 2]
     assert TagSet.from_sentences(sentences).tags == ["B-PER", "O"]
-
-
-def read_conll_text(text, tmp=[]):
-    import tempfile
-    from pathlib import Path
-    folder = Path(tempfile.mkdtemp())
-    (folder / "x.txt").write_text(text, "utf-8")
-    return read_conll(folder / "x.txt")
 
 
 def test_training_data_source_resumes_mid_epoch_with_the_same_unk_draws(data):

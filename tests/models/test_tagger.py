@@ -9,7 +9,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))     # tests/: gradcheck
 from gradcheck import check_sampled_params  # noqa: E402
 
-from rnnkit.data.conll import Encoder, Sentence, TagSet, build_char_vocab, build_word_vocab  # noqa: E402
+from rnnkit.data.conll import (Encoder, Sentence, TagSet, build_char_vocab,  # noqa: E402
+                               build_word_vocab)
 from rnnkit.errors import RnnkitError  # noqa: E402
 from rnnkit.models.tagger import Tagger  # noqa: E402
 

@@ -7,8 +7,9 @@
 
 ``--set key=value`` overrides a field of rnnkit.apps.ner.NERConfig; ``--budget-min`` stops
 training after that many minutes (the weights with the best validation F1 so far are the
-ones evaluated). ``--no-test`` is for choosing settings: it reports validation F1 only and
-writes no results file. The run uses one thread (NUMBA/OpenMP/BLAS) unless --threads says
+ones evaluated). ``--no-test`` is for choosing settings: it reports validation F1 only, and
+writes a results file only if --out is given. (The two 8-epoch selection runs' printouts are
+kept as results/apps/ner_select_*.log.) The run uses one thread (NUMBA/OpenMP/BLAS) unless --threads says
 otherwise: on the project's 2 shared cores, with other processes running, the compiled
 loops' two-thread products spun waiting for a busy core and a training step took ~10x the
 time of one thread (measured 1.4-2.5k against 19.5k tokens/s at the default model).
@@ -84,7 +85,9 @@ def main(argv=None) -> dict:
     p.add_argument("--no-test", action="store_true")
     p.add_argument("--threads", default="1")
     p.add_argument("--run-dir", default=str(ROOT / "runs" / "ner-bench"))
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "apps" / "ner.json"))
+    p.add_argument("--out", default=None,
+                   help="results JSON (default benchmarks/results/apps/ner.json; none with "
+                        "--no-test)")
     args = p.parse_args(argv)
 
     cfg = ner.NERConfig(data=args.data)
@@ -136,7 +139,10 @@ def main(argv=None) -> dict:
         result["published_test_f1"] = PUBLISHED
         sentence = ner.predict(run_dir, [ner.EXAMPLE], log=lambda *m: print(*m, flush=True))
         result["example"] = sentence[0]
-        out = Path(args.out)
+    out = args.out or (None if args.no_test else ROOT / "benchmarks" / "results" / "apps" /
+                       "ner.json")
+    if out is not None:
+        out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=1) + "\n", "utf-8")
         print(f"wrote {out}")

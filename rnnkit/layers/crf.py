@@ -28,8 +28,6 @@ import numpy as np
 
 from rnnkit.errors import check_array, check_lengths, fail
 
-PARAMS = ("A", "a_start", "a_end")
-
 
 def init_crf_params(num_tags: int, dtype=np.float32) -> dict[str, np.ndarray]:
     """Zeros: every path equally likely until the emissions and the data say otherwise."""

@@ -33,7 +33,7 @@ from rnnkit.train.config import TrainConfig
 
 def _time_chunks(batch, k: int):
     """Cut a batch into chunks of k steps along axis 1 (inputs and per-step targets)."""
-    if not k:           # (before reading T: a seq2seq batch's inputs are a pair of arrays)
+    if not k:           # (before reading a shape: inputs may be a tuple or a structure)
         return [(batch.inputs, batch.targets)]
     T = np.asarray(batch.inputs).shape[1]
     if T <= k:

@@ -5,11 +5,10 @@ import json
 import numpy as np
 import pytest
 
+from app_helpers import assert_resume_is_bit_identical
 from rnnkit.apps import sentiment
 from rnnkit.cli import main
-from rnnkit.serialize import load_arrays
 from rnnkit.train import read_metrics
-from rnnkit.train.checkpoint import latest_checkpoint, load_checkpoint
 
 GOOD = ["good", "great", "witty", "gorgeous", "fun", "moving"]
 BAD = ["bad", "dull", "boring", "awful", "plodding", "mess"]
@@ -80,14 +79,10 @@ def test_train_learns_predicts_and_evaluates(tmp_path, capsys):
 
 def test_resume_continues_bit_identically(tmp_path):
     data = write_csv(tmp_path / "reviews.csv", n=60)
-    assert main(train_args(data, tmp_path / "a", "--max-steps", "12", "--cell", "lstm")) == 0
-    assert main(train_args(data, tmp_path / "b", "--max-steps", "5", "--cell", "lstm")) == 0
-    assert main(["sentiment", "resume", str(tmp_path / "b"), "--max-steps", "12"]) == 0
-    a = load_checkpoint(latest_checkpoint(tmp_path / "a" / "checkpoints"))
-    b = load_checkpoint(latest_checkpoint(tmp_path / "b" / "checkpoints"))
-    assert a["trainer"]["step"] == b["trainer"]["step"] == 12
-    for name, value in a["model_params"].items():
-        np.testing.assert_array_equal(value, b["model_params"][name], err_msg=name)
+    assert_resume_is_bit_identical(
+        "sentiment", lambda run: train_args(data, run, "--cell", "lstm", "--schedule", "cosine",
+                                            "--embed-dropout", "0.2", "--dropout", "0.3"),
+        tmp_path, 4, 12)
 
 
 @pytest.mark.parametrize("content, message", [

@@ -26,6 +26,13 @@ EXTRAS = {"tqdm": "train", "safetensors": "train", "matplotlib": "train", "numba
           "onnx": "onnx", "sklearn": "bench", "statsmodels": "bench"}
 
 
+class Parser(argparse.ArgumentParser):
+    """Bad flags: one line naming the problem and where to look, not the whole usage."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _formatter(prog):
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
 
@@ -78,7 +85,7 @@ def _add_evaluate(verbs, app):
 
 
 def build_parser(apps: dict) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rnnkit", description=DESCRIPTION,
+    parser = Parser(prog="rnnkit", description=DESCRIPTION,
                                      formatter_class=_formatter)
     sub = parser.add_subparsers(dest="app", required=True, metavar="APP")
     text = apps["text"]

@@ -208,7 +208,7 @@ class ScoredTrainer(Trainer):
 
 
 # --- honest progress -----------------------------------------------------------------------
-def warm_up(model, batch, log=print, delay: float = 1.5) -> float:
+def warm_up(model, batch, log=print, delay: float = 3.0) -> float:
     """Run one small forward/backward (and an inference forward) so that the compiled kernels
     are built before the progress bar starts; if that takes longer than `delay` seconds (a
     first run on this machine), say so. The weights, the gradients (zeroed) and every random

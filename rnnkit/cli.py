@@ -70,7 +70,7 @@ def _add_predict(verbs, app, name: str | None = None):
     p.add_argument("--json", action="store_true", help="write one JSON object a line")
     options = getattr(app, "PredictOptions", None)
     fields = common.add_flags(p, options()) if options else []
-    p.set_defaults(verb="predict", option_fields=fields)
+    p.set_defaults(verb="predict", verb_name=name, option_fields=fields)
     return p
 
 
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser(apps)
     _hide_aliases(parser)
     args = parser.parse_args(argv)
-    where = f"rnnkit {args.app} {args.verb}"
+    where = f"rnnkit {args.app} {getattr(args, 'verb_name', args.verb)}"
     try:
         run(args, apps)
     except RnnkitError as e:

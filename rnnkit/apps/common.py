@@ -202,7 +202,7 @@ class ScoredTrainer(Trainer):
                 self.should_stop = True
         logs = {"step": self.step, "epoch": self.epoch, "val_loss": loss,
                 f"val_{self.score_name}": score, f"best_val_{self.score_name}": -self.best_val,
-                "best_val_loss": self.best_val, "improved": improved}
+                "improved": improved}
         for cb in self.callbacks:
             cb.on_validation_end(self, logs)
 

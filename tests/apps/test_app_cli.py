@@ -134,3 +134,5 @@ def test_old_names_still_work(tmp_path, capsys):
     assert main(["sample", str(run), "--length", "5", "--prime", "AB"]) == 0
     assert capsys.readouterr().out.startswith("AB")
     assert json.loads((run / "config.json").read_text())["train"]["max_steps"] == 35
+    demo = ["demo"] + args[2:]
+    assert main(demo) == 0 and main(demo) == 0          # the demo may run again in its folder

@@ -40,8 +40,10 @@ def _formatter(prog):
 def _add_train(verbs, app, name: str, run_dir: str, help: str):
     p = verbs.add_parser(name, help=help, description=help, formatter_class=_formatter)
     p.add_argument("--run-dir", default=run_dir,
-                   help=f"folder for this run's files; must not hold a run yet (default: {run_dir})")
-    app_fields = common.add_flags(p.add_argument_group("settings of the application"), app.Config())
+                   help=f"folder for this run's files; must not hold a run yet "
+                   f"(default: {run_dir})")
+    app_fields = common.add_flags(p.add_argument_group("settings of the application"),
+                                  app.Config())
     train_fields = common.add_flags(p.add_argument_group("training"), app.default_train_config(),
                                     common.TRAIN_HELP)
     p.set_defaults(verb="train", app_fields=app_fields, train_fields=train_fields)

@@ -24,7 +24,7 @@ from rnnkit.errors import RnnkitError, fail
 from rnnkit.losses import softmax_cross_entropy
 from rnnkit.models import LanguageModel
 from rnnkit.optim import make_optimizer
-from rnnkit.serialize import load_arrays, save_json
+from rnnkit.serialize import load_arrays
 from rnnkit.train import Trainer, TrainConfig
 from rnnkit.train.checkpoint import latest_checkpoint, load_checkpoint, load_params
 

@@ -60,7 +60,8 @@ def pool_backward(ds: np.ndarray, cache) -> np.ndarray:
 
 
 class SequenceClassifier:
-    """Parameters ``embed.E`` (token inputs), ``rnn.l{k}[_reverse].*``, ``head.W_hy``, ``head.b_y``."""
+    """Parameters ``embed.E`` (token inputs), ``rnn.l{k}[_reverse].*``, ``head.W_hy``,
+    ``head.b_y``."""
 
     def __init__(self, *, vocab_size: int = 0, input_size: int = 0, embed_dim: int = 128,
                  hidden_size: int = 128, num_layers: int = 1, cell: str = "lstm",
@@ -85,7 +86,8 @@ class SequenceClassifier:
         rng = as_rng(seed)
         self.dtype, self.pooling = np.dtype(dtype), pooling
         self.embed_dropout, self.dropout = embed_dropout, dropout
-        self.embed = Embedding(vocab_size, embed_dim, dtype=dtype, seed=rng) if vocab_size else None
+        self.embed = (Embedding(vocab_size, embed_dim, dtype=dtype, seed=rng) if vocab_size
+                      else None)
         self.rnn = CELLS[cell](embed_dim if vocab_size else input_size, hidden_size, num_layers,
                                bidirectional=bidirectional, dtype=dtype, seed=rng)
         features = self.rnn.dirs * hidden_size * (2 if pooling == "meanmax" else 1)

@@ -25,7 +25,7 @@ from rnnkit.apps.common import setting
 from rnnkit.apps.gaussian import gaussian_nll, mse_loss, split_outputs
 from rnnkit.data import StandardScaler, WindowDataset, load_csv_series, make_windows
 from rnnkit.data.scalers import scaler_from_dict
-from rnnkit.errors import RnnkitError, fail
+from rnnkit.errors import fail
 from rnnkit.models import SequenceModel
 from rnnkit.optim import make_optimizer
 from rnnkit.serialize import load_arrays, load_json, save_json
@@ -153,9 +153,30 @@ def _build(cfg, tcfg, run_dir, plan: Plan, log):
 
 def _finish(trainer, log) -> dict:
     summary = common.fit(trainer, log)
-    log(f"best validation loss {trainer.best_val:.4f}; `rnnkit forecast evaluate "
-        f"{trainer.run_dir}` scores the test period")
-    return summary
+    spread = calibrate(trainer.run_dir)
+    log(f"best validation loss {trainer.best_val:.4f}" + (
+        f"; interval width x{spread:.2f} to cover the validation period" if spread else "")
+        + f"; `rnnkit forecast evaluate {trainer.run_dir}` scores the test period")
+    return dict(summary, interval_spread=spread)
+
+
+def calibrate(run_dir) -> float | None:
+    """Scale the Gaussian head's standard deviations so that its intervals cover the wanted
+    share of the validation period's one-step errors (a likelihood trained on few windows
+    learns too small a variance); saved in calibration.json and used by forecasts after.
+    None without a Gaussian head or a validation period."""
+    from statistics import NormalDist
+    run_dir, cfg, model, scaler, _ = _load(run_dir)
+    if not cfg.gaussian or not cfg.val_size:
+        return None
+    plan = Plan(cfg, read_series(cfg), scaler)
+    idx = [plan.window_at(t) for t in range(plan.train_end, plan.test_start)]
+    mu, v = split_outputs(model.forward(plan.X[idx], grad=False)[0].astype(np.float64))
+    zs = scaler.transform(plan.z)[np.array(idx) + cfg.lookback]            # the true z (scaled)
+    r = np.abs(zs - mu[:, 0]) / np.exp(0.5 * np.clip(v[:, 0], -15, 15))
+    spread = float(np.quantile(r, cfg.interval) / NormalDist().inv_cdf(0.5 + cfg.interval / 2))
+    save_json(run_dir / "calibration.json", {"spread": spread, "points": len(idx)})
+    return spread
 
 
 def train(cfg: ForecastConfig, tcfg: TrainConfig, run_dir, log=print) -> dict:
@@ -192,11 +213,13 @@ def _load(run_dir, best: bool = True):
     else:
         ck = load_checkpoint(latest_checkpoint(run_dir / "checkpoints"))
         load_params(model, ck["model_params"], str(ck["path"]))
-    return run_dir, cfg, model, scaler_from_dict(load_json(run_dir / "scaler.json"))
+    spread = (load_json(run_dir / "calibration.json")["spread"]
+              if (run_dir / "calibration.json").is_file() else 1.0)
+    return run_dir, cfg, model, scaler_from_dict(load_json(run_dir / "scaler.json")), spread
 
 
 def forecast(model, cfg: ForecastConfig, scaler, X: np.ndarray, y: np.ndarray, t0s,
-             seed: int = 0) -> dict:
+             seed: int = 0, spread: float = 1.0) -> dict:
     """Forecasts of y at t0 ... t0 + h - 1 for each window X[k] (reading y before t0s[k]):
     point (K, h), and with a Gaussian head lower / upper interval bounds (K, h)."""
     out, _, _ = model.forward(X.astype(np.float32), grad=False)
@@ -210,7 +233,7 @@ def forecast(model, cfg: ForecastConfig, scaler, X: np.ndarray, y: np.ndarray, t
         point.append(series.invert(mu[k][None] * scale + shift, y, t0, cfg.transform,
                                    cfg.season)[0])
         if v is not None:
-            sd = np.exp(0.5 * np.clip(v[k], -15, 15))
+            sd = spread * np.exp(0.5 * np.clip(v[k], -15, 15))
             paths = mu[k] + sd * rng.standard_normal((SAMPLES, len(sd)))
             sims = series.invert(paths * scale + shift, y, t0, cfg.transform, cfg.season)
             lo.append(np.quantile(sims, alpha, axis=0))
@@ -234,7 +257,7 @@ def _scores(pred: dict, actual: np.ndarray, base: dict) -> dict:
 def evaluate(run_dir, log=print, split: str = "test", plot: bool = True) -> dict:
     """One-step and (horizon > 1) multi-step scores on the test (or validation) period,
     against the baselines on the same points."""
-    run_dir, cfg, model, scaler = _load(run_dir)
+    run_dir, cfg, model, scaler, spread = _load(run_dir)
     y = read_series(cfg)
     plan = Plan(cfg, y, scaler)
     if split == "val":
@@ -245,7 +268,7 @@ def evaluate(run_dir, log=print, split: str = "test", plot: bool = True) -> dict
         start, end = plan.test_start, plan.T
     times = np.arange(start, end)
     idx = np.array([plan.window_at(t) for t in times])
-    one = forecast(model, cfg, scaler, plan.X[idx], y, times)
+    one = forecast(model, cfg, scaler, plan.X[idx], y, times, spread=spread)
     one = {k: v[:, 0] for k, v in one.items()}
     base = {}
     for t in times:
@@ -254,11 +277,13 @@ def evaluate(run_dir, log=print, split: str = "test", plot: bool = True) -> dict
     result = {"app": "forecast", "data": cfg.data, "points": plan.T, "split": split,
               "period": f"points {start} to {end - 1}",
               "interval": cfg.interval if cfg.gaussian else None,
+              "interval_spread": spread if cfg.gaussian else None,
               "one_step": _scores(one, y[times], base)}
     multi = None
     if cfg.horizon > 1:
         h = min(cfg.horizon, end - start)
-        multi = forecast(model, cfg, scaler, plan.X[[plan.window_at(start)]], y, [start])
+        multi = forecast(model, cfg, scaler, plan.X[[plan.window_at(start)]], y, [start],
+                         spread=spread)
         multi = {k: v[0, :h] for k, v in multi.items()}
         result["multi_step"] = dict(_scores(multi, y[start:start + h], series.baselines(
             y, start, h, cfg.season)), origin=int(start))
@@ -302,7 +327,7 @@ def _plot(path, cfg, y, times, one, origin, multi) -> None:
 def predict(run_dir, inputs: list, *, best: bool = True) -> list:
     """Inputs: the recent history, one number a line, oldest first -> the next `horizon`
     values, one a line (with interval bounds from a Gaussian head)."""
-    _, cfg, model, scaler = _load(run_dir, best)
+    _, cfg, model, scaler, spread = _load(run_dir, best)
     values = []
     for i, line in enumerate(inputs, 1):
         try:
@@ -318,7 +343,7 @@ def predict(run_dir, inputs: list, *, best: bool = True) -> list:
              f"the model reads, after transform {cfg.transform!r})", f"{len(y)} values")
     zs = scaler.transform(series.forward(y, cfg.transform, cfg.season))
     X = zs[-cfg.lookback:].reshape(1, cfg.lookback, 1)
-    pred = forecast(model, cfg, scaler, X, y, [len(y)])
+    pred = forecast(model, cfg, scaler, X, y, [len(y)], spread=spread)
     results = []
     for k in range(cfg.horizon):
         row = {"step": k + 1, "forecast": float(pred["point"][0, k])}

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 

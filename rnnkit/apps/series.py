@@ -25,7 +25,8 @@ TRANSFORMS = ("none", "log", "diff", "log_diff", "seasonal_diff", "log_seasonal_
 
 def differencing(transform: str, season: int) -> dict:
     """The differencing polynomial as {lag: coefficient}: z_t = sum_c coef_c level_{t-c}.
-    diff: (1 - B); seasonal_diff: (1 - B^s); both_diff: (1 - B)(1 - B^s) (Box-Jenkins' d = D = 1)."""
+    diff: (1 - B); seasonal_diff: (1 - B^s); both_diff: (1 - B)(1 - B^s), Box-Jenkins'
+    d = D = 1."""
     if transform not in TRANSFORMS:
         fail("transform", f"one of {TRANSFORMS}", repr(transform))
     if ("seasonal" in transform or "both" in transform) and season < 2:

@@ -2,7 +2,6 @@
 progress, and one-line errors."""
 import json
 import time
-import types
 
 import numpy as np
 import pytest

@@ -78,6 +78,8 @@ def test_train_evaluate_predict(tmp_path, capsys):
     assert one["rmse"] < one["baselines_rmse"]["naive"]     # it learnt the season
     assert set(one["baselines_rmse"]) == {"naive", "seasonal_naive", "seasonal_naive_growth"}
     assert (run / "forecast.png").stat().st_size > 1000
+    spread = json.loads((run / "calibration.json").read_text())["spread"]
+    assert ev["interval_spread"] == spread > 0
 
     history = "\n".join(f"{v:.4f}" for v in y[:60])
     (tmp_path / "h.txt").write_text(history + "\n")

@@ -2,7 +2,6 @@
 import json
 
 import numpy as np
-import pytest
 
 from app_helpers import assert_resume_is_bit_identical
 from rnnkit.cli import main

@@ -54,6 +54,8 @@ class SentimentConfig:
     batch_size: int = setting(32, "texts per batch")
     optimizer: str = setting("adam", "optimiser", ("sgd", "adagrad", "rmsprop", "adam", "adamw"))
     lr: float = setting(2e-3, "learning rate")
+    weight_decay: float = setting(0.0, "weight decay (adam: L2 in the gradient; adamw: "
+                                  "decoupled)")
     schedule: str = setting("constant", "learning-rate schedule", common.SCHEDULE_CHOICES)
 
 
@@ -159,7 +161,8 @@ def _build(cfg, tcfg, run_dir, texts, labels, log):
     targets = np.array([meta["classes"].index(v) for v in labels], np.int64)
     train, val, _ = _datasets(cfg, vocab, texts, targets, split, tcfg.seed)
     model = _model(cfg, len(vocab), len(meta["classes"]), seed=tcfg.seed)
-    optimizer = make_optimizer(cfg.optimizer, model.params, lr=cfg.lr)
+    decay = {"weight_decay": cfg.weight_decay} if cfg.weight_decay else {}
+    optimizer = make_optimizer(cfg.optimizer, model.params, lr=cfg.lr, **decay)
     trainer = common.ScoredTrainer(model, softmax_cross_entropy, optimizer, train, val,
                                    config=tcfg, run_dir=run_dir, log=log, score_fn=score,
                                    score_name="accuracy")

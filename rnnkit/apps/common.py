@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import sys
 import threading
 import time
@@ -268,6 +267,3 @@ def read_inputs(items: list, file: str | None = None, stdin=None) -> list:
             fail(f"input line {i}", "a non-empty line", "an empty line")
     return lines
 
-
-def finite_or_none(x: float):
-    return None if x is None or not math.isfinite(x) else float(x)

@@ -52,10 +52,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="one candidate, 2 epochs (a smoke run)")
     ap.add_argument("--only", help="comma-separated candidate names")
+    ap.add_argument("--epochs", type=float, default=6.0, help="most epochs per candidate")
     args = ap.parse_args()
     data = str(_common.DATA / "sentiment" / "rotten_tomatoes.csv")
     cfg = sentiment.SentimentConfig(data=data)
-    tcfg = replace(sentiment.default_train_config(), epochs=6.0, patience=2, progress=False)
+    tcfg = replace(sentiment.default_train_config(), epochs=args.epochs, patience=2, progress=False)
     names = list(CANDIDATES) if not args.only else args.only.split(",")
     if args.quick:
         names, tcfg = names[:1], replace(tcfg, epochs=2.0)
@@ -87,6 +88,7 @@ def main() -> None:
                         "train_seconds": result["candidates"][chosen]["train_seconds"]}
     print("chosen on validation:", result["chosen"])
     suffix = "_quick" if args.quick else "_only_" + "_".join(names) if args.only else ""
+    suffix += f"_{args.epochs:g}ep" if args.epochs != 6.0 else ""
     _common.write("sentiment" + suffix, result)
     shutil.rmtree(work, ignore_errors=True)
 

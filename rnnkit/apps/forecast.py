@@ -79,17 +79,20 @@ def default_train_config() -> TrainConfig:
     return TrainConfig(epochs=150.0, val_every=0, patience=0, log_every=10, clip_norm=5.0)
 
 
-def read_series(cfg: ForecastConfig) -> np.ndarray:
+def column_name(cfg: ForecastConfig) -> str:
+    """The column to forecast: --column, else the CSV's second column."""
     path = common.require_file(cfg.data, FORMAT)
-    column = cfg.column
-    if not column:
-        with path.open(newline="", encoding="utf-8") as f:
-            header = next(csv.reader(f), [])
-        if len(header) < 2:
-            fail(str(path), f"{FORMAT} (at least two columns, or pass --column)",
-                 f"header {header}")
-        column = header[1]
-    return load_csv_series(path, column)
+    if cfg.column:
+        return cfg.column
+    with path.open(newline="", encoding="utf-8") as f:
+        header = next(csv.reader(f), [])
+    if len(header) < 2:
+        fail(str(path), f"{FORMAT} (at least two columns, or pass --column)", f"header {header}")
+    return header[1]
+
+
+def read_series(cfg: ForecastConfig) -> np.ndarray:
+    return load_csv_series(common.require_file(cfg.data, FORMAT), column_name(cfg))
 
 
 class Plan:
@@ -315,7 +318,7 @@ def _plot(path, cfg, y, times, one, origin, multi) -> None:
             ax.fill_between(t, multi["lower"], multi["upper"], color="C3", alpha=0.15)
     ax.axvline(origin, color="grey", ls=":", lw=1)
     ax.set_xlabel("time index")
-    ax.set_ylabel(cfg.column or "value")
+    ax.set_ylabel(column_name(cfg))
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
     buf = io.BytesIO()

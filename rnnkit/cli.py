@@ -95,8 +95,8 @@ def build_parser(apps: dict) -> argparse.ArgumentParser:
                       "train a character LSTM on the bundled Shakespeare, then print a sample")
     demo.set_defaults(app="text", reuse_folder=True)
     for name, app in apps.items():
-        p = sub.add_parser(name, help=app.SUMMARY, description=app.SUMMARY,
-                           formatter_class=_formatter)
+        summary = getattr(app, "SUMMARY", None) or (app.__doc__ or name).strip().splitlines()[0]
+        p = sub.add_parser(name, help=summary, description=summary, formatter_class=_formatter)
         verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
         _add_train(verbs, app, "train", f"runs/{name}", "train a new model into a run folder")
         _add_evaluate(verbs, app)

@@ -3,13 +3,12 @@
 Data -> model -> trainer -> evaluation, for any UTF-8 text (default: the bundled Shakespeare
 sample). The text is one stream cut into `batch_size` contiguous rows; each batch continues
 every row, so the recurrent state is carried from batch to batch (truncated BPTT with
-`seq_len`-step chunks). The run folder holds everything needed to resume or sample:
+`seq_len`-step chunks). The last `val_fraction` of the text is held out. The run folder holds
+everything needed to resume, evaluate or generate (rnnkit.apps.common), plus vocab.json.
 
-    config.json          the resolved app and training configuration
-    vocab.json           the character vocabulary
-    checkpoints/         weights, optimiser, RNG and data position (see rnnkit.train.checkpoint)
-    best.safetensors     the weights with the best validation loss
-    metrics.jsonl        training and validation rows; loss_curve.png at the end
+Generation samples each character from softmax(logits / temperature), optionally kept to the
+`top_k` most likely characters or to the smallest set whose probability reaches `top_p`
+(nucleus sampling, Holtzman et al. 2019), renormalised.
 """
 from __future__ import annotations
 
@@ -18,33 +17,60 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnkit.apps import common
+from rnnkit.apps.common import setting
 from rnnkit.data import CharVocab, TextStream, bundled_text
-from rnnkit.errors import RnnkitError
+from rnnkit.errors import RnnkitError, fail
 from rnnkit.losses import softmax_cross_entropy
 from rnnkit.models import LanguageModel
-from rnnkit.optim import make_optimizer, make_schedule
-from rnnkit.serialize import load_arrays, load_json, save_json
+from rnnkit.optim import make_optimizer
+from rnnkit.serialize import load_arrays
 from rnnkit.train import Trainer, TrainConfig
-from rnnkit.train.checkpoint import load_params
+from rnnkit.train.checkpoint import latest_checkpoint, load_checkpoint, load_params
+
+SUMMARY = "text generation: a character-level language model trained on any UTF-8 text"
+PREDICT_VERB = "generate"
+PREDICT_NEEDS_INPUT = False          # no prime given: the run's configured prime
 
 
 @dataclass
 class CharLMConfig:
-    text: str = ""                 # UTF-8 text file; "" = the bundled 1 MB Shakespeare sample
-    cell: str = "lstm"             # rnn, lstm or gru
-    hidden_size: int = 256
-    embed_dim: int = 64
-    num_layers: int = 1
-    dropout: float = 0.0           # between stacked layers
-    batch_size: int = 32
-    seq_len: int = 64              # truncated-BPTT chunk length
-    val_fraction: float = 0.05     # the end of the text, held out
-    optimizer: str = "adam"
-    lr: float = 3e-3
-    schedule: str = "constant"     # constant, cosine (to 0 over the run) or step (x0.1 at 1/3, 2/3)
-    sample_length: int = 400
-    temperature: float = 0.7
-    prime: str = "ROMEO.\n"
+    text: str = setting("", "UTF-8 text file to train on; empty = the bundled 1 MB "
+                        "Shakespeare sample", aliases=("--data",))
+    cell: str = setting("lstm", "recurrent cell", ("rnn", "lstm", "gru"))
+    hidden_size: int = setting(256, "units per recurrent layer")
+    embed_dim: int = setting(64, "size of each character's embedding vector")
+    num_layers: int = setting(1, "stacked recurrent layers")
+    dropout: float = setting(0.0, "dropout between stacked layers")
+    batch_size: int = setting(32, "rows of the text read side by side")
+    seq_len: int = setting(64, "steps per truncated-BPTT chunk")
+    val_fraction: float = setting(0.05, "fraction at the end of the text held out for validation")
+    optimizer: str = setting("adam", "optimiser", ("sgd", "adagrad", "rmsprop", "adam", "adamw"))
+    lr: float = setting(3e-3, "learning rate")
+    schedule: str = setting("constant", "learning-rate schedule: constant, cosine (to 0 over "
+                            "the run) or step (x0.1 at 1/3 and 2/3)", common.SCHEDULE_CHOICES)
+    sample_length: int = setting(400, "characters to generate after training")
+    temperature: float = setting(0.7, "sampling temperature (lower = more conservative)")
+    prime: str = setting("ROMEO.\n", "text the generated sample starts from")
+
+
+Config = CharLMConfig
+
+
+@dataclass
+class PredictOptions:
+    length: int = setting(400, "characters to generate after each prime")
+    temperature: float = setting(0.7, "sampling temperature (lower = more conservative)")
+    top_k: int = setting(0, "sample only from the k most likely characters; 0 = all")
+    top_p: float = setting(1.0, "sample only from the most likely characters whose "
+                           "probabilities add up to p (nucleus sampling); 1 = all")
+    seed: int = setting(0, "seed of the sampling")
+    best: bool = setting(True, "use best.safetensors (else the latest checkpoint)")
+
+
+@dataclass
+class EvaluateOptions:
+    best: bool = setting(True, "use best.safetensors (else the latest checkpoint)")
 
 
 def default_train_config() -> TrainConfig:
@@ -57,52 +83,106 @@ def _read_text(cfg: CharLMConfig) -> str:
     path = Path(cfg.text)
     if not path.is_file():
         raise RnnkitError(f"text: expected a UTF-8 text file, got {cfg.text!r} (no such file)")
-    return path.read_text("utf-8")
+    try:
+        return path.read_text("utf-8")
+    except UnicodeDecodeError as e:
+        raise RnnkitError(f"text: expected a UTF-8 text file, got {cfg.text!r} ({e})") from None
+
+
+def _streams(cfg: CharLMConfig, vocab: CharVocab):
+    ids = vocab.encode(_read_text(cfg))
+    split = int(len(ids) * (1 - cfg.val_fraction))
+    need = cfg.batch_size * cfg.seq_len + 1
+    for name, part in (("training", ids[:split]), ("validation", ids[split:])):
+        if len(part) < need:
+            fail("text", f"a {name} part of at least batch_size * seq_len + 1 = {need} "
+                 "characters", f"{len(part)} (a longer text, or smaller --batch-size/--seq-len)")
+    return (TextStream(ids[:split], cfg.batch_size, cfg.seq_len),
+            TextStream(ids[split:], cfg.batch_size, cfg.seq_len))
+
+
+def _model(cfg: CharLMConfig, vocab: CharVocab, seed=None) -> LanguageModel:
+    return LanguageModel(len(vocab), cfg.embed_dim, cfg.hidden_size, cfg.num_layers, cfg.cell,
+                         cfg.dropout, seed=seed)
 
 
 def _build(cfg: CharLMConfig, tcfg: TrainConfig, run_dir: Path, vocab: CharVocab, log):
-    ids = vocab.encode(_read_text(cfg))
-    split = int(len(ids) * (1 - cfg.val_fraction))
-    train = TextStream(ids[:split], cfg.batch_size, cfg.seq_len)
-    val = TextStream(ids[split:], cfg.batch_size, cfg.seq_len)
-    model = LanguageModel(len(vocab), cfg.embed_dim, cfg.hidden_size, cfg.num_layers, cfg.cell,
-                          cfg.dropout, seed=tcfg.seed)
+    common.check_choices(cfg)
+    train, val = _streams(cfg, vocab)
+    model = _model(cfg, vocab, seed=tcfg.seed)
     optimizer = make_optimizer(cfg.optimizer, model.params, lr=cfg.lr)
     trainer = Trainer(model, softmax_cross_entropy, optimizer, train, val, config=tcfg,
                       run_dir=run_dir, log=log)
-    total = trainer.total_steps
-    shapes = {"constant": {}, "cosine": {"total_steps": total},
-              "step": {"step_size": max(1, total // 3)}}
-    if cfg.schedule not in shapes:
-        raise RnnkitError(f"schedule: expected one of {sorted(shapes)}, got {cfg.schedule!r}")
-    trainer.schedule = make_schedule(cfg.schedule, cfg.lr, **shapes[cfg.schedule])
+    trainer.schedule = common.make_lr_schedule(cfg.schedule, cfg.lr, trainer.total_steps)
     return trainer
 
 
-def _sample(model: LanguageModel, vocab: CharVocab, cfg: CharLMConfig, seed: int) -> str:
-    prime = vocab.encode(cfg.prime)
-    out = model.generate(list(prime), cfg.sample_length, temperature=cfg.temperature,
-                         rng=np.random.default_rng(seed))
-    return cfg.prime + vocab.decode(out)
+def sample_token(z: np.ndarray, rng: np.random.Generator, temperature: float = 1.0,
+                 top_k: int = 0, top_p: float = 1.0) -> int:
+    """One token from softmax(z / temperature), kept to the top_k most likely and to the
+    smallest most-likely set of probability >= top_p, renormalised. With top_k = 0 and
+    top_p = 1 this is LanguageModel.generate's draw (the same generator calls)."""
+    z = z.astype(np.float64) / temperature
+    p = np.exp(z - z.max())
+    if top_k > 0 or top_p < 1.0:
+        order = np.argsort(-p, kind="stable")
+        keep = np.zeros(p.size, bool)
+        k = p.size if top_k <= 0 else min(top_k, p.size)
+        if top_p < 1.0:
+            cum = np.cumsum(p[order]) / p.sum()
+            k = min(k, int(np.searchsorted(cum, top_p)) + 1)    # the first index reaching p
+        keep[order[:k]] = True
+        p = np.where(keep, p, 0.0)
+    return int(rng.choice(p.size, p=p / p.sum()))
+
+
+def generate(model: LanguageModel, prime: list[int], length: int, rng: np.random.Generator, *,
+             temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> list[int]:
+    """Feed `prime`, then sample `length` tokens one step at a time (sample_token)."""
+    if not prime:
+        fail("prime", "at least one character", "an empty prime")
+    if not temperature > 0:
+        fail("temperature", "a positive number", repr(temperature))
+    if not isinstance(top_k, int) or top_k < 0:
+        fail("top_k", "an integer >= 0 (0 = all)", repr(top_k))
+    if not 0 < top_p <= 1:
+        fail("top_p", "a probability in (0, 1]", repr(top_p))
+    with model.rnn.frozen():            # the weights are compared once, not once a token
+        logits, state, _ = model.forward(np.asarray([prime]), grad=False)
+        step = model.stepper(state)
+        z, out = logits[0, -1], []
+        for _ in range(length):
+            token = sample_token(z, rng, temperature, top_k, top_p)
+            out.append(token)
+            z = step(np.asarray([token]))[0]
+    return out
+
+
+def _sample(model, vocab: CharVocab, prime: str, length: int, seed: int, **how) -> str:
+    out = generate(model, list(vocab.encode(prime)), length, np.random.default_rng(seed), **how)
+    return prime + vocab.decode(out)
 
 
 def _finish(trainer: Trainer, vocab: CharVocab, cfg: CharLMConfig, log) -> dict:
-    summary = trainer.fit()
+    summary = common.fit(trainer, log)
     val = trainer.evaluate(trainer.val_data)
     log(f"validation loss: {val:.4f} nats/char after {trainer.step} batches (best during the "
         f"run {trainer.best_val:.4f}, weights in best.safetensors); run folder {trainer.run_dir}")
-    text = _sample(trainer.model, vocab, cfg, trainer.config.seed)
+    text = _sample(trainer.model, vocab, cfg.prime, cfg.sample_length, trainer.config.seed,
+                   temperature=cfg.temperature)
     log(f"\n--- sample (temperature {cfg.temperature}) ---\n{text}")
     return dict(summary, val_loss=val, sample=text)
 
 
-def train(cfg: CharLMConfig, tcfg: TrainConfig, run_dir: str | Path, log=print) -> dict:
-    """Train from scratch into `run_dir`; print validation losses, then a sample."""
-    run_dir = Path(run_dir)
+def train(cfg: CharLMConfig, tcfg: TrainConfig, run_dir: str | Path, log=print,
+          reuse_folder: bool = False) -> dict:
+    """Train from scratch into `run_dir`; print validation losses, then a sample.
+    reuse_folder=True (the demo) trains into a folder that may hold an earlier run."""
+    run_dir = Path(run_dir) if reuse_folder else common.new_run(run_dir)
     vocab = CharVocab(_read_text(cfg))
-    vocab.save(run_dir / "vocab.json")
-    save_json(run_dir / "config.json", {"app": asdict(cfg), "train": asdict(tcfg)})
     trainer = _build(cfg, tcfg, run_dir, vocab, log)
+    vocab.save(run_dir / "vocab.json")
+    common.save_run_config(run_dir, cfg, tcfg, kind="text")
     log(f"char LM: {cfg.cell.upper()} {cfg.num_layers}x{cfg.hidden_size}, vocabulary "
         f"{len(vocab)}, {trainer.train_data.num_batches(0)} batches of {cfg.batch_size}x"
         f"{cfg.seq_len} per epoch, {trainer.total_steps} batches in all")
@@ -114,11 +194,9 @@ def train(cfg: CharLMConfig, tcfg: TrainConfig, run_dir: str | Path, log=print) 
 
 def resume(run_dir: str | Path, log=print, **train_overrides) -> dict:
     """Continue a run from its latest checkpoint; overrides such as max_steps=2000 extend it."""
-    run_dir = Path(run_dir)
-    saved = load_json(run_dir / "config.json")
-    cfg = CharLMConfig(**saved["app"])
-    tcfg = TrainConfig(**dict(saved["train"], **train_overrides))
-    save_json(run_dir / "config.json", {"app": asdict(cfg), "train": asdict(tcfg)})
+    run_dir, cfg, tcfg, _ = common.load_run_config(run_dir, CharLMConfig, "text")
+    tcfg = TrainConfig(**dict(asdict(tcfg), **train_overrides))
+    common.save_run_config(run_dir, cfg, tcfg, kind="text")
     vocab = CharVocab.load(run_dir / "vocab.json")
     trainer = _build(cfg, tcfg, run_dir, vocab, log)
     trainer.restore()
@@ -127,23 +205,54 @@ def resume(run_dir: str | Path, log=print, **train_overrides) -> dict:
     return _finish(trainer, vocab, cfg, log)
 
 
-def sample(run_dir: str | Path, *, length: int | None = None, temperature: float | None = None,
-           prime: str | None = None, seed: int = 0, best: bool = True) -> str:
-    """Generate text from a run's best (or latest) weights."""
-    run_dir = Path(run_dir)
-    saved = load_json(run_dir / "config.json")
-    cfg = CharLMConfig(**saved["app"])
-    cfg.sample_length = length if length is not None else cfg.sample_length
-    cfg.temperature = temperature if temperature is not None else cfg.temperature
-    cfg.prime = prime if prime is not None else cfg.prime
+def _load(run_dir, best: bool):
+    run_dir, cfg, tcfg, _ = common.load_run_config(run_dir, CharLMConfig, "text")
     vocab = CharVocab.load(run_dir / "vocab.json")
-    model = LanguageModel(len(vocab), cfg.embed_dim, cfg.hidden_size, cfg.num_layers, cfg.cell,
-                          cfg.dropout)
+    model = _model(cfg, vocab)
     weights = run_dir / "best.safetensors"
     if best and weights.is_file():
         load_params(model, load_arrays(weights), str(weights))
     else:
-        from rnnkit.train.checkpoint import latest_checkpoint, load_checkpoint
         ck = load_checkpoint(latest_checkpoint(run_dir / "checkpoints"))
         load_params(model, ck["model_params"], str(ck["path"]))
-    return _sample(model, vocab, cfg, seed)
+    return run_dir, cfg, tcfg, vocab, model
+
+
+def evaluate(run_dir: str | Path, log=print, best: bool = True) -> dict:
+    """Validation nats per character (the held-out end of the text), into eval.json."""
+    run_dir, cfg, tcfg, vocab, model = _load(run_dir, best)
+    _, val = _streams(cfg, vocab)
+    trainer = Trainer(model, softmax_cross_entropy, None, val, config=tcfg, log=log)
+    nats = trainer.evaluate(val)
+    return common.write_eval(run_dir, {
+        "app": "text", "weights": "best" if best else "latest",
+        "val_nats_per_char": nats, "val_bits_per_char": nats / np.log(2),
+        "val_chars": val.num_batches(0) * cfg.batch_size * cfg.seq_len})
+
+
+def predict(run_dir: str | Path, inputs: list[str], *, length: int = 400,
+            temperature: float = 0.7, top_k: int = 0, top_p: float = 1.0, seed: int = 0,
+            best: bool = True) -> list[dict]:
+    """Generate `length` characters after each prime (none: the run's configured prime)."""
+    run_dir, cfg, _, vocab, model = _load(run_dir, best)
+    results = []
+    for i, prime in enumerate(inputs or [cfg.prime]):
+        try:
+            vocab.encode(prime)
+        except RnnkitError:
+            unknown = sorted(set(prime) - set(vocab.chars))
+            fail("prime", "only characters seen in training", f"unknown {unknown[:10]}")
+        text = _sample(model, vocab, prime, length, seed + i, temperature=temperature,
+                       top_k=top_k, top_p=top_p)
+        results.append({"prime": prime, "text": text})
+    return results
+
+
+def sample(run_dir: str | Path, *, length: int | None = None, temperature: float | None = None,
+           prime: str | None = None, seed: int = 0, best: bool = True) -> str:
+    """Generate text from a run's best (or latest) weights (the old API; see predict)."""
+    _, cfg, _, _, _ = _load(run_dir, best)
+    return predict(run_dir, [prime if prime is not None else cfg.prime],
+                   length=length if length is not None else cfg.sample_length,
+                   temperature=temperature if temperature is not None else cfg.temperature,
+                   seed=seed, best=best)[0]["text"]

@@ -24,23 +24,39 @@ class Callback:
 
 
 class ProgressBar(Callback):
-    """tqdm bar over batches: loss, gradient norm, items (tokens or sequences) per second, ETA."""
+    """tqdm bar over batches: loss, gradient norm, items (tokens or sequences) per second, ETA.
+
+    The rate and the ETA are measured from batch ``settle`` on: the first batches of a run
+    include one-off work (compiling kernels, laying out weights, warming caches) that would
+    otherwise make the ETA read hours for a run of minutes."""
+
+    settle = 3
 
     def on_train_begin(self, trainer):
         from tqdm.auto import tqdm
+        # smoothing=0: tqdm's rate is (n - initial) / time since start_t, both reset below
         self.bar = tqdm(total=trainer.total_steps, initial=trainer.step, unit="batch",
-                        dynamic_ncols=True, disable=False)
-        self.items, self.start = 0, time.perf_counter()
+                        dynamic_ncols=True, disable=False, smoothing=0)
+        self.seen, self.items, self.start = 0, 0, time.perf_counter()
 
     def on_step_end(self, trainer, logs):
-        self.items += logs["items"]
-        rate = self.items / max(time.perf_counter() - self.start, 1e-9)
-        self.bar.set_postfix(loss=f"{logs['loss']:.3f}", gnorm=f"{logs['grad_norm']:.2f}",
-                             items_per_s=f"{rate:,.0f}", refresh=False)
+        self.seen += 1
         self.bar.update(1)
+        if self.seen == self.settle:            # measure from here on
+            self.bar.initial, self.bar.start_t = self.bar.n, self.bar._time()
+            self.items, self.start = 0, time.perf_counter()
+        elif self.seen > self.settle:
+            self.items += logs["items"]
+        postfix = {"loss": f"{logs['loss']:.3f}", "gnorm": f"{logs['grad_norm']:.2f}"}
+        if self.seen > self.settle:
+            rate = self.items / max(time.perf_counter() - self.start, 1e-9)
+            postfix["items_per_s"] = f"{rate:,.0f}"
+        self.bar.set_postfix(postfix, refresh=False)
 
     def on_validation_end(self, trainer, logs):
-        self.bar.write(f"step {logs['step']}: validation loss {logs['val_loss']:.4f}")
+        extra = "".join(f", {k[4:].replace('_', ' ')} {v:.4f}" for k, v in logs.items()
+                        if k.startswith("val_") and k != "val_loss" and isinstance(v, float))
+        self.bar.write(f"step {logs['step']}: validation loss {logs['val_loss']:.4f}{extra}")
 
     def on_train_end(self, trainer):
         self.bar.close()

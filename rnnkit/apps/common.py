@@ -1,0 +1,269 @@
+"""What every application shares: settings as flags, run folders, validation by a score,
+kernel warm-up, and reading prediction inputs. The CLI and the apps call these; nothing here
+knows about a particular application.
+
+A run folder (one per training run):
+
+    config.json          {"app": <app settings>, "train": <TrainConfig>, ...}, resolved
+    checkpoints/         resumable bit-identically (rnnkit.train.checkpoint)
+    metrics.jsonl        training and validation rows; loss_curve.png at the end
+    best.safetensors     the weights with the best validation score
+    eval.json            written by `evaluate`
+    <app files>          vocabulary, split, scaler, plots (PNG)
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import threading
+import time
+from dataclasses import asdict, field
+from pathlib import Path
+
+import numpy as np
+
+from rnnkit.errors import RnnkitError, fail
+from rnnkit.optim import make_schedule
+from rnnkit.serialize import load_json, save_arrays, save_json
+from rnnkit.train import Trainer, TrainConfig
+
+SCHEDULE_CHOICES = ("constant", "cosine", "step")
+
+# TrainConfig's fields, described for the command line (its dataclass keeps its comments)
+TRAIN_HELP = {
+    "epochs": "passes over the training data (fractions allowed)",
+    "max_steps": "batches to train on in all; > 0 overrides --epochs",
+    "bptt": "> 0: cut each batch into chunks of this many steps (truncated BPTT)",
+    "clip_norm": "clip gradients to this global L2 norm; 0 = off",
+    "clip_value": "clip each gradient entry to [-v, v]; 0 = off",
+    "val_every": "batches between validations; 0 = at the end of each epoch",
+    "patience": "stop after this many validations without improvement; 0 = never",
+    "log_every": "batches between rows of metrics.jsonl",
+    "checkpoint_every": "batches between checkpoints; 0 = at the end only",
+    "keep_checkpoints": "how many of the newest checkpoints to keep",
+    "seed": "seed of the weights, dropout masks and data order",
+    "progress": "show a progress bar on stderr",
+}
+
+
+def setting(default, help: str, choices: tuple | None = None, aliases: tuple = ()):
+    """A dataclass field that describes itself: its flag's help, its choices where the set
+    is fixed, and other flag names it answers to."""
+    return field(default=default, metadata={"help": help, "choices": choices,
+                                            "aliases": tuple(aliases)})
+
+
+# --- settings <-> flags --------------------------------------------------------------------
+def add_flags(parser: argparse.ArgumentParser, instance, help_map: dict | None = None) -> list:
+    """One --flag per dataclass field, default from `instance`; returns the field names."""
+    names = []
+    for f in dataclasses.fields(instance):
+        default = getattr(instance, f.name)
+        flags = ["--" + f.name.replace("_", "-"), *f.metadata.get("aliases", ())]
+        text = f.metadata.get("help") or (help_map or {}).get(f.name, "")
+        choices = f.metadata.get("choices")
+        if isinstance(default, bool):
+            parser.add_argument(*flags, dest=f.name, default=default, help=text,
+                                action=argparse.BooleanOptionalAction)
+        else:
+            parser.add_argument(*flags, dest=f.name, type=type(default), default=default,
+                                choices=choices, metavar=None if choices else f.name.upper(),
+                                help=f"{text} (default: {default!r})" if text else
+                                f"(default: {default!r})")
+        names.append(f.name)
+    return names
+
+
+def from_flags(cls, args: argparse.Namespace, names: list):
+    return check_choices(cls(**{k: getattr(args, k) for k in names}))
+
+
+def check_choices(cfg):
+    """Refuse a field value outside its declared choices (the Python API's check; argparse
+    makes the same one on the command line)."""
+    for f in dataclasses.fields(cfg):
+        choices = f.metadata.get("choices")
+        if choices and getattr(cfg, f.name) not in choices:
+            fail(f.name, f"one of {list(choices)}", repr(getattr(cfg, f.name)))
+    return cfg
+
+
+# --- run folders ---------------------------------------------------------------------------
+def new_run(run_dir: str | Path) -> Path:
+    """A folder for a new run; refuse one that already holds a run (resume continues it)."""
+    run_dir = Path(run_dir)
+    if (run_dir / "checkpoints" / "latest.json").exists() or (run_dir / "config.json").exists():
+        fail("run_dir", "a new or empty folder (`resume` continues an existing run)",
+             f"{str(run_dir)!r}, which already holds a run")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def save_run_config(run_dir: Path, cfg, tcfg: TrainConfig, **extra) -> None:
+    save_json(run_dir / "config.json", {"app": asdict(cfg), "train": asdict(tcfg), **extra})
+
+
+def load_run_config(run_dir: str | Path, cls, app: str):
+    """(run folder, app settings, TrainConfig, the whole JSON) of a run of `app`."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").is_file():
+        fail("RUN", f"a run folder of `rnnkit {app} train` (with config.json)",
+             f"{str(run_dir)!r}" + ("" if run_dir.is_dir() else " (no such folder)"))
+    saved = load_json(run_dir / "config.json")
+    if saved.get("kind", app) != app:
+        fail("RUN", f"a run of `rnnkit {app}`", f"a run of `rnnkit {saved.get('kind')}`")
+    try:
+        cfg = cls(**saved["app"])
+        tcfg = TrainConfig(**saved["train"])
+    except (KeyError, TypeError) as e:
+        raise RnnkitError(f"{run_dir / 'config.json'}: expected the settings of a "
+                          f"`rnnkit {app}` run, got {e}") from None
+    return run_dir, cfg, tcfg, saved
+
+
+def write_eval(run_dir: Path, results: dict) -> dict:
+    save_json(run_dir / "eval.json", results)
+    return results
+
+
+def make_lr_schedule(name: str, lr: float, total_steps: int):
+    shapes = {"constant": {}, "cosine": {"total_steps": total_steps},
+              "step": {"step_size": max(1, total_steps // 3)}}
+    if name not in shapes:
+        fail("schedule", f"one of {list(shapes)}", repr(name))
+    return make_schedule(name, lr, **shapes[name])
+
+
+def require_file(path: str, what: str) -> Path:
+    """The path of an existing data file; else one line saying what format was expected."""
+    p = Path(path) if path else None
+    if p is None or not p.is_file():
+        fail("--data", what, f"{path!r} (no such file)" if path else "no path (pass --data)")
+    return p
+
+
+class ArrayDataset:
+    """Equal-length examples X (M, T, D) with targets y (M, ...) of any dtype (class ids stay
+    integers), as a data source: a permutation per epoch from (seed, epoch), or in order."""
+
+    stateful = False
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, batch_size: int, *, seed: int = 0,
+                 shuffle: bool = True):
+        if len(X) != len(y):
+            fail("y", f"{len(X)} targets (one per example)", f"{len(y)}")
+        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            fail("batch_size", "an integer >= 1", repr(batch_size))
+        self.X, self.y, self.batch_size = X, y, int(batch_size)
+        self.seed, self.shuffle = int(seed), shuffle
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+    def num_batches(self, epoch: int = 0) -> int:
+        return -(-len(self.X) // self.batch_size)
+
+    def batches(self, epoch: int, start: int = 0):
+        from rnnkit.data.batch import Batch
+        from rnnkit.data.batching import check_start, epoch_rng
+        order = (epoch_rng(self.seed, epoch).permutation(len(self)) if self.shuffle
+                 else np.arange(len(self)))
+        first = check_start(start, self.num_batches(epoch)) * self.batch_size
+        return (Batch(inputs=self.X[order[s:s + self.batch_size]],
+                      targets=self.y[order[s:s + self.batch_size]])
+                for s in range(first, len(self), self.batch_size))
+
+
+# --- training with selection by a validation score ------------------------------------------
+class ScoredTrainer(Trainer):
+    """A Trainer that keeps the weights (best.safetensors) and stops early by a validation
+    score where higher is better, e.g. accuracy. ``score_fn(model, data) -> (loss, score)``.
+    The trainer's ``best_val`` holds -score, so checkpoints and resume are unchanged."""
+
+    def __init__(self, *args, score_fn, score_name: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.score_fn, self.score_name = score_fn, score_name
+
+    def validate(self) -> None:
+        if self.val_data is None:
+            return
+        loss, score = self.score_fn(self.model, self.val_data)
+        self.validated_at = self.step
+        improved = -score < self.best_val
+        if improved:
+            self.best_val, self.bad_validations = -score, 0
+            if self.run_dir is not None:
+                save_arrays(self.run_dir / "best.safetensors", self.model.params)
+        else:
+            self.bad_validations += 1
+            if self.config.patience and self.bad_validations >= self.config.patience:
+                self.should_stop = True
+        logs = {"step": self.step, "epoch": self.epoch, "val_loss": loss,
+                f"val_{self.score_name}": score, f"best_val_{self.score_name}": -self.best_val,
+                "improved": improved}
+        for cb in self.callbacks:
+            cb.on_validation_end(self, logs)
+
+
+# --- honest progress -----------------------------------------------------------------------
+def warm_up(model, batch, log=print, delay: float = 3.0) -> float:
+    """Run one small forward/backward (and an inference forward) so that the compiled kernels
+    are built before the progress bar starts; if that takes longer than `delay` seconds (a
+    first run on this machine), say so. The weights, the gradients (zeroed) and every random
+    generator of the run are untouched. Returns the seconds it took."""
+    note = threading.Timer(delay, lambda: log("compiling kernels (first run on this machine, "
+                                              "~40 s)..."))
+    note.daemon = True
+    start = time.perf_counter()
+    note.start()
+    try:
+        rows = slice(0, min(2, len(batch.lengths) if batch.lengths is not None
+                            else np.asarray(batch.inputs).shape[0]))
+        lengths = None if batch.lengths is None else batch.lengths[rows]
+        x = np.asarray(batch.inputs)[rows]
+        if lengths is not None:
+            x = x[:, :int(lengths.max())]
+        out, _, cache = model.forward(x, None, lengths, training=True,
+                                      rng=np.random.default_rng(0))
+        model.backward(np.zeros_like(out), cache)
+        model.forward(x, None, lengths, grad=False)
+        model.zero_grad()
+    finally:
+        note.cancel()
+    return time.perf_counter() - start
+
+
+def fit(trainer: Trainer, log=print) -> dict:
+    """trainer.fit(), the kernels compiled first (with a word if that takes a while)."""
+    first = next(iter(trainer.train_data.batches(0)), None)
+    if first is not None:
+        warm_up(trainer.model, first, log)
+    return trainer.fit()
+
+
+# --- prediction inputs and outputs ---------------------------------------------------------
+def read_inputs(items: list, file: str | None = None, stdin=None) -> list:
+    """Prediction inputs, one a line: the arguments, else the lines of `file` ('-' = standard
+    input), else standard input when it is not a terminal. An empty line is an error."""
+    lines = list(items or [])
+    if file:
+        if file == "-":
+            lines += (stdin or sys.stdin).read().splitlines()
+        else:
+            path = Path(file)
+            if not path.is_file():
+                fail("--file", "a text file with one input a line", f"{file!r} (no such file)")
+            lines += path.read_text("utf-8").splitlines()
+    elif not lines:
+        stream = stdin or sys.stdin
+        try:
+            if stream is not None and not stream.isatty():
+                lines = stream.read().splitlines()
+        except (OSError, ValueError, AttributeError):     # no readable standard input
+            lines = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            fail(f"input line {i}", "a non-empty line", "an empty line")
+    return lines
+

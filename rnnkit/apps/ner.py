@@ -30,6 +30,7 @@ from rnnkit.serialize import load_arrays, load_json, save_json
 from rnnkit.train import Callback, Trainer, TrainConfig
 from rnnkit.train.checkpoint import load_params
 
+SUMMARY = "named entities: tag people, places, organisations in sentences (CoNLL-2003 data)"
 SPLITS = ("train", "valid", "test")
 EXAMPLE = "EU rejects German call to boycott British lamb ."
 
@@ -62,6 +63,15 @@ class NERConfig:
     schedule: str = _opt("constant", "learning-rate schedule over the run",
                          ("constant", "cosine", "step"))
     eval_batch_size: int = _opt(256, "sentences per batch when tagging (validation, evaluate)")
+
+
+Config = NERConfig          # (the name rnnkit.apps' interface reads)
+
+
+@dataclass
+class EvaluateOptions:
+    split: str = _opt("test", "which split of the data folder to score", SPLITS)
+    data: str = _opt("", "another data folder to score (default: the run's)")
 
 
 def default_train_config() -> TrainConfig:
@@ -252,7 +262,7 @@ def evaluate(run_dir: str | Path, split: str = "test", data: str | None = None,
     writes eval.json into the run folder."""
     run_dir = Path(run_dir)
     model, encoder, tagset, cfg = load_model(run_dir)
-    if data is not None:
+    if data:
         cfg.data = data
     sentences = read_conll(data_path(cfg, split))
     unknown = sorted({t for s in sentences for t in s.tags} - set(tagset.tags))
@@ -276,9 +286,10 @@ def entities(words: list[str], tags: list[str]) -> list[dict]:
             for kind, a, b in get_entities(tags)]
 
 
-def predict(run_dir: str | Path, sentences: list[str], log=print) -> list[dict]:
-    """Tag whitespace-tokenised sentences: one dict per sentence (words, tags, entities);
-    prints each with its entities bracketed, e.g. ``[ORG EU] rejects [MISC German] call``."""
+def predict(run_dir: str | Path, sentences: list[str], log=None) -> list[dict]:
+    """Tag whitespace-tokenised sentences: one dict per sentence (words, tags, entities, and
+    "text": the sentence with its entities bracketed, e.g. ``[ORG EU] rejects [MISC German]
+    call``, which ``log`` prints if given)."""
     if isinstance(sentences, str) or not isinstance(sentences, (list, tuple)):
         fail("sentences", "a list of sentences (strings)", type(sentences).__name__)
     tokenised = []
@@ -291,10 +302,12 @@ def predict(run_dir: str | Path, sentences: list[str], log=print) -> list[dict]:
     for words, tags in zip(tokenised, tag(model, encoder, tagset, tokenised,
                                           cfg.eval_batch_size)):
         found = entities(words, tags)
-        results.append({"words": words, "tags": tags, "entities": found})
         marked = list(words)
         for e in found:
             marked[e["start"]] = f"[{e['type']} " + marked[e["start"]]
             marked[e["end"]] += "]"
-        log(" ".join(marked))
+        results.append({"words": words, "tags": tags, "entities": found,
+                        "text": " ".join(marked)})
+        if log is not None:
+            log(results[-1]["text"])
     return results

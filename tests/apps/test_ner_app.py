@@ -157,3 +157,24 @@ def test_ner_bad_inputs_name_the_problem(data, tmp_path):
         ner.train(cfg, tcfg, tmp_path / "run")
     with pytest.raises(RnnkitError, match="config.json"):
         ner.evaluate(tmp_path / "no_run")
+
+
+def test_ner_from_the_command_line(data, tmp_path, capsys):
+    """rnnkit ner train / evaluate / predict through the CLI's dispatcher; a missing data
+    folder is one line on stderr and exit 2."""
+    from rnnkit.cli import main
+    run = tmp_path / "cli_run"
+    small = ["--word-dim", "8", "--char-dim", "6", "--char-hidden", "5", "--case-dim", "3",
+             "--hidden-size", "8", "--batch-size", "8", "--lr", "0.01", "--epochs", "15",
+             "--no-progress"]
+    assert main(["ner", "train", "--data", str(data), "--run-dir", str(run), *small]) == 0
+    assert main(["ner", "evaluate", str(run), "--split", "valid"]) == 0
+    assert json.loads((run / "eval.json").read_text())["split"] == "valid"
+    capsys.readouterr()
+    assert main(["ner", "predict", str(run), "Anna Smith visited Berlin for the UN on xyz ."]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("[PER Anna") and " visited [LOC Berlin] for" in out
+    assert main(["ner", "train", "--data", str(tmp_path / "nowhere"), "--run-dir",
+                 str(tmp_path / "r2"), *small]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("rnnkit ner train:") and "nowhere" in err[0]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.apps import common
 from rnnkit.errors import fail
 from rnnkit.init import as_rng
 from rnnkit.layers import GRU, LSTM, RNN, Dense, Embedding
@@ -174,3 +175,21 @@ def probabilities(logits: np.ndarray) -> np.ndarray:
     z = logits.astype(np.float64)
     e = np.exp(z - z.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
+
+
+def accuracy_trainer(model, optimizer, train, val, cfg, tcfg, run_dir, log):
+    """A trainer that keeps the weights with the best validation accuracy (and stops early on
+    it), with the app's learning-rate schedule (``cfg.schedule``, ``cfg.lr``)."""
+    trainer = common.ScoredTrainer(model, softmax_cross_entropy, optimizer, train, val,
+                                   config=tcfg, run_dir=run_dir, log=log, score_fn=score,
+                                   score_name="accuracy")
+    trainer.schedule = common.make_lr_schedule(cfg.schedule, cfg.lr, trainer.total_steps)
+    return trainer
+
+
+def finish(trainer, log, app: str, scored: str) -> dict:
+    """Train to the end; -> the summary with the best validation accuracy."""
+    summary = common.fit(trainer, log)
+    log(f"best validation accuracy {-trainer.best_val:.4f} (weights in best.safetensors); "
+        f"`rnnkit {app} evaluate {trainer.run_dir}` scores {scored}")
+    return dict(summary, best_val_accuracy=-trainer.best_val)

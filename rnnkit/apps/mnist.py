@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit.apps import common
-from rnnkit.apps.classifier import POOLINGS, SequenceClassifier, probabilities, score
+from rnnkit.apps.classifier import (POOLINGS, SequenceClassifier, accuracy_trainer, finish,
+                                    probabilities, score)
 from rnnkit.apps.common import ArrayDataset, setting
 from rnnkit.errors import RnnkitError, fail
-from rnnkit.losses import softmax_cross_entropy
 from rnnkit.optim import make_optimizer
 from rnnkit.serialize import load_arrays
 from rnnkit.train import TrainConfig
@@ -123,18 +123,11 @@ def _build(cfg, tcfg, run_dir, log):
     val = ArrayDataset(*parts["val"], 500, shuffle=False)
     model = _model(cfg, seed=tcfg.seed)
     optimizer = make_optimizer(cfg.optimizer, model.params, lr=cfg.lr)
-    trainer = common.ScoredTrainer(model, softmax_cross_entropy, optimizer, train, val,
-                                   config=tcfg, run_dir=run_dir, log=log, score_fn=score,
-                                   score_name="accuracy")
-    trainer.schedule = common.make_lr_schedule(cfg.schedule, cfg.lr, trainer.total_steps)
-    return trainer
+    return accuracy_trainer(model, optimizer, train, val, cfg, tcfg, run_dir, log)
 
 
 def _finish(trainer, log) -> dict:
-    summary = common.fit(trainer, log)
-    log(f"best validation accuracy {-trainer.best_val:.4f} (weights in best.safetensors); "
-        f"`rnnkit mnist evaluate {trainer.run_dir}` scores the test images")
-    return dict(summary, best_val_accuracy=-trainer.best_val)
+    return finish(trainer, log, "mnist", "the test images")
 
 
 def train(cfg: MnistConfig, tcfg: TrainConfig, run_dir, log=print) -> dict:

@@ -16,11 +16,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from rnnkit.apps import common
-from rnnkit.apps.classifier import POOLINGS, SequenceClassifier, probabilities, score
+from rnnkit.apps.classifier import (POOLINGS, SequenceClassifier, accuracy_trainer, finish,
+                                    probabilities, score)
 from rnnkit.apps.common import setting
 from rnnkit.data import SequenceDataset, WordVocab, tokenize
 from rnnkit.errors import RnnkitError, fail
-from rnnkit.losses import softmax_cross_entropy
 from rnnkit.optim import make_optimizer
 from rnnkit.serialize import load_arrays, load_json, save_json
 from rnnkit.train import TrainConfig
@@ -164,18 +164,11 @@ def _build(cfg, tcfg, run_dir, texts, labels, log):
     model = _model(cfg, len(vocab), len(meta["classes"]), seed=tcfg.seed)
     decay = {"weight_decay": cfg.weight_decay} if cfg.weight_decay else {}
     optimizer = make_optimizer(cfg.optimizer, model.params, lr=cfg.lr, **decay)
-    trainer = common.ScoredTrainer(model, softmax_cross_entropy, optimizer, train, val,
-                                   config=tcfg, run_dir=run_dir, log=log, score_fn=score,
-                                   score_name="accuracy")
-    trainer.schedule = common.make_lr_schedule(cfg.schedule, cfg.lr, trainer.total_steps)
-    return trainer
+    return accuracy_trainer(model, optimizer, train, val, cfg, tcfg, run_dir, log)
 
 
 def _finish(trainer, log) -> dict:
-    summary = common.fit(trainer, log)
-    log(f"best validation accuracy {-trainer.best_val:.4f} (weights in best.safetensors); "
-        f"`rnnkit sentiment evaluate {trainer.run_dir}` scores the test split")
-    return dict(summary, best_val_accuracy=-trainer.best_val)
+    return finish(trainer, log, "sentiment", "the test split")
 
 
 def train(cfg: SentimentConfig, tcfg: TrainConfig, run_dir, log=print) -> dict:

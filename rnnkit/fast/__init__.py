@@ -68,6 +68,7 @@ def matmul(a, b, out=None, accumulate: bool = False):
 column_sums = blas.column_sums
 empty = workspace.empty
 
-__all__ = ["fused_cell", "applies", "numpy_products", "cell_options", "all_finite", "matmul", "column_sums", "empty",
+__all__ = ["fused_cell", "applies", "numpy_products", "cell_options", "all_finite", "matmul",
+           "column_sums", "empty",
            "scan_forward", "scan_backward", "Prepared", "Stepper", "adam_step", "adam_update",
            "scatter_add_rows"]

@@ -6,5 +6,5 @@ from rnnkit.layers.embedding import Embedding
 from rnnkit.layers.recurrent import GRU, LSTM, RNN, Recurrent
 from rnnkit.layers.select import last_step_backward, last_step_forward
 
-__all__ = ["Attention", "Bridge", "RNN", "LSTM", "GRU", "Recurrent", "Dense", "Embedding", "last_step_forward",
-           "last_step_backward"]
+__all__ = ["Attention", "Bridge", "RNN", "LSTM", "GRU", "Recurrent", "Dense", "Embedding",
+           "last_step_forward", "last_step_backward"]

@@ -31,7 +31,8 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
 
 
 class Dense:
-    """Parameters W_hy (V, H) and b_y (V,), initialised U(-1/sqrt(H), 1/sqrt(H)) as PyTorch's Linear."""
+    """Parameters W_hy (V, H) and b_y (V,), initialised U(-1/sqrt(H), 1/sqrt(H)) as PyTorch's
+    Linear."""
 
     def __init__(self, in_features: int, out_features: int, activation: str = "identity", *,
                  dtype=np.float32, seed: int | np.random.Generator | None = None):

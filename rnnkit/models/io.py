@@ -39,10 +39,11 @@ LAYERS = {"RNN": RNN, "LSTM": LSTM, "GRU": GRU}
 def layer_config(layer: Recurrent) -> tuple[str, dict]:
     """A recurrent layer's class name (its cell's ``layer``) and constructor settings,
     every option of its cell included (JSON-able)."""
-    return layer.spec.layer, {"input_size": int(layer.input_size), "hidden_size": int(layer.hidden_size),
-                  "num_layers": int(layer.num_layers), "bidirectional": bool(layer.bidirectional),
-                  "reverse": bool(layer.reverse), "dropout": float(layer.dropout),
-                  "dtype": layer.dtype.name, **layer.options}
+    return layer.spec.layer, {
+        "input_size": int(layer.input_size), "hidden_size": int(layer.hidden_size),
+        "num_layers": int(layer.num_layers), "bidirectional": bool(layer.bidirectional),
+        "reverse": bool(layer.reverse), "dropout": float(layer.dropout),
+        "dtype": layer.dtype.name, **layer.options}
 
 
 def _describe(model) -> tuple[str, dict]:

@@ -34,7 +34,8 @@ class ModelCache(NamedTuple):
 
 
 class SequenceModel:
-    """Parameters ``embed.E`` (if vocab_size), ``rnn.l{k}[_reverse].*``, ``head.W_hy``, ``head.b_y``."""
+    """Parameters ``embed.E`` (if vocab_size), ``rnn.l{k}[_reverse].*``, ``head.W_hy``,
+    ``head.b_y``."""
 
     def __init__(self, *, vocab_size: int = 0, input_size: int = 0, embed_dim: int = 64,
                  hidden_size: int = 128, num_layers: int = 1, cell: str = "lstm",

@@ -7,8 +7,9 @@
   OWN_PRODUCT_MACS at batch 1 (OWN_ROWS_PRODUCT_MACS at larger batches), and from there,
   with MKL installed, calls MKL itself, on one thread (at batch 1 on weights packed once),
   up to MKL_LOOP_MACS (e.g. batch 32 at H = 64-128); where MKL is not tuned for the processor
-  (rnnkit.fast.blas.mkl_tuned, e.g. AMD's), its products go to OpenBLAS instead (rnnkit.fast.openblas:
-  at every size on rnnkit's own, up to its single-thread size on NumPy's) and batch 1 keeps
+  (rnnkit.fast.blas.mkl_tuned, e.g. AMD's), its products go to OpenBLAS instead
+  (rnnkit.fast.openblas: at every size on rnnkit's own, up to its single-thread size on
+  NumPy's) and batch 1 keeps
   the loop's own product; at inference below WHOLE_LOOP_MACS with
   at most LOOP_PROJECTION_INPUTS inputs (by its own product), or on MKL with spans of at
   least MKL_PROJECTION_ROWS rows, no more inputs than hidden units and a span's projection

@@ -371,7 +371,8 @@ def part(n, k, parts):
 
 @njit(parallel=True, **OPTS)
 def probe_threads(n):
-    """A trivial parallel loop: starts numba's threading layer (rnnkit.fast.kernels.shared_openmp)."""
+    """A trivial parallel loop: starts numba's threading layer
+    (rnnkit.fast.kernels.shared_openmp)."""
     total = 0
     for i in prange(n):
         total += i

@@ -1,4 +1,5 @@
-"""Fast GRU time loops (float32, reset after the recurrent product), pinned to rnnkit.fast.fused.gru.
+"""Fast GRU time loops (float32, reset after the recurrent product), pinned to the reference
+rnnkit.cells.gru by tests; weights laid out by rnnkit.fast.fused.gru.
 
 Same cache as the reference: gates hold r, z, h~ after activation; hn = W_hh h_{t-1} + b_hh
 of the candidate; h_{t-1} is read from the outputs (see rnnkit.fast.fused.history). Modes as in

@@ -200,6 +200,7 @@ def train(cfg: NERConfig, tcfg: TrainConfig, run_dir: str | Path, log=print,
     """Train a tagger from scratch into `run_dir`; returns the trainer's summary with the best
     validation F1. `callbacks` (rnnkit.train.Callback) are added to the trainer's."""
     _check_config(cfg)
+    import seqeval  # noqa: F401  (validation needs it: say so before training, not after)
     run_dir = Path(run_dir)
     sentences = read_conll(data_path(cfg, "train"))
     words, _ = build_word_vocab(sentences, cfg.min_freq, cfg.lower_digits)

@@ -178,3 +178,16 @@ def test_ner_from_the_command_line(data, tmp_path, capsys):
                  str(tmp_path / "r2"), *small]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("rnnkit ner train:") and "nowhere" in err[0]
+
+
+def test_ner_without_seqeval_names_the_extra_before_training(data, tmp_path, capsys,
+                                                              monkeypatch):
+    import sys
+    from rnnkit.cli import main
+    monkeypatch.setitem(sys.modules, "seqeval", None)          # as if it were not installed
+    assert main(["ner", "train", "--data", str(data), "--run-dir", str(tmp_path / "r"),
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["rnnkit ner train: needs the optional package 'seqeval': "
+                   "pip install 'rnnkit[apps]'"]
+    assert not (tmp_path / "r").exists()

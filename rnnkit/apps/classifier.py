@@ -144,7 +144,7 @@ class SequenceClassifier:
             dh_n = np.zeros((self.rnn.num_layers * dirs, ds.shape[0], H), self.dtype)
             for d in range(dirs):
                 dh_n[-dirs + d] = ds[:, d * H:(d + 1) * H]
-            dstate = (dh_n, np.zeros_like(dh_n)) if self.rnn.cell.has_cell_state else dh_n
+            dstate = (dh_n, np.zeros_like(dh_n)) if self.rnn.has_cell_state else dh_n
             dx, _ = self.rnn.backward(None, dstate, rnn_cache)
         else:
             width = ds.shape[1] // len(pools)

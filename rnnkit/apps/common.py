@@ -143,38 +143,6 @@ def require_file(path: str, what: str) -> Path:
     return p
 
 
-class ArrayDataset:
-    """Equal-length examples X (M, T, D) with targets y (M, ...) of any dtype (class ids stay
-    integers), as a data source: a permutation per epoch from (seed, epoch), or in order."""
-
-    stateful = False
-
-    def __init__(self, X: np.ndarray, y: np.ndarray, batch_size: int, *, seed: int = 0,
-                 shuffle: bool = True):
-        if len(X) != len(y):
-            fail("y", f"{len(X)} targets (one per example)", f"{len(y)}")
-        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            fail("batch_size", "an integer >= 1", repr(batch_size))
-        self.X, self.y, self.batch_size = X, y, int(batch_size)
-        self.seed, self.shuffle = int(seed), shuffle
-
-    def __len__(self) -> int:
-        return len(self.X)
-
-    def num_batches(self, epoch: int = 0) -> int:
-        return -(-len(self.X) // self.batch_size)
-
-    def batches(self, epoch: int, start: int = 0):
-        from rnnkit.data.batch import Batch
-        from rnnkit.data.batching import check_start, epoch_rng
-        order = (epoch_rng(self.seed, epoch).permutation(len(self)) if self.shuffle
-                 else np.arange(len(self)))
-        first = check_start(start, self.num_batches(epoch)) * self.batch_size
-        return (Batch(inputs=self.X[order[s:s + self.batch_size]],
-                      targets=self.y[order[s:s + self.batch_size]])
-                for s in range(first, len(self), self.batch_size))
-
-
 # --- training with selection by a validation score ------------------------------------------
 class ScoredTrainer(Trainer):
     """A Trainer that keeps the weights (best.safetensors) and stops early by a validation

@@ -19,7 +19,8 @@ import numpy as np
 from rnnkit.apps import common
 from rnnkit.apps.classifier import (POOLINGS, SequenceClassifier, accuracy_trainer, finish,
                                     probabilities, score)
-from rnnkit.apps.common import ArrayDataset, setting
+from rnnkit.apps.common import setting
+from rnnkit.data import ArrayDataset
 from rnnkit.errors import RnnkitError, fail
 from rnnkit.optim import make_optimizer
 from rnnkit.serialize import load_arrays

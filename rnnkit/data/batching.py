@@ -104,6 +104,36 @@ def _check_positive(name: str, value) -> None:
         fail(name, "an integer >= 1", repr(value))
 
 
+class ArrayDataset:
+    """Equal-length examples X (M, ...) with targets y (M, ...) of any dtype (class ids stay
+    integers) as a data source: a permutation per epoch from (seed, epoch), or in order."""
+
+    stateful = False
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, batch_size: int, *, seed: int = 0,
+                 shuffle: bool = True):
+        if len(X) != len(y):
+            fail("y", f"{len(X)} targets (one per example)", f"{len(y)}")
+        _check_positive("batch_size", batch_size)
+        epoch_rng(seed, 0)
+        self.X, self.y, self.batch_size = X, y, int(batch_size)
+        self.seed, self.shuffle = int(seed), shuffle
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+    def num_batches(self, epoch: int = 0) -> int:
+        return -(-len(self.X) // self.batch_size)
+
+    def batches(self, epoch: int, start: int = 0) -> Iterator[Batch]:
+        order = (epoch_rng(self.seed, epoch).permutation(len(self)) if self.shuffle
+                 else np.arange(len(self)))
+        first = check_start(start, self.num_batches(epoch)) * self.batch_size
+        return (Batch(inputs=self.X[order[s:s + self.batch_size]],
+                      targets=self.y[order[s:s + self.batch_size]])
+                for s in range(first, len(self), self.batch_size))
+
+
 class SequenceDataset:
     """Variable-length sequences with a label each, or with a target at every step.
 

@@ -16,12 +16,11 @@ from __future__ import annotations
 import csv
 import os
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from rnnkit.data.batch import Batch
-from rnnkit.data.batching import check_start, epoch_rng
+from rnnkit.data.batching import ArrayDataset
 from rnnkit.data.scalers import MinMaxScaler, StandardScaler, float_array, scaler_from_dict
 from rnnkit.errors import fail
 
@@ -90,40 +89,21 @@ def train_val_test_split(series, val: float = 0.1, test: float = 0.2, *,
     return s[:n_train], part(n_train, n_train + n_val), part(n_train + n_val, n)
 
 
-class WindowDataset:
-    """Fixed-length windows X (M, L, F) and targets y (M, ...) as a data source.
+class WindowDataset(ArrayDataset):
+    """Fixed-length windows X (M, L, F) and float targets y (M, ...) as a data source.
 
     Not stateful (windows overlap; each starts from a zero state). The order is a function of
     (seed, epoch) only: a permutation per epoch, or the time order if ``shuffle=False``.
     """
 
-    stateful = False
-
     def __init__(self, X, y, batch_size: int, *, seed: int = 0, shuffle: bool = True):
-        self.X = float_array("X", X, min_ndim=3)
-        if self.X.ndim != 3:
-            fail("X", "a 3-d array (M, lookback, F)", f"shape {self.X.shape}")
-        self.y = float_array("y", y)
-        if len(self.y) != len(self.X):
-            fail("y", f"{len(self.X)} targets (one per window of X)", f"shape {self.y.shape}")
-        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            fail("batch_size", "an integer >= 1", repr(batch_size))
-        epoch_rng(seed, 0)
-        self.batch_size, self.seed, self.shuffle = int(batch_size), int(seed), shuffle
-
-    def __len__(self) -> int:
-        return len(self.X)
-
-    def num_batches(self, epoch: int = 0) -> int:
-        return -(-len(self.X) // self.batch_size)
-
-    def batches(self, epoch: int, start: int = 0) -> Iterator[Batch]:
-        order = (epoch_rng(self.seed, epoch).permutation(len(self)) if self.shuffle
-                 else np.arange(len(self)))
-        first = check_start(start, self.num_batches(epoch)) * self.batch_size
-        return (Batch(inputs=self.X[order[s:s + self.batch_size]],
-                      targets=self.y[order[s:s + self.batch_size]])
-                for s in range(first, len(self), self.batch_size))
+        X = float_array("X", X, min_ndim=3)
+        if X.ndim != 3:
+            fail("X", "a 3-d array (M, lookback, F)", f"shape {X.shape}")
+        y = float_array("y", y)
+        if len(y) != len(X):
+            fail("y", f"{len(X)} targets (one per window of X)", f"shape {y.shape}")
+        super().__init__(X, y, batch_size, seed=seed, shuffle=shuffle)
 
 
 def load_csv_series(path: str | os.PathLike, column: str | Sequence[str]) -> np.ndarray:

@@ -25,7 +25,7 @@ import numpy as np
 
 from rnnkit.errors import RnnkitError, fail
 from rnnkit.optim import make_schedule
-from rnnkit.serialize import load_json, save_arrays, save_json
+from rnnkit.serialize import load_json, save_json
 from rnnkit.train import Trainer, TrainConfig
 
 SCHEDULE_CHOICES = ("constant", "cosine", "step")
@@ -153,25 +153,12 @@ class ScoredTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.score_fn, self.score_name = score_fn, score_name
 
-    def validate(self) -> None:
-        if self.val_data is None:
-            return
+    def validation(self) -> tuple[float, dict]:
         loss, score = self.score_fn(self.model, self.val_data)
-        self.validated_at = self.step
-        improved = -score < self.best_val
-        if improved:
-            self.best_val, self.bad_validations = -score, 0
-            if self.run_dir is not None:
-                save_arrays(self.run_dir / "best.safetensors", self.model.params)
-        else:
-            self.bad_validations += 1
-            if self.config.patience and self.bad_validations >= self.config.patience:
-                self.should_stop = True
-        logs = {"step": self.step, "epoch": self.epoch, "val_loss": loss,
-                f"val_{self.score_name}": score, f"best_val_{self.score_name}": -self.best_val,
-                "improved": improved}
-        for cb in self.callbacks:
-            cb.on_validation_end(self, logs)
+        return -score, {"val_loss": loss, f"val_{self.score_name}": score}
+
+    def best_logs(self) -> dict:
+        return {f"best_val_{self.score_name}": -self.best_val}
 
 
 # --- honest progress -----------------------------------------------------------------------

@@ -111,10 +111,19 @@ class Trainer:
             total, count = total + loss * batch.size, count + batch.size
         return total / max(count, 1)
 
+    def validation(self) -> tuple[float, dict]:
+        """(the value to minimise, the validation row's figures) on the validation data;
+        a trainer that selects by another score overrides this and ``best_logs``."""
+        val = self.evaluate(self.val_data)
+        return val, {"val_loss": val}
+
+    def best_logs(self) -> dict:
+        return {"best_val_loss": self.best_val}
+
     def validate(self) -> None:
         if self.val_data is None:
             return
-        val = self.evaluate(self.val_data)
+        val, figures = self.validation()
         self.validated_at = self.step
         improved = val < self.best_val
         if improved:
@@ -125,8 +134,8 @@ class Trainer:
             self.bad_validations += 1
             if self.config.patience and self.bad_validations >= self.config.patience:
                 self.should_stop = True
-        logs = {"step": self.step, "epoch": self.epoch, "val_loss": val,
-                "best_val_loss": self.best_val, "improved": improved}
+        logs = {"step": self.step, "epoch": self.epoch, **figures, **self.best_logs(),
+                "improved": improved}
         for cb in self.callbacks:
             cb.on_validation_end(self, logs)
 

@@ -34,8 +34,9 @@ def fused_cell(spec, options: dict):
 
 def applies(fused, dtype) -> bool:
     """Whether the fast scan runs this fused cell at this dtype: where a compiled loop
-    serves it (float32, numba installed and not switched off)."""
-    return fused is not None and kernels.select(fused, dtype, 1, 1) is not None
+    serves it (float32, numba installed and not switched off); a fused form exists only for
+    the variants the loops have (``fused_cell``)."""
+    return fused is not None and kernels.serves(dtype)
 
 
 def numpy_products() -> None:

@@ -165,11 +165,16 @@ def units_split(N: int, weights: int):
     return openblas.bundled() if get_num_threads() >= 2 else None
 
 
+def serves(dtype) -> bool:
+    """Whether the compiled loops run at this dtype (numba installed and not switched off)."""
+    return _enabled and np.dtype(dtype) == np.float32
+
+
 def select(cell, dtype, N: int, H: int, D: int = 0, train: bool = True, stepped: bool = False):
     """The fast kernel for this cell and size (input size D), or None for the reference path;
     ``train``: a forward that keeps what backward needs, else inference; ``stepped``:
     inference called one step at a time (STEP_SHARED_MACS)."""
-    if not _enabled or np.dtype(dtype) != np.float32:
+    if not serves(dtype):
         return None
     set_target()                    # (numba's vector width, before the first compile)
     from rnnkit.fast.kernels.gru import GRUKernel
@@ -211,5 +216,5 @@ def select(cell, dtype, N: int, H: int, D: int = 0, train: bool = True, stepped:
 __all__ = ["AVAILABLE", "COPY_SPLIT_BYTES", "LOOP_PROJECTION_INPUTS", "MIN_SPAN_ROWS",
            "MKL_LOOP_MACS", "MKL_PROJECTION_MACS", "MKL_PROJECTION_ROWS", "OWN_PRODUCT_MACS",
            "OWN_ROWS_PRODUCT_MACS", "STEP_SHARED_MACS", "UNITS_SPLIT_ROWS", "UNITS_SPLIT_BYTES",
-           "WHOLE_LOOP_MACS", "copy_steps", "loop_parts", "reference_only", "select",
+           "WHOLE_LOOP_MACS", "copy_steps", "loop_parts", "reference_only", "select", "serves",
            "shared_openmp", "units_split"]

@@ -81,7 +81,8 @@ class Recurrent:
 
     @property
     def cell(self):
-        """The cell's fused form the fast scan runs (None for a reference-only cell)."""
+        """The cell's fused form for the fast scan; None where no compiled loop has this cell
+        or option set (the reference scan runs it)."""
         return self._fused
 
     @property

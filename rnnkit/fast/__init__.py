@@ -6,7 +6,9 @@ where it lies (strided), the buffer pool (workspace), the cells' fused NumPy for
 weights laid out for the loops (fused), the compiled time loops (kernels) and the scan that
 runs them (scan). Each entry returns "not applicable" (None or False) where it does not
 apply, and the caller then runs the reference (rnnkit.cells, rnnkit.layers.scan). Tests pin
-every fast path to the reference.
+every fast path to the reference. The choices that hold across calls (MKL on or off, the
+compiled loops on or off, the current scan's library) live in one object per context,
+rnnkit.fast.setting.Setting, not in module globals.
 """
 from __future__ import annotations
 

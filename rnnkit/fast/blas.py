@@ -14,9 +14,10 @@ temporary.
 The two libraries must not take turns within a training step: each keeps a worker thread
 spinning for a while after a product, which the other's next product then waits for. So
 each scan (one direction of one layer) calls ``choose`` with the size of its per-step
-product, and the choice holds until the next scan: with MKL chosen every product
-above OpenBLAS's single-thread size (``SINGLE_THREAD_MACS``) goes to MKL, without it none
-does. Before any scan (a model of Dense layers alone) the size of each product decides.
+product, and the choice holds until the next scan (it is kept in the context's
+rnnkit.fast.setting.Setting, ``scan_mkl``): with MKL chosen every product above OpenBLAS's
+single-thread size (``SINGLE_THREAD_MACS``) goes to MKL, without it none does. Before any
+scan (a model of Dense layers alone) the size of each product decides.
 
 MKL runs on its GNU OpenMP layer when the system's libgomp loads, else on Intel's.
 ``RNNKIT_BLAS=numpy`` turns MKL off; ``use("numpy")`` does so within a block.
@@ -28,12 +29,12 @@ rnnkit.fast.kernels sends them to OpenBLAS (rnnkit.fast.openblas) split over the
 from __future__ import annotations
 
 import ctypes
-import os
+import functools
 from contextlib import contextmanager
 
 import numpy as np
 
-from rnnkit.fast import openblas
+from rnnkit.fast import openblas, setting
 from rnnkit.fast.mkl import load as _load
 from rnnkit.fast.openblas import SINGLE_THREAD_MACS, numpy_openblas
 
@@ -44,11 +45,7 @@ LOOP_PACK_MACS = 1 << 21         # a compiled loop's products from this size use
 ONE_ROW_PACK_MACS = 1 << 16
 NO_PRODUCT = (0,) * 8            # loop_product's tuple for the loop's own product
 _ROW, _NO_TRANS, _TRANS, _PACKED, _B_MATRIX = 101, 111, 112, 151, 162
-_tuned: bool | None = None      # mkl_tuned()
-_float32_gemm = None            # route_float32()
-_float32_name = ""
-_enabled = os.environ.get("RNNKIT_BLAS", "").lower() != "numpy"
-_chosen: bool | None = None     # the last scan's choice; None before any scan
+_float32_route = None           # route_float32(): (gemm, name) or None
 
 
 def _cpu_vendor() -> str:
@@ -60,7 +57,8 @@ def _cpu_vendor() -> str:
 
 
 def mkl_tuned() -> bool:
-    """Whether MKL runs kernels tuned for this processor: an Intel one (or one not known).
+    """Whether MKL runs kernels tuned for this processor: an Intel one (or one not known),
+    unless the context's setting says otherwise (rnnkit.fast.setting, ``tuned``).
 
     On others MKL takes a generic path and generates no code for a shape (``jit_kernel``),
     and its products lost to OpenBLAS's and, at batch 1, to the loop's own (AMD EPYC Zen 4
@@ -69,36 +67,45 @@ def mkl_tuned() -> bool:
     loop's own product at batch 1, and rnnkit.fast.kernels sends the large products to
     OpenBLAS too (``route_float32``).
     """
-    global _tuned
-    if _tuned is None:
-        _tuned = _cpu_vendor() in ("GenuineIntel", "")
-    return _tuned
+    tuned = setting.current().tuned
+    return _intel() if tuned is None else tuned
+
+
+def tuned_for(vendor: str) -> bool:
+    """Whether MKL has kernels tuned for a processor of this vendor (/proc/cpuinfo's
+    vendor_id; "" where unknown)."""
+    return vendor in ("GenuineIntel", "")
+
+
+@functools.cache
+def _intel() -> bool:
+    return tuned_for(_cpu_vendor())
+
+
+def _enabled() -> bool:
+    return setting.current().mkl
 
 
 def gemm_address() -> int:
     """The address of MKL's cblas_sgemm, for compiled time loops to call (0 without MKL)."""
-    lib = _load() if _enabled else False
+    lib = _load() if _enabled() else False
     return ctypes.cast(lib.cblas_sgemm, ctypes.c_void_p).value if lib else 0
 
 
 def backend() -> str:
     """'mkl (gnu threads)' or 'mkl (intel threads)' when MKL serves the large products,
     else 'numpy'."""
-    lib = _load() if _enabled else False
+    lib = _load() if _enabled() else False
     return f"mkl ({lib.threading_layer} threads)" if lib else "numpy"
 
 
 @contextmanager
 def use(name: str):
     """Within this block the large products go to ``name``: 'mkl' (if installed) or 'numpy'."""
-    global _enabled
     if name not in ("mkl", "numpy"):
         raise ValueError(f"blas.use: expected 'mkl' or 'numpy', got {name!r}")
-    before, _enabled = _enabled, name == "mkl"
-    try:
+    with setting.using(mkl=name == "mkl"):
         yield
-    finally:
-        _enabled = before
 
 
 def choose(step_macs: int, compiled_loop: bool = False) -> bool:
@@ -110,25 +117,27 @@ def choose(step_macs: int, compiled_loop: bool = False) -> bool:
       left spinning would take one of its cores;
     - at batch 1 its own products leave the scan's others to a library, and MKL's input
       projection was the faster (docs/performance.md, section 1)."""
-    global _chosen
-    _chosen = (step_macs >= MIN_MACS or compiled_loop) and _enabled and bool(_load())
-    return _chosen
+    chosen = (step_macs >= MIN_MACS or compiled_loop) and _enabled() and bool(_load())
+    setting.keep(scan_mkl=chosen)
+    return chosen
 
 
-def setting() -> tuple:
+def route_key() -> tuple:
     """What decides where the products go now (``use``, the last scan's ``choose`` and
     ``mkl_tuned``): a product made for MKL under one setting (rnnkit.fast.blas.Packed) must not
     serve another."""
-    return _enabled, _chosen, mkl_tuned()
+    now = setting.current()
+    return now.mkl, now.scan_mkl, mkl_tuned()
 
 
 def wants_mkl(macs: int) -> bool:
     """Whether a product of ``macs`` multiply-adds goes to MKL under the current setting."""
-    if not _enabled:
+    now = setting.current()
+    if not now.mkl:
         return False
-    if _chosen is None:
+    if now.scan_mkl is None:
         return macs >= MIN_MACS
-    return _chosen and macs > SINGLE_THREAD_MACS
+    return now.scan_mkl and macs > SINGLE_THREAD_MACS
 
 
 def operand(a: np.ndarray):
@@ -181,9 +190,9 @@ def absolute_sum(a: np.ndarray) -> float | None:
     products: MKL's threads, woken between OpenBLAS's, would be left spinning in their way
     (the module's docstring)."""
     if a.size < ASUM_SIZE or a.dtype.char not in "fd" or not a.flags.c_contiguous or \
-            a.size >= 1 << 31 or _chosen is False:
+            a.size >= 1 << 31 or setting.current().scan_mkl is False:
         return None
-    lib = _load() if _enabled else False
+    lib = _load() if _enabled() else False
     if not lib:
         return None
     fn = lib.cblas_sasum if a.dtype.char == "f" else lib.cblas_dasum
@@ -197,9 +206,9 @@ def transpose_into(a: np.ndarray, out: np.ndarray) -> bool:
     section 1)."""
     if a.dtype.char not in "fd" or out.dtype != a.dtype or out.shape != a.shape[::-1] or \
             not (a.flags.c_contiguous and out.flags.c_contiguous) or a.size == 0 or \
-            _chosen is False:
+            setting.current().scan_mkl is False:
         return False
-    lib = _load() if _enabled else False
+    lib = _load() if _enabled() else False
     if not lib:
         return False
     R, C = a.shape
@@ -230,7 +239,7 @@ class Packed:
         loop calling MKL itself)."""
         self.W, self.buf = W, None
         K, N = W.shape
-        lib = _load() if _enabled else False
+        lib = _load() if _enabled() else False
         if lib and (always or wants_mkl(rows * K * N)) and W.dtype.char in "fd" and \
                 W.flags.c_contiguous:
             kind = "s" if W.dtype.char == "f" else "d"
@@ -268,7 +277,7 @@ def jit_kernel(m: int, n: int, k: int, accumulate: bool) -> tuple[int, int]:
     one costs more than many calls save."""
     key = (m, n, k, accumulate)
     if key not in _jit_kernels:
-        lib = _load() if _enabled else False
+        lib = _load() if _enabled() else False
         if not lib or not lib.jit or len(_jit_kernels) >= MAX_JIT_KERNELS or min(key[:3]) < 1:
             return 0, 0
         jitter = ctypes.c_void_p()
@@ -342,8 +351,8 @@ def _gemm(a, b, out, accumulate: bool) -> bool:
     la, lb = operand(a), operand(b)
     if la is None or lb is None or np.may_share_memory(out, a) or np.may_share_memory(out, b):
         return False
-    if a.dtype.char == "f" and _float32_gemm is not None:
-        _float32_gemm(la[0], la[1], lb[0], lb[1], a, b, out, accumulate)
+    if a.dtype.char == "f" and _float32_route is not None and not mkl_tuned():
+        _float32_route[0](la[0], la[1], lb[0], lb[1], a, b, out, accumulate)
         return True
     M, K = a.shape
     N = b.shape[1]
@@ -354,21 +363,32 @@ def _gemm(a, b, out, accumulate: bool) -> bool:
 
 
 def route_float32(gemm, name: str = "") -> None:
-    """Send the float32 products that would go to MKL's sgemm to ``gemm(ta, lda, tb, ldb,
-    a, b, out, accumulate)`` instead (ta, tb: CBLAS transpose flags), or back to MKL (None);
-    ``name`` says where, for ``large_products``. rnnkit.fast.kernels does so where MKL is not tuned
-    for the processor: OpenBLAS split over the loops' threads (rnnkit.fast.kernels.products)."""
-    global _float32_gemm, _float32_name
-    _float32_gemm, _float32_name = gemm, name
+    """Where MKL is not tuned for the processor (``mkl_tuned``), send the float32 products
+    that would go to MKL's sgemm to ``gemm(ta, lda, tb, ldb, a, b, out, accumulate)`` instead
+    (ta, tb: CBLAS transpose flags); None: back to MKL. ``name`` says where, for
+    ``large_products``. rnnkit.fast.kernels registers OpenBLAS split over the loops' threads
+    (rnnkit.fast.kernels.products) once it knows they share one OpenMP pool: a fact about the
+    process, not a choice."""
+    global _float32_route
+    _float32_route = None if gemm is None else (gemm, name)
+
+
+def float32_route():
+    """The product registered by ``route_float32`` (None if none), whether or not it serves
+    now."""
+    return None if _float32_route is None else _float32_route[0]
 
 
 def large_products() -> str:
-    """Where the large float32 products go: ``backend()``, or where ``route_float32`` sent
+    """Where the large float32 products go: ``backend()``, or where ``route_float32`` sends
     them."""
-    return _float32_name if _float32_gemm is not None and _enabled and _load() else backend()
+    if _float32_route is not None and not mkl_tuned() and _enabled() and _load():
+        return _float32_route[1]
+    return backend()
 
 
 __all__ = ["ASUM_SIZE", "MIN_MACS", "NO_PRODUCT", "SINGLE_THREAD_MACS", "Packed",
-           "absolute_sum", "backend", "choose", "column_sums", "gemm_address", "jit_kernel",
-           "large_products", "loop_product", "matmul", "mkl_tuned", "numpy_openblas", "operand",
-           "route_float32", "row_major", "setting", "transpose_into", "use", "wants_mkl"]
+           "absolute_sum", "backend", "choose", "column_sums", "float32_route", "gemm_address",
+           "jit_kernel", "large_products", "loop_product", "matmul", "mkl_tuned",
+           "numpy_openblas", "operand", "route_float32", "route_key", "row_major",
+           "transpose_into", "tuned_for", "use", "wants_mkl"]

@@ -19,6 +19,7 @@ libraries to the latter.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 from contextlib import contextmanager
 from typing import NamedTuple
@@ -40,7 +41,6 @@ class OpenBLAS(NamedTuple):
 
 
 _numpy = None       # numpy_openblas(), or False
-_bundled = None     # bundled(), or False
 
 
 def cpu() -> dict:
@@ -132,25 +132,28 @@ def _bundled_path() -> str | None:
     return None
 
 
+@functools.cache
 def bundled() -> OpenBLAS | None:
-    """scipy-openblas32's OpenBLAS, on one thread; None where that package is not installed,
-    its library does not load, or another part of the process loaded it first (its products,
-    thread count and kernels are then theirs)."""
-    global _bundled
-    if _bundled is None:
-        _bundled = False
-        path = _bundled_path()
-        if path is None or _loaded(path):
+    """scipy-openblas32's OpenBLAS, on one thread (``load_bundled``), loaded once."""
+    return load_bundled()
+
+
+def load_bundled() -> OpenBLAS | None:
+    """Load scipy-openblas32's OpenBLAS and set it to one thread; None where that package is
+    not installed, its library does not load, or another part of the process loaded it first
+    (its products, thread count and kernels are then theirs)."""
+    path = _bundled_path()
+    if path is None or _loaded(path):
+        return None
+    with _environment("OPENBLAS_NUM_THREADS", "1"):     # read as it loads: no pool started
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
             return None
-        with _environment("OPENBLAS_NUM_THREADS", "1"):     # read as it loads: no pool started
-            try:
-                lib = ctypes.CDLL(path)
-            except OSError:
-                return None
-        _bundled = _bind(lib, "scipy_", "", float("inf"))
-        if _bundled:
-            _bundled.set_threads(1)
-    return _bundled or None
+    library = _bind(lib, "scipy_", "", float("inf"))
+    if library:
+        library.set_threads(1)
+    return library or None
 
 
 def products() -> OpenBLAS | None:
@@ -158,4 +161,5 @@ def products() -> OpenBLAS | None:
     return bundled() or numpy_openblas()
 
 
-__all__ = ["OpenBLAS", "SINGLE_THREAD_MACS", "bundled", "cpu", "numpy_openblas", "products"]
+__all__ = ["OpenBLAS", "SINGLE_THREAD_MACS", "bundled", "cpu", "load_bundled", "numpy_openblas",
+           "products"]

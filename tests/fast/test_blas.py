@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rnnkit import Dense
-from rnnkit.fast import blas
+from rnnkit.fast import blas, setting
 from layer_cases import CELLS, make
 
 
@@ -40,7 +40,6 @@ def every_product(monkeypatch):
     """Send every product, however small, through the chosen backend."""
     monkeypatch.setattr(blas, "MIN_MACS", 0)
     monkeypatch.setattr(blas, "SINGLE_THREAD_MACS", 0)
-    monkeypatch.setattr(blas, "_chosen", None)
 
 
 @pytest.fixture
@@ -49,7 +48,6 @@ def mkl_calls(monkeypatch):
     of all steps made on a batch-first input where it lies (rnnkit.fast.strided) as one."""
     from rnnkit.fast import strided
     calls, real, project = [], blas._gemm, strided.project
-    monkeypatch.setattr(blas, "_chosen", None)
     monkeypatch.setattr(blas, "_gemm", lambda a, b, out, acc:
                         calls.append(a.shape + b.shape[1:]) or real(a, b, out, acc))
 
@@ -118,7 +116,7 @@ def test_a_batch_one_scan_compiled_whole_sends_its_products_to_mkl(mkl_calls):
 
 
 def test_compiled_loops_get_large_weights_packed_and_small_products_generated(monkeypatch):
-    monkeypatch.setattr(blas, "_tuned", True)               # as on an Intel processor
+    setting.keep(tuned=True)               # as on an Intel processor
     gemm = blas.gemm_address()
     product, keep = blas.loop_product(square(256), 64, gemm)      # 4.2M >= LOOP_PACK_MACS
     if gemm:
@@ -149,9 +147,9 @@ def test_where_mkl_is_not_tuned_loop_products_go_to_openblas(own_openblas, monke
     it, to NumPy's up to SINGLE_THREAD_MACS, which it runs on the calling thread, and above
     to MKL's packed product as on Intel."""
     from rnnkit.fast import openblas
-    monkeypatch.setattr(blas, "_tuned", False)
+    setting.keep(tuned=False)
     if not own_openblas:
-        monkeypatch.setattr(openblas, "_bundled", False)
+        monkeypatch.setattr(openblas, "bundled", lambda: None)
     elif openblas.bundled() is None:
         pytest.skip("needs scipy-openblas32 (rnnkit[fast])")
     gemm = blas.gemm_address()
@@ -174,11 +172,13 @@ def test_where_mkl_is_not_tuned_loop_products_go_to_openblas(own_openblas, monke
             assert product[1] == keep.buf.ctypes.data != 0          # MKL's, packed
 
 
-def test_mkl_counts_as_tuned_on_intel_processors_only(monkeypatch):
+def test_mkl_counts_as_tuned_on_intel_processors_only_unless_the_setting_says():
     for vendor, tuned in (("GenuineIntel", True), ("AuthenticAMD", False), ("", True)):
-        monkeypatch.setattr(blas, "_tuned", None)
-        monkeypatch.setattr(blas, "_cpu_vendor", lambda: vendor)
-        assert blas.mkl_tuned() is tuned
+        assert blas.tuned_for(vendor) is tuned
+    assert blas.mkl_tuned() is blas.tuned_for(blas._cpu_vendor())
+    for tuned in (True, False):
+        with setting.using(tuned=tuned):
+            assert blas.mkl_tuned() is tuned
 
 
 @pytest.mark.skipif(not mkl_installed(), reason="the loops call a library's sgemm with MKL")
@@ -193,7 +193,7 @@ def test_loop_products_compute_their_product(accumulate, tuned, monkeypatch):
         pytest.skip("the loops that call it need numba")
     from numba import njit
     from rnnkit.fast.kernels.fastmath import matmul_rows
-    monkeypatch.setattr(blas, "_tuned", tuned)
+    setting.keep(tuned=tuned)
     run = njit(lambda gemm, acc, h, W, n, a: matmul_rows(gemm, acc, h, W, n, a))
     rng = np.random.default_rng(4)
     h = rng.standard_normal((16, 64)).astype(np.float32)
@@ -288,7 +288,6 @@ def test_column_sums_are_the_sums_over_rows(every_product, backend, dtype, rows)
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_absolute_sum_is_mkls_sum_of_magnitudes_for_large_arrays_only(monkeypatch, dtype):
-    monkeypatch.setattr(blas, "_chosen", None)
     a = np.random.default_rng(4).standard_normal((blas.ASUM_SIZE // 64, 64)).astype(dtype)
     got = blas.absolute_sum(a)
     if not mkl_installed():
@@ -300,13 +299,12 @@ def test_absolute_sum_is_mkls_sum_of_magnitudes_for_large_arrays_only(monkeypatc
     assert blas.absolute_sum(a.T) is None                        # not C-contiguous
     with blas.use("numpy"):
         assert blas.absolute_sum(a) is None
-    monkeypatch.setattr(blas, "_chosen", False)                  # the last scan took NumPy's
+    setting.keep(scan_mkl=False)                  # the last scan took NumPy's
     assert blas.absolute_sum(a) is None
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_transpose_into_is_mkls_exact_transpose_of_contiguous_arrays(monkeypatch, dtype):
-    monkeypatch.setattr(blas, "_chosen", None)
     a = np.random.default_rng(5).standard_normal((96, 40)).astype(dtype)
     out = np.full((40, 96), np.nan, dtype)
     if not mkl_installed():
@@ -323,7 +321,7 @@ def test_transpose_into_is_mkls_exact_transpose_of_contiguous_arrays(monkeypatch
     assert not any(blas.transpose_into(x, y) for x, y in refused)
     with blas.use("numpy"):
         assert not blas.transpose_into(a, out)
-    monkeypatch.setattr(blas, "_chosen", False)             # the last scan took NumPy's
+    setting.keep(scan_mkl=False)             # the last scan took NumPy's
     assert not blas.transpose_into(a, out)
     assert np.isnan(out).all()                              # and wrote nothing
 
@@ -334,7 +332,6 @@ def test_transpose_into_is_mkls_exact_transpose_of_contiguous_arrays(monkeypatch
 def test_large_arrays_are_checked_finite_wherever_the_bad_value_is(monkeypatch, where, bad,
                                                                    dtype):
     from rnnkit.errors import RnnkitError, check_array
-    monkeypatch.setattr(blas, "_chosen", None)
     a = np.ones(blas.ASUM_SIZE, dtype)
     assert check_array("a", a, ndim=1) is a
     a[where] = bad
@@ -344,7 +341,6 @@ def test_large_arrays_are_checked_finite_wherever_the_bad_value_is(monkeypatch, 
 
 def test_large_finite_arrays_whose_magnitudes_overflow_a_sum_pass_the_check(monkeypatch):
     from rnnkit.errors import check_array
-    monkeypatch.setattr(blas, "_chosen", None)
     a = np.full(blas.ASUM_SIZE, 3e38, np.float32)
     if mkl_installed():
         assert not np.isfinite(blas.absolute_sum(a))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import rnnkit
-from rnnkit.fast import blas, kernels, openblas
+from rnnkit.fast import blas, kernels, openblas, setting
 from rnnkit.fast.kernels import columns
 from test_kernels import CELLS, assert_pinned
 
@@ -19,7 +19,7 @@ KINDS = {"rnn_tanh": columns.RNN_TANH, "rnn_relu": columns.RNN_RELU, "lstm": col
 def by_units(monkeypatch):
     """Every inference scan takes the units split (as where MKL is not tuned); -> the
     calls of columns.run: (kind, parts)."""
-    monkeypatch.setattr(blas, "_tuned", False)
+    setting.keep(tuned=False)
     monkeypatch.setattr(kernels, "UNITS_SPLIT_ROWS", 1)
     monkeypatch.setattr(kernels, "UNITS_SPLIT_BYTES", 0)
     calls = []
@@ -91,7 +91,7 @@ def test_any_parts_over_any_threads(cell, parts, threads, in_loop):
 def test_the_split_is_chosen_for_inference_by_rows_and_weights(monkeypatch):
     """Not for training, nor below UNITS_SPLIT_ROWS rows or UNITS_SPLIT_BYTES of weights in
     the loop, nor where MKL is tuned, nor on one thread."""
-    monkeypatch.setattr(blas, "_tuned", False)
+    setting.keep(tuned=False)
     lstm = rnnkit.LSTM(128, 256).cell                       # 1 MB of W_hh
     assert kernels.select(lstm, np.float32, 64, 256, 128, train=False).by_units == library
     assert kernels.select(lstm, np.float32, 64, 256, 128, train=True).by_units is None
@@ -105,7 +105,7 @@ def test_the_split_is_chosen_for_inference_by_rows_and_weights(monkeypatch):
         assert kernels.select(lstm, np.float32, 64, 256, 128, train=False).by_units is None
     finally:
         numba.set_num_threads(before)
-    monkeypatch.setattr(blas, "_tuned", True)
+    setting.keep(tuned=True)
     assert kernels.select(lstm, np.float32, 64, 256, 128, train=False).by_units is None
 
 

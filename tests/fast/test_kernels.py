@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import rnnkit
-from rnnkit.fast import blas, kernels
+from rnnkit.fast import blas, kernels, setting
 from rnnkit.fast.kernels.fastmath import get_num_threads
 
 CELLS = {"rnn_tanh": lambda *a, **k: rnnkit.RNN(*a, **k),
@@ -41,7 +41,7 @@ def set_loop(monkeypatch, loop):
     products go to NumPy's OpenBLAS; the "mkl" loops take MKL's, whatever the processor."""
     mkl = "mkl" in loop or "openblas" in loop
     own = loop.startswith("whole loop") and not mkl
-    monkeypatch.setattr(blas, "_tuned", "openblas" not in loop)
+    setting.keep(tuned="openblas" not in loop)
     monkeypatch.setattr(kernels, "WHOLE_LOOP_MACS", 1 << 40 if own else 0)
     monkeypatch.setattr(kernels, "OWN_PRODUCT_MACS", 1 << 40 if own else 0)
     monkeypatch.setattr(kernels, "OWN_ROWS_PRODUCT_MACS", 1 << 40 if own else 0)
@@ -199,7 +199,7 @@ def test_a_small_loop_calls_mkl_from_smaller_products_with_more_rows(tuned, monk
     OWN_ROWS_PRODUCT_MACS with more rows; MKL's from there (when installed). Where MKL is not
     tuned for the processor, batch 1 keeps its own product, in a whole loop, up to
     MKL_LOOP_MACS."""
-    monkeypatch.setattr(blas, "_tuned", tuned)
+    setting.keep(tuned=tuned)
     mkl = blas.gemm_address() != 0
     lstm = rnnkit.LSTM(4, 8).cell                            # 4 gates: 4 N H^2 a step
     # batch 1: 4 x 127^2 < 2^16 <= 4 x 128^2; batch 2: 8 x 31^2 < 2^13 <= 8 x 32^2
@@ -326,7 +326,7 @@ def test_selection_by_dtype_variant_and_size():
 
 
 def test_without_numba_everything_runs_on_the_reference(monkeypatch):
-    monkeypatch.setattr(kernels, "_enabled", False)
+    setting.keep(loops=False)
     layer = rnnkit.GRU(3, 4, seed=0)
     x = np.random.default_rng(0).standard_normal((2, 5, 3)).astype(np.float32)
     out, _, cache = layer.forward(x)

@@ -78,8 +78,8 @@ def test_without_the_package_there_is_no_bundled_library(monkeypatch):
     def missing(name):
         raise metadata.PackageNotFoundError(name)
     monkeypatch.setattr(metadata, "files", missing)
-    monkeypatch.setattr(openblas, "_bundled", None)
-    assert openblas.bundled() is None
+    assert openblas.load_bundled() is None
+    monkeypatch.setattr(openblas, "bundled", openblas.load_bundled)
     assert openblas.products() == openblas.numpy_openblas()
 
 

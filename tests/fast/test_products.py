@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import rnnkit
-from rnnkit.fast import blas, kernels, openblas
+from rnnkit.fast import blas, kernels, openblas, setting
 from rnnkit.fast.kernels.fastmath import AVAILABLE
 
 LIBRARIES = {"numpy": openblas.numpy_openblas(), "bundled": openblas.bundled()}
@@ -54,8 +54,9 @@ def test_split_product_equals_the_product(ta, tb, accumulate, M, K, N, which):
 
 
 def test_where_mkl_is_not_tuned_the_large_products_go_to_the_split_openblas(monkeypatch):
-    """Set up by kernels.shared_openmp where MKL and the loops share GNU OpenMP; float64 stays
-    with MKL; a training step's results agree with MKL's."""
+    """Registered by kernels.shared_openmp where MKL and the loops share GNU OpenMP, and used
+    where MKL is not tuned; float64 stays with MKL; a training step's results agree with
+    MKL's."""
     if not kernels.shared_openmp():
         pytest.skip("needs MKL on GNU OpenMP")
     from rnnkit.fast.kernels import products
@@ -66,10 +67,8 @@ def test_where_mkl_is_not_tuned_the_large_products_go_to_the_split_openblas(monk
         calls.append(args[6].shape)
         return real(*args)
     monkeypatch.setattr(products, "split_gemm", spy)
-    monkeypatch.setattr(kernels, "_openmp", None)
-    monkeypatch.setattr(blas, "_float32_gemm", None)
-    monkeypatch.setattr(blas, "_tuned", False)
-    assert kernels.shared_openmp() and blas._float32_gemm.args == (openblas.products(),)
+    assert blas.float32_route().library is openblas.products()
+    setting.keep(tuned=False)
     assert blas.large_products().startswith(f"openblas {openblas.products().core}")
     rng = np.random.default_rng(0)
     a32, b32 = (rng.standard_normal((256, 256)).astype(np.float32) for _ in range(2))
@@ -88,14 +87,20 @@ def test_where_mkl_is_not_tuned_the_large_products_go_to_the_split_openblas(monk
         return [out, dx, *[layer.grads[k].copy() for k in sorted(layer.grads)]]
     split = step()
     assert len(calls) > 1                                   # projection, weight gradients
-    monkeypatch.setattr(blas, "_float32_gemm", None)        # MKL's products
-    for got, want in zip(split, step()):
+    with setting.using(tuned=True):                         # MKL's products
+        on_mkl = step()
+    for got, want in zip(split, on_mkl):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * np.abs(want).max())
 
 
 def test_where_mkl_is_tuned_nothing_is_rerouted(monkeypatch):
-    monkeypatch.setattr(kernels, "_openmp", None)
-    monkeypatch.setattr(blas, "_float32_gemm", None)
-    monkeypatch.setattr(blas, "_tuned", True)
+    from rnnkit.fast.kernels import products
+    calls = []
+    monkeypatch.setattr(products, "split_gemm", lambda *args: calls.append(1))
     kernels.shared_openmp()
-    assert blas._float32_gemm is None
+    setting.keep(tuned=True)
+    assert blas.large_products() == blas.backend()
+    a = np.ones((256, 256), np.float32)
+    blas.choose(blas.MIN_MACS)
+    np.testing.assert_array_equal(blas.matmul(a, a), 256)
+    assert calls == []

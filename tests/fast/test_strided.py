@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import rnnkit
-from rnnkit.fast import blas, mkl, strided
+from rnnkit.fast import blas, mkl, setting, strided
 from rnnkit.fast.kernels.fastmath import AVAILABLE
 
 HAS_MKL = bool(mkl.load()) and blas.mkl_tuned()
@@ -15,7 +15,7 @@ TOL = {np.float32: dict(rtol=1e-5, atol=1e-4), np.float64: dict(rtol=1e-12, atol
 @pytest.fixture
 def on_mkl(monkeypatch):
     """Every product to MKL, as after a scan that chose it, and project at any size."""
-    monkeypatch.setattr(blas, "_chosen", True)
+    setting.keep(scan_mkl=True)
     monkeypatch.setattr(blas, "SINGLE_THREAD_MACS", 0)
     monkeypatch.setattr(strided, "PROJECT_MIN_MACS", 0)
 
@@ -111,19 +111,19 @@ def test_wider_or_smaller_weight_grads_are_refused(on_mkl):
         assert not dW.any(), why
 
 
-@pytest.mark.parametrize("setting", ["numpy", "numpy's products chosen", "mkl not tuned"])
-def test_neither_serves_where_mkl_does_not(monkeypatch, setting):
+@pytest.mark.parametrize("case", ["numpy", "numpy's products chosen", "mkl not tuned"])
+def test_neither_serves_where_mkl_does_not(monkeypatch, case):
     """use('numpy'), a scan that chose NumPy's products (MKL's threads must not wake between
     OpenBLAS's), and a processor MKL is not tuned for."""
     monkeypatch.setattr(strided, "GRAD_MIN_MACS", 0)
-    monkeypatch.setattr(blas, "_chosen", setting != "numpy's products chosen")
+    setting.keep(scan_mkl=case != "numpy's products chosen")
     monkeypatch.setattr(blas, "SINGLE_THREAD_MACS", 0)
-    monkeypatch.setattr(blas, "_tuned", setting != "mkl not tuned")
+    setting.keep(tuned=case != "mkl not tuned")
     rng = np.random.default_rng(5)
     _, view = batch_first(rng, 4, 3, 8, np.float32)
     W, dA = np.ones((8, 8), np.float32), np.ones((3, 4, 8), np.float32)
     out, dW = np.zeros((3, 4, 8), np.float32), np.zeros((8, 8), np.float32)
-    with blas.use("numpy" if setting == "numpy" else "mkl"):
+    with blas.use("numpy" if case == "numpy" else "mkl"):
         assert not strided.project(view, W, out)
         assert not strided.weight_grad(dA, view, dW)
     assert not out.any() and not dW.any()

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from rnnkit import Embedding
+from rnnkit.fast import setting
 from rnnkit.fast.kernels import updates
 from rnnkit.optim import Adam, AdamW, adam_update
 
@@ -37,10 +38,10 @@ def test_embedding_backward_uses_the_compiled_pass_and_matches_without_it(monkey
     dout = rng.standard_normal((4, 30, 6)).astype(np.float32)
     grads = []
     for compiled in (True, False):
-        monkeypatch.setattr(updates, "AVAILABLE", compiled)
+        setting.keep(loops=compiled)
         calls = []
-        monkeypatch.setattr(updates, "_scatter_rows",
-                            lambda *a, f=updates._scatter_rows: calls.append(1) or f(*a))
+        monkeypatch.setattr(updates, "compiled_scatter",
+                            lambda *a, f=updates.compiled_scatter: calls.append(1) or f(*a))
         emb = Embedding(9, 6, seed=0)
         emb.backward(dout, ids)
         emb.backward(dout, ids)                    # accumulates
@@ -87,7 +88,7 @@ def test_adam_step_declines_what_it_cannot_run(monkeypatch):
     assert not updates.adam_step(*strided, **hyper)
     assert not updates.adam_step(*mixed, **hyper)
     np.testing.assert_array_equal(p, 1)                # declined: nothing changed
-    monkeypatch.setattr(updates, "AVAILABLE", False)
+    setting.keep(loops=False)
     assert not updates.adam_step(*args, **hyper)
 
 
@@ -99,7 +100,7 @@ def test_optimizers_step_the_same_with_and_without_numba(monkeypatch, cls, hyper
              "strided": np.asarray(rng.standard_normal((3, 5)).astype(np.float32).T)}
     results = []
     for compiled in (True, False):
-        monkeypatch.setattr(updates, "AVAILABLE", compiled)
+        setting.keep(loops=compiled)
         params = {k: v.copy() for k, v in start.items()}
         opt = cls(params, lr=1e-2, **hyper)
         grads_rng = np.random.default_rng(5)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from rnnkit.fast import blas, workspace
+from rnnkit.fast import blas, setting, workspace
 from rnnkit.fast.fused import weights
 
 
@@ -14,7 +14,6 @@ def test_transposed_is_the_scaled_transpose_laid_out_in_rows(monkeypatch, shape,
                                                               backend):
     """MKL's omatcopy where installed; else tiled (the first two shapes) or not (too small,
     or not in whole tiles); exactly, and starting at a cache line."""
-    monkeypatch.setattr(blas, "_chosen", None)
     rng = np.random.default_rng(0)
     W = rng.standard_normal(shape).astype(dtype)
     scale = rng.choice(np.array([0.5, 1.0], dtype), shape[0]) if scaled else None
@@ -35,7 +34,6 @@ def test_tiles_are_used_from_their_size_up():
 @pytest.mark.parametrize("backend", ["mkl", "numpy"])
 def test_restored_undoes_transposed_exactly(monkeypatch, shape, scaled, backend):
     """The backward's W_hh comes back bit for bit from the forward's scaled transpose."""
-    monkeypatch.setattr(blas, "_chosen", None)
     rng = np.random.default_rng(1)
     W = rng.standard_normal(shape).astype(np.float32)
     scale = rng.choice(np.array([0.5, 1.0], np.float32), shape[0]) if scaled else None

@@ -38,13 +38,13 @@ The measurements behind each threshold below: docs/performance.md, section 2.
 """
 from __future__ import annotations
 
+import functools
 import os
 from contextlib import contextmanager
-from functools import partial
 
 import numpy as np
 
-from rnnkit.fast import blas, openblas
+from rnnkit.fast import blas, openblas, setting
 from rnnkit.fast.fused import ElmanCell, GRUCell, LSTMCell
 from rnnkit.fast.kernels.fastmath import AVAILABLE, set_target
 from rnnkit.fast.steps import COPY_SPLIT_BYTES
@@ -81,50 +81,45 @@ STEP_SHARED_MACS = 1 << 17
 UNITS_SPLIT_ROWS = 16
 UNITS_SPLIT_BYTES = 1 << 20
 
-_enabled = AVAILABLE
-
 
 @contextmanager
 def reference_only():
-    """Within this block every scan runs the NumPy reference path."""
-    global _enabled
-    before, _enabled = _enabled, False
-    try:
+    """Within this block every scan runs the NumPy reference path (rnnkit.fast.setting,
+    ``loops``)."""
+    with setting.using(loops=False):
         yield
-    finally:
-        _enabled = before
 
 
-_openmp: bool | None = None
+def _enabled() -> bool:
+    return AVAILABLE and setting.current().loops
 
 
+@functools.cache
 def shared_openmp() -> bool:
     """True when MKL runs on GNU OpenMP and numba's parallel loops do too (its 'omp' layer),
     so both use the system's one libgomp and its one pool of threads. Sets numba's threading
     layer to 'omp' unless the user chose another (NUMBA_THREADING_LAYER). Where MKL is not
     tuned for the processor, the large float32 products then go to OpenBLAS (rnnkit.fast.openblas),
-    split over that pool (rnnkit.fast.kernels.products)."""
-    global _openmp
-    if _openmp is None:
-        _openmp = False
-        if AVAILABLE and blas.backend() == "mkl (gnu threads)":
-            import numba
-            if numba.config.THREADING_LAYER in ("default", "omp") and \
-                    os.environ.get("NUMBA_THREADING_LAYER", "omp") == "omp":
-                numba.config.THREADING_LAYER = "omp"
-                try:
-                    from rnnkit.fast.kernels.fastmath import probe_threads
-                    probe_threads(4)
-                    _openmp = numba.threading_layer() == "omp"
-                except (ValueError, ImportError, RuntimeError):
-                    _openmp = False
-        library = openblas.products()
-        if _openmp and library and not blas.mkl_tuned():
-            from rnnkit.fast.kernels.products import split_gemm
-            which = "rnnkit's own" if library == openblas.bundled() else "NumPy's"
-            blas.route_float32(partial(split_gemm, library),
-                               f"openblas {library.core} ({which}), split over the threads")
-    return _openmp
+    split over that pool (rnnkit.fast.kernels.products). A fact about the process: asked once."""
+    shared = False
+    if AVAILABLE and blas.backend() == "mkl (gnu threads)":
+        import numba
+        if numba.config.THREADING_LAYER in ("default", "omp") and \
+                os.environ.get("NUMBA_THREADING_LAYER", "omp") == "omp":
+            numba.config.THREADING_LAYER = "omp"
+            try:
+                from rnnkit.fast.kernels.fastmath import probe_threads
+                probe_threads(4)
+                shared = numba.threading_layer() == "omp"
+            except (ValueError, ImportError, RuntimeError):
+                shared = False
+    library = openblas.products()
+    if shared and library:
+        from rnnkit.fast.kernels.products import Split
+        which = "rnnkit's own" if library == openblas.bundled() else "NumPy's"
+        blas.route_float32(Split(library),
+                           f"openblas {library.core} ({which}), split over the threads")
+    return shared
 
 
 def loop_parts(N: int) -> int:
@@ -144,7 +139,7 @@ def copy_steps(dst: np.ndarray, src: np.ndarray) -> None:
     input copied time-major for their product (rnnkit.fast.scan.time_major_rows): from
     COPY_SPLIT_BYTES split over the threads where the loops run on GNU OpenMP
     (``shared_openmp``), else NumPy's copy on the calling thread."""
-    if _enabled and dst.nbytes >= COPY_SPLIT_BYTES and dst.dtype == src.dtype and \
+    if _enabled() and dst.nbytes >= COPY_SPLIT_BYTES and dst.dtype == src.dtype and \
             dst.strides[2] == src.strides[2] == dst.itemsize and shared_openmp():
         from rnnkit.fast.kernels.fastmath import copy_split
         copy_split(dst, src)
@@ -167,7 +162,7 @@ def units_split(N: int, weights: int):
 
 def serves(dtype) -> bool:
     """Whether the compiled loops run at this dtype (numba installed and not switched off)."""
-    return _enabled and np.dtype(dtype) == np.float32
+    return _enabled() and np.dtype(dtype) == np.float32
 
 
 def select(cell, dtype, N: int, H: int, D: int = 0, train: bool = True, stepped: bool = False):

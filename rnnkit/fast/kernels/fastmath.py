@@ -210,7 +210,7 @@ def kept(k: dict, key: tuple, make):
     products = k.get("products")
     if products is None:
         return make()
-    key = key + blas.setting()
+    key = key + blas.route_key()
     made = products.get(key)
     if made is None:
         if len(products) >= MAX_KEPT:

@@ -58,3 +58,13 @@ def split_gemm(openblas: OpenBLAS, ta: int, lda: int, tb: int, ldb: int, a: np.n
     finally:
         if before != 1:
             openblas.set_threads(before)
+
+
+class Split:
+    """``split_gemm`` on one OpenBLAS, as rnnkit.fast.blas.route_float32 takes it."""
+
+    def __init__(self, library: OpenBLAS):
+        self.library = library
+
+    def __call__(self, ta, lda, tb, ldb, a, b, out, accumulate) -> None:
+        split_gemm(self.library, ta, lda, tb, ldb, a, b, out, accumulate)

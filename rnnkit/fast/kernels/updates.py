@@ -16,14 +16,22 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.fast import setting
 from rnnkit.fast.kernels.fastmath import AVAILABLE, njit
 
 # no fastmath: fused multiply-adds or reordered sums would round differently from NumPy
 _OPTS = dict(error_model="numpy", cache=True, nogil=True)
 
 
+def compiled() -> bool:
+    """Whether the compiled passes run: numba installed and the loops not switched off
+    (rnnkit.fast.setting, ``loops``)."""
+    return AVAILABLE and setting.current().loops
+
+
 @njit(**_OPTS)
-def _scatter_rows(table, ids, rows):
+def compiled_scatter(table, ids, rows):
+    """scatter_add_rows's compiled pass."""
     for i in range(ids.size):
         dst, src = table[ids[i]], rows[i]
         for j in range(dst.size):
@@ -34,9 +42,9 @@ def scatter_add_rows(table: np.ndarray, ids: np.ndarray, rows: np.ndarray) -> No
     """table[ids[i]] += rows[i] for i = 0, 1, ... in order (repeated ids accumulate), exactly
     as ``np.add.at(table, ids, rows)``. ids: 1-d integers, valid rows of the 2-d table;
     rows: (len(ids), table.shape[1])."""
-    if AVAILABLE and table.flags.c_contiguous and rows.dtype == table.dtype and \
+    if compiled() and table.flags.c_contiguous and rows.dtype == table.dtype and \
             table.dtype.kind == "f" and ids.dtype.kind in "iu":
-        _scatter_rows(table, ids, np.ascontiguousarray(rows))
+        compiled_scatter(table, ids, np.ascontiguousarray(rows))
     else:
         np.add.at(table, ids, rows)
 
@@ -84,7 +92,7 @@ def adam_step(p, g, m, v, t, *, lr, beta1, beta2, eps, weight_decay, decoupled) 
     where it cannot run: no numba, or arrays that are not all C-contiguous float32/float64
     of one dtype and size."""
     arrays = (p, g, m, v)
-    if not AVAILABLE or p.dtype not in (np.float32, np.float64) or \
+    if not compiled() or p.dtype not in (np.float32, np.float64) or \
             any(a.dtype != p.dtype or a.size != p.size or not a.flags.c_contiguous
                 for a in arrays):
         return False

@@ -118,7 +118,8 @@ def choose(step_macs: int, compiled_loop: bool = False) -> bool:
     - at batch 1 its own products leave the scan's others to a library, and MKL's input
       projection was the faster (docs/performance.md, section 1)."""
     chosen = (step_macs >= MIN_MACS or compiled_loop) and _enabled() and bool(_load())
-    setting.keep(scan_mkl=chosen)
+    if setting.current().scan_mkl is not chosen:        # (no new object while it holds)
+        setting.keep(scan_mkl=chosen)
     return chosen
 
 

@@ -75,7 +75,8 @@ def main() -> None:
     train_stream, val_stream = char_lm._streams(cfg, vocab)
     val_steps = val_stream.num_batches(0) / 3      # a validation batch: a forward, ~1/3 step
     budget = args.minutes * 60 - (time.perf_counter() - start)
-    steps = int(budget / (per_step * (1 + val_steps / args.val_every)))
+    # the validations every --val-every batches, and one before training and one after it
+    steps = int((budget / per_step - 2 * val_steps) / (1 + val_steps / args.val_every))
     print(f"one step {per_step * 1e3:.0f} ms: {steps} batches "
           f"({steps / train_stream.num_batches(0):.2f} epochs) in {args.minutes} minutes")
     tcfg = replace(char_lm.default_train_config(), max_steps=steps, val_every=args.val_every,

@@ -8,6 +8,7 @@ import sys
 
 from rnnkit.apps import common, load_apps
 from rnnkit.errors import RnnkitError
+from rnnkit.train.safety import TrainingInterrupted
 
 DESCRIPTION = """\
 Recurrent neural networks (RNN, LSTM, GRU) for the jobs in the notes: train a model on your
@@ -155,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     where = f"rnnkit {args.app} {getattr(args, 'verb_name', args.verb)}"
     try:
         run(args, apps)
+    except TrainingInterrupted as e:            # a checkpoint is saved: `resume` continues
+        print(f"{where}: {e}", file=sys.stderr)
+        return 130
     except RnnkitError as e:
         print(f"{where}: {' '.join(str(e).split())}", file=sys.stderr)
         return 2

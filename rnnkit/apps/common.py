@@ -44,6 +44,9 @@ TRAIN_HELP = {
     "keep_checkpoints": "how many of the newest checkpoints to keep",
     "seed": "seed of the weights, dropout masks and data order",
     "progress": "show a progress bar on stderr",
+    "checkpoint_minutes": "also save a checkpoint after this many minutes of training; 0 = off",
+    "max_bad_steps": "skipped steps (non-finite loss or gradients, each halving the learning "
+                     "rate) in a row before training stops",
 }
 
 

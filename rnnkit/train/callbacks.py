@@ -10,6 +10,7 @@ import json
 import time
 from pathlib import Path
 
+from rnnkit.errors import RnnkitError
 from rnnkit.serialize import atomic_write_bytes
 
 
@@ -94,7 +95,16 @@ def read_metrics(path: str | Path) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+    lines = [line for line in path.read_text("utf-8").splitlines() if line.strip()]
+    rows = []
+    for i, line in enumerate(lines):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i < len(lines) - 1:          # only the last line may be torn (a killed write)
+                raise RnnkitError(f"{path}: expected one JSON object a line, got {line[:60]!r} "
+                                  f"on line {i + 1}") from None
+    return rows
 
 
 class LossCurve(Callback):

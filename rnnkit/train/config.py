@@ -1,7 +1,10 @@
 """The trainer's configuration: one dataclass, every field a CLI flag (0 means "off")."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields
+
+from rnnkit.errors import fail
 
 
 @dataclass
@@ -18,3 +21,30 @@ class TrainConfig:
     keep_checkpoints: int = 3
     seed: int = 0                  # dropout masks and data order
     progress: bool = True          # progress bar (tqdm) on stderr
+    checkpoint_minutes: float = 10.0   # also a checkpoint after this many minutes; 0 = off
+    max_bad_steps: int = 5         # non-finite losses or gradients in a row before stopping
+
+    def check(self) -> "TrainConfig":
+        """Refuse settings that make no sense before any training starts."""
+        positive = {"epochs"}
+        at_least_one = {"max_bad_steps"}
+        off_at_zero = {"max_steps", "bptt", "clip_norm", "clip_value", "patience",
+                       "checkpoint_every", "checkpoint_minutes"}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "progress":
+                if not isinstance(value, bool):
+                    fail(f.name, "true or false", repr(value))
+                continue
+            kind = float if f.type in ("float", float) else int
+            ok_type = isinstance(value, (int, float)) and not isinstance(value, bool) and \
+                (kind is float or float(value).is_integer())
+            if not ok_type or not math.isfinite(value):
+                fail(f.name, f"a finite {'number' if kind is float else 'integer'}", repr(value))
+            low = 1 if f.name in at_least_one else 0
+            if f.name in positive and not value > 0:
+                fail(f.name, "a number > 0", repr(value))
+            if value < low:
+                fail(f.name, f"a value >= {low}" + (" (0 = off)" if f.name in off_at_zero
+                                                     else ""), repr(value))
+        return self

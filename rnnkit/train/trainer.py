@@ -14,10 +14,18 @@ never propagates into a carried state.
 Everything random comes from the trainer's seeded generator (dropout) and from the data
 source's (seed, epoch) (order), so the same seed gives the same weights, and a checkpoint
 restores the generator and the data position: resuming continues bit-identically.
+
+No run loses work (rnnkit.train.safety): a step whose loss or gradients are not finite is
+skipped and the learning rate halved (after ``max_bad_steps`` in a row training stops,
+naming the last good checkpoint); only finite weights are saved; SIGINT and SIGTERM end the
+current step, save a checkpoint and stop (TrainingInterrupted, which says how to resume); a
+checkpoint is also saved every ``checkpoint_minutes``; a killed process's leftovers are
+cleared at the next start.
 """
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +37,10 @@ from rnnkit.train.callbacks import LossCurve, MetricsLog, ProgressBar
 from rnnkit.train.checkpoint import (latest_checkpoint, load_checkpoint, load_params,
                                      save_checkpoint)
 from rnnkit.train.config import TrainConfig
+from rnnkit.train.safety import (Interrupts, TrainingDiverged, TrainingInterrupted,
+                                 clear_leftovers, non_finite)
+
+BAD_STEP_LR_FACTOR = 0.5        # each skipped step multiplies the learning rate by this
 
 
 def _time_chunks(batch, k: int):
@@ -50,13 +62,15 @@ class Trainer:
                  run_dir: str | Path | None = None, callbacks=(), log=print):
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
         self.train_data, self.val_data = train_data, val_data
-        self.config, self.schedule, self.log = config, schedule, log
+        self.config, self.schedule, self.log = config.check(), schedule, log
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.rng = np.random.default_rng(config.seed)
         self.step = self.epoch = self.batch_in_epoch = 0
         self.carry = None                       # recurrent state carried between batches
         self.best_val, self.bad_validations, self.should_stop = math.inf, 0, False
         self.validated_at = -1                  # the step of the latest validation
+        self.lr_scale, self.bad_steps = 1.0, 0  # after skipped (non-finite) steps
+        self.base_lr = getattr(optimizer, "lr", None)
         self.callbacks = list(callbacks)
         if config.progress:
             self.callbacks.append(ProgressBar())
@@ -75,31 +89,67 @@ class Trainer:
     def train_batch(self, batch) -> dict:
         cfg, model, opt = self.config, self.model, self.optimizer
         state = self.carry if self.train_data.stateful else None
-        losses, weights, norm = [], [], 0.0
+        losses, weights, norm, skipped = [], [], 0.0, 0
         for inputs, targets in _time_chunks(batch, cfg.bptt):
             model.zero_grad()
-            outputs, state, cache = model.forward(inputs, state, batch.lengths, training=True,
-                                                  rng=self.rng)
+            try:
+                outputs, state, cache = model.forward(inputs, state, batch.lengths,
+                                                      training=True, rng=self.rng)
+            except RnnkitError:         # a layer refusing non-finite values from the weights
+                if non_finite(model.params):
+                    self._skip(math.nan, math.nan)
+                raise
             loss, doutputs = self.loss_fn(outputs, targets, batch.lengths)
-            if not math.isfinite(loss):
-                raise RnnkitError(f"loss: expected a finite value, got {loss} at step "
-                                  f"{self.step} (lower the learning rate or clip gradients)")
-            model.backward(doutputs, cache)
-            if cfg.clip_norm > 0:
-                norm = clip_grad_norm(model.grads, cfg.clip_norm)
-            elif cfg.clip_value > 0:
-                norm = clip_grad_value(model.grads, cfg.clip_value)
-            else:
-                norm = global_norm(model.grads)
+            if math.isfinite(loss):
+                model.backward(doutputs, cache)
+                if cfg.clip_norm > 0:
+                    norm = clip_grad_norm(model.grads, cfg.clip_norm)
+                elif cfg.clip_value > 0:
+                    norm = clip_grad_value(model.grads, cfg.clip_value)
+                else:
+                    norm = global_norm(model.grads)
+            if not (math.isfinite(loss) and math.isfinite(norm)):
+                self._skip(loss, norm)
+                skipped, state = skipped + 1, None      # a non-finite state is not carried
+                continue
+            self.bad_steps = 0
             if self.schedule is not None:
-                opt.lr = self.schedule.lr(opt.step_count)
+                opt.lr = self.schedule.lr(opt.step_count) * self.lr_scale
+            elif self.lr_scale != 1.0:
+                opt.lr = self.base_lr * self.lr_scale
             opt.step(model.grads)
             losses.append(loss)
             weights.append(np.asarray(targets).size)
         if self.train_data.stateful:
             self.carry = state
-        return {"loss": float(np.average(losses, weights=weights)), "grad_norm": norm,
-                "lr": opt.lr, "items": batch.size}
+        mean = float(np.average(losses, weights=weights)) if losses else math.nan
+        return {"loss": mean, "grad_norm": norm, "lr": opt.lr, "items": batch.size,
+                "skipped": skipped}
+
+    def _skip(self, loss: float, norm: float) -> None:
+        """A step with a non-finite loss or gradient norm: no update; the learning rate is
+        lowered, and after max_bad_steps in a row (or with non-finite weights, which no
+        skipping mends) training stops."""
+        self.bad_steps += 1
+        self.lr_scale *= BAD_STEP_LR_FACTOR
+        what = f"loss {loss}" if not math.isfinite(loss) else f"gradient norm {norm}"
+        broken = non_finite(self.model.params)
+        if broken or self.bad_steps >= self.config.max_bad_steps:
+            why = (f"the weights {broken[:3]} are not finite" if broken else
+                   f"{self.bad_steps} steps in a row had a non-finite loss or gradient")
+            raise TrainingDiverged(
+                f"training diverged at step {self.step}: {why} (last: {what}); "
+                f"{self._last_good()}; lower the learning rate or clip gradients")
+        self.log(f"step {self.step}: {what}; step skipped, learning rate x"
+                 f"{BAD_STEP_LR_FACTOR} (now x{self.lr_scale:g} of the schedule's)")
+
+    def _last_good(self) -> str:
+        if self.run_dir is None:
+            return "no run folder, so no checkpoint"
+        try:
+            return f"the last good checkpoint is {latest_checkpoint(self.run_dir / 'checkpoints')}"
+        except RnnkitError:
+            return "no checkpoint was saved yet"
 
     def evaluate(self, data) -> float:
         """Mean loss per item over a data source (state carried through stateful sources)."""
@@ -142,28 +192,13 @@ class Trainer:
     # --- the loop --------------------------------------------------------------------------
     def fit(self) -> dict:
         if self.run_dir is not None:
+            for path in clear_leftovers(self.run_dir):
+                self.log(f"cleared what an interrupted run left: {path}")
             save_json(self.run_dir / "train_config.json", vars(self.config))
         for cb in self.callbacks:
             cb.on_train_begin(self)
-        total = self.total_steps
-        while self.step < total and not self.should_stop:
-            for batch in self.train_data.batches(self.epoch, self.batch_in_epoch):
-                logs = self.train_batch(batch)
-                self.step += 1
-                self.batch_in_epoch += 1
-                for cb in self.callbacks:
-                    cb.on_step_end(self, logs)
-                if self.config.val_every and self.step % self.config.val_every == 0:
-                    self.validate()
-                if (self.config.checkpoint_every and self.run_dir is not None
-                        and self.step % self.config.checkpoint_every == 0):
-                    self.save_checkpoint()
-                if self.step >= total or self.should_stop:
-                    break
-            else:                                   # the epoch ran out
-                self.epoch, self.batch_in_epoch, self.carry = self.epoch + 1, 0, None
-                if not self.config.val_every:
-                    self.validate()
+        with Interrupts() as interrupts:
+            self._loop(interrupts)
         if self.validated_at != self.step:         # the final weights are validated too
             self.validate()
         if self.run_dir is not None:
@@ -173,15 +208,60 @@ class Trainer:
         return {"step": self.step, "epoch": self.epoch, "best_val_loss": self.best_val,
                 "stopped_early": self.should_stop}
 
+    def _loop(self, interrupts: Interrupts) -> None:
+        cfg, total = self.config, self.total_steps
+        saved_at = time.monotonic()
+        while self.step < total and not self.should_stop:
+            for batch in self.train_data.batches(self.epoch, self.batch_in_epoch):
+                logs = self.train_batch(batch)
+                self.step += 1
+                self.batch_in_epoch += 1
+                for cb in self.callbacks:
+                    cb.on_step_end(self, logs)
+                if cfg.val_every and self.step % cfg.val_every == 0:
+                    self.validate()
+                due = cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0
+                late = cfg.checkpoint_minutes and \
+                    time.monotonic() - saved_at >= 60 * cfg.checkpoint_minutes
+                if self.run_dir is not None and (due or late):
+                    self.save_checkpoint()
+                    saved_at = time.monotonic()
+                if interrupts.received:
+                    self._stop(interrupts.received)
+                if self.step >= total or self.should_stop:
+                    break
+            else:                                   # the epoch ran out
+                self.epoch, self.batch_in_epoch, self.carry = self.epoch + 1, 0, None
+                if not cfg.val_every:
+                    self.validate()
+
+    def _stop(self, signal_name: str) -> None:
+        """SIGINT or SIGTERM arrived during the step just finished: save and stop."""
+        where = "no run folder, nothing saved"
+        if self.run_dir is not None:
+            where = f"saved {self.save_checkpoint()}; `resume {self.run_dir}` continues it"
+        for cb in self.callbacks:
+            cb.on_train_end(self)
+        raise TrainingInterrupted(f"training interrupted by {signal_name} after step "
+                                  f"{self.step}: {where}")
+
     # --- checkpoints -----------------------------------------------------------------------
     def state(self) -> dict:
         return {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
                 "best_val": self.best_val, "bad_validations": self.bad_validations,
-                "should_stop": self.should_stop}
+                "should_stop": self.should_stop, "validated_at": self.validated_at,
+                "lr_scale": self.lr_scale, "bad_steps": self.bad_steps}
 
     def save_checkpoint(self) -> Path:
+        """Save a checkpoint of finite weights and optimiser state (else TrainingDiverged,
+        and the last good checkpoint stays the latest)."""
         if self.run_dir is None:
             fail("run_dir", "a folder to write checkpoints to", None)
+        slots = self.optimizer.state_dict()["slots"] if self.optimizer is not None else {}
+        broken = non_finite(self.model.params) + non_finite(slots)
+        if broken:
+            raise TrainingDiverged(f"checkpoint at step {self.step} not saved: {broken[:3]} "
+                                   f"not finite; {self._last_good()}")
         return save_checkpoint(self.run_dir / "checkpoints", model=self.model,
                                optimizer=self.optimizer, trainer_state=self.state(),
                                rng=self.rng, carry=self.carry, keep=self.config.keep_checkpoints)
@@ -204,5 +284,7 @@ class Trainer:
         self.step, self.epoch, self.batch_in_epoch = t["step"], t["epoch"], t["batch_in_epoch"]
         self.best_val, self.bad_validations = t["best_val"], t["bad_validations"]
         self.should_stop = t["should_stop"]
+        self.validated_at = t.get("validated_at", -1)      # (older checkpoints lack these)
+        self.lr_scale, self.bad_steps = t.get("lr_scale", 1.0), t.get("bad_steps", 0)
         self.rng.bit_generator.state = ck["rng"]
         self.carry = ck["carry"]

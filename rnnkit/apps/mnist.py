@@ -73,7 +73,7 @@ def default_train_config() -> TrainConfig:
 def load_images(path: str) -> dict:
     p = common.require_file(path, FORMAT)
     try:
-        with np.load(p) as f:
+        with np.load(p, allow_pickle=False) as f:
             missing = [k for k in KEYS if k not in f.files]
             if missing:
                 fail(str(p), f"{FORMAT} (arrays named {list(KEYS)})", f"arrays {f.files}")

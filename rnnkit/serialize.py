@@ -65,3 +65,25 @@ def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
     except (SafetensorError, ValueError, OSError) as e:
         raise RnnkitError(f"{path}: expected a safetensors file, got one that cannot be read "
                           f"({e})") from None
+
+
+def array_shapes(path: str | os.PathLike) -> dict[str, tuple]:
+    """The name and shape of every array in a safetensors file, read from its header alone
+    (nothing is loaded): to check what a file describes before allocating anything for it."""
+    import struct
+    path = Path(path)
+    if not path.is_file():
+        raise RnnkitError(f"{path}: expected an existing safetensors file, got no such file")
+    with open(path, "rb") as f:
+        head = f.read(8)
+        size = struct.unpack("<Q", head)[0] if len(head) == 8 else -1
+        if not 0 < size <= path.stat().st_size - 8:
+            raise RnnkitError(f"{path}: expected a safetensors file, got a header size of "
+                              f"{size} in a file of {path.stat().st_size} bytes")
+        try:
+            header = json.loads(f.read(size))
+            return {k: tuple(int(n) for n in v["shape"]) for k, v in header.items()
+                    if k != "__metadata__"}
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
+            raise RnnkitError(f"{path}: expected a safetensors file, got an unreadable header "
+                              f"({type(e).__name__}: {e})") from None

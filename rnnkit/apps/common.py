@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnkit import schema
 from rnnkit.errors import RnnkitError, fail
 from rnnkit.optim import make_schedule
 from rnnkit.serialize import load_json, save_json
@@ -107,21 +108,28 @@ def save_run_config(run_dir: Path, cfg, tcfg: TrainConfig, **extra) -> None:
     save_json(run_dir / "config.json", {"app": asdict(cfg), "train": asdict(tcfg), **extra})
 
 
+# config.json: the app's and the trainer's settings (checked field by field against their
+# dataclasses), the app's name, and what an app keeps beside them (its model's settings)
+RUN_CONFIG = {"app": dict, "train": dict, "kind": schema.Optional(str),
+              "model": schema.Optional(dict)}
+
+
 def load_run_config(run_dir: str | Path, cls, app: str):
     """(run folder, app settings, TrainConfig, the whole JSON) of a run of `app`."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file():
         fail("RUN", f"a run folder of `rnnkit {app} train` (with config.json)",
              f"{str(run_dir)!r}" + ("" if run_dir.is_dir() else " (no such folder)"))
-    saved = load_json(run_dir / "config.json")
+    source = str(run_dir / "config.json")
+    saved = schema.check(load_json(run_dir / "config.json"), RUN_CONFIG, source)
     if saved.get("kind", app) != app:
         fail("RUN", f"a run of `rnnkit {app}`", f"a run of `rnnkit {saved.get('kind')}`")
+    cfg = schema.check_dataclass(cls, saved["app"], source, "app")
+    tcfg = schema.check_dataclass(TrainConfig, saved["train"], source, "train")
     try:
-        cfg = cls(**saved["app"])
-        tcfg = TrainConfig(**saved["train"])
-    except (KeyError, TypeError) as e:
-        raise RnnkitError(f"{run_dir / 'config.json'}: expected the settings of a "
-                          f"`rnnkit {app}` run, got {e}") from None
+        tcfg.check()
+    except RnnkitError as e:
+        raise RnnkitError(f"{source}: train.{e}") from None
     return run_dir, cfg, tcfg, saved
 
 

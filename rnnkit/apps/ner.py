@@ -22,8 +22,11 @@ import numpy as np
 
 from rnnkit.data.conll import (FORMAT_HELP, Encoder, TagSet, TaggingDataset, build_char_vocab,
                                build_word_vocab, read_conll)
+from rnnkit import schema
+from rnnkit.apps import common
 from rnnkit.data.vocab import CharVocab, WordVocab
 from rnnkit.errors import RnnkitError, fail
+from rnnkit.models.io import sizes_fit
 from rnnkit.models.tagger import OUTPUTS, Tagger
 from rnnkit.optim import OPTIMIZERS, make_optimizer, make_schedule
 from rnnkit.serialize import load_arrays, load_json, save_json
@@ -147,21 +150,23 @@ def _save_run(run_dir: Path, cfg, tcfg, model, words, chars, tagset) -> None:
     chars.save(run_dir / "chars.json")
     save_json(run_dir / "tags.json", {"tags": tagset.tags})
     save_json(run_dir / "config.json", {"app": asdict(cfg), "train": asdict(tcfg),
-                                        "model": model.config})
+                                        "kind": "ner", "model": model.config})
 
 
 def _load_run(run_dir: Path):
     """-> (app config, train config, model config, Encoder, TagSet) of a run folder."""
-    saved = load_json(run_dir / "config.json")
-    try:
-        cfg, tcfg = NERConfig(**saved["app"]), TrainConfig(**saved["train"])
-        model_config = saved["model"]
-    except (KeyError, TypeError) as e:
-        raise RnnkitError(f"{run_dir / 'config.json'}: expected an NER run's configuration, "
-                          f"got {type(e).__name__}: {e}") from None
+    _, cfg, tcfg, saved = common.load_run_config(run_dir, NERConfig, "ner")
+    if not isinstance(saved.get("model"), dict):
+        fail(str(run_dir / "config.json"), "the tagger's settings in 'model'", saved.get("model"))
+    model_config = saved["model"]
+    weights = run_dir / "best.safetensors"
+    if weights.is_file():
+        sizes_fit(model_config, weights, run_dir / "config.json")
     encoder = Encoder(WordVocab.load(run_dir / "words.json"),
                       CharVocab.load(run_dir / "chars.json"), cfg.lower_digits)
-    tagset = TagSet(load_json(run_dir / "tags.json")["tags"])
+    tags = schema.check(load_json(run_dir / "tags.json"), {"tags": schema.ListOf(str)},
+                        str(run_dir / "tags.json"))["tags"]
+    tagset = TagSet(tags)
     return cfg, tcfg, model_config, encoder, tagset
 
 
@@ -234,7 +239,7 @@ def resume(run_dir: str | Path, log=print, **train_overrides) -> dict:
     tcfg = TrainConfig(**dict(asdict(tcfg), **train_overrides))
     model = Tagger(**model_config)
     save_json(run_dir / "config.json", {"app": asdict(cfg), "train": asdict(tcfg),
-                                        "model": model.config})
+                                        "kind": "ner", "model": model.config})
     trainer = _build(cfg, tcfg, run_dir, model, encoder, tagset, log)
     trainer.restore()
     log(f"resumed {run_dir} at batch {trainer.step} (epoch {trainer.epoch}), "

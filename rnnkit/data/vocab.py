@@ -74,7 +74,7 @@ class CharVocab:
 
     def to_dict(self) -> dict:
         return {"format": FORMAT, "version": VERSION, "type": self.kind,
-                "tokens": list(self.chars), "unk": self.unk}
+                "tokens": list(self.chars), "unk": self.unk, "size": len(self.chars)}
 
     @classmethod
     def _from_fields(cls, d: dict) -> CharVocab:
@@ -178,7 +178,7 @@ class WordVocab:
 
     def to_dict(self) -> dict:
         return {"format": FORMAT, "version": VERSION, "type": self.kind,
-                "tokens": list(self.tokens), "lower": self.lower,
+                "tokens": list(self.tokens), "size": len(self.tokens), "lower": self.lower,
                 "unk": self.unk_id is not None, "bos": self.bos_id is not None,
                 "eos": self.eos_id is not None}
 
@@ -213,9 +213,20 @@ def vocab_from_dict(d: object, source: str = "vocab") -> CharVocab | WordVocab:
         got = (f"format {d.get('format')!r}" if isinstance(d, dict)
                else f"a JSON {type(d).__name__}")
         raise RnnkitError(f"{source}: expected an rnnkit vocabulary (format {FORMAT!r}), got {got}")
-    if d.get("version") != VERSION or d.get("type") not in KINDS:
+    if d.get("version") != VERSION or not isinstance(d.get("type"), str) or \
+            d.get("type") not in KINDS:
         raise RnnkitError(f"{source}: expected vocabulary version {VERSION} of type {kinds}, "
                           f"got version {d.get('version')!r}, type {d.get('type')!r}")
+    from rnnkit import schema
+    # "size" (written since tokens could be lost silently) is missing from older files
+    common = {"format": str, "version": int, "type": str, "tokens": schema.ListOf(str),
+              "size": schema.Optional(int)}
+    fields = dict(common, unk=bool, lower=bool, bos=bool, eos=bool) if d["type"] == "word" \
+        else dict(common, unk=schema.OneOf(str, type(None)))
+    schema.check(d, fields, source)
+    if d.get("size", len(d["tokens"])) != len(d["tokens"]):
+        raise RnnkitError(f"{source}: expected {d['size']} tokens (its 'size'), got "
+                          f"{len(d['tokens'])}")
     try:
         return KINDS[d["type"]]._from_fields(d)
     except (KeyError, TypeError, ValueError, AttributeError) as e:

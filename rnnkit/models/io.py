@@ -25,14 +25,19 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnkit import cells
+from rnnkit import cells, schema
 from rnnkit.errors import RnnkitError, fail
 from rnnkit.layers import GRU, LSTM, RNN, Recurrent
 from rnnkit.models import MODELS, build_model
-from rnnkit.serialize import load_arrays, load_json, save_arrays, save_json
+from rnnkit.schema import OneOf, Optional
+from rnnkit.serialize import array_shapes, load_arrays, load_json, save_arrays, save_json
 
 FORMAT = "rnnkit-model"
 VERSION = 1
+SMALL_SIZE = 1 << 12
+# model.json as save writes it; "config" is checked by the class it names
+SCHEMA = {"format": str, "version": int, "class": str, "config": dict,
+          "dtype": OneOf(str, type(None)), "params": Optional(dict)}
 LAYERS = {"RNN": RNN, "LSTM": LSTM, "GRU": GRU}
 
 
@@ -88,15 +93,36 @@ def _build(name: str, config: dict, dtype: str | None, source: Path):
         if dtype and "dtype" not in config and any(p.dtype != dtype for p in model.params.values()):
             model = build_model(name, {**config, "dtype": dtype})
         return model
-    except (TypeError, RnnkitError) as e:   # keys the class does not take, bad values
+    except MemoryError:
+        raise RnnkitError(f"{source}: expected settings of a model that fits in memory, got "
+                          f"{config}") from None
+    except (TypeError, ValueError) as e:    # keys the class does not take, bad values
         raise RnnkitError(f"{source}: expected the settings of an rnnkit {name}, got "
                           f"{config} ({e})") from None
+
+
+def sizes_fit(config: dict, weights: Path, settings: Path) -> None:
+    """Every size in a model's settings appears in its weights file (a layer count as a
+    number of arrays at most): refuse larger ones before the model is built, so that a
+    corrupt "hidden_size" cannot allocate more than the weights file holds."""
+    shapes = array_shapes(weights)
+    # (a setting a model does not use, e.g. embed_dim beside input_size, may exceed them:
+    # up to SMALL_SIZE is let through, and the weights' shapes are checked after building)
+    largest = max([len(shapes), SMALL_SIZE] + [n for shape in shapes.values() for n in shape])
+    for key, value in config.items():
+        if isinstance(value, int) and not isinstance(value, bool) and key != "seed" and \
+                value > largest:
+            fail(f"{settings}: config.{key}", f"at most {largest} (no array of "
+                 f"{weights.name} has a larger size)", value)
 
 
 def load(path: str | os.PathLike):
     """Rebuild the model saved at `path` (folder, .safetensors or .json) with its weights."""
     weights, settings = _files(path)
     meta = load_json(settings)
+    if not isinstance(meta, dict):
+        raise RnnkitError(f"{settings}: expected an rnnkit model file, got a JSON "
+                          f"{type(meta).__name__}")
     if meta.get("format") != FORMAT or meta.get("version") != VERSION:
         raise RnnkitError(f"{settings}: expected an rnnkit model file (format {FORMAT!r}, "
                           f"version {VERSION}), got format {meta.get('format')!r}, version "
@@ -105,7 +131,9 @@ def load(path: str | os.PathLike):
     known = {*MODELS, *(spec.layer for spec in cells.CELLS.values())}
     if name not in known:
         raise RnnkitError(f"{settings}: expected a class in {sorted(known)}, got {name!r}")
-    model = _build(name, meta.get("config") or {}, meta.get("dtype"), settings)
+    schema.check(meta, SCHEMA, str(settings))
+    sizes_fit(meta["config"], weights, settings)
+    model = _build(name, meta["config"], meta["dtype"], settings)
     arrays = load_arrays(weights)
     missing = sorted(model.params.keys() - arrays.keys())
     extra = sorted(arrays.keys() - model.params.keys())

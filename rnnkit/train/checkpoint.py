@@ -17,11 +17,29 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnkit import schema
 from rnnkit.errors import RnnkitError
+from rnnkit.schema import Int, Number, Optional
 from rnnkit.serialize import load_arrays, load_json, save_arrays, save_json
 
 FORMAT = "rnnkit-checkpoint"
 VERSION = 1
+MAX_CARRIED = 1 << 10           # arrays of a carried state (2 per layer and direction at most)
+
+# step-*.json as save_checkpoint writes it; the reader of each ANY field checks it
+SCHEMA = {
+    "format": str, "version": int,
+    "model": {"class": str, "config": dict},
+    "optimizer": {"type": str, "hyper": dict, "step_count": Int(0)},
+    "trainer": {"step": Int(0), "epoch": Int(0), "batch_in_epoch": Int(0),
+                "best_val": Number(finite=False), "bad_validations": Int(0),
+                "should_stop": bool, "validated_at": Optional(Int(-1)),
+                "lr_scale": Optional(Number(0, 1)), "bad_steps": Optional(Int(0))},
+    "carry": {"count": Int(0, MAX_CARRIED), "tuple": bool},
+    "rng": {"bit_generator": str, "state": dict, "has_uint32": Int(0, 1),
+            "uinteger": Int(0)},
+}
+LATEST = {"step": Int(0)}
 
 
 def _stem(step: int) -> str:
@@ -70,9 +88,7 @@ def save_checkpoint(folder: str | Path, *, model, optimizer, trainer_state: dict
 
 def latest_checkpoint(folder: str | Path) -> Path:
     folder = Path(folder)
-    pointer = load_json(folder / "latest.json")
-    if not isinstance(pointer.get("step"), int):
-        raise RnnkitError(f"{folder / 'latest.json'}: expected {{\"step\": <int>}}, got {pointer}")
+    pointer = schema.check(load_json(folder / "latest.json"), LATEST, str(folder / "latest.json"))
     return folder / f"{_stem(pointer['step'])}.json"
 
 
@@ -80,14 +96,24 @@ def load_checkpoint(path: str | Path) -> dict:
     """Read a checkpoint's JSON and arrays -> dict with model_params, optim_state, carry, ..."""
     path = Path(path)
     meta = load_json(path)
-    if meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise RnnkitError(f"{path}: expected an rnnkit checkpoint (format {FORMAT!r}), "
-                          f"got format {meta.get('format')!r}")
+                          f"got format {got!r}")
     if meta.get("version") != VERSION:
         raise RnnkitError(f"{path}: expected checkpoint version {VERSION}, "
                           f"got {meta.get('version')!r}")
-    arrays = load_arrays(path.with_suffix(".safetensors"))
+    schema.check(meta, SCHEMA, str(path))
+    weights = path.with_suffix(".safetensors")
+    arrays = load_arrays(weights)
     prefixed = lambda p: {k[len(p):]: v for k, v in arrays.items() if k.startswith(p)}
+    carried = sorted(k for k in arrays if k.startswith("carry/"))
+    if carried != sorted(f"carry/{i}" for i in range(meta["carry"]["count"])):
+        raise RnnkitError(f"{weights}: expected {meta['carry']['count']} carried state "
+                          f"arrays (as {path.name} says), got {carried[:5]}")
+    bad = [k for k, v in arrays.items() if v.dtype.kind == "f" and not np.isfinite(v).all()]
+    if bad:
+        raise RnnkitError(f"{weights}: expected finite values, got NaN or infinity in {bad[:3]}")
     carry = [arrays[f"carry/{i}"] for i in range(meta["carry"]["count"])]
     return {
         "path": path,
@@ -108,8 +134,13 @@ def load_params(model, params: dict[str, np.ndarray], source: str) -> None:
         raise RnnkitError(f"{source}: expected the model's parameters, got missing {missing[:5]} "
                           f"and unexpected {extra[:5]}")
     for name, value in params.items():
-        if value.shape != model.params[name].shape:
-            raise RnnkitError(f"{source}: expected {name} of shape {model.params[name].shape}, "
-                              f"got shape {value.shape}")
+        want = model.params[name]
+        if value.shape != want.shape or value.dtype != want.dtype:
+            raise RnnkitError(f"{source}: expected {name} of shape {want.shape} and dtype "
+                              f"{want.dtype.name}, got shape {value.shape}, dtype "
+                              f"{value.dtype.name}")
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise RnnkitError(f"{source}: expected finite values in {name}, got NaN or "
+                              "infinite values")
     for name, value in params.items():
         model.params[name][...] = value

@@ -279,12 +279,20 @@ class Trainer:
                               f"{type(self.model).__name__}({self.model.config}), got "
                               f"{ck['model']['class']}({ck['model']['config']})")
         load_params(self.model, ck["model_params"], str(ck["path"]))
-        self.optimizer.load_state_dict(ck["optim_state"])
+        try:
+            self.optimizer.load_state_dict(ck["optim_state"])
+        except RnnkitError as e:
+            raise RnnkitError(f"{ck['path']}: {e}") from None
         t = ck["trainer"]
         self.step, self.epoch, self.batch_in_epoch = t["step"], t["epoch"], t["batch_in_epoch"]
         self.best_val, self.bad_validations = t["best_val"], t["bad_validations"]
         self.should_stop = t["should_stop"]
         self.validated_at = t.get("validated_at", -1)      # (older checkpoints lack these)
         self.lr_scale, self.bad_steps = t.get("lr_scale", 1.0), t.get("bad_steps", 0)
-        self.rng.bit_generator.state = ck["rng"]
+        try:
+            self.rng.bit_generator.state = ck["rng"]
+        except (TypeError, ValueError, KeyError, OverflowError) as e:
+            raise RnnkitError(f"{ck['path']}: expected the state of a "
+                              f"{type(self.rng.bit_generator).__name__} generator in 'rng', "
+                              f"got {e}") from None
         self.carry = ck["carry"]

@@ -2,9 +2,9 @@
 the digit in an image, letter by letter ("seven"), or of two digits side by side (a 28 x 56
 image) as two words ("three five").
 
-    f_k = W_hy pool(LSTM(rows of tile k)) + b_y    tile k = columns 28k .. 28k+27, k = 0, 1;
-                                                   one encoder (rnnkit.apps.classifier's, as
-                                                   `rnnkit mnist` uses) reads every tile
+    f_k = GRU(rows of tile k)'s final state       tile k = columns 28k .. 28k+27, k = 0, 1;
+                                                   one encoder reads every tile's 28 rows of
+                                                   28 pixels, as `rnnkit mnist` reads a digit
     f   = [f_0; f_1]                               f_1 = 0 for a single image
     s_0 = tanh(W_b f + b_b)                        rnnkit.models.Seq2Seq, one-to-many
     y_t ~ softmax(W_hy s_t + b_y)                  characters, from <bos> to <eos>
@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit.apps import common
-from rnnkit.apps.classifier import POOLINGS, SequenceClassifier
 from rnnkit.apps.common import setting
 from rnnkit.apps.mnist import load_images
 from rnnkit.data import CharVocab
@@ -36,6 +35,7 @@ from rnnkit.data.batch import Batch
 from rnnkit.data.batching import check_start, epoch_rng
 from rnnkit.errors import RnnkitError, fail
 from rnnkit.init import as_rng
+from rnnkit.layers import GRU, LSTM, RNN
 from rnnkit.losses import softmax_cross_entropy
 from rnnkit.models import Seq2Seq
 from rnnkit.models.decoding import beam_search, greedy
@@ -49,6 +49,7 @@ NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
 VOCAB = CharVocab(string.ascii_lowercase + " ")
 BOS, EOS = len(VOCAB), len(VOCAB) + 1          # after the 27 characters: 29 tokens
 MAX_TILES = 2
+CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 MAX_LEN = 2 * max(map(len, NAMES)) + 2         # "three three" and <eos>
 
 
@@ -67,8 +68,6 @@ class CaptionConfig:
     cell: str = setting("gru", "recurrent cell of encoder and decoder", ("rnn", "lstm", "gru"))
     hidden_size: int = setting(128, "units of the encoder (per direction)")
     bidirectional: bool = setting(False, "read each tile's rows both ways")
-    pooling: str = setting("last", "how the encoder's states become one vector", POOLINGS)
-    feature_size: int = setting(64, "size of each tile's feature f_k")
     embed_dim: int = setting(16, "size of each character's embedding")
     dec_hidden_size: int = setting(128, "units of the decoder")
     batch_size: int = setting(128, "captions per batch")
@@ -94,7 +93,7 @@ class PredictOptions:
 
 
 def default_train_config() -> TrainConfig:
-    return TrainConfig(epochs=7.0, val_every=0, patience=0, log_every=50, clip_norm=5.0)
+    return TrainConfig(epochs=6.0, val_every=0, patience=0, log_every=50, clip_norm=5.0)
 
 
 def caption_of(digits) -> str:
@@ -103,24 +102,29 @@ def caption_of(digits) -> str:
 
 # --- the model ------------------------------------------------------------------------------
 class Captioner:
-    """Parameters ``enc.*`` (a SequenceClassifier whose head gives f_k) and ``dec.*`` (a
-    Seq2Seq with feature_size = 2 F). Inputs (tiles (N, 2, 28, 28) in [0, 1], present (N, 2)
-    bool, tgt_in (N, T) ids); only present tiles are encoded."""
+    """Parameters ``enc.l0[_reverse].*`` (the encoder reading a tile's rows) and ``dec.*`` (a
+    Seq2Seq with feature_size = 2 dirs H). Inputs (tiles (N, 2, 28, 28) in [0, 1], present
+    (N, 2) bool, tgt_in (N, T) ids); only present tiles are encoded.
 
-    def __init__(self, *, vocab_size: int = BOS + 2, cell: str = "lstm", hidden_size: int = 128,
-                 bidirectional: bool = False, pooling: str = "last", feature_size: int = 64,
-                 embed_dim: int = 16, dec_hidden_size: int = 128, dtype: str = "float32",
-                 seed: int | np.random.Generator | None = None):
+    A tile's feature is the encoder's final state itself, not a Dense on it: bounded in
+    [-1, 1], it cannot grow into the large constant that saturates the bridge's tanh (with a
+    Dense head the encoder collapsed to one output for every image while the decoder learnt
+    the letters' marginal, and dL/df vanished)."""
+
+    def __init__(self, *, vocab_size: int = BOS + 2, cell: str = "gru", hidden_size: int = 128,
+                 bidirectional: bool = False, embed_dim: int = 16, dec_hidden_size: int = 128,
+                 dtype: str = "float32", seed: int | np.random.Generator | None = None):
+        if cell not in CELLS:
+            fail("cell", f"one of {tuple(CELLS)}", repr(cell))
         self.config = {"vocab_size": vocab_size, "cell": cell, "hidden_size": hidden_size,
-                       "bidirectional": bidirectional, "pooling": pooling,
-                       "feature_size": feature_size, "embed_dim": embed_dim,
+                       "bidirectional": bidirectional, "embed_dim": embed_dim,
                        "dec_hidden_size": dec_hidden_size, "dtype": np.dtype(dtype).name}
         rng = as_rng(seed)
-        self.dtype, self.F = np.dtype(dtype), feature_size
-        self.encoder = SequenceClassifier(input_size=28, hidden_size=hidden_size, cell=cell,
-                                          bidirectional=bidirectional, pooling=pooling,
-                                          num_classes=feature_size, dtype=dtype, seed=rng)
-        self.decoder = Seq2Seq(tgt_vocab=vocab_size, feature_size=MAX_TILES * feature_size,
+        self.dtype = np.dtype(dtype)
+        self.encoder = CELLS[cell](28, hidden_size, 1, bidirectional=bidirectional,
+                                   dtype=dtype, seed=rng)
+        self.F = self.encoder.dirs * hidden_size
+        self.decoder = Seq2Seq(tgt_vocab=vocab_size, feature_size=MAX_TILES * self.F,
                                embed_dim=embed_dim, hidden_size=dec_hidden_size, cell=cell,
                                dtype=dtype, seed=rng)
         parts = {"enc": self.encoder, "dec": self.decoder}
@@ -135,16 +139,21 @@ class Captioner:
         """-> f (N, 2F): each present tile's encoding in its slot, zeros elsewhere; cache."""
         present = np.asarray(present, bool)
         rows = np.asarray(tiles, self.dtype)[present]                      # (M, 28, 28)
-        fk, _, cache = self.encoder.forward(rows, None, None, training=training, rng=rng,
-                                            grad=grad)
+        _, state, cache = self.encoder.forward(rows, None, None, training=training, rng=rng,
+                                               grad=grad)
+        h_n = state[0] if isinstance(state, tuple) else state              # (dirs, M, H)
+        fk = np.concatenate(list(h_n), axis=1)                             # (M, dirs*H)
         f = np.zeros(present.shape + (self.F,), self.dtype)               # (N, 2, F)
         f[present] = fk
         return f.reshape(len(f), -1), (present, cache)
 
     def features_backward(self, df: np.ndarray, cache) -> None:
         present, enc_cache = cache
-        dfk = df.reshape(present.shape + (self.F,))[present]
-        self.encoder.backward(np.ascontiguousarray(dfk), enc_cache)
+        dfk = df.reshape(present.shape + (self.F,))[present]               # (M, dirs*H)
+        H = self.encoder.hidden_size
+        dh_n = np.ascontiguousarray(dfk.reshape(len(dfk), -1, H).transpose(1, 0, 2))
+        dstate = (dh_n, np.zeros_like(dh_n)) if self.encoder.has_cell_state else dh_n
+        self.encoder.backward(None, dstate, enc_cache)
 
     def forward(self, inputs, state=None, lengths=None, *, training: bool = False,
                 rng: np.random.Generator | None = None, grad: bool = True):
@@ -289,15 +298,30 @@ def _build(cfg: CaptionConfig, tcfg: TrainConfig, run_dir: Path, log):
 
 def _model(cfg: CaptionConfig, seed=None) -> Captioner:
     return Captioner(cell=cfg.cell, hidden_size=cfg.hidden_size, bidirectional=cfg.bidirectional,
-                     pooling=cfg.pooling, feature_size=cfg.feature_size,
                      embed_dim=cfg.embed_dim, dec_hidden_size=cfg.dec_hidden_size, seed=seed)
+
+
+class _EncoderView:
+    """The encoder as a model (forward, backward, zero_grad) for common.warm_up."""
+
+    def __init__(self, model: Captioner):
+        self.model = model
+
+    def forward(self, x, state, lengths, **kw):
+        return self.model.encoder.forward(x, state, lengths, **kw)
+
+    def backward(self, dout, cache):
+        return self.model.encoder.backward(dout, None, cache)
+
+    def zero_grad(self):
+        self.model.zero_grad()
 
 
 def _finish(trainer, log) -> dict:
     # the kernels compile on the encoder's first tiles (the decoder uses the same ones)
     first = next(iter(trainer.train_data.batches(0)))
     tiles, present, _ = first.inputs
-    common.warm_up(trainer.model.encoder, Batch(tiles[present][:2], None), log)
+    common.warm_up(_EncoderView(trainer.model), Batch(tiles[present][:2], None), log)
     summary = trainer.fit()
     log(f"best validation exact match {-trainer.best_val:.4f} (weights in best.safetensors); "
         f"`rnnkit caption evaluate {trainer.run_dir}` captions the test images")

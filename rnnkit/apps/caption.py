@@ -83,7 +83,9 @@ Config = CaptionConfig
 class EvaluateOptions:
     split: str = setting("test", "which images to caption", ("test", "val"))
     beam: int = setting(5, "beam width of the beam-search figures (greedy is always scored)")
-    alpha: float = setting(0.6, "length normalisation of beam search (0 = none)")
+    # 0: a caption's length follows from the number of images, and GNMT's normalisation
+    # (alpha 0.6) made a weak model's beam add a second word to a single digit's name
+    alpha: float = setting(0.0, "length normalisation of beam search (0 = none)")
 
 
 @dataclass
@@ -168,7 +170,7 @@ class Captioner:
         fcache, dcache = cache
         self.features_backward(self.decoder.backward(dlogits, dcache), fcache)
 
-    def caption(self, tiles, present, beam: int = 0, alpha: float = 0.6,
+    def caption(self, tiles, present, beam: int = 0, alpha: float = 0.0,
                 chunk: int = 1000) -> list[str]:
         """Greedy (beam 0) or beam-search captions, `chunk` images at a time."""
         out = []
@@ -373,7 +375,7 @@ def _scores(said: list, truth: list) -> dict:
 
 
 def evaluate(run_dir, log=print, split: str = "test", beam: int = 5,
-             alpha: float = 0.6) -> dict:
+             alpha: float = 0.0) -> dict:
     if not isinstance(beam, int) or beam < 1:
         fail("beam", "an integer >= 1", repr(beam))
     run_dir, cfg, model = _load(run_dir)

@@ -3,7 +3,7 @@ defaults: exact-match captions and character error rate, greedy and beam search,
 weights with the best validation exact match, on the 10,000 test images and 10,000 seeded
 test pairs (the last 5,000 training images and 5,000 pairs of them validate).
 
-    nice -n 5 python benchmarks/apps/caption.py [--epochs 4] [--cell gru] [--val-only]
+    nice -n 5 python benchmarks/apps/caption.py [--epochs 5] [--cell gru] [--val-only]
 
 --val-only trains and reports the validation figures only (for choosing settings), into
 caption_val_<cell><hidden>[_bi]_<epochs>ep.json; otherwise the test split is scored once,
@@ -25,7 +25,7 @@ from rnnkit.train import read_metrics
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--epochs", type=float, default=4.0)
+    ap.add_argument("--epochs", type=float, default=5.0)
     ap.add_argument("--cell", default="gru", choices=("rnn", "lstm", "gru"))
     ap.add_argument("--hidden-size", type=int, default=128)
     ap.add_argument("--bidirectional", action="store_true")

@@ -95,7 +95,7 @@ class PredictOptions:
 
 
 def default_train_config() -> TrainConfig:
-    return TrainConfig(epochs=4.0, val_every=0, patience=0, log_every=50, clip_norm=5.0)
+    return TrainConfig(epochs=5.0, val_every=0, patience=0, log_every=50, clip_norm=5.0)
 
 
 def caption_of(digits) -> str:

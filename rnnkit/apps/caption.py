@@ -17,7 +17,7 @@ Data: an .npz as `rnnkit mnist` reads it (digits/mnist.npz). The last `val_size`
 images validate, the test images are scored by `evaluate` only. Pairs are fixed and seeded
 (`pair_seed`): `train_pairs` pairs of training images, as many pairs as validation images
 among those, and `test_pairs` pairs of test images; their indices are saved in the run
-folder (pairs.npz). `--pairs {single,pair,mixed}` says what trains and validates.
+folder (pairs.safetensors). `--pairs {single,pair,mixed}` says what trains and validates.
 """
 from __future__ import annotations
 

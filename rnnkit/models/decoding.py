@@ -10,8 +10,9 @@ generated token, the end token's included (None without attention).
 Beam search keeps ``beam`` hypotheses per sentence, all sentences' beams as the rows of one
 batch. At every step each sentence's 2 * beam best extensions are ranked by log-probability;
 those among the first ``beam`` that end in ``eos`` are finished, and the first ``beam`` that
-do not go on (as fairseq does). A sentence is done when it has ``beam`` finished hypotheses;
-at ``max_len`` the live ones are finished as they are. The answer is the finished hypothesis
+do not go on (as fairseq does). A sentence is done when its ``beam`` best finished hypotheses
+all score at least its best live one (as Hugging Face's); at ``max_len`` the live ones are
+finished as they are. The answer is the finished hypothesis
 with the best length-normalised score log P / lp(L), lp(L) = ((5 + L) / 6)^alpha (Wu et al.
 2016, GNMT; L counts the end token; alpha = 0: no normalisation). With beam = 1 this is
 greedy decoding exactly.
@@ -152,11 +153,13 @@ def _beam_frozen(model, src, src_lengths, bos, eos, max_len, beam, alpha) -> Dec
         is_eos = (word == eos) & np.isfinite(val)
         for n, j in zip(*np.nonzero(is_eos[:, :k] & ~done[:, None])):
             finished[n].append((val[n, j] / lp(t + 1), t, parent[n, j], eos))
-        done |= np.array([len(f) >= k for f in finished])
         # the first k extensions that do not end go on (at most k of the 2k end)
         go = np.argsort(np.where(word == eos, m + order, order), axis=1, kind="stable")[:, :k]
         parent, word = np.take_along_axis(parent, go, 1), np.take_along_axis(word, go, 1)
-        scores = np.where(done[:, None], -np.inf, np.take_along_axis(val, go, 1))
+        live = np.take_along_axis(val, go, 1)
+        done |= np.array([_settled(f, k, live[n].max() / lp(t + 1))
+                          for n, f in enumerate(finished)])
+        scores = np.where(done[:, None], -np.inf, live)
         toks.append(word)
         pars.append(parent)
         rows = (np.arange(N)[:, None] * k + parent).reshape(-1)
@@ -177,6 +180,15 @@ def _beam_frozen(model, src, src_lengths, bos, eos, max_len, beam, alpha) -> Dec
         best_scores[n] = score
         attention.append(att)
     return Decoded(out, best_scores, attention)
+
+
+def _settled(finished: list, k: int, best_live: float) -> bool:
+    """A sentence is done when its k best finished hypotheses all score at least its best
+    live one (normalised at the current length, as Hugging Face's beam search). Counting k
+    finished ones alone (fairseq) stops too early when the vocabulary is small: with 29
+    characters an end token ranks among a sharp distribution's first k continuations at
+    every step, so k hopeless endings filled the list before the likely caption ended."""
+    return len(finished) >= k and sorted(f[0] for f in finished)[-k] >= best_live
 
 
 def _backtrack(n, t, p, w, toks, pars, atts):

@@ -32,7 +32,7 @@ FORMAT = "a UTF-8 TSV file with a header row naming two languages (e.g. en<TAB>f
 # an elided word with its apostrophe, a word, or any other non-space character alone
 TOKEN = re.compile(r"\w+['\u2019](?=\w)|\w+|[^\w\s]")
 ATTACH_LEFT = set(".,;:!?)]}%»\"")       # no space before these
-ATTACH_RIGHT = set("([{«")               # no space after these
+ATTACH_RIGHT = set("([{«¿¡")             # no space after these
 
 
 def tokens(text: str) -> list[str]:

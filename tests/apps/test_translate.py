@@ -55,6 +55,7 @@ def test_tokens_split_elisions_and_detokenize_joins_them_back():
     assert detokenize(words) == text.lower()
     assert tokens("God's people.") == ["god'", "s", "people", "."]
     assert detokenize(tokens("God's people.")) == "god's people."
+    assert detokenize(tokens("¿Dónde está Abel, tu hermano?")) == "¿dónde está abel, tu hermano?"
 
 
 def test_parallel_batches_shift_the_target_and_resume_mid_epoch():

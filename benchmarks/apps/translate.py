@@ -66,6 +66,8 @@ def main() -> None:
                     "validation")
     ap.add_argument("--run-dir", default="", help="default runs/bench_NAME; an existing run is "
                     "evaluated without training again")
+    ap.add_argument("--train-note", default="", help="how an existing run was trained (its "
+                    "wall time), recorded in the results")
     args = ap.parse_args()
     run = Path(args.run_dir or _common.ROOT / "runs" / f"bench_{args.name}")
     cfg = replace(translate.TranslateConfig(data=args.data), **SETTINGS)
@@ -77,7 +79,9 @@ def main() -> None:
         translate.train(cfg, tcfg, run, log=print)
         result["train_wall_s"] = time.perf_counter() - start
     else:
-        result["train_wall_s"] = "trained earlier (see metrics.jsonl)"
+        result["train_wall_s"] = args.train_note or "trained earlier (see metrics.jsonl)"
+    saved = load_json(run / "config.json")            # as trained (and resumed)
+    result["settings"], result["train"] = saved["app"], saved["train"]
     rows = read_metrics(run / "metrics.jsonl")
     result["validation"] = [{k: r[k] for k in ("step", "epoch", "val_loss", "val_bleu")}
                             for r in rows if r["kind"] == "validation"]

@@ -16,7 +16,6 @@ can draw the attention weights (--attention-plot).
 """
 from __future__ import annotations
 
-import csv
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -123,12 +122,10 @@ def split_pairs(n: int, test: int, val: int, seed: int) -> dict:
             "train": sorted(order[test + val:].tolist())}
 
 
-def write_pairs(path: Path, src: list, tgt: list, header: tuple) -> None:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\",
-                       lineterminator="\n")
-        w.writerow(header)
-        w.writerows(zip(src, tgt))
+def write_tsv(path: Path, header: tuple, rows) -> None:
+    """Lines of tab-separated columns, as read_pairs reads them (no quoting: the sentences
+    came from such a file, so none holds a tab or a line break)."""
+    path.write_text("".join("\t".join(r) + "\n" for r in [header, *rows]), encoding="utf-8")
 
 
 def _run_file(run_dir: Path, name: str) -> Path:
@@ -289,8 +286,8 @@ def train(cfg: TranslateConfig, tcfg: TrainConfig, run_dir, log=print) -> dict:
     src_vocab.save(run_dir / "vocab_source.json")
     tgt_vocab.save(run_dir / "vocab_target.json")
     for part in ("test", "val"):
-        write_pairs(run_dir / f"{part}.tsv", [src[k] for k in split[part]],
-                    [tgt[k] for k in split[part]], ("source", "target"))
+        write_tsv(run_dir / f"{part}.tsv", ("source", "target"),
+                  [(src[k], tgt[k]) for k in split[part]])
     save_json(run_dir / "split.json", {
         "pairs": len(src), "seed": cfg.split_seed, "train": [lines[k] for k in split["train"]],
         "test": [lines[k] for k in split["test"]], "val": [lines[k] for k in split["val"]],
@@ -352,10 +349,8 @@ def evaluate(run_dir, log=print, split: str = "test", beam: int = 5, alpha: floa
         log(f"{name}{'' if not width else f' (beam {width}, alpha {alpha})'}: BLEU "
             f"{results[name]['bleu']:.2f}, chrF {results[name]['chrf']:.2f}, "
             f"{len(src) / seconds:.1f} sentences/s")
-    rows = zip(src, refs, outputs["greedy"], outputs["beam"])
-    (run_dir / f"translations_{split}.tsv").write_text(
-        "".join("\t".join(r) + "\n" for r in [("source", "reference", "greedy", "beam"), *rows]),
-        encoding="utf-8")
+    write_tsv(run_dir / f"translations_{split}.tsv", ("source", "reference", "greedy", "beam"),
+              zip(src, refs, outputs["greedy"], outputs["beam"]))
     return common.write_eval(run_dir, results)
 
 

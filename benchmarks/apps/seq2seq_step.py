@@ -1,6 +1,10 @@
 """A translation-shaped Seq2Seq training step, rnnkit against the same model in PyTorch; and
 rnnkit's greedy against beam-5 decoding, in sentences per second.
 
+With ``--run RUN`` (a run folder of ``rnnkit translate train``) the model has that run's
+exact shape instead (its two vocabularies, embedding, encoder and decoder sizes, batch size,
+learning rate), and random pairs of 11-30 steps (the mean length of the app's pairs).
+
 The model: vocabularies of 8000 words on both sides, embeddings 256, a bidirectional LSTM
 encoder (256 a direction), a bridge (tanh Dense) from its final states to an LSTM decoder of
 512 units, Luong "general" attention, h~ = tanh(W_c [c; s]), a Dense head to 8000 words.
@@ -35,8 +39,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 BENCH = os.path.dirname(HERE)
 ROOT = os.path.dirname(BENCH)
 sys.path.insert(0, BENCH)
-S = {"vocab": 8000, "embed": 256, "enc_hidden": 256, "dec_hidden": 512, "batch": 64,
-     "steps": 25, "min_len": 10, "lr": 1e-3, "clip": 5.0, "attention": "general",
+S = {"src_vocab": 8000, "tgt_vocab": 8000, "embed": 256, "enc_hidden": 256, "dec_hidden": 512,
+     "batch": 64, "steps": 25, "min_len": 10, "lr": 1e-3, "clip": 5.0, "attention": "general",
      "beam": 5, "alpha": 0.6, "decode_batch": 64, "max_len": 30}
 FRAMEWORKS = ("rnnkit", "torch")
 
@@ -44,9 +48,9 @@ FRAMEWORKS = ("rnnkit", "torch")
 def data():
     import numpy as np
     rng = np.random.default_rng(0)
-    B, T, V = S["batch"], S["steps"], S["vocab"]
-    src = rng.integers(3, V, (B, T))
-    tgt = rng.integers(3, V, (B, T + 1))
+    B, T = S["batch"], S["steps"]
+    src = rng.integers(3, S["src_vocab"], (B, T))
+    tgt = rng.integers(3, S["tgt_vocab"], (B, T + 1))
     src_len = rng.integers(S["min_len"], T + 1, B)
     tgt_len = rng.integers(S["min_len"], T + 1, B)
     src_len[0] = tgt_len[0] = T
@@ -55,7 +59,7 @@ def data():
 
 def rnnkit_model():
     from rnnkit.models import Seq2Seq
-    return Seq2Seq(src_vocab=S["vocab"], tgt_vocab=S["vocab"], embed_dim=S["embed"],
+    return Seq2Seq(src_vocab=S["src_vocab"], tgt_vocab=S["tgt_vocab"], embed_dim=S["embed"],
                    hidden_size=S["enc_hidden"], bidirectional=True,
                    dec_hidden_size=S["dec_hidden"], cell="lstm", attention=S["attention"],
                    seed=0)
@@ -84,18 +88,19 @@ def torch_step():
     from torch import nn
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     torch.manual_seed(0)
-    V, E, He, Hd = S["vocab"], S["embed"], S["enc_hidden"], S["dec_hidden"]
+    Vs, Vt, E, He, Hd = S["src_vocab"], S["tgt_vocab"], S["embed"], S["enc_hidden"], \
+        S["dec_hidden"]
 
     class Seq2Seq(nn.Module):
         def __init__(self):
             super().__init__()
-            self.src_embed, self.tgt_embed = nn.Embedding(V, E), nn.Embedding(V, E)
+            self.src_embed, self.tgt_embed = nn.Embedding(Vs, E), nn.Embedding(Vt, E)
             self.enc = nn.LSTM(E, He, bidirectional=True, batch_first=True)
             self.bridge_h, self.bridge_c = nn.Linear(2 * He, Hd), nn.Linear(2 * He, Hd)
             self.dec = nn.LSTM(E, Hd, batch_first=True)
             self.W_a = nn.Linear(2 * He, Hd, bias=False)          # score = q^T W_a k
             self.combine = nn.Linear(2 * He + Hd, Hd)
-            self.head = nn.Linear(Hd, V)
+            self.head = nn.Linear(Hd, Vt)
 
         def forward(self, src, src_len, tin, valid):
             packed = nn.utils.rnn.pack_padded_sequence(self.src_embed(src), src_len,
@@ -177,7 +182,8 @@ def run_process(framework: str, args, decode: int) -> dict:
     from peers import worker_env
     env = worker_env(args.threads, memory=False)
     env["PYTHONPATH"] = os.pathsep.join([ROOT, env["PYTHONPATH"]])
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", framework, "--steps",
+    cmd = [sys.executable, os.path.abspath(__file__), "--settings", json.dumps(S),
+           "--worker", framework, "--steps",
            str(args.steps), "--warmup", str(args.warmup), "--decode", str(decode)]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -195,10 +201,19 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--decode", type=int, default=3, help="timed decoding calls (round 0)")
+    parser.add_argument("--run", help="a run folder of `rnnkit translate train`: time its "
+                        "model's exact shape (vocabularies, sizes, batch) instead")
     parser.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
-    parser.add_argument("--out", default=os.path.join(BENCH, "results", "apps",
-                                                      "seq2seq_step.json"))
+    parser.add_argument("--settings", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help="default benchmarks/results/apps/seq2seq_step.json "
+                        "(with --run: seq2seq_step_translate.json)")
     args = parser.parse_args()
+    if args.settings:
+        S.update(json.loads(args.settings))
+    if args.run:
+        S.update(app_shape(args.run))
+    args.out = args.out or os.path.join(BENCH, "results", "apps", "seq2seq_step" + (
+        "_translate" if args.run else "") + ".json")
     if args.worker:
         print(json.dumps(worker(args.worker, args.steps, args.warmup, args.decode)))
         return
@@ -241,6 +256,27 @@ def main() -> None:
                    "decode": decode, "wall_s": time.perf_counter() - start, "runs": runs},
                   f, indent=1)
     print(f"wrote {args.out}")
+
+
+def app_shape(run: str) -> dict:
+    """The settings of a translate run's model: its vocabularies, sizes and batch."""
+    with open(os.path.join(run, "config.json")) as f:
+        app = json.load(f)["app"]
+    sizes = {}
+    for side in ("source", "target"):
+        with open(os.path.join(run, f"vocab_{side}.json")) as f:
+            sizes[side] = len(json.load(f)["tokens"])
+    if (app["cell"], app["attention"], app["bidirectional"], app["num_layers"],
+            app["input_feeding"]) != ("lstm", "general", True, 1, False):
+        sys.exit(f"{run}: the PyTorch model here is a one-layer BiLSTM encoder with Luong "
+                 "general attention and no input feeding; this run is another model")
+    return {"src_vocab": sizes["source"], "tgt_vocab": sizes["target"],
+            "embed": app["embed_dim"], "enc_hidden": app["hidden_size"],
+            "dec_hidden": app["dec_hidden_size"], "batch": app["batch_size"],
+            "lr": app["lr"], "run": run,
+            # the app's pairs have 20.5 / 21.3 tokens on average (source / target): lengths
+            # uniform in 11-30 have that mean
+            "steps": 30, "min_len": 11}
 
 
 def _cpu() -> str:

@@ -38,6 +38,7 @@ APPS = {
     "forecast": "rnnkit.apps.forecast",
     "ner": "rnnkit.apps.ner",
     "caption": "rnnkit.apps.caption",
+    "translate": "rnnkit.apps.translate",
 }
 
 

@@ -1,0 +1,413 @@
+"""Machine translation (many-to-many, notes 003-004): an encoder-decoder with attention.
+
+Data: a parallel TSV (rnnkit.data.parallel), e.g. en_fr_bible.tsv (`en<TAB>fr`). Pairs whose
+source has at most `max_words` words (and whose target at most 1.5 times as many) are kept,
+shuffled once with `split_seed`, and cut into a test set, a validation set and the training
+rest; the test and validation pairs are written into the run folder (test.tsv, val.tsv) and
+the training pairs' line numbers into split.json, so that evaluation reads the same pairs.
+Word vocabularies (lower-cased, elisions split, words seen at least `min_freq` times in the
+training pairs, <unk> for the rest) are built from the training pairs only.
+
+The model is rnnkit.models.Seq2Seq: a bidirectional encoder, a bridge to the decoder's first
+state, Luong attention, teacher forcing. Training keeps the weights with the best greedy BLEU
+on the validation pairs (best.safetensors). `evaluate` scores greedy and beam search with
+sacrebleu (BLEU and chrF, both lower-cased: the vocabulary is); `predict` translates lines and
+can draw the attention weights (--attention-plot).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rnnkit.apps import common
+from rnnkit.apps.common import setting
+from rnnkit.data.batching import pad_sequences
+from rnnkit.data.parallel import (ParallelDataset, build_vocab, detokenize, encode, read_pairs,
+                                  tokens)
+from rnnkit.data.vocab import WordVocab
+from rnnkit.errors import RnnkitError, fail
+from rnnkit.losses import softmax_cross_entropy
+from rnnkit.models import Seq2Seq
+from rnnkit.models.decoding import beam_search, greedy
+from rnnkit.optim import make_optimizer
+from rnnkit.serialize import load_arrays, load_json, save_json
+from rnnkit.train import TrainConfig
+from rnnkit.train.checkpoint import latest_checkpoint, load_checkpoint, load_params
+
+SUMMARY = "machine translation: an encoder-decoder with attention, greedy and beam search"
+APP = "translate"
+
+
+@dataclass
+class TranslateConfig:
+    data: str = setting("", "parallel data: a UTF-8 TSV with a header naming the languages "
+                        "(e.g. en<TAB>fr) and one sentence pair a line")
+    source: str = setting("en", "the source language's column")
+    target: str = setting("", "the target language's column ('' = the other one)")
+    max_words: int = setting(25, "keep pairs whose source has at most this many words (and "
+                             "the target at most 1.5 times as many)")
+    split_seed: int = setting(0, "seed of the test / validation / training split")
+    test_size: int = setting(1000, "pairs held out for the test")
+    val_size: int = setting(500, "pairs held out for validation (model selection by BLEU)")
+    min_freq: int = setting(2, "keep words seen at least this often in the training pairs")
+    max_vocab: int = setting(20000, "largest vocabulary of each language")
+    cell: str = setting("lstm", "recurrent cell", ("rnn", "lstm", "gru"))
+    embed_dim: int = setting(256, "size of each word's embedding vector")
+    hidden_size: int = setting(256, "encoder units per direction")
+    bidirectional: bool = setting(True, "read the source both ways")
+    num_layers: int = setting(1, "stacked layers in the encoder and the decoder")
+    dec_hidden_size: int = setting(512, "decoder units")
+    attention: str = setting("general", "attention: Luong dot / general, Bahdanau additive",
+                             ("none", "additive", "dot", "general"))
+    input_feeding: bool = setting(False, "feed h~_{t-1} into the next decoder step (Luong)")
+    dropout: float = setting(0.0, "dropout between stacked layers")
+    batch_size: int = setting(64, "sentence pairs per batch")
+    optimizer: str = setting("adam", "optimiser", ("sgd", "adagrad", "rmsprop", "adam", "adamw"))
+    lr: float = setting(1e-3, "learning rate")
+    schedule: str = setting("constant", "learning-rate schedule", common.SCHEDULE_CHOICES)
+
+
+Config = TranslateConfig
+
+
+@dataclass
+class EvaluateOptions:
+    split: str = setting("test", "which held-out pairs to score", ("test", "val"))
+    beam: int = setting(5, "beam width (greedy search is scored too)")
+    alpha: float = setting(0.6, "length normalisation of beam search ((5 + L) / 6)^alpha")
+    best: bool = setting(True, "use best.safetensors (else the latest checkpoint)")
+
+
+@dataclass
+class PredictOptions:
+    beam: int = setting(5, "beam width; 0 = greedy search")
+    alpha: float = setting(0.6, "length normalisation of beam search ((5 + L) / 6)^alpha")
+    attention_plot: str = setting("", "write the attention weights as a heat map to this PNG "
+                                  "(several inputs: one file each, numbered)")
+    best: bool = setting(True, "use best.safetensors (else the latest checkpoint)")
+
+
+def default_train_config() -> TrainConfig:
+    return TrainConfig(epochs=10.0, val_every=0, patience=3, log_every=20, clip_norm=5.0)
+
+
+def loss_fn(logits, targets, lengths):
+    """Cross-entropy per target word, padded steps excluded."""
+    return softmax_cross_entropy(logits, targets, None if lengths is None else lengths[1])
+
+
+# --- data ----------------------------------------------------------------------------------
+def select_pairs(cfg: TranslateConfig) -> tuple[list, list, list]:
+    """(sources, targets, line numbers) of the file's pairs short enough to keep."""
+    src, tgt, lines = read_pairs(cfg.data, cfg.source, cfg.target)
+    if not isinstance(cfg.max_words, int) or cfg.max_words < 1:
+        fail("max_words", "an integer >= 1", repr(cfg.max_words))
+    keep = [k for k in range(len(src)) if len(src[k].split()) <= cfg.max_words
+            and len(tgt[k].split()) <= cfg.max_words * 3 // 2]
+    return [src[k] for k in keep], [tgt[k] for k in keep], [lines[k] for k in keep]
+
+
+def split_pairs(n: int, test: int, val: int, seed: int) -> dict:
+    """Positions of the test, validation and training pairs: one seeded permutation, cut."""
+    for name, size in (("test_size", test), ("val_size", val)):
+        if not isinstance(size, int) or size < 1:
+            fail(name, "an integer >= 1", repr(size))
+    if test + val >= n:
+        fail("test_size + val_size", f"fewer than the {n} pairs kept", f"{test + val}")
+    order = np.random.default_rng(seed).permutation(n)
+    return {"test": sorted(order[:test].tolist()), "val": sorted(order[test:test + val].tolist()),
+            "train": sorted(order[test + val:].tolist())}
+
+
+def write_tsv(path: Path, header: tuple, rows) -> None:
+    """Lines of tab-separated columns, as read_pairs reads them (no quoting: the sentences
+    came from such a file, so none holds a tab or a line break)."""
+    path.write_text("".join("\t".join(r) + "\n" for r in [header, *rows]), encoding="utf-8")
+
+
+def _run_file(run_dir: Path, name: str) -> Path:
+    path = run_dir / name
+    if not path.is_file():
+        fail("RUN", f"a run folder with {name} (written by `rnnkit {APP} train`)",
+             f"{str(run_dir)!r} without it")
+    return path
+
+
+def _held_out(run_dir: Path, split: str) -> tuple[list, list]:
+    src, tgt, _ = read_pairs(str(_run_file(run_dir, f"{split}.tsv")), "source", "target")
+    return src, tgt
+
+
+def _training_pairs(cfg, run_dir: Path) -> tuple[list, list]:
+    src, tgt, lines = select_pairs(cfg)
+    split = load_json(_run_file(run_dir, "split.json"))
+    at = {line: k for k, line in enumerate(lines)}
+    missing = [line for line in split["train"] if line not in at]
+    if missing or split["pairs"] != len(src):
+        fail(cfg.data, f"the {split['pairs']} pairs the run was split from",
+             f"{len(src)} pairs (the file changed since training)")
+    return [src[at[line]] for line in split["train"]], [tgt[at[line]] for line in split["train"]]
+
+
+def _vocabs(run_dir: Path) -> tuple[WordVocab, WordVocab]:
+    return (WordVocab.load(_run_file(run_dir, "vocab_source.json")),
+            WordVocab.load(_run_file(run_dir, "vocab_target.json")))
+
+
+# --- model, decoding, scores ---------------------------------------------------------------
+def make_model(cfg: TranslateConfig, src_size: int, tgt_size: int, seed=None) -> Seq2Seq:
+    return Seq2Seq(src_vocab=src_size, tgt_vocab=tgt_size, embed_dim=cfg.embed_dim,
+                   hidden_size=cfg.hidden_size, num_layers=cfg.num_layers,
+                   bidirectional=cfg.bidirectional, dec_hidden_size=cfg.dec_hidden_size,
+                   cell=cfg.cell, attention=cfg.attention, input_feeding=cfg.input_feeding,
+                   dropout=cfg.dropout, seed=seed)
+
+
+def decode(model, src_ids: list, tgt_vocab: WordVocab, beam: int = 5, alpha: float = 0.6,
+           batch_size: int = 64) -> list:
+    """Each source's (target ids, attention (len + 1, its Ts) or None), in the given order;
+    beam 0 = greedy search. Sources of similar length share a batch; a batch may generate
+    at most 1.5 times its longest source plus 5 words."""
+    if not isinstance(beam, int) or beam < 0:
+        fail("beam", "an integer >= 0 (0 = greedy search)", repr(beam))
+    order = np.argsort([len(s) for s in src_ids], kind="stable")
+    out = [None] * len(src_ids)
+    bos, eos = tgt_vocab.bos_id, tgt_vocab.eos_id
+    for s in range(0, len(order), batch_size):
+        idx = order[s:s + batch_size]
+        src, lengths = pad_sequences([src_ids[i] for i in idx])
+        max_len = int(1.5 * src.shape[1]) + 5
+        if beam == 0:
+            d = greedy(model, src, lengths, bos=bos, eos=eos, max_len=max_len)
+        else:
+            d = beam_search(model, src, lengths, bos=bos, eos=eos, max_len=max_len, beam=beam,
+                            alpha=alpha)
+        for k, i in enumerate(idx):          # padding got weight 0: cut it off
+            att = d.attention[k]
+            out[i] = (d.tokens[k], None if att is None else att[:, :lengths[k]])
+    return out
+
+
+def translate_texts(model, sources: list, src_vocab, tgt_vocab, beam=5, alpha=0.6) -> list:
+    """Detokenised translations of source sentences."""
+    ids = [encode(src_vocab, tokens(s)) for s in sources]
+    return [detokenize(tgt_vocab.to_tokens(t)) for t, _ in
+            decode(model, ids, tgt_vocab, beam, alpha)]
+
+
+def scores(hypotheses: list, references: list) -> dict:
+    """Corpus BLEU and chrF (sacrebleu, lower-cased: the model's vocabulary is)."""
+    from sacrebleu.metrics import BLEU, CHRF
+    bleu, chrf = BLEU(lowercase=True), CHRF(lowercase=True)
+    return {"bleu": bleu.corpus_score(hypotheses, [references]).score,
+            "chrf": chrf.corpus_score(hypotheses, [references]).score,
+            "bleu_signature": str(bleu.get_signature()),
+            "chrf_signature": str(chrf.get_signature())}
+
+
+def mean_loss(model, data: ParallelDataset) -> float:
+    total, count = 0.0, 0
+    for batch in data.batches(0):
+        logits, _, _ = model.forward(batch.inputs, None, batch.lengths, grad=False)
+        n = int(batch.lengths[1].sum())
+        total, count = total + loss_fn(logits, batch.targets, batch.lengths)[0] * n, count + n
+    return total / max(count, 1)
+
+
+# --- training ------------------------------------------------------------------------------
+def _build(cfg, tcfg, run_dir: Path, log):
+    src_vocab, tgt_vocab = _vocabs(run_dir)
+    train_src, train_tgt = _training_pairs(cfg, run_dir)
+    val_src, val_tgt = _held_out(run_dir, "val")
+
+    def dataset(src, tgt, shuffle):
+        return ParallelDataset([encode(src_vocab, tokens(s)) for s in src],
+                               [encode(tgt_vocab, tokens(t)) for t in tgt], cfg.batch_size,
+                               bos=tgt_vocab.bos_id, eos=tgt_vocab.eos_id, seed=tcfg.seed,
+                               shuffle=shuffle)
+
+    train, val = dataset(train_src, train_tgt, True), dataset(val_src, val_tgt, False)
+
+    def score_fn(model, data):
+        return mean_loss(model, data), scores(
+            translate_texts(model, val_src, src_vocab, tgt_vocab, beam=0), val_tgt)["bleu"]
+
+    model = make_model(cfg, len(src_vocab), len(tgt_vocab), seed=tcfg.seed)
+    optimizer = make_optimizer(cfg.optimizer, model.params, lr=cfg.lr)
+    trainer = common.ScoredTrainer(model, loss_fn, optimizer, train, val, config=tcfg,
+                                   run_dir=run_dir, log=log, score_fn=score_fn,
+                                   score_name="bleu")
+    trainer.schedule = common.make_lr_schedule(cfg.schedule, cfg.lr, trainer.total_steps)
+    return trainer
+
+
+def _fit(trainer, log) -> dict:
+    """Train (the kernels compiled first); -> the summary with the best validation BLEU."""
+    common.warm_up(*[_Rows(trainer.model, next(iter(trainer.train_data.batches(0))))] * 2, log)
+    summary = trainer.fit()
+    log(f"best validation BLEU (greedy) {-trainer.best_val:.2f} (weights in best.safetensors); "
+        f"`rnnkit {APP} evaluate {trainer.run_dir}` scores the test pairs")
+    return dict(summary, best_val_bleu=-trainer.best_val)
+
+
+class _Rows:
+    """A pair batch and the model seen through row numbers, so that common.warm_up, which
+    slices a batch's rows, runs Seq2Seq on the first rows of a batch of (src, tgt_in) pairs."""
+
+    def __init__(self, model, batch):
+        self.model, self.batch = model, batch
+        self.inputs, self.lengths = np.arange(len(batch.lengths[0]))[:, None], None
+
+    def forward(self, rows, state, lengths, **kw):
+        r = rows[:, 0]
+        (src, tgt_in), (src_len, tgt_len) = self.batch.inputs, self.batch.lengths
+        return self.model.forward((src[r, :src_len[r].max()], tgt_in[r, :tgt_len[r].max()]),
+                                  None, (src_len[r], tgt_len[r]), **kw)
+
+    def backward(self, dout, cache):
+        return self.model.backward(dout, cache)
+
+    def zero_grad(self):
+        self.model.zero_grad()
+
+
+def train(cfg: TranslateConfig, tcfg: TrainConfig, run_dir, log=print) -> dict:
+    common.check_choices(cfg)
+    src, tgt, lines = select_pairs(cfg)
+    split = split_pairs(len(src), cfg.test_size, cfg.val_size, cfg.split_seed)
+    train_src = [tokens(src[k]) for k in split["train"]]
+    train_tgt = [tokens(tgt[k]) for k in split["train"]]
+    src_vocab = build_vocab(train_src, cfg.min_freq, cfg.max_vocab, target=False)
+    tgt_vocab = build_vocab(train_tgt, cfg.min_freq, cfg.max_vocab, target=True)
+    run_dir = common.new_run(run_dir)
+    src_vocab.save(run_dir / "vocab_source.json")
+    tgt_vocab.save(run_dir / "vocab_target.json")
+    for part in ("test", "val"):
+        write_tsv(run_dir / f"{part}.tsv", ("source", "target"),
+                  [(src[k], tgt[k]) for k in split[part]])
+    save_json(run_dir / "split.json", {
+        "pairs": len(src), "seed": cfg.split_seed, "train": [lines[k] for k in split["train"]],
+        "test": [lines[k] for k in split["test"]], "val": [lines[k] for k in split["val"]],
+        "max_source_tokens": max(len(s) for s in train_src)})
+    common.save_run_config(run_dir, cfg, tcfg, kind=APP)
+    trainer = _build(cfg, tcfg, run_dir, log)
+    log(f"{APP}: {len(split['train'])} / {len(split['val'])} / {len(split['test'])} pairs "
+        f"(train / val / test) of at most {cfg.max_words} source words, vocabularies "
+        f"{len(src_vocab)} / {len(tgt_vocab)} words, {trainer.train_data.num_batches(0)} "
+        f"batches an epoch; run folder {run_dir}")
+    return _fit(trainer, log)
+
+
+def resume(run_dir, log=print, **train_overrides) -> dict:
+    run_dir, cfg, tcfg, _ = common.load_run_config(run_dir, TranslateConfig, APP)
+    tcfg = TrainConfig(**dict(asdict(tcfg), **train_overrides))
+    common.save_run_config(run_dir, cfg, tcfg, kind=APP)
+    trainer = _build(cfg, tcfg, run_dir, log)
+    trainer.restore()
+    log(f"resumed {run_dir} at batch {trainer.step}, training to {trainer.total_steps}")
+    return _fit(trainer, log)
+
+
+# --- using a trained run -------------------------------------------------------------------
+def load_run(run_dir, best: bool = True):
+    """(run folder, settings, source and target vocabularies, model with trained weights)."""
+    run_dir, cfg, _, _ = common.load_run_config(run_dir, TranslateConfig, APP)
+    src_vocab, tgt_vocab = _vocabs(run_dir)
+    model = make_model(cfg, len(src_vocab), len(tgt_vocab))
+    if best:
+        path = _run_file(run_dir, "best.safetensors")
+        load_params(model, load_arrays(path), str(path))
+    else:
+        ck = load_checkpoint(latest_checkpoint(run_dir / "checkpoints"))
+        load_params(model, ck["model_params"], str(ck["path"]))
+    return run_dir, cfg, src_vocab, tgt_vocab, model
+
+
+def evaluate(run_dir, log=print, split: str = "test", beam: int = 5, alpha: float = 0.6,
+             best: bool = True) -> dict:
+    """BLEU and chrF of greedy and beam search on the run's held-out pairs, with each one's
+    speed; the translations go to RUN/translations_<split>.tsv."""
+    if split not in ("test", "val"):
+        fail("split", "'test' or 'val'", repr(split))
+    if not isinstance(beam, int) or beam < 1:
+        fail("beam", "an integer >= 1", repr(beam))
+    run_dir, cfg, src_vocab, tgt_vocab, model = load_run(run_dir, best)
+    src, refs = _held_out(run_dir, split)
+    results = {"app": APP, "split": split, "pairs": len(src), "beam_width": beam,
+               "alpha": alpha, "weights": "best" if best else "latest"}
+    outputs = {}
+    for name, width in (("greedy", 0), ("beam", beam)):
+        start = time.perf_counter()
+        hyps = translate_texts(model, src, src_vocab, tgt_vocab, width, alpha)
+        seconds = time.perf_counter() - start
+        outputs[name] = hyps
+        results[name] = dict(scores(hyps, refs), seconds=seconds,
+                             sentences_per_s=len(src) / seconds)
+        log(f"{name}{'' if not width else f' (beam {width}, alpha {alpha})'}: BLEU "
+            f"{results[name]['bleu']:.2f}, chrF {results[name]['chrf']:.2f}, "
+            f"{len(src) / seconds:.1f} sentences/s")
+    write_tsv(run_dir / f"translations_{split}.tsv", ("source", "reference", "greedy", "beam"),
+              zip(src, refs, outputs["greedy"], outputs["beam"]))
+    return common.write_eval(run_dir, results)
+
+
+def predict(run_dir, inputs: list, *, beam: int = 5, alpha: float = 0.6,
+            attention_plot: str = "", best: bool = True) -> list:
+    """A translation of each line (beam search, or greedy with beam 0); unknown words are read
+    as <unk> and listed; --attention-plot draws where each target word looked."""
+    run_dir, cfg, src_vocab, tgt_vocab, model = load_run(run_dir, best)
+    limit = load_json(_run_file(run_dir, "split.json"))["max_source_tokens"]
+    words = []
+    for i, text in enumerate(inputs, 1):
+        w = tokens(text)
+        if not w:
+            fail(f"input {i}", "a sentence with at least one word", repr(text))
+        if len(w) > limit:
+            fail(f"input {i}", f"at most {limit} words and punctuation marks (the longest "
+                 "source the model was trained on)", f"{len(w)}")
+        if all(t not in src_vocab for t in w):
+            fail(f"input {i}", "at least one word seen in training", f"{text!r}")
+        words.append(w)
+    decoded = decode(model, [encode(src_vocab, w) for w in words], tgt_vocab, beam, alpha)
+    results = []
+    for i, (text, w, (ids, att)) in enumerate(zip(inputs, words, decoded)):
+        out = tgt_vocab.to_tokens(ids)
+        translation = detokenize(out)
+        result = {"input": text, "translation": translation, "tokens": out,
+                  "unknown_words": [t for t in w if t not in src_vocab], "text": translation}
+        if attention_plot:
+            path = Path(attention_plot)
+            if len(inputs) > 1:
+                path = path.with_name(f"{path.stem}_{i + 1}{path.suffix or '.png'}")
+            if att is None:
+                fail("attention_plot", "a run with attention", f"attention {cfg.attention!r}")
+            plot_attention(path, w, out + ["<eos>"], att)
+            result["attention_plot"] = str(path)
+        results.append(result)
+    return results
+
+
+def plot_attention(path: Path, source: list, target: list, weights: np.ndarray) -> None:
+    """A heat map of the weights (target words down, source words across)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    weights = np.asarray(weights)[:len(target), :len(source)]
+    fig, ax = plt.subplots(figsize=(1.5 + 0.42 * len(source), 1.2 + 0.36 * len(target)))
+    image = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(len(source)), source, rotation=60, ha="right")
+    ax.set_yticks(range(len(target)), target)
+    ax.set_xlabel("source")
+    ax.set_ylabel("translation")
+    fig.colorbar(image, ax=ax, fraction=0.04)
+    fig.tight_layout()
+    try:
+        fig.savefig(path, dpi=110)
+    except OSError as e:
+        raise RnnkitError(f"attention_plot: expected a PNG path that can be written, got "
+                          f"{str(path)!r} ({e.strerror})") from None
+    finally:
+        plt.close(fig)

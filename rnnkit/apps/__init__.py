@@ -37,6 +37,7 @@ APPS = {
     "mnist": "rnnkit.apps.mnist",
     "forecast": "rnnkit.apps.forecast",
     "ner": "rnnkit.apps.ner",
+    "words": "rnnkit.apps.words",
 }
 
 

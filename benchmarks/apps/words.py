@@ -28,7 +28,7 @@ from pathlib import Path
 import _common
 from kneser_ney import KneserNey, verify_against_nltk
 from rnnkit.apps import words
-from rnnkit.serialize import load_json
+from rnnkit.serialize import load_json, save_json
 from rnnkit.train import read_metrics
 
 SETTINGS = dict(min_freq=3, cell="lstm", embed_dim=256, hidden_size=256, tie_weights=True,
@@ -58,9 +58,27 @@ def kneser_ney(ids: dict, rows: int) -> dict:
             "validation": val[best], "test_perplexity": math.exp(nll / n), "test_tokens": n}
 
 
+def train_or_resume(cfg, tcfg, run: Path, epochs: float) -> dict:
+    """Train into `run`, or continue it to `epochs` from its latest checkpoint (a run that
+    was stopped, or one to extend); the wall time of each part is kept in
+    run/train_wall.json. -> {"parts": [...], "total": seconds}."""
+    wall = run / "train_wall.json"
+    parts = load_json(wall)["parts"] if wall.is_file() else []
+    if not parts or parts[-1].get("to_epochs") != epochs or not parts[-1].get("finished"):
+        start = time.perf_counter()
+        if not (run / "config.json").is_file():
+            words.train(cfg, tcfg, run)
+        else:
+            words.resume(run, epochs=epochs)
+        parts.append({"to_epochs": epochs, "seconds": time.perf_counter() - start,
+                      "finished": True, "commit": _common.commit()})
+        save_json(wall, {"parts": parts})
+    return {"parts": parts, "total": sum(p["seconds"] for p in parts)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--epochs", type=float, default=3.0)
+    ap.add_argument("--epochs", type=float, default=2.0)
     ap.add_argument("--run-dir", default=str(_common.ROOT / "runs" / "words-bench"),
                     help="train here (a folder that already holds a finished run is "
                     "evaluated as it is)")
@@ -75,16 +93,12 @@ def main() -> None:
               + " / ".join(str(len(ids[k])) for k in ("train", "validation", "test")),
               "vocabulary": len(vocab), "settings": asdict(cfg),
               "kn_checked_against_nltk_probes": checked}
+    run = Path(args.run_dir)
+    result["train_seconds"] = train_or_resume(cfg, tcfg, run, args.epochs)
     start = time.perf_counter()
     result["kneser_ney"] = kneser_ney(ids, cfg.batch_size)
     result["kneser_ney"]["seconds"] = time.perf_counter() - start
     print(result["kneser_ney"], flush=True)
-
-    run = Path(args.run_dir)
-    if not (run / "config.json").is_file():
-        start = time.perf_counter()
-        words.train(cfg, tcfg, run)
-        result["train_seconds"] = time.perf_counter() - start
     rows = read_metrics(run / "metrics.jsonl")
     result["validation_curve"] = [(r["step"], math.exp(r["val_loss"])) for r in rows
                                   if r["kind"] == "validation"]

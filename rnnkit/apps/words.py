@@ -47,7 +47,7 @@ class WordsConfig:
     data: str = setting("", "UTF-8 text file; empty = the bundled 1 MB Shakespeare sample",
                         aliases=("--text",))
     lower: bool = setting(True, "lower-case the text before tokenizing")
-    min_freq: int = setting(2, "keep words seen at least this often in training; others <unk>")
+    min_freq: int = setting(3, "keep words seen at least this often in training; others <unk>")
     max_vocab: int = setting(30000, "at most this many ids (specials included); 0 = no limit")
     val_fraction: float = setting(0.05, "fraction of the tokens before the test part held out "
                                   "for validation")
@@ -62,7 +62,7 @@ class WordsConfig:
     batch_size: int = setting(32, "rows of the token stream read side by side")
     seq_len: int = setting(35, "steps per truncated-BPTT chunk")
     optimizer: str = setting("adam", "optimiser", ("sgd", "adagrad", "rmsprop", "adam", "adamw"))
-    lr: float = setting(2e-3, "learning rate")
+    lr: float = setting(3e-3, "learning rate")
     schedule: str = setting("cosine", "learning-rate schedule: constant, cosine (to 0 over "
                             "the run) or step (x0.1 at 1/3 and 2/3)", common.SCHEDULE_CHOICES)
 

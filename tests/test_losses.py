@@ -212,3 +212,19 @@ def test_final_step_names_itself_and_checks_outputs():
         fn(np.zeros((N, T)), np.zeros((N, T)))
     with pytest.raises(RnnkitError, match="lengths"):
         fn(np.zeros((N, T)), np.zeros(N), np.array([0, 1, 1, 1]))
+
+
+def test_softmax_cross_entropy_reads_time_major_logits_in_place_and_answers_in_their_layout():
+    """A recurrent model's logits (N, T, V) are a view of time-major (T, N, V) memory: the loss
+    and its gradient equal the batch-first copy's, and the gradient has the same layout (the
+    head's backward then reads it without a copy)."""
+    rng = np.random.default_rng(0)
+    memory = rng.standard_normal((5, 3, 7)).astype(np.float32)     # (T, N, V)
+    logits = memory.transpose(1, 0, 2)
+    targets, lengths = rng.integers(0, 7, (3, 5)), np.array([5, 2, 4])
+    for lens in (None, lengths):
+        loss, d = softmax_cross_entropy(logits, targets, lens)
+        loss_c, d_c = softmax_cross_entropy(np.ascontiguousarray(logits), targets, lens)
+        assert loss == pytest.approx(loss_c, rel=1e-6)
+        np.testing.assert_array_equal(d, d_c)
+        assert d.transpose(1, 0, 2).flags.c_contiguous

@@ -39,6 +39,7 @@ APPS = {
     "ner": "rnnkit.apps.ner",
     "caption": "rnnkit.apps.caption",
     "translate": "rnnkit.apps.translate",
+    "words": "rnnkit.apps.words",
 }
 
 

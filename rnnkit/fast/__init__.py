@@ -17,6 +17,7 @@ import numpy as np
 from rnnkit.fast import blas, kernels, workspace
 from rnnkit.fast.fused import ElmanCell, GRUCell, LSTMCell
 from rnnkit.fast.kernels.updates import adam_step, adam_update, scatter_add_rows
+from rnnkit.fast.rows import for_row_blocks
 from rnnkit.fast.scan import Prepared, Stepper, scan_backward, scan_forward
 
 _FUSED = {"rnn": ElmanCell, "lstm": LSTMCell, "gru": GRUCell}
@@ -74,4 +75,4 @@ empty = workspace.empty
 __all__ = ["fused_cell", "applies", "numpy_products", "cell_options", "all_finite", "matmul",
            "column_sums", "empty",
            "scan_forward", "scan_backward", "Prepared", "Stepper", "adam_step", "adam_update",
-           "scatter_add_rows"]
+           "scatter_add_rows", "for_row_blocks"]

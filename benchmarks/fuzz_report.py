@@ -28,6 +28,49 @@ sys.path.insert(0, str(ROOT / "tests" / "fuzz"))
 from api_cases import CASES, outcome, warm_up  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "fuzz.json"
+DOC = ROOT / "docs" / "reliability.md"
+KINDS = ("clear", "wrong name", "accepted")
+
+
+def _columns(counts: dict) -> list:
+    other = sum(n for k, n in counts.items() if k.startswith("other"))
+    return [counts.get(k, 0) for k in KINDS[:2]] + [other, counts.get("accepted", 0)]
+
+
+def write_doc(results: dict) -> None:
+    """docs/reliability.md: the totals of every label, then each call's counts per label."""
+    labels = [k for k in ("before", "after") if k in results] + \
+        [k for k in results if k not in ("before", "after")]
+    head = "| | clear RnnkitError | wrong argument named | other exception | accepted |"
+    lines = ["# Reliability of the Python API: fuzzing every public call (issue 29)", "",
+             "Every public call of the Python API, one argument at a time replaced by bad values",
+             "that hypothesis generates (tests/fuzz/bad_values.py: wrong types, NaN and infinity,",
+             "negative, zero and huge sizes, wrong shapes, ranks and dtypes, ragged lists, empty",
+             "batches, NumPy scalars, None), each outcome counted (tests/fuzz/api_cases.py).",
+             "A call still running after 20 s counts as accepted (e.g. `generate(length=2**40)`).",
+             "Huge values are tried only for sizes that allocate memory (not for step counts or",
+             "batch sizes, where a huge value is merely large).", "",
+             "The suite (`PYTHONPATH=$PWD python -m pytest tests/fuzz`) runs 6 values a case and",
+             "asserts each is a clear RnnkitError naming the argument; this table comes from",
+             "`benchmarks/fuzz_report.py` (results in benchmarks/results/fuzz.json).", "",
+             head, "|---|---|---|---|---|"]
+    for label in labels:
+        r = results[label]
+        lines.append(f"| {label} (tried {r['tried']}, {r['examples_per_case']} a case) | " +
+                     " | ".join(map(str, _columns(r["totals"]))) + " |")
+    lines += ["", "Other exception types: " + "; ".join(
+        f"{label}: " + (", ".join(f"{k[6:]} {n}" for k, n in results[label]["totals"].items()
+                                  if k.startswith("other")) or "none") for label in labels),
+        "", "## By call (" + " / ".join(labels) + "; columns as above)", "",
+        "| call | " + " | ".join(["clear", "wrong name", "other", "accepted"]) + " |",
+        "|---|---|---|---|---|"]
+    calls = list(dict.fromkeys(c for label in labels for c in results[label]["by_call"]))
+    for call in calls:
+        cols = [_columns(results[label]["by_call"].get(call, {}).get("counts", {}))
+                for label in labels]
+        lines.append(f"| {call} | " + " | ".join(" / ".join(str(c[i]) for c in cols)
+                                               for i in range(4)) + " |")
+    DOC.write_text("\n".join(lines) + "\n")
 
 
 def run_case(case, examples: int) -> tuple[Counter, list]:
@@ -75,6 +118,7 @@ def main() -> None:
     old[args.label] = result
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(old, indent=1) + "\n")
+    write_doc(old)
     print(json.dumps({k: result[k] for k in ("label", "tried", "totals", "wall_s")}))
     for call, v in by_call.items():
         bad = {k: n for k, n in v["counts"].items() if k != "clear"}

@@ -132,7 +132,8 @@ class _Recurrent:
             return np.zeros((self.dirs, N, H), dtype)
         want = (self.dirs, N, H) if self.layout == 0 else (N, self.dirs, H)
         if a.shape != want or a.dtype != dtype:
-            raise RnnkitError(f"{self.where}: input {self._called(name)}: expected shape {want} and dtype "
+            raise RnnkitError(f"{self.where}: input {self._called(name)}: expected shape {want} "
+                              f"and dtype "
                               f"{np.dtype(dtype).name}, got shape {a.shape}, dtype {a.dtype.name}")
         return np.ascontiguousarray(a if self.layout == 0 else a.transpose(1, 0, 2))
 

@@ -55,7 +55,8 @@ class Recurrent:
         check_choice("init", init, SCHEMES)
         check_seed("seed", seed)
         sizes = {"input_size": input_size, "hidden_size": hidden_size, "num_layers": num_layers}
-        check_param_count(max(sizes, key=sizes.get), (input_size + 2 * hidden_size + 2) * hidden_size
+        check_param_count(max(sizes, key=sizes.get),
+                          (input_size + 2 * hidden_size + 2) * hidden_size
                           * 4 * num_layers * (2 if bidirectional else 1))
         if not isinstance(cell, (str, cells.CellSpec)):     # a fused cell object (old API)
             name, given = fast.cell_options(cell)

@@ -1,7 +1,7 @@
 """Fuzzing the public Python API (issue 29, part 3): every bad value of every argument of
 every public call raises one RnnkitError naming that argument (tests/fuzz/api_cases.py).
 
-About 10 generated values a case, ~1,500 in all, derandomized so a run is reproducible;
+About 6 generated values a case, ~1,300 in all, derandomized so a run is reproducible;
 benchmarks/fuzz_report.py runs the same cases with a larger budget and counts outcomes."""
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from api_cases import CASES, outcome, warm_up
 
-EXAMPLES = 10
+EXAMPLES = 6
 
 
 @pytest.fixture(scope="module", autouse=True)

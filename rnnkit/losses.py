@@ -18,7 +18,8 @@ from typing import Callable
 import numpy as np
 
 from rnnkit import fast
-from rnnkit.errors import check_array as _check_array, check_lengths, fail
+from rnnkit.errors import as_array, check_array as _check_array, check_lengths, \
+    fail
 from rnnkit.layers.select import last_step_backward, last_step_forward
 
 check_array = partial(_check_array, finite=fast.all_finite)
@@ -41,7 +42,7 @@ def reduce_loss(per_item: np.ndarray, d_input: np.ndarray, mask, reduction: str)
     per_item, holds d(per_item)/d(input) and is scaled in place; mask None or (N, T) booleans
     for the two leading axes. Masked items are dropped (np.where), not multiplied by zero.
     """
-    if reduction not in REDUCTIONS:
+    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
         fail("reduction", "'mean' or 'sum'", repr(reduction))
     if mask is None:
         total, count = per_item.sum(dtype=np.float64), per_item.size
@@ -65,14 +66,18 @@ def _check_float_input(name: str, x) -> np.ndarray:
              f"shape {getattr(x, 'shape', type(x).__name__)}")
     if x.dtype.kind != "f":
         fail(name, "a float array", f"dtype {x.dtype.name}")
+    if x.size == 0:
+        fail(name, "at least one item", f"shape {x.shape}")
     return check_array(name, x, ndim=x.ndim)
 
 
-def _check_float_targets(targets, x: np.ndarray, lo=None, hi=None) -> np.ndarray:
-    """Targets of x's shape (bool, integer or float), finite, in [lo, hi]; cast to x.dtype."""
-    y = np.asarray(targets)
+def _check_float_targets(targets, x: np.ndarray, lo=None, hi=None, *,
+                         of: str = "input") -> np.ndarray:
+    """Targets of x's shape (bool, integer or float), finite, in [lo, hi]; cast to x.dtype.
+    ``of``: the input's argument name, for the message on a shape mismatch."""
+    y = as_array("targets", targets)
     if y.shape != x.shape:
-        fail("targets", f"shape {x.shape} (the input's shape)", f"shape {y.shape}")
+        fail("targets", f"shape {x.shape} (the shape of {of})", f"shape {y.shape}")
     if y.dtype.kind not in "biuf":
         fail("targets", "numbers (float, integer or bool)", f"dtype {y.dtype.name}")
     y = check_array("targets", y.astype(x.dtype, copy=False), ndim=y.ndim)
@@ -105,7 +110,9 @@ def softmax_cross_entropy(logits: np.ndarray, targets: np.ndarray, lengths=None,
     if logits.dtype.kind != "f":
         fail("logits", "a float array", f"dtype {logits.dtype.name}")
     check_array("logits", logits, ndim=logits.ndim)
-    targets = np.asarray(targets)
+    if logits.size == 0:
+        fail("logits", "at least one item and one class", f"shape {logits.shape}")
+    targets = as_array("targets", targets)
     if targets.shape != logits.shape[:-1]:
         fail("targets", f"shape {logits.shape[:-1]} (logits without the class axis)",
              f"shape {targets.shape}")
@@ -114,7 +121,7 @@ def softmax_cross_entropy(logits: np.ndarray, targets: np.ndarray, lengths=None,
     V = logits.shape[-1]
     if targets.size and (targets.min() < 0 or targets.max() >= V):
         fail("targets", f"class ids in [0, {V - 1}]", f"min {targets.min()}, max {targets.max()}")
-    if reduction not in REDUCTIONS:
+    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
         fail("reduction", "'mean' or 'sum'", repr(reduction))
     mask = valid_mask(*logits.shape[:2], lengths) if logits.ndim == 3 else None
     # A recurrent model's logits (N, T, V) are a transposed view of time-major memory: their
@@ -169,7 +176,7 @@ def sigmoid_binary_cross_entropy(logits: np.ndarray, targets, lengths=None,
     Returns (loss, dlogits) with dlogits = (sigmoid(x) - y) / count, count = valid elements.
     """
     x = _check_float_input("logits", logits)
-    y = _check_float_targets(targets, x, 0, 1)
+    y = _check_float_targets(targets, x, 0, 1, of="logits")
     mask = _step_mask(x, lengths)
     per = np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x)))
     return reduce_loss(per, _sigmoid(x) - y, mask, reduction)
@@ -186,7 +193,7 @@ def binary_cross_entropy(probs: np.ndarray, targets, lengths=None, reduction: st
     p = _check_float_input("probs", probs)
     if p.size and (p.min() < 0 or p.max() > 1):
         fail("probs", "probabilities in [0, 1]", f"min {p.min()}, max {p.max()}")
-    y = _check_float_targets(targets, p, 0, 1)
+    y = _check_float_targets(targets, p, 0, 1, of="probs")
     mask = _step_mask(p, lengths)
     with np.errstate(divide="ignore"):                  # log(0) = -inf, clamped next
         log_p = np.maximum(np.log(p), -100)
@@ -204,7 +211,7 @@ def mean_squared_error(pred: np.ndarray, targets, lengths=None, reduction: str =
     Returns (loss, dpred) with dpred = 2 (pred - y) / count, count = valid elements.
     """
     x = _check_float_input("pred", pred)
-    y = _check_float_targets(targets, x)
+    y = _check_float_targets(targets, x, of="pred")
     mask = _step_mask(x, lengths)
     diff = x - y
     return reduce_loss(diff * diff, 2 * diff, mask, reduction)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from rnnkit.errors import fail
+from rnnkit.errors import RnnkitError, check_number, fail
 
 # an option's kind: a tuple of allowed values, bool, or "positive or None"
 POSITIVE_OR_NONE = "positive or None"
@@ -64,9 +64,10 @@ def _checked(name: str, value, kind):
     if kind == POSITIVE_OR_NONE:
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        try:
+            return check_number(name, value, 0, lo_open=True)
+        except RnnkitError:
             fail(name, "None or a positive threshold", repr(value))
-        return float(value)
     if value not in kind:
         fail(name, f"one of {kind}", repr(value))
     return value

@@ -12,14 +12,17 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from rnnkit.data.batch import Batch
-from rnnkit.errors import fail
+from rnnkit.errors import as_array, check_flag, check_int, check_number, fail
 
 
 def check_sequences(name: str, seqs: Sequence) -> list[np.ndarray]:
     """`seqs` as a list of arrays, all (T_i,) or all (T_i, D) with the same D, T_i >= 1."""
     if isinstance(seqs, (str, bytes)) or not hasattr(seqs, "__len__"):
         fail(name, "a list of 1-d (T,) or 2-d (T, D) arrays", type(seqs).__name__)
-    arrays = [np.asarray(s) for s in seqs]
+    try:
+        arrays = [as_array(f"{name}[{i}]", s) for i, s in enumerate(seqs)]
+    except TypeError:       # (not iterable)
+        fail(name, "a list of 1-d (T,) or 2-d (T, D) arrays", type(seqs).__name__)
     if not arrays:
         fail(name, "at least one sequence", "an empty list")
     first = arrays[0]
@@ -32,6 +35,8 @@ def check_sequences(name: str, seqs: Sequence) -> list[np.ndarray]:
             fail(f"{name}[{i}]", f"shape {want}", f"shape {a.shape}")
         if len(a) == 0:
             fail(f"{name}[{i}]", "at least one step", "length 0")
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            fail(f"{name}[{i}]", "finite values", "NaN or infinite values")
     return arrays
 
 
@@ -44,7 +49,17 @@ def pad_sequences(seqs: Sequence, pad_value=0, dtype=None) -> tuple[np.ndarray, 
     """
     arrays = check_sequences("seqs", seqs)
     lengths = np.array([len(a) for a in arrays], np.int64)
-    dtype = np.result_type(*{a.dtype for a in arrays}) if dtype is None else np.dtype(dtype)
+    if dtype is not None:
+        try:
+            dtype = None if isinstance(dtype, (int, list, tuple)) else np.dtype(dtype)
+        except TypeError:
+            dtype = None
+        if dtype is None or dtype.kind not in "biuf":
+            fail("dtype", "None or a numeric dtype (int64, float32, ...)", repr(dtype))
+    dtype = np.result_type(*{a.dtype for a in arrays}) if dtype is None else dtype
+    check_number("pad_value", pad_value, -np.inf, np.inf)
+    if dtype.kind in "biu" and pad_value != int(pad_value):
+        fail("pad_value", f"an integer (the padded array is {dtype.name})", repr(pad_value))
     padded = np.full((len(arrays), int(lengths.max())) + arrays[0].shape[1:], pad_value, dtype)
     for row, a in zip(padded, arrays):
         row[:len(a)] = a
@@ -62,10 +77,12 @@ def bucket_batches(lengths, batch_size: int, rng: np.random.Generator | None,
     batches from shortest to longest within each). There are ceil(N / batch_size) batches;
     only the last batch of the last bucket can be smaller than `batch_size`.
     """
-    lengths = np.asarray(lengths)
-    if lengths.ndim != 1 or (lengths.size and lengths.dtype.kind not in "iu"):
-        fail("lengths", "a 1-d array of integer lengths", f"shape {lengths.shape}, "
+    lengths = as_array("lengths", lengths)
+    if lengths.ndim != 1 or lengths.dtype.kind not in "iu" or lengths.size == 0:
+        fail("lengths", "a non-empty 1-d array of integer lengths", f"shape {lengths.shape}, "
              f"dtype {lengths.dtype}")
+    if lengths.min() < 1:
+        fail("lengths", "lengths >= 1", f"min {lengths.min()}")
     _check_positive("batch_size", batch_size)
     _check_positive("bucket_size_multiplier", bucket_size_multiplier)
     if rng is not None and not isinstance(rng, np.random.Generator):
@@ -100,8 +117,7 @@ def check_start(start: int, num_batches: int) -> int:
 
 
 def _check_positive(name: str, value) -> None:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        fail(name, "an integer >= 1", repr(value))
+    check_int(name, value)
 
 
 class ArrayDataset:
@@ -112,8 +128,13 @@ class ArrayDataset:
 
     def __init__(self, X: np.ndarray, y: np.ndarray, batch_size: int, *, seed: int = 0,
                  shuffle: bool = True):
+        for name, a in (("X", X), ("y", y)):
+            if not isinstance(a, np.ndarray) or a.ndim < 1 or len(a) == 0:
+                fail(name, "a NumPy array of at least one example (M, ...)",
+                     f"shape {a.shape}" if isinstance(a, np.ndarray) else type(a).__name__)
         if len(X) != len(y):
             fail("y", f"{len(X)} targets (one per example)", f"{len(y)}")
+        check_flag("shuffle", shuffle)
         _check_positive("batch_size", batch_size)
         epoch_rng(seed, 0)
         self.X, self.y, self.batch_size = X, y, int(batch_size)

@@ -14,7 +14,7 @@ import numpy as np
 from rnnkit.data.batch import Batch
 from rnnkit.data.batching import check_start, epoch_rng
 from rnnkit.data.text import lm_batches
-from rnnkit.errors import fail
+from rnnkit.errors import as_array, check_flag, check_int, fail
 
 
 class TextStream:
@@ -32,13 +32,15 @@ class TextStream:
 
     def __init__(self, ids, batch_size: int, seq_len: int, *, random_offset: bool = False,
                  seed: int = 0):
-        ids = np.asarray(ids)
+        ids = as_array("ids", ids)
         if ids.ndim != 1 or ids.dtype.kind not in "iu":
             fail("ids", "a 1-d array of integer token ids", f"shape {ids.shape}, "
                  f"dtype {ids.dtype}")
-        for name, value in (("batch_size", batch_size), ("seq_len", seq_len)):
-            if not isinstance(value, (int, np.integer)) or value < 1:
-                fail(name, "an integer >= 1", repr(value))
+        if ids.size and ids.min() < 0:
+            fail("ids", "token ids >= 0", f"min {ids.min()}")
+        check_int("batch_size", batch_size)
+        check_int("seq_len", seq_len)
+        check_flag("random_offset", random_offset)
         epoch_rng(seed, 0)                       # validates the seed
         self.ids, self.batch_size, self.seq_len = ids, int(batch_size), int(seq_len)
         self.random_offset, self.seed = random_offset, int(seed)

@@ -22,7 +22,7 @@ import numpy as np
 
 from rnnkit.data.batching import ArrayDataset
 from rnnkit.data.scalers import MinMaxScaler, StandardScaler, float_array, scaler_from_dict
-from rnnkit.errors import fail
+from rnnkit.errors import check_int, fail
 
 __all__ = ["StandardScaler", "MinMaxScaler", "scaler_from_dict", "make_windows",
            "train_val_test_split", "WindowDataset", "load_csv_series"]
@@ -40,8 +40,7 @@ def make_windows(series, lookback: int, horizon: int = 1, *,
     if s.ndim > 2:
         fail("series", "a 1-d (T,) or 2-d (T, F) array", f"shape {s.shape}")
     for name, value in (("lookback", lookback), ("horizon", horizon)):
-        if not isinstance(value, (int, np.integer)) or value < 1:
-            fail(name, "an integer >= 1", repr(value))
+        check_int(name, value)
     s2 = s.reshape(len(s), -1)                          # (T, F)
     if target is not None and not (isinstance(target, (int, np.integer))
                                    and 0 <= target < s2.shape[1]):

@@ -19,7 +19,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from rnnkit.errors import RnnkitError, fail
+from rnnkit.errors import RnnkitError, as_array, check_int, fail
 from rnnkit.serialize import load_json, save_json
 
 FORMAT, VERSION = "rnnkit.vocab", 1
@@ -38,7 +38,7 @@ def tokenize(text: str, lower: bool = True) -> list[str]:
 
 
 def _check_ids(ids, size: int) -> np.ndarray:
-    arr = np.asarray(ids)
+    arr = as_array("ids", ids)
     if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
         fail("ids", "a 1-d sequence of integer ids", f"shape {arr.shape}, dtype {arr.dtype}")
     if arr.size and (arr.min() < 0 or arr.max() >= size):
@@ -53,6 +53,13 @@ class CharVocab:
     kind = "char"
 
     def __init__(self, chars: Iterable[str], unk: str | None = None):
+        if isinstance(chars, str):
+            chars = list(chars)
+        if not isinstance(chars, Iterable) or isinstance(chars, (bytes, dict)) or not all(
+                isinstance(c, str) and len(c) == 1 for c in chars):
+            fail("chars", "a string or an iterable of single characters", repr(chars)[:80])
+        if unk is not None and not (isinstance(unk, str) and len(unk) == 1):
+            fail("unk", "None or a single character", repr(unk))
         self.chars = sorted(set(chars) | ({unk} if unk else set()))
         self.index = {c: i for i, c in enumerate(self.chars)}
         self.unk = unk
@@ -61,6 +68,8 @@ class CharVocab:
         return len(self.chars)
 
     def encode(self, text: str) -> np.ndarray:
+        if not isinstance(text, str):
+            fail("text", "a string", type(text).__name__)
         if self.unk is None:
             missing = sorted(set(text) - self.index.keys())
             if missing:
@@ -105,7 +114,12 @@ class WordVocab:
     def __init__(self, words: Sequence[str], *, unk: bool = True, bos: bool = False,
                  eos: bool = False, lower: bool = True):
         specials = [PAD] + [t for t, on in ((UNK, unk), (BOS, bos), (EOS, eos)) if on]
+        if isinstance(words, (str, bytes, dict)) or not isinstance(words, Iterable):
+            fail("words", "a list of tokens (strings)", type(words).__name__)
         words = list(words)
+        if not all(isinstance(w, str) for w in words):
+            fail("words", "tokens that are strings",
+                 ", ".join(sorted({type(w).__name__ for w in words if not isinstance(w, str)})))
         clash = sorted(set(words) & set(specials)) or [w for w, c in Counter(words).items()
                                                        if c > 1]
         if clash:
@@ -128,14 +142,16 @@ class WordVocab:
         (ties alphabetical), so that ``len(vocab) <= max_size`` (special tokens included)."""
         if isinstance(texts, str):
             fail("texts", "an iterable of strings", "a single string")
-        if not isinstance(min_freq, int) or min_freq < 1:
-            fail("min_freq", "an integer >= 1", repr(min_freq))
+        if isinstance(texts, (bytes, dict)) or not isinstance(texts, Iterable):
+            fail("texts", "an iterable of strings", type(texts).__name__)
+        check_int("min_freq", min_freq)
         specials = 1 + unk + bos + eos
-        if max_size is not None and (not isinstance(max_size, int) or max_size < specials):
-            fail("max_size", f"None or an integer >= {specials} (the special tokens)",
-                 repr(max_size))
+        if max_size is not None:
+            check_int("max_size", max_size, specials)
         counts = Counter()
-        for text in texts:
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                fail(f"texts[{i}]", "a string", type(text).__name__)
             counts.update(tokenize(text, lower))
         for t in (PAD, UNK, BOS, EOS):
             counts.pop(t, None)
@@ -153,7 +169,12 @@ class WordVocab:
 
     def encode(self, text: str | Sequence[str], *, add_specials: bool = True) -> np.ndarray:
         """Ids (T,) of a string (tokenized) or of a list of tokens (looked up as given)."""
-        tokens = tokenize(text, self.lower) if isinstance(text, str) else list(text)
+        if isinstance(text, str):
+            tokens = tokenize(text, self.lower)
+        elif isinstance(text, (list, tuple)) and all(isinstance(t, str) for t in text):
+            tokens = list(text)
+        else:
+            fail("text", "a string or a list of tokens (strings)", repr(text)[:80])
         if self.unk_id is None:
             missing = [t for t in tokens if t not in self.index]
             if missing:

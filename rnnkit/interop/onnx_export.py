@@ -27,7 +27,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from rnnkit.errors import fail
+from rnnkit.errors import check_flag, check_int, fail
 from rnnkit.interop.onnx_weights import onnx_attributes, onnx_op_type, to_onnx_weights
 from rnnkit.layers import Recurrent
 from rnnkit.models import SequenceModel
@@ -113,8 +113,11 @@ def export(model, path: str | os.PathLike | None = None, *, lengths: bool = Fals
            state: bool = False, opset: int = 17) -> onnx.ModelProto:
     """Build (and with `path`, write atomically) the ONNX graph of `model` (module docstring)."""
     layer = _recurrent_part(model)
-    if isinstance(opset, bool) or not isinstance(opset, int) or opset < MIN_OPSET:
-        fail("opset", f"an integer >= {MIN_OPSET}", repr(opset))
+    if check_int("opset", opset, MIN_OPSET) > onnx.defs.onnx_opset_version():
+        fail("opset", f"an integer <= {onnx.defs.onnx_opset_version()} (the newest opset the "
+             "installed onnx knows)", repr(opset))
+    check_flag("lengths", lengths)
+    check_flag("state", state)
     dtype, dirs, H = layer.dtype, layer.dirs, layer.hidden_size
     elem, lstm = _ELEM[dtype], layer.has_cell_state
     g = _Graph()

@@ -31,7 +31,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from rnnkit.errors import RnnkitError, fail
+from rnnkit.errors import RnnkitError, as_array, fail
 from rnnkit.interop.onnx_ops import OPS, constant_value
 from rnnkit.interop.onnx_weights import from_onnx_weights
 from rnnkit.layers import GRU, LSTM, RNN
@@ -52,6 +52,7 @@ class _Recurrent:
 
     def __init__(self, node, attrs: dict, where: str):
         self.where, self.op = where, node.op_type
+        self.value_names = list(node.input)      # what the graph calls each input
         cls, defaults, _ = _RECURRENT[node.op_type]
         self.cls = cls
         self.direction = attrs.get("direction", "forward")
@@ -131,9 +132,17 @@ class _Recurrent:
             return np.zeros((self.dirs, N, H), dtype)
         want = (self.dirs, N, H) if self.layout == 0 else (N, self.dirs, H)
         if a.shape != want or a.dtype != dtype:
-            raise RnnkitError(f"{self.where}: input {name}: expected shape {want} and dtype "
+            raise RnnkitError(f"{self.where}: input {self._called(name)}: expected shape {want} "
+                              f"and dtype "
                               f"{np.dtype(dtype).name}, got shape {a.shape}, dtype {a.dtype.name}")
         return np.ascontiguousarray(a if self.layout == 0 else a.transpose(1, 0, 2))
+
+    def _called(self, name: str) -> str:
+        """The operator's input ``name`` and the graph's name for the value fed to it (the
+        feed's key where the graph input goes straight in): "sequence_lens ('lengths')"."""
+        k = ("X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P").index(name)
+        given = self.value_names[k] if k < len(self.value_names) else ""
+        return f"{name} ({given!r})" if given and given != name else name
 
     def run(self, ins: list, n_outputs: int) -> list:
         ins = ins + [None] * (8 - len(ins))
@@ -151,7 +160,8 @@ class _Recurrent:
             lens = np.asarray(lens)
             if lens.shape != (N,) or lens.dtype.kind not in "iu" or (
                     N and (lens.min() < 1 or lens.max() > T)):
-                raise RnnkitError(f"{self.where}: input sequence_lens: expected {N} integers in "
+                raise RnnkitError(f"{self.where}: input {self._called('sequence_lens')}: "
+                                  f"expected {N} integers in "
                                   f"[1, {T}], got {lens.tolist()}")
         h = self._state(h0, "initial_h", N, H, dtype)
         state = (h, self._state(c0, "initial_c", N, H, dtype)) if self.cls is LSTM else h
@@ -233,7 +243,7 @@ class OnnxGraph:
         for name, (dtype, dims) in self.inputs:
             if name not in feeds:
                 continue
-            a = np.asarray(feeds[name])
+            a = as_array(f"feeds[{name!r}]", feeds[name])
             if dtype is not None and a.dtype != dtype:
                 fail(f"feeds[{name!r}]", f"dtype {np.dtype(dtype).name}",
                      f"dtype {a.dtype.name}")
@@ -241,6 +251,11 @@ class OnnxGraph:
                     d is not None and d != s for d, s in zip(dims, a.shape))):
                 want = "(" + ", ".join("*" if d is None else str(d) for d in dims) + ")"
                 fail(f"feeds[{name!r}]", f"shape {want}", f"shape {a.shape}")
+            if a.dtype.kind == "f" and not np.isfinite(a).all():
+                fail(f"feeds[{name!r}]", "finite values",
+                     f"{a.size - np.count_nonzero(np.isfinite(a))} NaN or infinite value(s)")
+            if a.size == 0:
+                fail(f"feeds[{name!r}]", "a non-empty array", f"shape {a.shape}")
             checked[name] = a
         return checked
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.cells import from_pytorch_convention, to_pytorch_convention
-from rnnkit.errors import fail
+from rnnkit.errors import as_array, fail
 
 # rnnkit parameter name -> PyTorch name stem, in PyTorch's state_dict order.
 _NAMES = (("W_xh", "weight_ih"), ("W_hh", "weight_hh"), ("b_xh", "bias_ih"),
@@ -89,6 +89,8 @@ def from_torch_state_dict(layer, state_dict: dict) -> None:
     misshapen entries raise ``RnnkitError``. Values are cast to the layer's dtype.
     """
     _check_expressible(layer)
+    if not isinstance(state_dict, dict):
+        fail("state_dict", "a dict {name: array}", type(state_dict).__name__)
     expected = {}
     for prefix, suffix in _directions(layer):
         for name, stem in _NAMES:
@@ -101,7 +103,7 @@ def from_torch_state_dict(layer, state_dict: dict) -> None:
         fail("state_dict", f"keys {sorted(expected)}", f"unexpected {unexpected}")
     values = {}
     for key, (prefix, name) in expected.items():
-        value = np.asarray(state_dict[key])
+        value = as_array(f"state_dict[{key!r}]", state_dict[key])
         want = layer.params[prefix + name].shape
         if value.shape != want:
             fail(f"state_dict[{key!r}]", f"shape {want}", f"shape {value.shape}")

@@ -24,7 +24,8 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit import blas
-from rnnkit.errors import check_array, check_lengths, fail
+from rnnkit.errors import (check_array, check_choice, check_float_dtype, check_int,
+                           check_lengths, check_param_count, check_seed, fail)
 from rnnkit.init import as_rng
 
 KINDS = ("additive", "dot", "general")
@@ -52,8 +53,16 @@ class Attention:
 
     def __init__(self, kind: str, query_size: int, key_size: int, attn_size: int | None = None,
                  *, dtype=np.float32, seed: int | np.random.Generator | None = None):
-        if kind not in KINDS:
-            fail("kind", f"one of {KINDS}", repr(kind))
+        check_choice("kind", kind, KINDS)
+        check_int("query_size", query_size)
+        check_int("key_size", key_size)
+        if attn_size is not None:
+            check_int("attn_size", attn_size)
+        sizes = {"query_size": query_size, "key_size": key_size, "attn_size": attn_size or 0}
+        check_param_count(max(sizes, key=sizes.get),
+                          (query_size + key_size + 1) * max(attn_size or query_size, key_size))
+        dtype = check_float_dtype("dtype", dtype)
+        check_seed("seed", seed)
         if kind == "dot" and query_size != key_size:
             fail("key_size", f"{query_size} (dot attention needs query_size == key_size)",
                  key_size)
@@ -83,10 +92,12 @@ class Attention:
         keys = check_array("keys", keys, ndim=3, shape=(None, None, self.key_size),
                            dtype=self.dtype, layout="(N, Ts, Hk)")
         N, Ts, _ = keys.shape
-        if Ts == 0:
-            fail("keys", "at least one source step", "shape with Ts = 0")
+        if N == 0 or Ts == 0:
+            fail("keys", "at least one batch row and one source step", f"shape {keys.shape}")
         q = check_array("q", q, ndim=3, shape=(N, None, self.query_size), dtype=self.dtype,
                         layout="(N, Tq, Hq)")
+        if q.shape[1] == 0:
+            fail("q", "at least one query step", f"shape {q.shape}")
         mask = source_mask(lengths, N, Ts)
         pk = self.project(keys)
         context, weights, cache = self.attend(q, keys, pk, mask)

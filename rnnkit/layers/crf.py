@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.errors import check_array, check_lengths, fail
+from rnnkit.errors import as_array, check_array, check_lengths, fail
 
 
 def init_crf_params(num_tags: int, dtype=np.float32) -> dict[str, np.ndarray]:
@@ -41,15 +41,25 @@ def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
 
 
 def _check(emissions, lengths, params, tags=None):
+    """The parameters first: their K tags and dtype are what the emissions must have."""
     E = check_array("emissions", emissions, ndim=3, layout="(N, T, K)")
     N, T, K = E.shape
-    if T == 0:
-        fail("emissions", "at least one time step", "shape with T = 0")
+    if N == 0 or T == 0:
+        fail("emissions", "at least one batch row and one time step", f"shape {E.shape}")
+    if E.dtype.kind != "f":
+        fail("emissions", "a float array", f"dtype {E.dtype.name}")
+    if not isinstance(params, dict) or any(k not in params for k in ("A", "a_start", "a_end")):
+        fail("params", "a dict with A, a_start and a_end (init_crf_params)", type(params).__name__)
     for name, shape in (("A", (K, K)), ("a_start", (K,)), ("a_end", (K,))):
-        check_array(name, params[name], ndim=len(shape), shape=shape, dtype=E.dtype)
+        # (which of the two is wrong cannot be told: the message names both)
+        if isinstance(params[name], np.ndarray) and params[name].dtype != E.dtype:
+            fail(name, f"dtype {E.dtype.name} (that of emissions)",
+                 f"dtype {params[name].dtype.name}")
+        check_array(name, params[name], ndim=len(shape), shape=shape, dtype=E.dtype,
+                    layout=f"(K = {K} tags and the dtype of emissions)")
     lens = np.full(N, T, np.int64) if lengths is None else check_lengths(lengths, N, T)
     if tags is not None:
-        tags = np.asarray(tags)
+        tags = as_array("tags", tags)
         if tags.shape != (N, T) or tags.dtype.kind not in "iu":
             fail("tags", f"integer tag ids of shape {(N, T)}", f"shape {tags.shape}, "
                  f"dtype {tags.dtype.name}")
@@ -65,6 +75,8 @@ def crf_forward(emissions: np.ndarray, tags: np.ndarray, lengths, params: dict):
     """emissions (N, T, K), gold tags (N, T), lengths (N,) or None -> (nll (N,), cache).
 
     nll[n] = log Z_n - s_n(tags[n]), one per row, in the emissions' dtype."""
+    if tags is None:
+        fail("tags", "the gold tag ids (N, T)", "None")
     E, lens, y = _check(emissions, lengths, params, tags)
     A, a_start, a_end = params["A"], params["a_start"], params["a_end"]
     N, T, K = E.shape

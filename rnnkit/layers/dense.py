@@ -12,7 +12,8 @@ from functools import partial
 import numpy as np
 
 from rnnkit import fast
-from rnnkit.errors import check_array, fail
+from rnnkit.errors import (check_array, check_choice, check_float_dtype, check_int,
+                           check_param_count, check_seed, fail)
 from rnnkit.init import as_rng
 
 # large inputs are checked for NaN and infinity in one pass with no temporary (MKL's ?asum)
@@ -36,8 +37,14 @@ class Dense:
 
     def __init__(self, in_features: int, out_features: int, activation: str = "identity", *,
                  dtype=np.float32, seed: int | np.random.Generator | None = None):
-        if activation not in ACTIVATIONS:
-            fail("activation", f"one of {ACTIVATIONS}", repr(activation))
+        check_int("in_features", in_features)
+        check_int("out_features", out_features)
+        check_param_count(max(("in_features", "out_features"),
+                              key={"in_features": in_features, "out_features": out_features}.get),
+                          (in_features + 1) * out_features)
+        check_choice("activation", activation, ACTIVATIONS)
+        dtype = check_float_dtype("dtype", dtype)
+        check_seed("seed", seed)
         self.in_features, self.out_features = in_features, out_features
         self.activation = activation
         self.dtype = np.dtype(dtype)
@@ -59,6 +66,8 @@ class Dense:
                  f"shape {getattr(h, 'shape', type(h).__name__)}")
         check_array("h", h, ndim=h.ndim, shape=(None,) * (h.ndim - 1) + (self.in_features,),
                     dtype=self.dtype, layout="(..., H)")
+        if h.size == 0:
+            fail("h", "at least one batch row (and time step)", f"shape {h.shape}")
         W, V = self.params["W_hy"], self.out_features
         swap = _time_major(h)
         hs = h.transpose(1, 0, 2) if swap else h
@@ -75,6 +84,8 @@ class Dense:
 
     def backward(self, dy: np.ndarray, cache) -> np.ndarray:
         """dL/dy -> dL/dh; adds dL/dW_hy and dL/db_y into ``grads``."""
+        if not (isinstance(cache, tuple) and len(cache) == 2):
+            fail("cache", "the cache of this layer's forward", type(cache).__name__)
         h, y = cache
         check_array("dy", dy, ndim=y.ndim, shape=y.shape, dtype=self.dtype)
         swap = _time_major(h)

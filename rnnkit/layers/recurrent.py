@@ -23,8 +23,10 @@ from functools import partial
 import numpy as np
 
 from rnnkit import cells, fast
-from rnnkit.errors import check_array, check_lengths, fail
-from rnnkit.init import as_rng, recurrent_params
+from rnnkit.errors import (check_array, check_choice, check_flag, check_float_dtype, check_int,
+                           check_lengths, check_number, check_param_count, check_rng, check_seed,
+                           fail)
+from rnnkit.init import SCHEMES, as_rng, recurrent_params
 from rnnkit.layers import scan as reference
 
 # large inputs are checked for NaN and infinity in one pass with no temporary (MKL's ?asum)
@@ -43,15 +45,19 @@ class Recurrent:
                  seed: int | np.random.Generator | None = None, **options):
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
                             ("num_layers", num_layers)):
-            if not isinstance(value, (int, np.integer)) or value < 1:
-                fail(name, "a positive integer", repr(value))
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or \
-                not 0.0 <= dropout < 1.0:
-            fail("dropout", "a probability in [0, 1)", repr(dropout))
-        if bidirectional and reverse:
+            check_int(name, value)
+        check_number("dropout", dropout, 0.0, 1.0, hi_open=True,
+                     expected="a probability in [0, 1)")
+        check_flag("bidirectional", bidirectional)
+        if check_flag("reverse", reverse) and bidirectional:
             fail("reverse", "False when bidirectional=True (it already runs both ways)", True)
-        if np.dtype(dtype) not in (np.float32, np.float64):
-            fail("dtype", "float32 or float64", np.dtype(dtype).name)
+        dtype = check_float_dtype("dtype", dtype)
+        check_choice("init", init, SCHEMES)
+        check_seed("seed", seed)
+        sizes = {"input_size": input_size, "hidden_size": hidden_size, "num_layers": num_layers}
+        check_param_count(max(sizes, key=sizes.get),
+                          (input_size + 2 * hidden_size + 2) * hidden_size
+                          * 4 * num_layers * (2 if bidirectional else 1))
         if not isinstance(cell, (str, cells.CellSpec)):     # a fused cell object (old API)
             name, given = fast.cell_options(cell)
             if name is None:
@@ -147,9 +153,9 @@ class Recurrent:
             fail("layer", "one forward direction for stepper() (a reverse direction needs "
                  "the whole sequence; use forward)",
                  f"bidirectional={self.bidirectional}, reverse={self.reverse}")
-        if batch is not None and (isinstance(batch, bool) or
-                                  not isinstance(batch, (int, np.integer)) or batch < 1):
-            fail("batch", "a positive integer", repr(batch))
+        if batch is not None:
+            check_param_count("batch", check_int("batch", batch) * self.hidden_size *
+                              self.num_layers * 2)           # (the states, h and c)
         given = self._state_batch(state)
         if given is not None and batch is not None and batch != given:
             fail("batch", f"{given}, the batch of the state given (or None)", batch)
@@ -203,6 +209,10 @@ class Recurrent:
         N, T, _ = x.shape
         if T == 0:
             fail("x", "at least one time step", "shape with T = 0")
+        if N == 0:
+            fail("x", "at least one batch row", f"shape {x.shape}")
+        check_flag("training", training)
+        check_rng("rng", rng)
         h0, c0 = self._split_state(state, "state", N)
         if lengths is None:         # every row runs every step
             perm, n_active = None, np.full(T, N, np.int64)
@@ -257,7 +267,7 @@ class Recurrent:
 
         Adds the parameter gradients into ``self.grads``.
         """
-        if not isinstance(cache, dict):
+        if not isinstance(cache, dict) or "layers" not in cache:
             fail("cache", "the cache of a forward(..., grad=True)", type(cache).__name__)
         if cache.get("spent"):
             fail("cache", "one backward per forward (backward consumes the cache: run forward "

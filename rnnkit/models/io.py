@@ -63,6 +63,8 @@ def _describe(model) -> tuple[str, dict]:
 
 def _files(path: str | os.PathLike) -> tuple[Path, Path]:
     """-> (weights file, JSON file) for a folder, a .safetensors file or a .json file."""
+    if not isinstance(path, (str, os.PathLike)) or not str(os.fspath(path)).strip("\0 "):
+        fail("path", "a file or folder path (a non-empty str or os.PathLike)", repr(path))
     path = Path(path)
     if path.suffix in (".safetensors", ".json"):
         return path.with_suffix(".safetensors"), path.with_suffix(".json")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.errors import fail
+from rnnkit.errors import check_ids, check_int, check_number, check_rng
 from rnnkit.init import as_rng
 from rnnkit.models.sequence_model import SequenceModel
 
@@ -50,13 +50,12 @@ class LanguageModel(SequenceModel):
     def generate(self, prime: list[int], length: int, *, temperature: float = 1.0,
                  rng: np.random.Generator | None = None) -> list[int]:
         """Feed `prime`, then sample `length` tokens one step at a time from softmax(logits/T)."""
-        if not prime:
-            fail("prime", "at least one token", "an empty sequence")
-        if not temperature > 0:
-            fail("temperature", "a positive number", repr(temperature))
-        rng = as_rng(rng)
+        prime = check_ids("prime", prime, self.embed.num_embeddings, ndim=1)
+        check_int("length", length, 0)
+        temperature = check_number("temperature", temperature, 0, lo_open=True)
+        rng = as_rng(check_rng("rng", rng))
         with self.rnn.frozen():         # the weights are compared once, not once a token
-            logits, state, _ = self.forward(np.asarray([prime]), grad=False)
+            logits, state, _ = self.forward(prime[None], grad=False)
             step = self.stepper(state)          # (the state carried inside, from the prime)
             z, out = logits[0, -1], []
             for _ in range(length):

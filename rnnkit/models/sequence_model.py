@@ -18,9 +18,11 @@ from typing import NamedTuple
 import numpy as np
 
 from rnnkit import cells
-from rnnkit.errors import fail
+from rnnkit.errors import (check_array, check_choice, check_float_dtype, check_int, check_ids,
+                           check_seed, fail)
 from rnnkit.init import as_rng
 from rnnkit.layers import Dense, Embedding, Recurrent
+from rnnkit.layers.dense import ACTIVATIONS
 
 READOUTS = ("steps", "last")
 
@@ -45,14 +47,19 @@ class SequenceModel:
                  seed: int | np.random.Generator | None = None, **options):
         """``cell``: any registered cell (rnnkit.cells.CELLS); its options as keywords
         (``nonlinearity="relu"``) or, as before, in ``cell_options``."""
-        if cell not in cells.CELLS:
-            fail("cell", f"one of {tuple(cells.CELLS)}", repr(cell))
+        check_choice("cell", cell, tuple(cells.CELLS))
         cell_options = {**(cell_options or {}), **options}
-        if readout not in READOUTS:
-            fail("readout", f"one of {READOUTS}", repr(readout))
+        check_choice("readout", readout, READOUTS)
+        check_int("vocab_size", vocab_size, 0)
+        check_int("input_size", input_size, 0)
         if (vocab_size > 0) == (input_size > 0):
             fail("vocab_size/input_size", "exactly one of them > 0 (token ids or features)",
                  f"vocab_size={vocab_size}, input_size={input_size}")
+        check_int("embed_dim", embed_dim)
+        check_int("output_size", output_size)
+        check_choice("output_activation", output_activation, ACTIVATIONS)
+        dtype = check_float_dtype("dtype", dtype)
+        check_seed("seed", seed)
         self.config = {"vocab_size": vocab_size, "input_size": input_size,
                        "embed_dim": embed_dim, "hidden_size": hidden_size,
                        "num_layers": num_layers, "cell": cell, "bidirectional": bidirectional,
@@ -88,9 +95,13 @@ class SequenceModel:
 
         grad=False is inference: nothing is kept for backward and the cache is None."""
         if self.embed is not None:
-            x, emb_cache = self.embed.forward(inputs)
+            x, emb_cache = self.embed.forward(inputs, "inputs")
         else:
-            x, emb_cache = inputs, None
+            x, emb_cache = check_array("inputs", inputs, ndim=3,
+                                       shape=(None, None, self.rnn.input_size),
+                                       dtype=self.dtype, layout="(N, T, D)"), None
+            if 0 in x.shape:
+                fail("inputs", "at least one batch row and one time step", f"shape {x.shape}")
         h, state, rnn_cache = self.rnn.forward(x, state, lengths, training=training, rng=rng,
                                                grad=grad)
         if self.readout == "last":
@@ -111,10 +122,12 @@ class SequenceModel:
         if isinstance(dstate, ModelCache):          # backward(doutputs, cache[, dstate])
             dx, _ = self.backward(doutputs, cache, dstate)
             return dx
-        if not isinstance(cache, ModelCache):
+        if not isinstance(cache, ModelCache) or cache.shape is None:
             fail("cache", "the cache of this model's forward(..., grad=True)",
                  type(cache).__name__)
         emb_cache, rnn_cache, head_cache, _ = cache
+        y = head_cache[1]
+        check_array("doutputs", doutputs, ndim=y.ndim, shape=y.shape, dtype=self.dtype)
         dh = self.head.backward(doutputs, head_cache)
         if self.readout == "last":
             H, dirs = self.rnn.hidden_size, self.rnn.dirs
@@ -170,9 +183,7 @@ class SequenceModel:
                  "whole sequence; use forward)", "bidirectional=True")
 
     def _step_input(self, x_t) -> np.ndarray:
-        x = np.asarray(x_t)
-        want = 1 if self.embed is not None else 2
-        if x.ndim != want:
-            fail("x_t", "a 1-d array (N,) of token ids" if want == 1 else
-                 "a 2-d array (N, D) of features", f"shape {x.shape}")
-        return x
+        if self.embed is not None:
+            return check_ids("x_t", x_t, self.embed.num_embeddings, ndim=1)
+        return check_array("x_t", x_t, ndim=2, shape=(None, self.rnn.input_size),
+                           dtype=self.dtype, layout="(N, D)")

@@ -20,7 +20,8 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.data.conll import CASINGS, TaggerInputs
-from rnnkit.errors import fail
+from rnnkit.errors import (check_choice, check_float_dtype, check_int, check_number,
+                           check_seed, fail)
 from rnnkit.init import as_rng
 from rnnkit.layers import LSTM, Dense, Embedding
 from rnnkit.layers.crf import crf_backward, crf_forward, crf_viterbi, init_crf_params
@@ -39,18 +40,17 @@ class Tagger:
                  hidden_size: int = 100, num_layers: int = 1, dropout: float = 0.5,
                  output: str = "crf", dtype: str = "float32",
                  seed: int | np.random.Generator | None = None):
-        if output not in OUTPUTS:
-            fail("output", f"one of {OUTPUTS}", repr(output))
-        if not 0.0 <= dropout < 1.0:
-            fail("dropout", "a probability in [0, 1)", repr(dropout))
+        check_choice("output", output, OUTPUTS)
+        check_number("dropout", dropout, 0.0, 1.0, hi_open=True,
+                     expected="a probability in [0, 1)")
         for name, value in (("num_words", num_words), ("num_chars", num_chars),
                             ("num_tags", num_tags), ("word_dim", word_dim),
                             ("char_dim", char_dim), ("char_hidden", char_hidden),
                             ("hidden_size", hidden_size), ("num_layers", num_layers)):
-            if not isinstance(value, (int, np.integer)) or value < 1:
-                fail(name, "a positive integer", repr(value))
-        if not isinstance(case_dim, (int, np.integer)) or case_dim < 0:
-            fail("case_dim", "an integer >= 0 (0: no casing feature)", repr(case_dim))
+            check_int(name, value)
+        check_int("case_dim", case_dim, 0)
+        dtype = check_float_dtype("dtype", dtype)
+        check_seed("seed", seed)
         self.config = {"num_words": num_words, "num_chars": num_chars, "num_tags": num_tags,
                        "word_dim": word_dim, "char_dim": char_dim, "char_hidden": char_hidden,
                        "case_dim": case_dim, "hidden_size": hidden_size,

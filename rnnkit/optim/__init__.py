@@ -21,7 +21,7 @@ OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "rmsprop": RMSprop, "adam": Adam, 
 
 def make_optimizer(name: str, params: dict[str, np.ndarray], **hyper) -> Optimizer:
     """OPTIMIZERS[name](params, **hyper), refusing unknown names and hyperparameters."""
-    if name not in OPTIMIZERS:
+    if not isinstance(name, str) or name not in OPTIMIZERS:
         fail("optimizer", f"one of {sorted(OPTIMIZERS)}", repr(name))
     cls = OPTIMIZERS[name]
     accepted = [k for k in inspect.signature(cls).parameters if k != "params"]

@@ -15,12 +15,11 @@ arrays, so a resumed run is bit-identical to one never interrupted.
 """
 from __future__ import annotations
 
-import math
 import numbers
 
 import numpy as np
 
-from rnnkit.errors import fail
+from rnnkit.errors import check_flag, check_number, fail  # noqa: F401 (re-exported)
 
 
 def check_params(params) -> dict[str, np.ndarray]:
@@ -34,24 +33,6 @@ def check_params(params) -> dict[str, np.ndarray]:
             fail(f"params[{name!r}]", "a float NumPy array",
                  f"dtype {p.dtype.name}" if isinstance(p, np.ndarray) else type(p).__name__)
     return params
-
-
-def check_number(name: str, value, lo: float, hi: float = math.inf, *,
-                 lo_open: bool = False, hi_open: bool = False) -> float:
-    """A real number in [lo, hi] (ends open where asked); returned as a Python float."""
-    ok = (isinstance(value, numbers.Real) and not isinstance(value, bool)
-          and math.isfinite(value) and (value > lo if lo_open else value >= lo)
-          and (value < hi if hi_open else value <= hi))
-    if not ok:
-        rng = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open or hi == math.inf else ']'}"
-        fail(name, f"a number in {rng}", repr(value))
-    return float(value)
-
-
-def check_flag(name: str, value) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        fail(name, "True or False", repr(value))
-    return bool(value)
 
 
 class Optimizer:
@@ -112,9 +93,10 @@ class Optimizer:
                  f"missing {missing}, unknown {unknown}")
         for name, p in self.params.items():
             g = grads[name]
-            if not isinstance(g, np.ndarray) or g.shape != p.shape:
-                fail(f"grads[{name!r}]", f"an array of shape {p.shape} (the parameter's)",
-                     f"shape {g.shape}" if isinstance(g, np.ndarray) else type(g).__name__)
+            if not isinstance(g, np.ndarray) or g.shape != p.shape or g.dtype.kind != "f":
+                fail(f"grads[{name!r}]", f"an array of shape {p.shape} (the parameter's), float",
+                     f"shape {g.shape}, dtype {g.dtype.name}" if isinstance(g, np.ndarray)
+                     else type(g).__name__)
         self.lr = check_number("lr", self.lr, 0)
         t = self.step_count + 1
         for name, p in self.params.items():

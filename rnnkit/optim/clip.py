@@ -14,8 +14,12 @@ def global_norm(grads: dict[str, np.ndarray]) -> float:
     if not isinstance(grads, dict):
         fail("grads", "a dict of named gradient arrays", type(grads).__name__)
     for name, g in grads.items():
+        if not isinstance(name, str):
+            fail("grads", "string names", f"key {name!r}")
         if not isinstance(g, np.ndarray):
             fail(f"grads[{name!r}]", "a NumPy array", type(g).__name__)
+        if g.dtype.kind != "f":
+            fail(f"grads[{name!r}]", "a float array", f"dtype {g.dtype.name}")
     return float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values())))
 
 

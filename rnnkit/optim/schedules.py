@@ -121,7 +121,7 @@ def make_schedule(name: str, base_lr: float, *, warmup_steps: int = 0,
     e.g. make_schedule("cosine", 3e-3, total_steps=900, warmup_steps=100): 100 warmup steps,
     then 900 cosine steps (total_steps counts the steps after the warmup).
     """
-    if name not in SCHEDULES:
+    if not isinstance(name, str) or name not in SCHEDULES:
         fail("schedule", f"one of {sorted(SCHEDULES)}", repr(name))
     cls = SCHEDULES[name]
     allowed = [f.name for f in fields(cls) if f.name != "base_lr"]

@@ -76,7 +76,7 @@ def test_step_refuses_bidirectional_models_and_wrong_shapes():
         model.step(np.zeros(2, np.float32))
     with pytest.raises(RnnkitError, match=r"^x_t: expected a 2-d array \(N, D\)"):
         model.stepper()(np.zeros(2, np.float32))
-    with pytest.raises(RnnkitError, match=r"^ids: expected token ids in \[0, 8\]"):
+    with pytest.raises(RnnkitError, match=r"^x_t: expected token ids in \[0, 8\]"):
         SequenceModel(vocab_size=9, hidden_size=3, seed=0).stepper()(np.array([9]))
 
 

@@ -25,7 +25,7 @@ data, evaluate it, and use it. Every application has the same verbs:
 # packages of the optional extras, to say which extra to install when one is missing
 EXTRAS = {"tqdm": "train", "safetensors": "train", "matplotlib": "train", "numba": "fast",
           "onnx": "onnx", "seqeval": "apps", "sacrebleu": "apps", "sklearn": "bench",
-          "statsmodels": "bench", "nltk": "bench"}
+          "statsmodels": "bench", "nltk": "apps"}
 
 
 class Parser(argparse.ArgumentParser):

@@ -24,9 +24,13 @@ class Schedule(Protocol):
     def lr(self, step: int) -> float: ...
 
 
+MAX_STEPS = 1 << 62         # (a step count beyond int64 is a mistake, not a plan)
+
+
 def _check_count(name: str, value, lo: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lo:
-        fail(name, f"an integer >= {lo}", repr(value))
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or \
+            not lo <= value <= MAX_STEPS:
+        fail(name, f"an integer in [{lo}, 2**62]", repr(value))
     return int(value)
 
 

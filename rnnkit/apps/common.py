@@ -109,9 +109,12 @@ def save_run_config(run_dir: Path, cfg, tcfg: TrainConfig, **extra) -> None:
 
 
 # config.json: the app's and the trainer's settings (checked field by field against their
-# dataclasses), the app's name, and what an app keeps beside them (its model's settings)
+# dataclasses), the app's name, and what an app keeps beside them (ner: its model's
+# settings; words: the tokens in each split)
 RUN_CONFIG = {"app": dict, "train": dict, "kind": schema.Optional(str),
-              "model": schema.Optional(dict)}
+              "model": schema.Optional(dict),
+              "tokens": schema.Optional({"train": schema.Int(0), "validation": schema.Int(0),
+                                         "test": schema.Int(0)})}
 
 
 def load_run_config(run_dir: str | Path, cls, app: str):

@@ -130,6 +130,9 @@ def load(path: str | os.PathLike):
                           f"version {VERSION}), got format {meta.get('format')!r}, version "
                           f"{meta.get('version')!r}")
     name = meta.get("class")
+    if not isinstance(name, str):
+        raise RnnkitError(f"{settings}: expected a class name (a string) at class, got "
+                          f"{name!r}")
     known = {*MODELS, *(spec.layer for spec in cells.CELLS.values())}
     if name not in known:
         raise RnnkitError(f"{settings}: expected a class in {sorted(known)}, got {name!r}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.errors import check_ids, check_int, check_number, check_rng
+from rnnkit.errors import check_ids, check_int, check_number, check_rng, fail
 from rnnkit.init import as_rng
 from rnnkit.models.sequence_model import SequenceModel
 

@@ -1,0 +1,56 @@
+"""Corrupted files through every loader (tests/corrupt.py), with a larger budget than the
+suite's sample: the outcome counts by loader and kind of corruption.
+
+    python benchmarks/fuzz_files.py [--per-kind 60] [--seed 0]
+
+Outcomes: clear (one RnnkitError), same (loaded; computes exactly what the good file's model
+does), changed (computes something else: a defect, except for bytes changed inside weight
+data, which no format can tell from other weights: counted apart), raw (another exception
+type: a defect). Writes benchmarks/results/fuzz_files.json and prints a Markdown table.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
+
+import corrupt  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--per-kind", type=int, default=60)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="fuzz-files-"))
+    counts, defects, start = collections.Counter(), [], time.perf_counter()
+    for kind in corrupt.KINDS:
+        for case in corrupt.run_cases(work, kind, random.Random(args.seed), args.per_kind):
+            result = corrupt.outcome(case, work / "work").split(":")[0]
+            corruption = case[7]
+            if result == "changed" and corruption == "weights-bytes":
+                result = "changed (weight data)"
+            counts[(case[0], corruption, result)] += 1
+            if result in ("raw", "raw-at-use", "changed"):
+                defects.append({"loader": case[0], "case": case[1], "outcome": result})
+    rows = [{"loader": k[0], "corruption": k[1], "outcome": k[2], "count": v}
+            for k, v in sorted(counts.items())]
+    out = {"per_kind": args.per_kind, "seed": args.seed, "rows": rows, "defects": defects,
+           "tried": sum(counts.values()), "seconds": time.perf_counter() - start}
+    (ROOT / "benchmarks" / "results" / "fuzz_files.json").write_text(json.dumps(out, indent=1))
+    print("| loader | corruption | outcome | count |\n|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['loader']} | {r['corruption']} | {r['outcome']} | {r['count']} |")
+    print(f"\n{out['tried']} files tried, {len(defects)} defects, {out['seconds']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -128,6 +128,8 @@ def run(args, apps: dict, log=print):
         cfg = common.from_flags(app.Config, args, args.app_fields)
         tcfg = common.from_flags(type(app.default_train_config()), args, args.train_fields)
         extra = {"reuse_folder": True} if getattr(args, "reuse_folder", False) else {}
+        common.check_choices(cfg)               # every setting checked before any work
+        tcfg.check()
         app.train(cfg, tcfg, args.run_dir, log=log, **extra)
     elif args.verb == "resume":
         overrides = {k: v for k, v in (("max_steps", args.max_steps),

@@ -38,19 +38,21 @@ class CharLMConfig:
     text: str = setting("", "UTF-8 text file to train on; empty = the bundled 1 MB "
                         "Shakespeare sample", aliases=("--data",))
     cell: str = setting("lstm", "recurrent cell", ("rnn", "lstm", "gru"))
-    hidden_size: int = setting(256, "units per recurrent layer")
-    embed_dim: int = setting(64, "size of each character's embedding vector")
-    num_layers: int = setting(1, "stacked recurrent layers")
-    dropout: float = setting(0.0, "dropout between stacked layers")
-    batch_size: int = setting(32, "rows of the text read side by side")
-    seq_len: int = setting(64, "steps per truncated-BPTT chunk")
-    val_fraction: float = setting(0.05, "fraction at the end of the text held out for validation")
+    hidden_size: int = setting(256, "units per recurrent layer", lo=1)
+    embed_dim: int = setting(64, "size of each character's embedding vector", lo=1)
+    num_layers: int = setting(1, "stacked recurrent layers", lo=1)
+    dropout: float = setting(0.0, "dropout between stacked layers", lo=0, hi=0.99)
+    batch_size: int = setting(32, "rows of the text read side by side", lo=1)
+    seq_len: int = setting(64, "steps per truncated-BPTT chunk", lo=1)
+    val_fraction: float = setting(0.05, "fraction at the end of the text held out for validation",
+                                 lo=0, hi=0.9, lo_open=True)
     optimizer: str = setting("adam", "optimiser", ("sgd", "adagrad", "rmsprop", "adam", "adamw"))
-    lr: float = setting(3e-3, "learning rate")
+    lr: float = setting(3e-3, "learning rate", lo=0, lo_open=True)
     schedule: str = setting("constant", "learning-rate schedule: constant, cosine (to 0 over "
                             "the run) or step (x0.1 at 1/3 and 2/3)", common.SCHEDULE_CHOICES)
-    sample_length: int = setting(400, "characters to generate after training")
-    temperature: float = setting(0.7, "sampling temperature (lower = more conservative)")
+    sample_length: int = setting(400, "characters to generate after training", lo=0)
+    temperature: float = setting(0.7, "sampling temperature (lower = more conservative)",
+                                 lo=0, lo_open=True)
     prime: str = setting("ROMEO.\n", "text the generated sample starts from")
 
 
@@ -158,6 +160,13 @@ def generate(model: LanguageModel, prime: list[int], length: int, rng: np.random
     return out
 
 
+def _check_prime(prime: str, vocab: CharVocab) -> None:
+    unknown = sorted(set(prime) - set(vocab.chars))
+    if not prime or (unknown and vocab.unk is None):
+        fail("prime", "at least one character, each seen in the training text",
+             repr(prime) if not prime else f"unknown {unknown[:10]}")
+
+
 def _sample(model, vocab: CharVocab, prime: str, length: int, seed: int, **how) -> str:
     out = generate(model, list(vocab.encode(prime)), length, np.random.default_rng(seed), **how)
     return prime + vocab.decode(out)
@@ -178,8 +187,10 @@ def train(cfg: CharLMConfig, tcfg: TrainConfig, run_dir: str | Path, log=print,
           reuse_folder: bool = False) -> dict:
     """Train from scratch into `run_dir`; print validation losses, then a sample.
     reuse_folder=True (the demo) trains into a folder that may hold an earlier run."""
-    run_dir = Path(run_dir) if reuse_folder else common.new_run(run_dir)
+    common.check_choices(cfg)
     vocab = CharVocab(_read_text(cfg))
+    _check_prime(cfg.prime, vocab)          # before training, not after it
+    run_dir = Path(run_dir) if reuse_folder else common.new_run(run_dir)
     trainer = _build(cfg, tcfg, run_dir, vocab, log)
     vocab.save(run_dir / "vocab.json")
     common.save_run_config(run_dir, cfg, tcfg, kind="text")

@@ -14,6 +14,7 @@ A run folder (one per training run):
 from __future__ import annotations
 
 import argparse
+import math
 import dataclasses
 import sys
 import threading
@@ -51,11 +52,14 @@ TRAIN_HELP = {
 }
 
 
-def setting(default, help: str, choices: tuple | None = None, aliases: tuple = ()):
+def setting(default, help: str, choices: tuple | None = None, aliases: tuple = (),
+            lo=None, hi=None, lo_open: bool = False):
     """A dataclass field that describes itself: its flag's help, its choices where the set
-    is fixed, and other flag names it answers to."""
+    is fixed, other flag names it answers to, and the range of a number ([lo, hi]; (lo, hi]
+    with ``lo_open``), checked before any work starts (``check_choices``)."""
     return field(default=default, metadata={"help": help, "choices": choices,
-                                            "aliases": tuple(aliases)})
+                                            "aliases": tuple(aliases), "lo": lo, "hi": hi,
+                                            "lo_open": lo_open})
 
 
 # --- settings <-> flags --------------------------------------------------------------------
@@ -87,9 +91,21 @@ def check_choices(cfg):
     """Refuse a field value outside its declared choices (the Python API's check; argparse
     makes the same one on the command line)."""
     for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
         choices = f.metadata.get("choices")
-        if choices and getattr(cfg, f.name) not in choices:
-            fail(f.name, f"one of {list(choices)}", repr(getattr(cfg, f.name)))
+        if choices and value not in choices:
+            fail(f.name, f"one of {list(choices)}", repr(value))
+        lo, hi = f.metadata.get("lo"), f.metadata.get("hi")
+        if lo is None and hi is None:
+            continue
+        lo_open = f.metadata.get("lo_open")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                not math.isfinite(value) or (lo is not None and (value <= lo if lo_open
+                                                                 else value < lo)) or \
+                (hi is not None and value > hi):
+            where = ("(" if lo_open else "[") + f"{'-inf' if lo is None else lo}, " + \
+                f"{'inf' if hi is None else hi}]"
+            fail(f.name, f"a number in {where}", repr(value))
     return cfg
 
 

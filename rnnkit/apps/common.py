@@ -87,6 +87,29 @@ def from_flags(cls, args: argparse.Namespace, names: list):
     return check_choices(cls(**{k: getattr(args, k) for k in names}))
 
 
+# the range of a numeric setting that declares none, by its name (the apps share names)
+AT_LEAST_ONE = {"embed_dim", "num_layers", "batch_size", "seq_len", "lookback", "horizon",
+                "word_dim", "char_dim", "char_hidden", "dec_layers", "max_words"}
+
+
+def _range_by_name(name: str):
+    """-> (lo, hi, lo_open) of a setting by its name, or (None, None, False)."""
+    if name.endswith("hidden_size") or name in AT_LEAST_ONE:
+        return 1, None, False
+    if name.endswith("dropout") or name == "unk_replace":
+        return 0, 0.99, False
+    if name == "interval":
+        return 0, 0.99, True
+    if name in ("lr", "temperature"):
+        return 0, None, True
+    if name.endswith("_fraction"):
+        return 0, 0.9, False
+    if name.endswith(("_seed", "_size", "_limit", "_pairs", "_dim")) or \
+            name in ("min_freq", "max_vocab", "weight_decay", "season", "alpha"):
+        return 0, None, False
+    return None, None, False
+
+
 def check_choices(cfg):
     """Refuse a field value outside its declared choices (the Python API's check; argparse
     makes the same one on the command line)."""
@@ -96,9 +119,11 @@ def check_choices(cfg):
         if choices and value not in choices:
             fail(f.name, f"one of {list(choices)}", repr(value))
         lo, hi = f.metadata.get("lo"), f.metadata.get("hi")
-        if lo is None and hi is None:
-            continue
         lo_open = f.metadata.get("lo_open")
+        if lo is None and hi is None:
+            lo, hi, lo_open = _range_by_name(f.name)
+            if lo is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or \
                 not math.isfinite(value) or (lo is not None and (value <= lo if lo_open
                                                                  else value < lo)) or \

@@ -12,6 +12,8 @@ foreign or corrupt file raises RnnkitError naming the file.
 """
 from __future__ import annotations
 
+import json
+
 import os
 import re
 from collections import Counter
@@ -83,7 +85,8 @@ class CharVocab:
 
     def to_dict(self) -> dict:
         return {"format": FORMAT, "version": VERSION, "type": self.kind,
-                "tokens": list(self.chars), "unk": self.unk, "size": len(self.chars)}
+                "tokens": list(self.chars), "unk": self.unk, "size": len(self.chars),
+                "checksum": tokens_digest(self.chars)}
 
     @classmethod
     def _from_fields(cls, d: dict) -> CharVocab:
@@ -199,7 +202,8 @@ class WordVocab:
 
     def to_dict(self) -> dict:
         return {"format": FORMAT, "version": VERSION, "type": self.kind,
-                "tokens": list(self.tokens), "size": len(self.tokens), "lower": self.lower,
+                "tokens": list(self.tokens), "size": len(self.tokens),
+                "checksum": tokens_digest(self.tokens), "lower": self.lower,
                 "unk": self.unk_id is not None, "bos": self.bos_id is not None,
                 "eos": self.eos_id is not None}
 
@@ -227,6 +231,13 @@ class WordVocab:
 KINDS = {CharVocab.kind: CharVocab, WordVocab.kind: WordVocab}
 
 
+def tokens_digest(tokens) -> str:
+    """SHA-256 of the token list (as JSON): a changed or lost token in a saved vocabulary
+    (older files have none) is refused rather than silently shifting every id after it."""
+    import hashlib
+    return hashlib.sha256(json.dumps(list(tokens)).encode("utf-8")).hexdigest()
+
+
 def vocab_from_dict(d: object, source: str = "vocab") -> CharVocab | WordVocab:
     """Rebuild a vocabulary from `to_dict()` output (e.g. stored in a checkpoint)."""
     kinds = "/".join(KINDS)
@@ -241,10 +252,13 @@ def vocab_from_dict(d: object, source: str = "vocab") -> CharVocab | WordVocab:
     from rnnkit import schema
     # "size" (written since tokens could be lost silently) is missing from older files
     common = {"format": str, "version": int, "type": str, "tokens": schema.ListOf(str),
-              "size": schema.Optional(int)}
+              "size": schema.Optional(int), "checksum": schema.Optional(str)}
     fields = dict(common, unk=bool, lower=bool, bos=bool, eos=bool) if d["type"] == "word" \
         else dict(common, unk=schema.OneOf(str, type(None)))
     schema.check(d, fields, source)
+    if d.get("checksum", tokens_digest(d["tokens"])) != tokens_digest(d["tokens"]):
+        raise RnnkitError(f"{source}: expected the tokens it was saved with (its 'checksum'), "
+                          "got changed tokens")
     if d.get("size", len(d["tokens"])) != len(d["tokens"]):
         raise RnnkitError(f"{source}: expected {d['size']} tokens (its 'size'), got "
                           f"{len(d['tokens'])}")

@@ -42,7 +42,6 @@ from rnnkit.models.decoding import beam_search, greedy
 from rnnkit.optim import make_optimizer
 from rnnkit.serialize import load_arrays, save_arrays
 from rnnkit.train import TrainConfig
-from rnnkit.train.checkpoint import latest_checkpoint, load_checkpoint, load_params
 
 SUMMARY = "image captioning (one-to-many): spell the digits in one or two MNIST images"
 NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -357,12 +356,7 @@ def resume(run_dir, log=print, **train_overrides) -> dict:
 def _load(run_dir, best: bool = True):
     run_dir, cfg, _, _ = common.load_run_config(run_dir, CaptionConfig, "caption")
     model = _model(cfg)
-    if best:
-        path = run_dir / "best.safetensors"
-        load_params(model, load_arrays(path), str(path))
-    else:
-        ck = load_checkpoint(latest_checkpoint(run_dir / "checkpoints"))
-        load_params(model, ck["model_params"], str(ck["path"]))
+    common.load_weights(model, run_dir, best)
     return run_dir, cfg, model
 
 

@@ -24,9 +24,7 @@ from rnnkit.errors import RnnkitError, fail
 from rnnkit.losses import softmax_cross_entropy
 from rnnkit.models import LanguageModel
 from rnnkit.optim import make_optimizer
-from rnnkit.serialize import load_arrays
 from rnnkit.train import Trainer, TrainConfig
-from rnnkit.train.checkpoint import latest_checkpoint, load_checkpoint, load_params
 
 SUMMARY = "text generation: a character-level language model trained on any UTF-8 text"
 PREDICT_VERB = "generate"
@@ -220,12 +218,7 @@ def _load(run_dir, best: bool):
     run_dir, cfg, tcfg, _ = common.load_run_config(run_dir, CharLMConfig, "text")
     vocab = CharVocab.load(run_dir / "vocab.json")
     model = _model(cfg, vocab)
-    weights = run_dir / "best.safetensors"
-    if best and weights.is_file():
-        load_params(model, load_arrays(weights), str(weights))
-    else:
-        ck = load_checkpoint(latest_checkpoint(run_dir / "checkpoints"))
-        load_params(model, ck["model_params"], str(ck["path"]))
+    common.load_weights(model, run_dir, best)
     return run_dir, cfg, tcfg, vocab, model
 
 

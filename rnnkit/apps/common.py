@@ -177,6 +177,19 @@ def load_run_config(run_dir: str | Path, cls, app: str):
     return run_dir, cfg, tcfg, saved
 
 
+def load_weights(model, run_dir: Path, best: bool = True) -> None:
+    """The run's weights into ``model``: best.safetensors (the best validation score) when
+    ``best`` and it exists, else the latest checkpoint's."""
+    from rnnkit.serialize import load_arrays
+    from rnnkit.train.checkpoint import latest_checkpoint, load_checkpoint, load_params
+    path = run_dir / "best.safetensors"
+    if best and path.is_file():
+        load_params(model, load_arrays(path), str(path))
+    else:
+        ck = load_checkpoint(latest_checkpoint(run_dir / "checkpoints"))
+        load_params(model, ck["model_params"], str(ck["path"]))
+
+
 def write_eval(run_dir: Path, results: dict) -> dict:
     save_json(run_dir / "eval.json", results)
     return results

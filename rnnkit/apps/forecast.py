@@ -28,9 +28,8 @@ from rnnkit.data.scalers import scaler_from_dict
 from rnnkit.errors import fail
 from rnnkit.models import SequenceModel
 from rnnkit.optim import make_optimizer
-from rnnkit.serialize import load_arrays, load_json, save_json
+from rnnkit.serialize import load_json, save_json
 from rnnkit.train import Trainer, TrainConfig
-from rnnkit.train.checkpoint import latest_checkpoint, load_checkpoint, load_params
 
 SUMMARY = "time-series forecasting: the next values of a series, with prediction intervals"
 FORMAT = "a CSV file with a header row and a numeric column to forecast"
@@ -210,12 +209,7 @@ def resume(run_dir, log=print, **train_overrides) -> dict:
 def _load(run_dir, best: bool = True):
     run_dir, cfg, tcfg, _ = common.load_run_config(run_dir, ForecastConfig, "forecast")
     model = _model(cfg)
-    path = run_dir / "best.safetensors"
-    if best and path.is_file():
-        load_params(model, load_arrays(path), str(path))
-    else:
-        ck = load_checkpoint(latest_checkpoint(run_dir / "checkpoints"))
-        load_params(model, ck["model_params"], str(ck["path"]))
+    common.load_weights(model, run_dir, best)
     spread = (load_json(run_dir / "calibration.json")["spread"]
               if (run_dir / "calibration.json").is_file() else 1.0)
     return run_dir, cfg, model, scaler_from_dict(load_json(run_dir / "scaler.json")), spread

@@ -23,9 +23,7 @@ from rnnkit.apps.common import setting
 from rnnkit.data import ArrayDataset
 from rnnkit.errors import RnnkitError, fail
 from rnnkit.optim import make_optimizer
-from rnnkit.serialize import load_arrays
 from rnnkit.train import TrainConfig
-from rnnkit.train.checkpoint import load_params
 
 SUMMARY = "image classification: MNIST digits read as sequences of pixel rows"
 FORMAT = "an .npz file with x_train (M, 28, 28), y_train (M,), x_test, y_test (as mnist.npz)"
@@ -154,13 +152,7 @@ def resume(run_dir, log=print, **train_overrides) -> dict:
 def _load(run_dir, best: bool = True):
     run_dir, cfg, tcfg, _ = common.load_run_config(run_dir, MnistConfig, "mnist")
     model = _model(cfg)
-    if best:
-        path = run_dir / "best.safetensors"
-        load_params(model, load_arrays(path), str(path))
-    else:
-        from rnnkit.train.checkpoint import latest_checkpoint, load_checkpoint
-        ck = load_checkpoint(latest_checkpoint(run_dir / "checkpoints"))
-        load_params(model, ck["model_params"], str(ck["path"]))
+    common.load_weights(model, run_dir, best)
     return run_dir, cfg, model
 
 

@@ -29,9 +29,8 @@ from rnnkit.errors import RnnkitError, fail
 from rnnkit.models.io import sizes_fit
 from rnnkit.models.tagger import OUTPUTS, Tagger
 from rnnkit.optim import OPTIMIZERS, make_optimizer, make_schedule
-from rnnkit.serialize import load_arrays, load_json, save_json
+from rnnkit.serialize import load_json, save_json
 from rnnkit.train import Callback, Trainer, TrainConfig
-from rnnkit.train.checkpoint import load_params
 
 SUMMARY = "named entities: tag people, places, organisations in sentences (CoNLL-2003 data)"
 SPLITS = ("train", "valid", "test")
@@ -252,13 +251,7 @@ def load_model(run_dir: str | Path, best: bool = True):
     run_dir = Path(run_dir)
     cfg, _, model_config, encoder, tagset = _load_run(run_dir)
     model = Tagger(**model_config)
-    weights = run_dir / "best.safetensors"
-    if best and weights.is_file():
-        load_params(model, load_arrays(weights), str(weights))
-    else:
-        from rnnkit.train.checkpoint import latest_checkpoint, load_checkpoint
-        ck = load_checkpoint(latest_checkpoint(run_dir / "checkpoints"))
-        load_params(model, ck["model_params"], str(ck["path"]))
+    common.load_weights(model, run_dir, best)
     return model, encoder, tagset, cfg
 
 

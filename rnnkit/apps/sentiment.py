@@ -22,9 +22,8 @@ from rnnkit.apps.common import setting
 from rnnkit.data import SequenceDataset, WordVocab, tokenize
 from rnnkit.errors import RnnkitError, fail
 from rnnkit.optim import make_optimizer
-from rnnkit.serialize import load_arrays, load_json, save_json
+from rnnkit.serialize import load_json, save_json
 from rnnkit.train import TrainConfig
-from rnnkit.train.checkpoint import load_params
 
 SUMMARY = "sentiment analysis: label short texts (e.g. film reviews) with a bidirectional RNN"
 FORMAT = "a CSV file with a header row, a text column and an integer label column"
@@ -207,13 +206,7 @@ def _load(run_dir, best: bool = True):
     vocab = WordVocab.load(run_dir / "vocab.json")
     meta = load_json(run_dir / "labels.json")
     model = _model(cfg, len(vocab), len(meta["classes"]))
-    if best:
-        path = run_dir / "best.safetensors"
-        load_params(model, load_arrays(path), str(path))
-    else:
-        from rnnkit.train.checkpoint import latest_checkpoint, load_checkpoint
-        ck = load_checkpoint(latest_checkpoint(run_dir / "checkpoints"))
-        load_params(model, ck["model_params"], str(ck["path"]))
+    common.load_weights(model, run_dir, best)
     return run_dir, cfg, tcfg, vocab, meta, model
 
 

@@ -33,9 +33,8 @@ from rnnkit.losses import softmax_cross_entropy
 from rnnkit.models import Seq2Seq
 from rnnkit.models.decoding import beam_search, greedy
 from rnnkit.optim import make_optimizer
-from rnnkit.serialize import load_arrays, load_json, save_json
+from rnnkit.serialize import load_json, save_json
 from rnnkit.train import TrainConfig
-from rnnkit.train.checkpoint import latest_checkpoint, load_checkpoint, load_params
 
 SUMMARY = "machine translation: an encoder-decoder with attention, greedy and beam search"
 APP = "translate"
@@ -317,12 +316,7 @@ def load_run(run_dir, best: bool = True):
     run_dir, cfg, _, _ = common.load_run_config(run_dir, TranslateConfig, APP)
     src_vocab, tgt_vocab = _vocabs(run_dir)
     model = make_model(cfg, len(src_vocab), len(tgt_vocab))
-    if best:
-        path = _run_file(run_dir, "best.safetensors")
-        load_params(model, load_arrays(path), str(path))
-    else:
-        ck = load_checkpoint(latest_checkpoint(run_dir / "checkpoints"))
-        load_params(model, ck["model_params"], str(ck["path"]))
+    common.load_weights(model, run_dir, best)
     return run_dir, cfg, src_vocab, tgt_vocab, model
 
 

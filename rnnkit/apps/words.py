@@ -30,13 +30,11 @@ from rnnkit.apps import common
 from rnnkit.apps.common import setting
 from rnnkit.data import TextStream, WordVocab, bundled_text, tokenize
 from rnnkit.data.vocab import UNK
-from rnnkit.errors import RnnkitError, fail
+from rnnkit.errors import fail
 from rnnkit.losses import softmax_cross_entropy
 from rnnkit.models import LanguageModel
 from rnnkit.optim import make_optimizer
-from rnnkit.serialize import load_arrays
 from rnnkit.train import Trainer, TrainConfig
-from rnnkit.train.checkpoint import latest_checkpoint, load_checkpoint, load_params
 
 SUMMARY = "next-word prediction: a word-level language model (perplexity, top-k next words)"
 SPLITS = ("validation", "test")
@@ -233,12 +231,7 @@ def load_run(run_dir, best: bool = True):
     run_dir, cfg, tcfg, _ = common.load_run_config(run_dir, WordsConfig, "words")
     vocab = _vocab(run_dir)
     model = _model(cfg, vocab)
-    weights = run_dir / "best.safetensors"
-    if best and weights.is_file():
-        load_params(model, load_arrays(weights), str(weights))
-    else:
-        ck = load_checkpoint(latest_checkpoint(run_dir / "checkpoints"))
-        load_params(model, ck["model_params"], str(ck["path"]))
+    common.load_weights(model, run_dir, best)
     return run_dir, cfg, tcfg, vocab, model
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 
@@ -26,6 +27,11 @@ data, evaluate it, and use it. Every application has the same verbs:
 EXTRAS = {"tqdm": "train", "safetensors": "train", "matplotlib": "train", "numba": "fast",
           "onnx": "onnx", "seqeval": "apps", "sacrebleu": "apps", "sklearn": "bench",
           "statsmodels": "bench", "nltk": "apps"}
+
+
+# tools that are not applications (no train/evaluate/predict): name -> module exposing
+# SUMMARY, add_arguments(parser) and run(args, log) -> int exit status
+TOOLS: dict[str, str] = {}
 
 
 class Parser(argparse.ArgumentParser):
@@ -105,6 +111,12 @@ def build_parser(apps: dict) -> argparse.ArgumentParser:
         _add_predict(verbs, app)
         _add_resume(verbs)
         p.set_defaults(app=name)
+    for name, path in TOOLS.items():
+        tool = importlib.import_module(path)
+        p = sub.add_parser(name, help=tool.SUMMARY, description=tool.SUMMARY,
+                           formatter_class=_formatter)
+        tool.add_arguments(p)
+        p.set_defaults(app=name, verb="", tool=tool)
     # the character model's old names, kept working for scripts that use them
     alias = "(old name of `rnnkit text %s`)"
     _add_train(sub, text, "train-char", "runs/char", alias % "train").set_defaults(app="text")
@@ -122,7 +134,9 @@ def _hide_aliases(parser: argparse.ArgumentParser) -> None:
                                    if a.dest not in ("train-char", "sample", "resume")]
 
 
-def run(args, apps: dict, log=print):
+def run(args, apps: dict, log=print) -> int:
+    if getattr(args, "tool", None) is not None:
+        return args.tool.run(args, log=log)
     app = apps[args.app]
     if args.verb == "train":
         cfg = common.from_flags(app.Config, args, args.app_fields)
@@ -149,6 +163,7 @@ def run(args, apps: dict, log=print):
                               "or lines on standard input), got none")
         for result in app.predict(args.run, inputs, **options):
             print(json.dumps(result) if args.json else result["text"], flush=True)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,9 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser(apps)
     _hide_aliases(parser)
     args = parser.parse_args(argv)
-    where = f"rnnkit {args.app} {getattr(args, 'verb_name', args.verb)}"
+    where = f"rnnkit {args.app} {getattr(args, 'verb_name', args.verb)}".rstrip()
     try:
-        run(args, apps)
+        status = run(args, apps)
     except TrainingInterrupted as e:            # a checkpoint is saved: `resume` continues
         print(f"{where}: {e}", file=sys.stderr)
         return 130
@@ -175,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{where}: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return status
 
 
 if __name__ == "__main__":

@@ -5,9 +5,10 @@
 
 - mnist: the `rnnkit mnist` default, LSTM 128 over 28 rows of 28 pixels, the final state
   into a 10-way softmax, batch 128, cross-entropy, clipping at norm 5, Adam 2e-3.
-- sentiment: the `rnnkit sentiment` default, 64-d embeddings of 10,007 words with dropout
-  0.5, a bidirectional GRU 64 over right-padded texts with lengths 5-50 (PyTorch:
-  pack_padded_sequence), mean and max pooling over the valid steps, dropout 0.5, a 2-way
+- sentiment: the `rnnkit sentiment` default on a real batch of its training split
+  (``sentiment_data``: 32 reviews of similar lengths, as the app's bucketing makes them),
+  64-d embeddings of its words with dropout 0.5, a bidirectional GRU 64 with lengths
+  (PyTorch: pack_padded_sequence), mean and max pooling over the valid steps, dropout 0.5, a 2-way
   softmax, batch 32, clipping at norm 5, AdamW 2e-3 with weight decay 0.05.
 - forecast: the `rnnkit forecast` default, LSTM 32 over 12 points of one series, the final
   state into one value, batch 16, mean squared error, clipping at norm 5, Adam 3e-3.
@@ -18,6 +19,8 @@
   linear-chain CRF's negative log-likelihood over its 9 tags (PyTorch: the forward algorithm
   written with logsumexp, autograd's backward; pack_padded_sequence for both BiLSTMs),
   clipping at norm 5, Adam 2e-3.
+- sentiment_padded (not run by default): the sentiment model on one batch of random lengths
+  5-50 and 10,007 words, the padding that bucketing avoids.
 The other apps: random data of those shapes; each framework in its own process with 2 threads, taking turns
 round by round; the median of each process's median step, and the ratio rnnkit / PyTorch.
 Then (unless --no-memory) each step's peak memory, as benchmarks/peers.py measures it: the
@@ -39,12 +42,39 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 SHAPES = {"mnist": dict(N=128, T=28, D=28, H=128, C=10),
-          "sentiment": dict(N=32, T=50, V=10007, E=64, H=64, C=2),
+          "sentiment": dict(N=32, E=64, H=64, C=2),              # and sentiment_data's
+          # the same model on random lengths 5-50 in one batch: the padding bucketing avoids
+          "sentiment_padded": dict(N=32, T=50, V=10007, E=64, H=64, C=2),
           "forecast": dict(N=16, T=12, D=1, H=32, C=1),
           "ner": dict(N=32, E=100, CASE=8, CE=25, CH=25, H=100)}     # and ner_data's
 
 
 CONLL = os.path.join(ROOT, "..", "shared", "data", "ner", "conll2003", "train.txt")
+REVIEWS = os.path.join(ROOT, "..", "shared", "data", "sentiment", "rotten_tomatoes.csv")
+
+
+def sentiment_data():
+    """-> (ids, lengths, labels) of one real batch, as `rnnkit sentiment` trains on it: its
+    default split and vocabulary of Rotten Tomatoes and its first epoch's batches of similar
+    lengths (SequenceDataset buckets them), the one of median length."""
+    from rnnkit.apps import sentiment
+    from rnnkit.data.batching import SequenceDataset
+    from rnnkit.data.vocab import WordVocab
+    cfg, s = sentiment.SentimentConfig(), SHAPES["sentiment"]
+    texts, labels = sentiment.read_rows(REVIEWS, cfg.text_column, cfg.label_column)
+    split = sentiment.stratified_split(labels, cfg.val_fraction, cfg.test_fraction,
+                                       cfg.split_seed)
+    train, classes = split["train"], sorted(set(labels), key=int)
+    targets = np.array([classes.index(v) for v in labels], np.int64)
+    vocab = WordVocab.build([texts[i] for i in train], min_freq=cfg.min_freq,
+                            max_size=cfg.max_vocab)
+    data = SequenceDataset(sentiment._encode(vocab, [texts[i] for i in train]),
+                           targets[train], s["N"], seed=0)
+    batches = sorted(data.batches(0), key=lambda b: int(b.lengths.max()))
+    batch = batches[len(batches) // 2]
+    s.update(V=len(vocab), T=int(batch.lengths.max()))
+    order = np.argsort(-batch.lengths, kind="stable")   # longest first, as the scans want
+    return batch.inputs[order], batch.lengths[order], np.asarray(batch.targets)[order]
 
 
 def ner_data():
@@ -76,6 +106,8 @@ def data(app: str):
     if app == "mnist":
         return rng.random((s["N"], s["T"], s["D"]), np.float32), None, \
             rng.integers(0, s["C"], s["N"])
+    if app == "sentiment":
+        return sentiment_data()
     lengths = np.sort(rng.integers(5, s["T"] + 1, s["N"]))[::-1].copy()
     ids = rng.integers(1, s["V"], (s["N"], s["T"]))
     ids[np.arange(s["T"])[None, :] >= lengths[:, None]] = 0

@@ -42,6 +42,13 @@ def run(cfg, tcfg, work: Path, name: str, split: str):
     return forecast.evaluate(work / name, log=lambda *a: None, split=split), seconds
 
 
+def uncalibrated_coverage(run_dir: Path, metric: str = "one_step") -> float:
+    """The test coverage of the Gaussian head's own intervals, without the validation
+    period's calibration (calibration.json)."""
+    scores = forecast.evaluate(run_dir, log=lambda *a: None, plot=False, calibrated=False)
+    return scores[metric]["interval_coverage"]
+
+
 GRID = [dict(transform=t, hidden_size=h, epochs=e) for t in ("log_seasonal_diff", "log_both_diff")
         for h in (8, 32) for e in (30, 100)]
 
@@ -80,6 +87,7 @@ def airline(work: Path) -> dict:
         refit, seconds = run(cfg, tcfg, work, f"{key}-refit", "test")
         out[key] = {"tried_on_validation": tried, "chosen": best, "test": test[metric],
                     "interval_spread": test["interval_spread"],
+                    "test_coverage_uncalibrated": uncalibrated_coverage(work / chosen, metric),
                     "test_refit_on_0_95": refit[metric], "refit_train_seconds": seconds,
                     "settings": asdict(replace(cfg, val_size=24)), "train": asdict(tcfg)}
         print(key, "test", test[metric], "refit", refit[metric])
@@ -96,6 +104,8 @@ def stock(work: Path, name: str, column: str, test_size: int, val_size: int) -> 
     print(name, test["one_step"])
     return {"split": f"the last {test_size} trading days test, the {val_size} before "
             "validate, the rest trains", "test": test["one_step"], "train_seconds": seconds,
+            "interval_spread": test["interval_spread"],
+            "test_coverage_uncalibrated": uncalibrated_coverage(work / name),
             "settings": asdict(cfg), "train": asdict(tcfg)}
 
 
@@ -108,7 +118,9 @@ def sunspots(work: Path) -> dict:
     test, seconds = run(cfg, tcfg, work, "sunspots", "test")
     print("sunspots", test["one_step"])
     return {"split": "the last 564 months (20 %) test, the 282 before validate",
-            "test": test["one_step"], "train_seconds": seconds, "settings": asdict(cfg),
+            "test": test["one_step"], "train_seconds": seconds,
+            "interval_spread": test["interval_spread"],
+            "test_coverage_uncalibrated": uncalibrated_coverage(work / "sunspots"), "settings": asdict(cfg),
             "train": asdict(tcfg)}
 
 

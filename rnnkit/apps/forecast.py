@@ -67,6 +67,9 @@ class EvaluateOptions:
     split: str = setting("test", "which period to score (val: to choose settings)",
                          ("test", "val"))
     plot: bool = setting(True, "draw forecast.png in the run folder")
+    calibrated: bool = setting(True, "scale the intervals by the validation period's "
+                               "calibration (calibration.json); false = the Gaussian "
+                               "head's own variance")
 
 
 @dataclass
@@ -251,10 +254,12 @@ def _scores(pred: dict, actual: np.ndarray, base: dict) -> dict:
     return out
 
 
-def evaluate(run_dir, log=print, split: str = "test", plot: bool = True) -> dict:
+def evaluate(run_dir, log=print, split: str = "test", plot: bool = True,
+             calibrated: bool = True) -> dict:
     """One-step and (horizon > 1) multi-step scores on the test (or validation) period,
     against the baselines on the same points."""
     run_dir, cfg, model, scaler, spread = _load(run_dir)
+    spread = spread if calibrated else 1.0
     y = read_series(cfg)
     plan = Plan(cfg, y, scaler)
     if split == "val":

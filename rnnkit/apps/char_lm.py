@@ -20,6 +20,7 @@ import numpy as np
 from rnnkit.apps import common
 from rnnkit.apps.common import setting
 from rnnkit.data import CharVocab, TextStream, bundled_text
+from rnnkit.data.fetch import resolve
 from rnnkit.errors import RnnkitError, fail
 from rnnkit.losses import softmax_cross_entropy
 from rnnkit.models import LanguageModel
@@ -33,8 +34,9 @@ PREDICT_NEEDS_INPUT = False          # no prime given: the run's configured prim
 
 @dataclass
 class CharLMConfig:
-    text: str = setting("", "UTF-8 text file to train on; empty = the bundled 1 MB "
-                        "Shakespeare sample", aliases=("--data",))
+    text: str = setting("", "UTF-8 text file to train on, or a data set's name (shakespeare: "
+                        "the full 5 MB); empty = the bundled 1 MB Shakespeare sample",
+                        aliases=("--data",))
     cell: str = setting("lstm", "recurrent cell", ("rnn", "lstm", "gru"))
     hidden_size: int = setting(256, "units per recurrent layer", lo=1)
     embed_dim: int = setting(64, "size of each character's embedding vector", lo=1)
@@ -80,7 +82,7 @@ def default_train_config() -> TrainConfig:
 def _read_text(cfg: CharLMConfig) -> str:
     if not cfg.text:
         return bundled_text()
-    path = Path(cfg.text)
+    path = resolve(cfg.text, flag="--text")
     if not path.is_file():
         raise RnnkitError(f"text: expected a UTF-8 text file, got {cfg.text!r} (no such file)")
     try:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit import schema
+from rnnkit.data.fetch import resolve
 from rnnkit.errors import RnnkitError, fail
 from rnnkit.optim import make_schedule
 from rnnkit.serialize import load_json, save_json
@@ -203,9 +204,11 @@ def make_lr_schedule(name: str, lr: float, total_steps: int):
     return make_schedule(name, lr, **shapes[name])
 
 
-def require_file(path: str, what: str) -> Path:
-    """The path of an existing data file; else one line saying what format was expected."""
-    p = Path(path) if path else None
+def require_file(path: str, what: str, data_set: str = "") -> Path:
+    """The path of an existing data file; else one line saying what format was expected.
+    `path` may name a data set of the cache, and '' means `data_set` (the app's default):
+    one line naming `rnnkit data get NAME` where it is not downloaded (rnnkit.data.fetch)."""
+    p = resolve(path, data_set)
     if p is None or not p.is_file():
         fail("--data", what, f"{path!r} (no such file)" if path else "no path (pass --data)")
     return p

@@ -33,12 +33,14 @@ from rnnkit.train import Trainer, TrainConfig
 
 SUMMARY = "time-series forecasting: the next values of a series, with prediction intervals"
 FORMAT = "a CSV file with a header row and a numeric column to forecast"
+DATA_SET = "airline_passengers"     # read from the cache when --data is '' (rnnkit data get)
 SAMPLES = 2000          # Monte Carlo paths for intervals through the inverse transform
 
 
 @dataclass
 class ForecastConfig:
-    data: str = setting("", f"the series: {FORMAT}")
+    data: str = setting("", f"the series: {FORMAT}; or a data set's name "
+                        f"(sunspots_monthly, ...); empty = the cached {DATA_SET!r}")
     column: str = setting("", "the column to forecast; empty = the second column")
     test_size: int = setting(48, "points at the end of the series held out as the test period")
     val_size: int = setting(12, "points before the test period used for validation; 0 = none")
@@ -83,7 +85,7 @@ def default_train_config() -> TrainConfig:
 
 def column_name(cfg: ForecastConfig) -> str:
     """The column to forecast: --column, else the CSV's second column."""
-    path = common.require_file(cfg.data, FORMAT)
+    path = common.require_file(cfg.data, FORMAT, DATA_SET)
     if cfg.column:
         return cfg.column
     with path.open(newline="", encoding="utf-8") as f:
@@ -94,7 +96,7 @@ def column_name(cfg: ForecastConfig) -> str:
 
 
 def read_series(cfg: ForecastConfig) -> np.ndarray:
-    return load_csv_series(common.require_file(cfg.data, FORMAT), column_name(cfg))
+    return load_csv_series(common.require_file(cfg.data, FORMAT, DATA_SET), column_name(cfg))
 
 
 class Plan:
@@ -276,7 +278,7 @@ def evaluate(run_dir, log=print, split: str = "test", plot: bool = True,
     for t in times:
         for name, value in series.baselines(y, t, 1, cfg.season).items():
             base.setdefault(name, []).append(value[0])
-    result = {"app": "forecast", "data": cfg.data, "points": plan.T, "split": split,
+    result = {"app": "forecast", "data": cfg.data or DATA_SET, "points": plan.T, "split": split,
               "period": f"points {start} to {end - 1}",
               "interval": cfg.interval if cfg.gaussian else None,
               "interval_spread": spread if cfg.gaussian else None,

@@ -28,11 +28,13 @@ from rnnkit.train import TrainConfig
 SUMMARY = "image classification: MNIST digits read as sequences of pixel rows"
 FORMAT = "an .npz file with x_train (M, 28, 28), y_train (M,), x_test, y_test (as mnist.npz)"
 KEYS = ("x_train", "y_train", "x_test", "y_test")
+DATA_SET = "mnist"          # read from the cache (`rnnkit data get mnist`) when --data is ''
 
 
 @dataclass
 class MnistConfig:
-    data: str = setting("", f"the images: {FORMAT}")
+    data: str = setting("", f"the images: {FORMAT}; or a data set's name; empty = the "
+                        f"cached {DATA_SET!r} (rnnkit data get {DATA_SET})")
     order: str = setting("rows", "how an image becomes a sequence: rows (28 steps of 28 "
                          "pixels) or permuted (784 single pixels in a fixed random order)",
                          ("rows", "permuted"))
@@ -69,7 +71,7 @@ def default_train_config() -> TrainConfig:
 
 
 def load_images(path: str) -> dict:
-    p = common.require_file(path, FORMAT)
+    p = common.require_file(path, FORMAT, DATA_SET)
     try:
         with np.load(p, allow_pickle=False) as f:
             missing = [k for k in KEYS if k not in f.files]

@@ -25,6 +25,7 @@ from rnnkit.data.conll import (FORMAT_HELP, Encoder, TagSet, TaggingDataset, bui
 from rnnkit import schema
 from rnnkit.apps import common
 from rnnkit.data.vocab import CharVocab, WordVocab
+from rnnkit.data.fetch import resolve
 from rnnkit.errors import RnnkitError, fail
 from rnnkit.models.io import sizes_fit
 from rnnkit.models.tagger import OUTPUTS, Tagger
@@ -34,6 +35,7 @@ from rnnkit.train import Callback, Trainer, TrainConfig
 
 SUMMARY = "named entities: tag people, places, organisations in sentences (CoNLL-2003 data)"
 SPLITS = ("train", "valid", "test")
+DATA_SET = "conll2003"      # read from the cache when --data is '' (rnnkit data get)
 EXAMPLE = "EU rejects German call to boycott British lamb ."
 
 
@@ -44,7 +46,9 @@ def _opt(default, help: str, choices=None):
 
 @dataclass
 class NERConfig:
-    data: str = _opt("", "folder with train.txt, valid.txt and test.txt in " + FORMAT_HELP)
+    data: str = _opt("", "folder with train.txt, valid.txt and test.txt in " + FORMAT_HELP +
+                     f"; empty = the cached {DATA_SET!r} (rnnkit data get {DATA_SET} "
+                     "--accept-licence)")
     word_dim: int = _opt(100, "size of the word embeddings (random, learnt)")
     char_dim: int = _opt(25, "size of the character embeddings")
     char_hidden: int = _opt(25, "units of each direction of the character BiLSTM")
@@ -81,11 +85,9 @@ def default_train_config() -> TrainConfig:
 
 
 def data_path(cfg: NERConfig, split: str) -> Path:
-    if not cfg.data:
-        fail("data", f"a folder with train.txt, valid.txt and test.txt ({FORMAT_HELP})", "''")
     if split not in SPLITS:
         fail("split", f"one of {SPLITS}", repr(split))
-    return Path(cfg.data) / f"{split}.txt"
+    return resolve(cfg.data, DATA_SET) / f"{split}.txt"
 
 
 # --- tagging and scoring -------------------------------------------------------------------

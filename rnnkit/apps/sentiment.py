@@ -27,11 +27,13 @@ from rnnkit.train import TrainConfig
 
 SUMMARY = "sentiment analysis: label short texts (e.g. film reviews) with a bidirectional RNN"
 FORMAT = "a CSV file with a header row, a text column and an integer label column"
+DATA_SET = "rotten_tomatoes"    # read from the cache when --data is '' (rnnkit data get)
 
 
 @dataclass
 class SentimentConfig:
-    data: str = setting("", f"training data: {FORMAT}")
+    data: str = setting("", f"training data: {FORMAT}; or a data set's name; empty = the "
+                        f"cached {DATA_SET!r} (rnnkit data get {DATA_SET})")
     text_column: str = setting("text", "name of the text column")
     label_column: str = setting("label", "name of the label column (integers)")
     label_names: str = setting("", "names of the labels in order, comma-separated; empty = "
@@ -79,7 +81,7 @@ def default_train_config() -> TrainConfig:
 
 def read_rows(path: str, text_column: str, label_column: str) -> tuple[list, list]:
     """(texts, labels as strings) of a CSV; one clear line for a missing or malformed file."""
-    p = common.require_file(path, FORMAT)
+    p = common.require_file(path, FORMAT, DATA_SET)
     try:
         with p.open(newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
@@ -232,7 +234,7 @@ def evaluate(run_dir, log=print, data: str = "", split: str = "test") -> dict:
     loss, accuracy = score(model, source)
     majority = float(np.bincount(targets).max() / len(targets))
     return common.write_eval(run_dir, {
-        "app": "sentiment", "data": data or cfg.data, "split": "all rows" if data else split,
+        "app": "sentiment", "data": data or cfg.data or DATA_SET, "split": "all rows" if data else split,
         "rows": len(rows), "accuracy": accuracy, "loss": loss,
         "majority_class_accuracy": majority})
 

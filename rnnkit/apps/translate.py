@@ -28,6 +28,7 @@ from rnnkit.data.batching import pad_sequences
 from rnnkit.data.parallel import (ParallelDataset, build_vocab, detokenize, encode, read_pairs,
                                   tokens)
 from rnnkit.data.vocab import WordVocab
+from rnnkit.data.fetch import resolve
 from rnnkit.errors import RnnkitError, fail
 from rnnkit.losses import softmax_cross_entropy
 from rnnkit.models import Seq2Seq
@@ -38,12 +39,14 @@ from rnnkit.train import TrainConfig
 
 SUMMARY = "machine translation: an encoder-decoder with attention, greedy and beam search"
 APP = "translate"
+DATA_SET = "en_fr_bible"    # read from the cache when --data is '' (rnnkit data get)
 
 
 @dataclass
 class TranslateConfig:
     data: str = setting("", "parallel data: a UTF-8 TSV with a header naming the languages "
-                        "(e.g. en<TAB>fr) and one sentence pair a line")
+                        "(e.g. en<TAB>fr) and one sentence pair a line; or a data set's "
+                        f"name (en_es_bible); empty = the cached {DATA_SET!r}")
     source: str = setting("en", "the source language's column")
     target: str = setting("", "the target language's column ('' = the other one)")
     max_words: int = setting(25, "keep pairs whose source has at most this many words (and "
@@ -101,7 +104,7 @@ def loss_fn(logits, targets, lengths):
 # --- data ----------------------------------------------------------------------------------
 def select_pairs(cfg: TranslateConfig) -> tuple[list, list, list]:
     """(sources, targets, line numbers) of the file's pairs short enough to keep."""
-    src, tgt, lines = read_pairs(cfg.data, cfg.source, cfg.target)
+    src, tgt, lines = read_pairs(str(resolve(cfg.data, DATA_SET)), cfg.source, cfg.target)
     if not isinstance(cfg.max_words, int) or cfg.max_words < 1:
         fail("max_words", "an integer >= 1", repr(cfg.max_words))
     keep = [k for k in range(len(src)) if len(src[k].split()) <= cfg.max_words

@@ -30,6 +30,7 @@ from rnnkit.apps import common
 from rnnkit.apps.common import setting
 from rnnkit.data import TextStream, WordVocab, bundled_text, tokenize
 from rnnkit.data.vocab import UNK
+from rnnkit.data.fetch import resolve
 from rnnkit.errors import fail
 from rnnkit.losses import softmax_cross_entropy
 from rnnkit.models import LanguageModel
@@ -42,7 +43,8 @@ SPLITS = ("validation", "test")
 
 @dataclass
 class WordsConfig:
-    data: str = setting("", "UTF-8 text file; empty = the bundled 1 MB Shakespeare sample",
+    data: str = setting("", "UTF-8 text file, or a data set's name (shakespeare); empty = "
+                        "the bundled 1 MB Shakespeare sample",
                         aliases=("--text",))
     lower: bool = setting(True, "lower-case the text before tokenizing")
     min_freq: int = setting(3, "keep words seen at least this often in training; others <unk>")
@@ -90,7 +92,7 @@ def read_tokens(cfg: WordsConfig) -> list[str]:
     if not cfg.data:
         text = bundled_text()
     else:
-        path = Path(cfg.data)
+        path = resolve(cfg.data)
         if not path.is_file():
             fail("--data", "a UTF-8 text file", f"{cfg.data!r} (no such file)")
         try:

@@ -189,3 +189,18 @@ def test_cli_traces_a_saved_model(tmp_path, capsys):
                  "0.5"]) == 0
     out = capsys.readouterr().out
     assert "a_i" in out and "dL/dc" in out
+
+
+def test_cli_traces_a_run_of_the_text_app(tmp_path, capsys):
+    text = tmp_path / "t.txt"
+    text.write_text("hello world, a small text. " * 200, "utf-8")
+    run = tmp_path / "run"
+    assert main(["text", "train", "--text", str(text), "--run-dir", str(run), "--max-steps", "2",
+                 "--no-progress", "--prime", "hello", "--hidden-size", "4", "--embed-dim", "3",
+                 "--sample-length", "0", "--batch-size", "4", "--seq-len", "8"]) == 0
+    capsys.readouterr()
+    assert main(["trace", "--run", str(run), "--text", "hello"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"# {run}: lstm layer 0 reading 'hell'")
+    assert [line.split()[0] for line in out[1:6]] == ["t", "1", "2", "3", "4"]
+    assert "cross-entropy" in out[0] and any("xent" in line for line in out)

@@ -9,6 +9,7 @@ the command docs/diagnostics.md shows) and watch_cost.json.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -92,7 +93,8 @@ def main() -> None:
               "benchmarks/results/diagnostics/gradient_flow.png --json "
               "benchmarks/results/diagnostics/gradient_flow.json",
               "gradient_flow_wall_s": flow_s, "watch_cost": [text, mnist],
-              "machine": machine(), "commit": commit(),
+              "machine": machine(), "load_average_1_5_15": list(os.getloadavg()),
+              "commit": commit(),
               "command": "python benchmarks/diagnostics.py " + " ".join(sys.argv[1:]),
               "date": time.strftime("%Y-%m-%d %H:%M:%S")}
     save_json(OUT / "watch_cost.json", result)

@@ -53,7 +53,7 @@ TRAIN_HELP = {
                       "times its running median (exploding gradients); 0 = off",
     "vanish_ratio": "warn once when, at a validation, dL/dh at the first step of the first "
                     "layer is below this fraction of the last step's (vanishing gradients; "
-                    "costs one reference forward/backward of 16 rows); 0 = off",
+                    "costs one reference forward/backward of 8 rows); 0 = off",
     "tensorboard": "write TensorBoard event files to this folder (scalars, learning rate, "
                    "gradient norm, histograms, gradient flow; needs tensorboardX); '' = off",
 }

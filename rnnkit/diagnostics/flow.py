@@ -116,9 +116,11 @@ def compare_cells(cell_names=("rnn", "lstm", "gru"), length: int = 100, hidden_s
     return out
 
 
-def plot_flow(results: dict, path, title: str = "") -> None:
-    """Two panels, log scale, one line per cell: ||dh_T/dh_k|| against T - k, and
-    ||dL/dh_t|| against t; written atomically to ``path`` (PNG)."""
+def plot_flow(results: dict, path, title: str = "", labels: dict | None = None) -> None:
+    """Two panels, log scale, one line per cell (named by ``labels`` where given):
+    ||dh_T/dh_k|| against T - k, and ||dL/dh_t|| against t; written atomically to ``path``
+    (PNG)."""
+    labels = labels or {}
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -126,9 +128,10 @@ def plot_flow(results: dict, path, title: str = "") -> None:
     for name, r in results.items():
         J = np.asarray(r["dh_T_dh_k"])
         T = len(J) - 1
-        left.semilogy(T - np.arange(T + 1), np.where(J > 0, J, np.nan), label=name)
+        label = labels.get(name, name)
+        left.semilogy(T - np.arange(T + 1), np.where(J > 0, J, np.nan), label=label)
         g = np.asarray(r["dL_dh"])
-        right.semilogy(np.arange(1, len(g) + 1), np.where(g > 0, g, np.nan), label=name)
+        right.semilogy(np.arange(1, len(g) + 1), np.where(g > 0, g, np.nan), label=label)
     left.set_xlabel("T - k (steps back from the end)")
     left.set_ylabel("mean ||dh_T / dh_k||_2")
     right.set_xlabel("time step t")

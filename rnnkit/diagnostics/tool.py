@@ -237,8 +237,9 @@ def _flow(args, log) -> int:
         rows.append(row)
     from rnnkit.diagnostics.trace import format_table
     log(format_table(rows, 3))
+    fb = 1.0 if args.forget_bias is None else args.forget_bias
     plot_flow(results, args.png, f"gradient flow through time at initialisation (T = {T}, "
-              f"H = {H})")
+              f"H = {H})", labels={"lstm+fb": f"lstm, forget-gate bias {fb:g}"})
     log(f"wrote {args.png}")
     if args.json:
         save_json(args.json, {"length": T, "hidden_size": H, "batch": args.batch,

@@ -265,7 +265,7 @@ def format_table(rows: list, digits: int = 3) -> str:
     cells_ = [[_cell_text(r[c], digits) if c in r else "" for c in columns] for r in rows]
     widths = [max([len(c)] + [len(line[i]) for line in cells_]) for i, c in enumerate(columns)]
     lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths))]
-    lines += ["  ".join(v.rjust(w) for v, w in zip(line, widths)) for line in cells_]
+    lines += ["  ".join(v.rjust(w) for v, w in zip(line, widths)).rstrip() for line in cells_]
     return "\n".join(lines)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from contextlib import nullcontext
 
 import numpy as np
 
@@ -39,7 +40,7 @@ def hidden_gradients(model, loss_fn, inputs, targets, lengths=None) -> list[dict
     model.zero_grad()
     before = setting.current().scan_mkl     # the library later products follow, kept as it was
     try:
-        with setting.using(scan_mkl=before), scan.use("reference"), \
+        with _one_blas_thread(), setting.using(scan_mkl=before), scan.use("reference"), \
                 scan.record_hidden_gradients() as found:
             outputs, _, cache = model.forward(inputs, None, lengths, training=False)
             _, doutputs = loss_fn(outputs, targets, lengths)
@@ -47,6 +48,18 @@ def hidden_gradients(model, loss_fn, inputs, targets, lengths=None) -> list[dict
     finally:
         model.zero_grad()
     return found
+
+
+def _one_blas_thread():
+    """BLAS on the calling thread alone within the block (threadpoolctl, where installed):
+    the reference scan's per-step products are small, and a busy machine's cores make a
+    BLAS thread pool wait on each other (50 times slower on this 2-core machine under load,
+    docs/diagnostics.md)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def first_layer(found: list[dict]) -> dict | None:

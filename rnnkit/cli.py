@@ -26,13 +26,14 @@ data, evaluate it, and use it. Every application has the same verbs:
 # packages of the optional extras, to say which extra to install when one is missing
 EXTRAS = {"tqdm": "train", "safetensors": "train", "matplotlib": "train", "numba": "fast",
           "onnx": "onnx", "seqeval": "apps", "sacrebleu": "apps", "sklearn": "bench",
-          "statsmodels": "bench", "nltk": "apps"}
+          "statsmodels": "bench", "nltk": "apps", "tensorboardX": "tensorboard"}
 
 
 # tools that are not applications (no train/evaluate/predict): name -> module exposing
 # SUMMARY, add_arguments(parser) and run(args, log) -> int exit status
 TOOLS: dict[str, str] = {
     "data": "rnnkit.data.command",
+    "trace": "rnnkit.diagnostics.tool",
 }
 
 

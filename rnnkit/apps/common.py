@@ -50,6 +50,13 @@ TRAIN_HELP = {
     "checkpoint_minutes": "also save a checkpoint after this many minutes of training; 0 = off",
     "max_bad_steps": "skipped steps (non-finite loss or gradients, each halving the learning "
                      "rate) in a row before training stops",
+    "explode_factor": "warn once when the gradient norm before clipping jumps above this many "
+                      "times its running median (exploding gradients); 0 = off",
+    "vanish_ratio": "warn once when, at a validation, dL/dh at the first step of the first "
+                    "layer is below this fraction of the last step's (vanishing gradients; "
+                    "costs one reference forward/backward of 8 rows); 0 = off",
+    "tensorboard": "write TensorBoard event files to this folder (scalars, learning rate, "
+                   "gradient norm, histograms, gradient flow; needs tensorboardX); '' = off",
 }
 
 

@@ -21,6 +21,7 @@ from rnnkit.errors import fail
 
 ENGINES = ("fast", "reference")
 _engine = contextvars.ContextVar("rnnkit_engine", default="fast")
+_recorded = contextvars.ContextVar("rnnkit_recorded_dh", default=None)
 
 
 @contextmanager
@@ -38,6 +39,21 @@ def use(engine: str):
 
 def engine() -> str:
     return _engine.get()
+
+
+@contextmanager
+def record_hidden_gradients():
+    """Within this block each reference scan's backward appends to the yielded list what BPTT
+    carries through time: {"prefix", "dh" (T, N, H): dL/dh_t of every step (from the output
+    and from the step after), "n_active", "reverse"}, in the order the backwards ran
+    (rnnkit.train.watch and rnnkit.diagnostics read it). Use it with ``use("reference")``:
+    the fast scan keeps no such record."""
+    found: list = []
+    token = _recorded.set(found)
+    try:
+        yield found
+    finally:
+        _recorded.reset(token)
 
 
 def _steps(T: int, reverse: bool):
@@ -72,15 +88,22 @@ def scan_backward(spec, options: dict, p: dict, cache: dict, dout: np.ndarray,
     n_active, p = cache["n_active"], cache["p"]
     d_next = [d.astype(dout.dtype, copy=True) for d in dstates_T]   # dh_next (, dc_next)
     dx = np.zeros((T, N, D), dout.dtype)
+    record = _recorded.get()
+    dh = None if record is None else np.zeros((T,) + d_next[0].shape, dout.dtype)
     for t in reversed(_steps(T, cache["reverse"])):
         n = n_active[t]
         d_next[0][:n] += dout[t, :n]            # h_t feeds the output and the next step
+        if dh is not None:
+            dh[t, :n] = d_next[0][:n]
         dx[t, :n], *d_prev, g = spec.step_back(*(d[:n] for d in d_next), cache["steps"][t],
                                                p, **options)
         for d, d_t in zip(d_next, d_prev):
             d[:n] = d_t
         for name, value in g.items():
             grads[prefix + name] += value
+    if dh is not None:
+        record.append({"prefix": prefix, "dh": dh, "n_active": n_active,
+                       "reverse": cache["reverse"]})
     return dx, tuple(d_next)
 
 

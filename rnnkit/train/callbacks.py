@@ -65,11 +65,13 @@ class ProgressBar(Callback):
 
 class MetricsLog(Callback):
     """Appends one JSON object per line: training rows every ``log_every`` batches
-    (mean loss since the last row, last gradient norm, lr, items/s) and validation rows."""
+    (mean loss since the last row, the last step's gradient norm before clipping and the
+    largest since the last row, lr, items/s) and validation rows."""
 
     def __init__(self, path: str | Path, log_every: int = 10):
         self.path, self.log_every = Path(path), max(1, log_every)
         self.losses, self.items, self.start = [], 0, time.perf_counter()
+        self.norm_max = 0.0                 # (a spike between rows stays visible)
 
     def _append(self, row: dict) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -79,13 +81,15 @@ class MetricsLog(Callback):
     def on_step_end(self, trainer, logs):
         self.losses.append(logs["loss"])
         self.items += logs["items"]
+        self.norm_max = max(self.norm_max, logs["grad_norm"])     # (max ignores a NaN norm)
         if trainer.step % self.log_every == 0:
             elapsed = max(time.perf_counter() - self.start, 1e-9)
             self._append({"kind": "train", "step": trainer.step, "epoch": trainer.epoch,
                           "loss": sum(self.losses) / len(self.losses),
-                          "grad_norm": logs["grad_norm"], "lr": logs["lr"],
-                          "items_per_s": self.items / elapsed})
+                          "grad_norm": logs["grad_norm"], "grad_norm_max": self.norm_max,
+                          "lr": logs["lr"], "items_per_s": self.items / elapsed})
             self.losses, self.items, self.start = [], 0, time.perf_counter()
+            self.norm_max = 0.0
 
     def on_validation_end(self, trainer, logs):
         self._append({"kind": "validation", **logs})

@@ -1,6 +1,7 @@
 """The trainer's configuration: one dataclass, every field a CLI flag (0 means "off")."""
 from __future__ import annotations
 
+import importlib.util
 import math
 from dataclasses import dataclass, fields
 
@@ -23,18 +24,25 @@ class TrainConfig:
     progress: bool = True          # progress bar (tqdm) on stderr
     checkpoint_minutes: float = 10.0   # also a checkpoint after this many minutes; 0 = off
     max_bad_steps: int = 5         # non-finite losses or gradients in a row before stopping
+    explode_factor: float = 10.0   # warn when the gradient norm > this x its running median
+    vanish_ratio: float = 1e-6     # warn when the first step's ||dL/dh|| < this x the last's
+    tensorboard: str = ""          # folder for TensorBoard event files (tensorboardX); "" = off
 
     def check(self) -> "TrainConfig":
         """Refuse settings that make no sense before any training starts."""
         positive = {"epochs"}
         at_least_one = {"max_bad_steps"}
         off_at_zero = {"max_steps", "bptt", "clip_norm", "clip_value", "patience",
-                       "checkpoint_every", "checkpoint_minutes"}
+                       "checkpoint_every", "checkpoint_minutes", "explode_factor",
+                       "vanish_ratio"}
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name == "progress":
                 if not isinstance(value, bool):
                     fail(f.name, "true or false", repr(value))
+                continue
+            if f.name == "tensorboard":
+                self._check_tensorboard(value)
                 continue
             kind = float if f.type in ("float", float) else int
             ok_type = isinstance(value, (int, float)) and not isinstance(value, bool) and \
@@ -47,4 +55,16 @@ class TrainConfig:
             if value < low:
                 fail(f.name, f"a value >= {low}" + (" (0 = off)" if f.name in off_at_zero
                                                      else ""), repr(value))
+        if 0 < self.explode_factor <= 1:
+            fail("explode_factor", "a factor > 1 (0 = off)", repr(self.explode_factor))
         return self
+
+    @staticmethod
+    def _check_tensorboard(value) -> None:
+        """A folder name, and the writer's package present before any work starts (the CLI
+        names the extra to install)."""
+        if not isinstance(value, str):
+            fail("tensorboard", "a folder name (\"\" = off)", repr(value))
+        if value and importlib.util.find_spec("tensorboardX") is None:
+            raise ModuleNotFoundError("No module named 'tensorboardX' (for --tensorboard)",
+                                      name="tensorboardX")

@@ -39,6 +39,8 @@ from rnnkit.train.checkpoint import (latest_checkpoint, load_checkpoint, load_pa
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.safety import (Interrupts, TrainingDiverged, TrainingInterrupted,
                                  clear_leftovers, non_finite)
+from rnnkit.train.tensorboard import TensorBoard
+from rnnkit.train.watch import GradientWatch
 
 BAD_STEP_LR_FACTOR = 0.5        # each skipped step multiplies the learning rate by this
 
@@ -71,13 +73,18 @@ class Trainer:
         self.validated_at = -1                  # the step of the latest validation
         self.lr_scale, self.bad_steps = 1.0, 0  # after skipped (non-finite) steps
         self.base_lr = getattr(optimizer, "lr", None)
-        self.callbacks = list(callbacks)
+        # the watch first: it adds the gradient-flow figures to the validation logs the
+        # others write
+        self.callbacks = [GradientWatch(config.explode_factor, config.vanish_ratio, log),
+                          *callbacks]
         if config.progress:
             self.callbacks.append(ProgressBar())
         if self.run_dir is not None:
             self.callbacks.append(MetricsLog(self.run_dir / "metrics.jsonl", config.log_every))
             self.callbacks.append(LossCurve(self.run_dir / "metrics.jsonl",
                                             self.run_dir / "loss_curve.png"))
+        if config.tensorboard:
+            self.callbacks.append(TensorBoard(config.tensorboard, config.log_every))
 
     @property
     def total_steps(self) -> int:

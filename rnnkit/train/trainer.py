@@ -21,6 +21,10 @@ naming the last good checkpoint); only finite weights are saved; SIGINT and SIGT
 current step, save a checkpoint and stop (TrainingInterrupted, which says how to resume); a
 checkpoint is also saved every ``checkpoint_minutes``; a killed process's leftovers are
 cleared at the next start.
+
+Under a distributed launcher (torchrun, mpirun) each process trains on its rows of every
+batch and the gradients are summed into the whole batch's (rnnkit.train.data_parallel);
+with one process nothing changes.
 """
 from __future__ import annotations
 

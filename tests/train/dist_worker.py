@@ -1,7 +1,8 @@
 """One rank of the data-parallel tests (tests/train/test_distributed.py), run as a process:
 
     python tests/train/dist_worker.py OUT.npz RUN_DIR --backend torch --init file://F
-        --rank R --world-size W [--steps N] [--dtype float64] [--kill-at K] [--resume]
+        --rank R --world-size W [--steps N] [--dtype float64] [--data stream]
+        [--kill-at K] [--resume]
 
 trains an LSTM language model on variable-length sequences (batches of 7 rows, the last
 of each epoch 1 row) and saves the final weights to OUT.npz. --kill-at K: SIGKILL this
@@ -16,7 +17,7 @@ import sys
 
 import numpy as np
 
-from rnnkit.data import SequenceDataset
+from rnnkit.data import SequenceDataset, TextStream
 from rnnkit.losses import softmax_cross_entropy
 from rnnkit.models import LanguageModel
 from rnnkit.optim import make_optimizer
@@ -33,10 +34,16 @@ def sequences(n: int = 36, seed: int = 5):
     return [s[:-1] for s in seqs], [s[1:] for s in seqs]
 
 
-def make_trainer(run_dir=None, *, steps: int = 8, dtype: str = "float32", comm=None,
-                 callbacks=()):
-    inputs, targets = sequences()
-    data = SequenceDataset(inputs, targets, 7, seed=3, bucket=False, per_step_targets=True)
+def make_trainer(run_dir=None, *, steps: int = 8, dtype: str = "float32", data: str = "seqs",
+                 comm=None, callbacks=()):
+    """data "seqs": variable-length sequences; "stream": a token stream of 5 rows whose
+    state is carried from batch to batch (truncated BPTT)."""
+    if data == "stream":
+        ids = np.random.default_rng(5).integers(0, V, 400)
+        data = TextStream(ids, 5, 6)
+    else:
+        inputs, targets = sequences()
+        data = SequenceDataset(inputs, targets, 7, seed=3, bucket=False, per_step_targets=True)
     model = LanguageModel(V, 6, 9, num_layers=2, cell="lstm", dtype=np.dtype(dtype), seed=1)
     opt = make_optimizer("sgd", model.params, lr=0.5, momentum=0.9)
     config = TrainConfig(max_steps=steps, clip_norm=1.0, checkpoint_every=2,
@@ -66,6 +73,7 @@ def main(argv=None) -> int:
     p.add_argument("--world-size", type=int, default=-1)
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--dtype", default="float32")
+    p.add_argument("--data", default="seqs", choices=("seqs", "stream"))
     p.add_argument("--kill-at", type=int, default=0)
     p.add_argument("--resume", action="store_true")
     args = p.parse_args(argv)
@@ -74,7 +82,7 @@ def main(argv=None) -> int:
     else:
         comm = distributed.connect(args.backend)
     distributed.use(comm)
-    trainer = make_trainer(args.run_dir, steps=args.steps, dtype=args.dtype,
+    trainer = make_trainer(args.run_dir, steps=args.steps, dtype=args.dtype, data=args.data,
                            callbacks=[KillAt(args.kill_at)] if args.kill_at else ())
     if args.resume:
         trainer.restore()

@@ -62,21 +62,23 @@ def _weights(path: Path) -> dict:
         return {k: f[k] for k in f.files}
 
 
-def _single(tmp: Path, dtype: str = "float32", steps: int = 8) -> dict:
-    """The same training in this process, one rank, the full batches."""
+def _single(tmp: Path, dtype: str = "float32", data: str = "seqs", steps: int = 8) -> dict:
+    """The same training in this process, one rank, the full batches (weights, and the
+    state carried after the last batch as "carry/<i>")."""
     sys.path.insert(0, str(WORKER.parent))
     try:
         import dist_worker
     finally:
         sys.path.pop(0)
     trainer = dist_worker.make_trainer(tmp / f"single-{dtype}", steps=steps, dtype=dtype,
-                                       comm=distributed.LocalCommunicator())
+                                       data=data, comm=distributed.LocalCommunicator())
     trainer.fit()
-    return dict(trainer.model.params, step=np.array(trainer.step))
+    carry = {f"carry/{i}": a for i, a in enumerate(trainer.carry or ())}
+    return dict(trainer.model.params, step=np.array(trainer.step), **carry)
 
 
 def _assert_ranks_match_single(ranks: list[dict], single: dict, rtol: float) -> None:
-    names = [k for k in single if k != "step"]
+    names = [k for k in single if k != "step" and not k.startswith("carry/")]
     for w in ranks:
         assert int(w["step"]) == int(single["step"]) == 8
         for k in names:                                 # the ranks: bit for bit
@@ -95,19 +97,28 @@ def _start() -> dict:
     return LanguageModel(11, 6, 9, num_layers=2, cell="lstm", seed=1).params
 
 
-@pytest.mark.parametrize("dtype, rtol", [("float32", 2e-6), ("float64", 1e-12)])
-def test_two_torch_ranks_equal_one_process_on_the_full_batch(tmp_path, dtype, rtol):
-    procs = _start_ranks(tmp_path, tmp_path / "run", "torch", "--dtype", dtype)
-    single = _single(tmp_path, dtype)
+@pytest.mark.parametrize("dtype, data, rtol", [("float32", "seqs", 2e-6),
+                                               ("float64", "seqs", 1e-12),
+                                               ("float32", "stream", 2e-6)])
+def test_two_torch_ranks_equal_one_process_on_the_full_batch(tmp_path, dtype, data, rtol):
+    procs = _start_ranks(tmp_path, tmp_path / "run", "torch", "--dtype", dtype,
+                         "--data", data)
+    single = _single(tmp_path, dtype, data)
     _wait(procs)
     ranks = [_weights(tmp_path / f"torch-{r}.npz") for r in range(2)]
     _assert_ranks_match_single(ranks, single, rtol)
-    # rank 0 alone wrote the checkpoints, which hold the ranks' weights
+    # rank 0 alone wrote the checkpoints, which hold the ranks' weights and the whole
+    # batch's carried state (each rank carries its rows: 3 and 2 of 5)
     from rnnkit.train.checkpoint import latest_checkpoint, load_checkpoint
     ck = load_checkpoint(latest_checkpoint(tmp_path / "run" / "checkpoints"))
     assert ck["trainer"]["step"] == 8
     for k, v in ck["model_params"].items():
         np.testing.assert_array_equal(v, ranks[0][k])
+    carried = [single[k] for k in sorted(single) if k.startswith("carry/")]
+    assert len(carried) == (2 if data == "stream" else 0)
+    for got, want in zip(ck["carry"] or (), carried):
+        assert got.shape == want.shape == (2, 5, 9)
+        np.testing.assert_allclose(got, want, rtol=0, atol=rtol * 10)
 
 
 def test_a_killed_rank_resumes_from_the_checkpoint_and_ends_as_an_uninterrupted_run(tmp_path):
@@ -119,7 +130,7 @@ def test_a_killed_rank_resumes_from_the_checkpoint_and_ends_as_an_uninterrupted_
     procs[1].communicate(timeout=TIMEOUT)
     assert procs[1].returncode == -signal.SIGKILL
     try:
-        procs[0].communicate(timeout=30)
+        procs[0].communicate(timeout=10)
     except subprocess.TimeoutExpired:
         procs[0].kill()
         procs[0].communicate()

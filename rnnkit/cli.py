@@ -6,9 +6,11 @@ import argparse
 import importlib
 import json
 import sys
+from pathlib import Path
 
 from rnnkit.apps import common, load_apps
 from rnnkit.errors import RnnkitError
+from rnnkit.train import distributed
 from rnnkit.train.safety import TrainingInterrupted
 
 DESCRIPTION = """\
@@ -57,8 +59,23 @@ def _add_train(verbs, app, name: str, run_dir: str, help: str):
                                   app.Config())
     train_fields = common.add_flags(p.add_argument_group("training"), app.default_train_config(),
                                     common.TRAIN_HELP)
+    _add_distributed(p)
     p.set_defaults(verb="train", app_fields=app_fields, train_fields=train_fields)
     return p
+
+
+def _add_distributed(p) -> None:
+    p.add_argument("--distributed", choices=distributed.BACKENDS, default="auto",
+                   help="data-parallel backend over the processes of torchrun (torch) or "
+                   "mpirun (mpi); auto: from the launcher's variables (default: auto)")
+
+
+def _join(args, log):
+    """The processes of this run (one without a launcher); the first one alone logs."""
+    comm = distributed.world() if args.distributed == "auto" else \
+        distributed.connect(args.distributed)
+    distributed.use(comm)
+    return comm, log if comm.rank == 0 else (lambda *a, **k: None)
 
 
 def _add_resume(verbs, name: str = "resume"):
@@ -67,6 +84,7 @@ def _add_resume(verbs, name: str = "resume"):
     p.add_argument("run", metavar="RUN", help="the run folder")
     p.add_argument("--max-steps", type=int, help="train until this many batches in all")
     p.add_argument("--epochs", type=float, help="train until this many epochs in all")
+    _add_distributed(p)
     p.set_defaults(verb="resume")
     return p
 
@@ -141,7 +159,14 @@ def run(args, apps: dict, log=print) -> int:
     if getattr(args, "tool", None) is not None:
         return args.tool.run(args, log=log)
     app = apps[args.app]
-    if args.verb == "train":
+    if args.verb in ("train", "resume"):
+        comm, log = _join(args, log)
+    if args.verb == "train" and distributed.restart_count() and \
+            (Path(args.run_dir) / "checkpoints" / "latest.json").is_file():
+        # torchrun restarted the workers (--max-restarts): the run goes on from its checkpoint
+        log(f"restart {distributed.restart_count()}: resuming {args.run_dir}")
+        app.resume(args.run_dir, log=log)
+    elif args.verb == "train":
         cfg = common.from_flags(app.Config, args, args.app_fields)
         tcfg = common.from_flags(type(app.default_train_config()), args, args.train_fields)
         extra = {"reuse_folder": True} if getattr(args, "reuse_folder", False) else {}

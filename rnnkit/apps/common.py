@@ -29,7 +29,7 @@ from rnnkit.data.fetch import resolve
 from rnnkit.errors import RnnkitError, fail
 from rnnkit.optim import make_schedule
 from rnnkit.serialize import load_json, save_json
-from rnnkit.train import Trainer, TrainConfig
+from rnnkit.train import Trainer, TrainConfig, distributed
 
 SCHEDULE_CHOICES = ("constant", "cosine", "step")
 
@@ -144,9 +144,14 @@ def check_choices(cfg):
 
 # --- run folders ---------------------------------------------------------------------------
 def new_run(run_dir: str | Path) -> Path:
-    """A folder for a new run; refuse one that already holds a run (resume continues it)."""
+    """A folder for a new run; refuse one that already holds a run (resume continues it).
+    Data-parallel ranks all look before any of them writes, so that they agree; an elastic
+    restart (torchrun) before the first checkpoint takes its own attempt's folder again."""
     run_dir = Path(run_dir)
-    if (run_dir / "checkpoints" / "latest.json").exists() or (run_dir / "config.json").exists():
+    saved = (run_dir / "checkpoints" / "latest.json").exists()
+    held = saved or (run_dir / "config.json").exists()
+    distributed.world().barrier()
+    if saved or (held and not distributed.restart_count()):
         fail("run_dir", "a new or empty folder (`resume` continues an existing run)",
              f"{str(run_dir)!r}, which already holds a run")
     run_dir.mkdir(parents=True, exist_ok=True)

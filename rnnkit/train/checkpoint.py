@@ -83,7 +83,12 @@ def save_checkpoint(folder: str | Path, *, model, optimizer, trainer_state: dict
     for old in sorted(folder.glob("step-*.json"))[:-keep] if keep else []:
         old.unlink()
         old.with_suffix(".safetensors").unlink(missing_ok=True)
-    return folder / f"{_stem(step)}.json"
+    return checkpoint_path(folder, step)
+
+
+def checkpoint_path(folder: str | Path, step: int) -> Path:
+    """The JSON file of the checkpoint of `step` in `folder`."""
+    return Path(folder) / f"{_stem(step)}.json"
 
 
 def latest_checkpoint(folder: str | Path) -> Path:

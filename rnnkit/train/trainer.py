@@ -21,6 +21,10 @@ naming the last good checkpoint); only finite weights are saved; SIGINT and SIGT
 current step, save a checkpoint and stop (TrainingInterrupted, which says how to resume); a
 checkpoint is also saved every ``checkpoint_minutes``; a killed process's leftovers are
 cleared at the next start.
+
+Under a distributed launcher (torchrun, mpirun) each process trains on its rows of every
+batch and the gradients are summed into the whole batch's (rnnkit.train.data_parallel);
+with one process nothing changes.
 """
 from __future__ import annotations
 
@@ -34,9 +38,11 @@ from rnnkit.errors import RnnkitError, fail
 from rnnkit.optim import clip_grad_norm, clip_grad_value, global_norm
 from rnnkit.serialize import save_arrays, save_json
 from rnnkit.train.callbacks import LossCurve, MetricsLog, ProgressBar
-from rnnkit.train.checkpoint import (latest_checkpoint, load_checkpoint, load_params,
-                                     save_checkpoint)
+from rnnkit.train.checkpoint import (checkpoint_path, latest_checkpoint, load_checkpoint,
+                                     load_params, save_checkpoint)
+from rnnkit.train import distributed
 from rnnkit.train.config import TrainConfig
+from rnnkit.train.data_parallel import DataParallel
 from rnnkit.train.safety import (Interrupts, TrainingDiverged, TrainingInterrupted,
                                  clear_leftovers, non_finite)
 from rnnkit.train.tensorboard import TensorBoard
@@ -61,7 +67,7 @@ def _time_chunks(batch, k: int):
 class Trainer:
     def __init__(self, model, loss_fn, optimizer, train_data, val_data=None, *,
                  config: TrainConfig = TrainConfig(), schedule=None,
-                 run_dir: str | Path | None = None, callbacks=(), log=print):
+                 run_dir: str | Path | None = None, callbacks=(), log=print, comm=None):
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
         self.train_data, self.val_data = train_data, val_data
         self.config, self.schedule, self.log = config.check(), schedule, log
@@ -77,9 +83,13 @@ class Trainer:
         # others write
         self.callbacks = [GradientWatch(config.explode_factor, config.vanish_ratio, log),
                           *callbacks]
-        if config.progress:
+        # data parallel over the launcher's processes (rnnkit.train.data_parallel); the
+        # ranks stay identical and the first one alone shows progress and writes files
+        self.parallel = DataParallel(comm if comm is not None else distributed.world(),
+                                     model, config.seed)
+        if config.progress and self.parallel.writes:
             self.callbacks.append(ProgressBar())
-        if self.run_dir is not None:
+        if self.run_dir is not None and self.parallel.writes:
             self.callbacks.append(MetricsLog(self.run_dir / "metrics.jsonl", config.log_every))
             self.callbacks.append(LossCurve(self.run_dir / "metrics.jsonl",
                                             self.run_dir / "loss_curve.png"))
@@ -95,20 +105,25 @@ class Trainer:
     # --- one batch -------------------------------------------------------------------------
     def train_batch(self, batch) -> dict:
         cfg, model, opt = self.config, self.model, self.optimizer
+        shard = self.parallel.shard(batch)      # this rank's rows (all of them on one rank)
+        rng = self.parallel.step_rng(self.rng, self.step)
         state = self.carry if self.train_data.stateful else None
         losses, weights, norm, skipped = [], [], 0.0, 0
-        for inputs, targets in _time_chunks(batch, cfg.bptt):
+        for inputs, targets in _time_chunks(shard, cfg.bptt):
             model.zero_grad()
             try:
-                outputs, state, cache = model.forward(inputs, state, batch.lengths,
-                                                      training=True, rng=self.rng)
+                outputs, state, cache = model.forward(inputs, state, shard.lengths,
+                                                      training=True, rng=rng)
             except RnnkitError:         # a layer refusing non-finite values from the weights
                 if non_finite(model.params):
                     self._skip(math.nan, math.nan)
                 raise
-            loss, doutputs = self.loss_fn(outputs, targets, batch.lengths)
+            loss, doutputs = self.loss_fn(outputs, targets, shard.lengths)
             if math.isfinite(loss):
                 model.backward(doutputs, cache)
+            loss = self.parallel.mean_loss(loss, targets, shard.lengths)  # the whole batch's
+            if math.isfinite(loss):
+                self.parallel.mean_gradients()
                 if cfg.clip_norm > 0:
                     norm = clip_grad_norm(model.grads, cfg.clip_norm)
                 elif cfg.clip_value > 0:
@@ -185,8 +200,9 @@ class Trainer:
         improved = val < self.best_val
         if improved:
             self.best_val, self.bad_validations = val, 0
-            if self.run_dir is not None:
+            if self.run_dir is not None and self.parallel.writes:
                 save_arrays(self.run_dir / "best.safetensors", self.model.params)
+            self.parallel.barrier()
         else:
             self.bad_validations += 1
             if self.config.patience and self.bad_validations >= self.config.patience:
@@ -198,10 +214,13 @@ class Trainer:
 
     # --- the loop --------------------------------------------------------------------------
     def fit(self) -> dict:
-        if self.run_dir is not None:
+        self.parallel.barrier()         # every rank's files of the app are written
+        if self.run_dir is not None and self.parallel.writes:
             for path in clear_leftovers(self.run_dir):
                 self.log(f"cleared what an interrupted run left: {path}")
             save_json(self.run_dir / "train_config.json", vars(self.config))
+        self.parallel.barrier()
+        self.parallel.broadcast_weights(self.optimizer)
         for cb in self.callbacks:
             cb.on_train_begin(self)
         with Interrupts() as interrupts:
@@ -230,11 +249,12 @@ class Trainer:
                 due = cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0
                 late = cfg.checkpoint_minutes and \
                     time.monotonic() - saved_at >= 60 * cfg.checkpoint_minutes
+                stop, late = self.parallel.agree(interrupts.received, late)
                 if self.run_dir is not None and (due or late):
                     self.save_checkpoint()
                     saved_at = time.monotonic()
-                if interrupts.received:
-                    self._stop(interrupts.received)
+                if stop:
+                    self._stop(stop)
                 if self.step >= total or self.should_stop:
                     break
             else:                                   # the epoch ran out
@@ -269,9 +289,14 @@ class Trainer:
         if broken:
             raise TrainingDiverged(f"checkpoint at step {self.step} not saved: {broken[:3]} "
                                    f"not finite; {self._last_good()}")
-        return save_checkpoint(self.run_dir / "checkpoints", model=self.model,
-                               optimizer=self.optimizer, trainer_state=self.state(),
-                               rng=self.rng, carry=self.carry, keep=self.config.keep_checkpoints)
+        carry = self.parallel.whole_state(self.carry)   # (a collective: before rank 0 writes)
+        folder = self.run_dir / "checkpoints"
+        if self.parallel.writes:
+            save_checkpoint(folder, model=self.model, optimizer=self.optimizer,
+                            trainer_state=self.state(), rng=self.rng, carry=carry,
+                            keep=self.config.keep_checkpoints)
+        self.parallel.barrier()
+        return checkpoint_path(folder, self.step)
 
     def restore(self, checkpoint: str | Path | None = None) -> None:
         """Continue from a checkpoint file (default: the run's latest) exactly where it was."""
@@ -302,4 +327,4 @@ class Trainer:
             raise RnnkitError(f"{ck['path']}: expected the state of a "
                               f"{type(self.rng.bit_generator).__name__} generator in 'rng', "
                               f"got {e}") from None
-        self.carry = ck["carry"]
+        self.carry = self.parallel.own_state(ck["carry"])

@@ -80,7 +80,7 @@ def _add_predict(verbs, app, name: str | None = None):
     p.add_argument("--json", action="store_true", help="write one JSON object a line")
     options = getattr(app, "PredictOptions", None)
     fields = common.add_flags(p, options()) if options else []
-    p.set_defaults(verb="predict", verb_name=name, option_fields=fields)
+    p.set_defaults(verb="predict", verb_name=name, option_fields=fields, option_cls=options)
     return p
 
 
@@ -90,7 +90,7 @@ def _add_evaluate(verbs, app):
     p.add_argument("run", metavar="RUN", help="the run folder")
     options = getattr(app, "EvaluateOptions", None)
     fields = common.add_flags(p, options()) if options else []
-    p.set_defaults(verb="evaluate", option_fields=fields)
+    p.set_defaults(verb="evaluate", option_fields=fields, option_cls=options)
     return p
 
 
@@ -134,29 +134,42 @@ def _hide_aliases(parser: argparse.ArgumentParser) -> None:
                                    if a.dest not in ("train-char", "sample", "resume")]
 
 
+def _options(args) -> dict:
+    """The verb's options as keywords, each checked against its declared range first."""
+    if args.option_cls is None:
+        return {}
+    return vars(common.from_flags(args.option_cls, args, args.option_fields))
+
+
 def run(args, apps: dict, log=print) -> int:
     if getattr(args, "tool", None) is not None:
         return args.tool.run(args, log=log)
     app = apps[args.app]
+    # the optional packages a verb needs, found missing before any work rather than after it
+    common.require_packages("safetensors", *(("matplotlib",) if args.verb in ("train", "resume")
+                                             else ()))
     if args.verb == "train":
         cfg = common.from_flags(app.Config, args, args.app_fields)
         tcfg = common.from_flags(type(app.default_train_config()), args, args.train_fields)
         extra = {"reuse_folder": True} if getattr(args, "reuse_folder", False) else {}
         common.check_choices(cfg)               # every setting checked before any work
         tcfg.check()
-        app.train(cfg, tcfg, args.run_dir, log=log, **extra)
+        if tcfg.progress:
+            common.require_packages("tqdm")
+        with common.undone_on_error(args.run_dir):
+            app.train(cfg, tcfg, args.run_dir, log=log, **extra)
     elif args.verb == "resume":
         overrides = {k: v for k, v in (("max_steps", args.max_steps),
                                        ("epochs", args.epochs)) if v is not None}
         app.resume(args.run, log=log, **overrides)
     elif args.verb == "evaluate":
-        options = {k: getattr(args, k) for k in args.option_fields}
+        options = _options(args)
         result = app.evaluate(args.run, log=log, **options)
         log(json.dumps(result, indent=1))
     elif args.verb == "predict":
-        options = {k: getattr(args, k) for k in args.option_fields}
+        options = _options(args)
         if getattr(args, "prime", None) is not None:      # `rnnkit sample --prime TEXT`
-            args.inputs = [args.prime] + args.inputs
+            args.inputs = common.read_inputs([args.prime], name="--prime") + args.inputs
         inputs = common.read_inputs(args.inputs, args.file)
         if not inputs and getattr(app, "PREDICT_NEEDS_INPUT", True):
             raise RnnkitError("INPUT: expected at least one input (as arguments, --file FILE, "
@@ -166,9 +179,23 @@ def run(args, apps: dict, log=print) -> int:
     return 0
 
 
+def _missing_package(e: ModuleNotFoundError, where: str) -> int:
+    """One line naming the extra that brings a missing optional package (else re-raise)."""
+    package = (e.name or "").split(".")[0]
+    extra = EXTRAS.get(package)
+    if extra is None:
+        raise e
+    print(f"{where}: needs the optional package {package!r}: pip install 'rnnkit[{extra}]'",
+          file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
-    apps = load_apps()
-    parser = build_parser(apps)
+    try:            # an application or tool module may import an optional package
+        apps = load_apps()
+        parser = build_parser(apps)
+    except ModuleNotFoundError as e:
+        return _missing_package(e, "rnnkit")
     _hide_aliases(parser)
     args = parser.parse_args(argv)
     where = f"rnnkit {args.app} {getattr(args, 'verb_name', args.verb)}".rstrip()
@@ -181,12 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{where}: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as e:
-        extra = EXTRAS.get((e.name or "").split(".")[0])
-        if extra is None:
-            raise
-        print(f"{where}: needs the optional package {e.name!r}: pip install 'rnnkit[{extra}]'",
-              file=sys.stderr)
-        return 2
+        return _missing_package(e, where)
     except KeyboardInterrupt:
         print(f"{where}: interrupted", file=sys.stderr)
         return 130

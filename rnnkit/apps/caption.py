@@ -22,7 +22,7 @@ folder (pairs.safetensors). `--pairs {single,pair,mixed}` says what trains and v
 from __future__ import annotations
 
 import string
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -344,7 +344,7 @@ def train(cfg: CaptionConfig, tcfg: TrainConfig, run_dir, log=print) -> dict:
 
 def resume(run_dir, log=print, **train_overrides) -> dict:
     run_dir, cfg, tcfg, _ = common.load_run_config(run_dir, CaptionConfig, "caption")
-    tcfg = TrainConfig(**dict(asdict(tcfg), **train_overrides))
+    tcfg = common.resume_config(tcfg, train_overrides)
     common.save_run_config(run_dir, cfg, tcfg, kind="caption")
     trainer = _build(cfg, tcfg, run_dir, log)
     trainer.restore()

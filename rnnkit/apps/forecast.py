@@ -16,7 +16,7 @@ growth baselines on the same points; and it draws forecast.png.
 from __future__ import annotations
 
 import csv
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -83,8 +83,11 @@ def column_name(cfg: ForecastConfig) -> str:
     path = common.require_file(cfg.data, FORMAT)
     if cfg.column:
         return cfg.column
-    with path.open(newline="", encoding="utf-8") as f:
-        header = next(csv.reader(f), [])
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            header = next(csv.reader(f), [])
+    except (UnicodeDecodeError, csv.Error) as e:
+        fail(str(path), f"{FORMAT} (UTF-8 text)", f"a file that is not ({e})")
     if len(header) < 2:
         fail(str(path), f"{FORMAT} (at least two columns, or pass --column)", f"header {header}")
     return header[1]
@@ -111,7 +114,8 @@ class Plan:
         if cfg.test_size < 1 or cfg.val_size < 0 or self.train_end < need + 1:
             fail("series", f"more than test_size + val_size + lag + lookback + horizon = "
                  f"{cfg.test_size} + {cfg.val_size} + {self.lag} + {L} + {h} points (a window "
-                 "and its targets must fit in the training part)", f"{self.T} points")
+                 f"and its targets must fit in the training part; the lag comes from "
+                 f"--transform {cfg.transform} and --season {cfg.season})", f"{self.T} points")
         self.z = series.forward(y, cfg.transform, cfg.season)
         if scaler is None:
             scaler = StandardScaler().fit(self.z[:self.train_end - self.lag])
@@ -197,7 +201,7 @@ def train(cfg: ForecastConfig, tcfg: TrainConfig, run_dir, log=print) -> dict:
 
 def resume(run_dir, log=print, **train_overrides) -> dict:
     run_dir, cfg, tcfg, _ = common.load_run_config(run_dir, ForecastConfig, "forecast")
-    tcfg = TrainConfig(**dict(asdict(tcfg), **train_overrides))
+    tcfg = common.resume_config(tcfg, train_overrides)
     common.save_run_config(run_dir, cfg, tcfg, kind="forecast")
     plan = Plan(cfg, read_series(cfg), scaler_from_dict(load_json(run_dir / "scaler.json")))
     trainer = _build(cfg, tcfg, run_dir, plan, log)

@@ -205,7 +205,7 @@ def train(cfg: NERConfig, tcfg: TrainConfig, run_dir: str | Path, log=print,
     validation F1. `callbacks` (rnnkit.train.Callback) are added to the trainer's."""
     _check_config(cfg)
     import seqeval  # noqa: F401  (validation needs it: say so before training, not after)
-    run_dir = Path(run_dir)
+    run_dir = common.new_run(run_dir)
     sentences = read_conll(data_path(cfg, "train"))
     words, _ = build_word_vocab(sentences, cfg.min_freq, cfg.lower_digits)
     chars, tagset = build_char_vocab(sentences), TagSet.from_sentences(sentences)
@@ -235,7 +235,7 @@ def resume(run_dir: str | Path, log=print, **train_overrides) -> dict:
     """Continue a run from its latest checkpoint; overrides such as epochs=30 extend it."""
     run_dir = Path(run_dir)
     cfg, tcfg, model_config, encoder, tagset = _load_run(run_dir)
-    tcfg = TrainConfig(**dict(asdict(tcfg), **train_overrides))
+    tcfg = common.resume_config(tcfg, train_overrides)
     model = Tagger(**model_config)
     save_json(run_dir / "config.json", {"app": asdict(cfg), "train": asdict(tcfg),
                                         "kind": "ner", "model": model.config})

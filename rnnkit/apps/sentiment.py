@@ -11,7 +11,7 @@ training keeps the weights with the best validation accuracy and stops when it s
 from __future__ import annotations
 
 import csv
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -40,7 +40,8 @@ class SentimentConfig:
     val_fraction: float = setting(0.1, "fraction of the rows for validation")
     test_fraction: float = setting(0.1, "fraction of the rows for the test")
     min_freq: int = setting(2, "keep words seen at least this often in the training rows")
-    max_vocab: int = setting(30000, "largest vocabulary (most frequent words first)")
+    max_vocab: int = setting(30000, "largest vocabulary (most frequent words first, <pad> and "
+                             "<unk> included)", lo=3)
     cell: str = setting("gru", "recurrent cell", ("rnn", "lstm", "gru"))
     bidirectional: bool = setting(True, "read each text both ways")
     pooling: str = setting("meanmax", "how the states become one vector: last (final states of "
@@ -84,9 +85,10 @@ def read_rows(path: str, text_column: str, label_column: str) -> tuple[list, lis
         with p.open(newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
             header = reader.fieldnames or []
-            for col in (text_column, label_column):
+            for flag, col in (("--text-column", text_column), ("--label-column", label_column)):
                 if col not in header:
-                    fail(str(p), f"{FORMAT} (a column named {col!r})", f"columns {header}")
+                    fail(str(p), f"{FORMAT} (a column named {col!r}, {flag})",
+                         f"columns {header}")
             texts, labels = [], []
             for line, row in enumerate(reader, start=2):
                 text, label = row.get(text_column), row.get(label_column)
@@ -192,7 +194,7 @@ def train(cfg: SentimentConfig, tcfg: TrainConfig, run_dir, log=print) -> dict:
 
 def resume(run_dir, log=print, **train_overrides) -> dict:
     run_dir, cfg, tcfg, _ = common.load_run_config(run_dir, SentimentConfig, "sentiment")
-    tcfg = TrainConfig(**dict(asdict(tcfg), **train_overrides))
+    tcfg = common.resume_config(tcfg, train_overrides)
     common.save_run_config(run_dir, cfg, tcfg, kind="sentiment")
     texts, labels = read_rows(cfg.data, cfg.text_column, cfg.label_column)
     trainer = _build(cfg, tcfg, run_dir, texts, labels, log)

@@ -17,7 +17,7 @@ can draw the attention weights (--attention-plot).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -302,7 +302,7 @@ def train(cfg: TranslateConfig, tcfg: TrainConfig, run_dir, log=print) -> dict:
 
 def resume(run_dir, log=print, **train_overrides) -> dict:
     run_dir, cfg, tcfg, _ = common.load_run_config(run_dir, TranslateConfig, APP)
-    tcfg = TrainConfig(**dict(asdict(tcfg), **train_overrides))
+    tcfg = common.resume_config(tcfg, train_overrides)
     common.save_run_config(run_dir, cfg, tcfg, kind=APP)
     trainer = _build(cfg, tcfg, run_dir, log)
     trainer.restore()
@@ -374,6 +374,8 @@ def predict(run_dir, inputs: list, *, beam: int = 5, alpha: float = 0.6,
                   "unknown_words": [t for t in w if t not in src_vocab], "text": translation}
         if attention_plot:
             path = Path(attention_plot)
+            if path.is_dir():
+                fail("attention_plot", "a PNG file's path", f"{attention_plot!r} (a folder)")
             if len(inputs) > 1:
                 path = path.with_name(f"{path.stem}_{i + 1}{path.suffix or '.png'}")
             if att is None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import importlib
 import json
+import os
 import sys
 
 from rnnkit.apps import common, load_apps
@@ -161,10 +164,12 @@ def run(args, apps: dict, log=print) -> int:
     elif args.verb == "resume":
         overrides = {k: v for k, v in (("max_steps", args.max_steps),
                                        ("epochs", args.epochs)) if v is not None}
-        app.resume(args.run, log=log, **overrides)
+        with _settings_of_run(app, args):
+            app.resume(args.run, log=log, **overrides)
     elif args.verb == "evaluate":
         options = _options(args)
-        result = app.evaluate(args.run, log=log, **options)
+        with _settings_of_run(app, args):
+            result = app.evaluate(args.run, log=log, **options)
         log(json.dumps(result, indent=1))
     elif args.verb == "predict":
         options = _options(args)
@@ -174,9 +179,26 @@ def run(args, apps: dict, log=print) -> int:
         if not inputs and getattr(app, "PREDICT_NEEDS_INPUT", True):
             raise RnnkitError("INPUT: expected at least one input (as arguments, --file FILE, "
                               "or lines on standard input), got none")
-        for result in app.predict(args.run, inputs, **options):
+        with _settings_of_run(app, args):
+            results = app.predict(args.run, inputs, **options)
+        for result in results:
             print(json.dumps(result) if args.json else result["text"], flush=True)
     return 0
+
+
+@contextlib.contextmanager
+def _settings_of_run(app, args):
+    """An error about a setting of the run (not a flag of this command) names the file the
+    setting came from: RUN/config.json."""
+    own = set(getattr(args, "option_fields", None) or ()) | {"max_steps", "epochs"}
+    settings = {f.name for f in dataclasses.fields(app.Config)} - own
+    try:
+        yield
+    except RnnkitError as e:
+        field = str(e).split(":", 1)[0]
+        if field not in settings:
+            raise
+        raise RnnkitError(f"{os.path.join(args.run, 'config.json')}: app.{e}") from None
 
 
 def _missing_package(e: ModuleNotFoundError, where: str) -> int:

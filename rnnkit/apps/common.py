@@ -219,10 +219,11 @@ def load_run_config(run_dir: str | Path, cls, app: str):
         fail("RUN", f"a run of `rnnkit {app}`", f"a run of `rnnkit {saved.get('kind')}`")
     cfg = schema.check_dataclass(cls, saved["app"], source, "app")
     tcfg = schema.check_dataclass(TrainConfig, saved["train"], source, "train")
-    try:
-        tcfg.check()
-    except RnnkitError as e:
-        raise RnnkitError(f"{source}: train.{e}") from None
+    for part, check in (("app", lambda: check_choices(cfg)), ("train", tcfg.check)):
+        try:
+            check()
+        except RnnkitError as e:
+            raise RnnkitError(f"{source}: {part}.{e}") from None
     return run_dir, cfg, tcfg, saved
 
 

@@ -25,7 +25,7 @@ from rnnkit.apps.common import setting
 from rnnkit.apps.gaussian import gaussian_nll, mse_loss, split_outputs
 from rnnkit.data import StandardScaler, WindowDataset, load_csv_series, make_windows
 from rnnkit.data.scalers import scaler_from_dict
-from rnnkit.errors import fail
+from rnnkit.errors import RnnkitError, fail
 from rnnkit.models import SequenceModel
 from rnnkit.optim import make_optimizer
 from rnnkit.serialize import load_json, save_json
@@ -199,11 +199,21 @@ def train(cfg: ForecastConfig, tcfg: TrainConfig, run_dir, log=print) -> dict:
     return _finish(trainer, log)
 
 
+def _load_scaler(run_dir):
+    path = run_dir / "scaler.json"
+    try:
+        return scaler_from_dict(load_json(path))
+    except RnnkitError as e:
+        if str(path) in str(e):
+            raise
+        raise RnnkitError(f"{path}: {e}") from None
+
+
 def resume(run_dir, log=print, **train_overrides) -> dict:
     run_dir, cfg, tcfg, _ = common.load_run_config(run_dir, ForecastConfig, "forecast")
     tcfg = common.resume_config(tcfg, train_overrides)
     common.save_run_config(run_dir, cfg, tcfg, kind="forecast")
-    plan = Plan(cfg, read_series(cfg), scaler_from_dict(load_json(run_dir / "scaler.json")))
+    plan = Plan(cfg, read_series(cfg), _load_scaler(run_dir))
     trainer = _build(cfg, tcfg, run_dir, plan, log)
     trainer.restore()
     log(f"resumed {run_dir} at batch {trainer.step}, training to {trainer.total_steps}")
@@ -216,7 +226,7 @@ def _load(run_dir, best: bool = True):
     common.load_weights(model, run_dir, best)
     spread = (load_json(run_dir / "calibration.json")["spread"]
               if (run_dir / "calibration.json").is_file() else 1.0)
-    return run_dir, cfg, model, scaler_from_dict(load_json(run_dir / "scaler.json")), spread
+    return run_dir, cfg, model, _load_scaler(run_dir), spread
 
 
 def forecast(model, cfg: ForecastConfig, scaler, X: np.ndarray, y: np.ndarray, t0s,

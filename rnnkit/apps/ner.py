@@ -169,6 +169,17 @@ def _load_run(run_dir: Path):
     return cfg, tcfg, model_config, encoder, tagset
 
 
+def _tagger(model_config: dict, run_dir: Path) -> Tagger:
+    """The run's tagger from config.json's "model" settings, refused by name if they are not."""
+    source = run_dir / "config.json"
+    try:
+        return Tagger(**model_config)
+    except TypeError as e:
+        raise RnnkitError(f"{source}: expected the tagger's settings in 'model', got {e}") from None
+    except RnnkitError as e:
+        raise RnnkitError(f"{source}: model.{e}") from None
+
+
 def _build(cfg: NERConfig, tcfg: TrainConfig, run_dir: Path, model: Tagger, encoder: Encoder,
            tagset: TagSet, log, callbacks=()) -> _F1Trainer:
     sentences = read_conll(data_path(cfg, "train"))
@@ -236,7 +247,7 @@ def resume(run_dir: str | Path, log=print, **train_overrides) -> dict:
     run_dir = Path(run_dir)
     cfg, tcfg, model_config, encoder, tagset = _load_run(run_dir)
     tcfg = common.resume_config(tcfg, train_overrides)
-    model = Tagger(**model_config)
+    model = _tagger(model_config, run_dir)
     save_json(run_dir / "config.json", {"app": asdict(cfg), "train": asdict(tcfg),
                                         "kind": "ner", "model": model.config})
     trainer = _build(cfg, tcfg, run_dir, model, encoder, tagset, log)
@@ -250,7 +261,7 @@ def load_model(run_dir: str | Path, best: bool = True):
     """-> (model with the run's best or latest weights, encoder, tagset, app config)."""
     run_dir = Path(run_dir)
     cfg, _, model_config, encoder, tagset = _load_run(run_dir)
-    model = Tagger(**model_config)
+    model = _tagger(model_config, run_dir)
     common.load_weights(model, run_dir, best)
     return model, encoder, tagset, cfg
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from rnnkit import schema
 from rnnkit.apps import common
 from rnnkit.apps.classifier import (POOLINGS, SequenceClassifier, accuracy_trainer, finish,
                                     probabilities, score)
@@ -156,10 +158,41 @@ def _model(cfg: SentimentConfig, vocab_size: int, num_classes: int, seed=None):
                               dropout=cfg.dropout, num_classes=num_classes, seed=seed)
 
 
+# the run folder's labels.json and split.json (row indices of the data file)
+LABELS = {"classes": schema.ListOf(str, max_len=10_000), "names": schema.ListOf(str, 10_000)}
+SPLIT = {"train": schema.ListOf(schema.Int(0)), "val": schema.ListOf(schema.Int(0)),
+         "test": schema.ListOf(schema.Int(0)), "rows": schema.Int(10), "seed": schema.Int(0)}
+
+
+def load_labels(run_dir: Path) -> dict:
+    path = run_dir / "labels.json"
+    meta = schema.check(load_json(path), LABELS, str(path))
+    classes = meta["classes"]
+    if len(classes) < 2 or len(set(classes)) != len(classes) or \
+            not all(c.lstrip("-").isdigit() for c in classes) or \
+            len(meta["names"]) != len(classes):
+        fail(str(path), "distinct integer classes (at least 2) and a name for each",
+             f"classes {classes[:5]}, names {meta['names'][:5]}")
+    return meta
+
+
+def load_split(run_dir: Path) -> dict:
+    path = run_dir / "split.json"
+    split = schema.check(load_json(path), SPLIT, str(path))
+    rows = [i for part in ("train", "val", "test") for i in split[part]]
+    if max(rows, default=0) >= split["rows"] or len(set(rows)) != len(rows):
+        fail(str(path), f"distinct row numbers below rows = {split['rows']}",
+             "repeated or larger ones")
+    return split
+
+
 def _build(cfg, tcfg, run_dir, texts, labels, log):
-    meta = load_json(run_dir / "labels.json")
+    meta = load_labels(run_dir)
     vocab = WordVocab.load(run_dir / "vocab.json")
-    split = load_json(run_dir / "split.json")
+    split = load_split(run_dir)
+    if split["rows"] != len(texts):
+        fail(cfg.data, f"the {split['rows']} rows the run was split from",
+             f"{len(texts)} rows (the file changed since training)")
     targets = np.array([meta["classes"].index(v) for v in labels], np.int64)
     train, val, _ = _datasets(cfg, vocab, texts, targets, split, tcfg.seed)
     model = _model(cfg, len(vocab), len(meta["classes"]), seed=tcfg.seed)
@@ -206,7 +239,7 @@ def resume(run_dir, log=print, **train_overrides) -> dict:
 def _load(run_dir, best: bool = True):
     run_dir, cfg, tcfg, _ = common.load_run_config(run_dir, SentimentConfig, "sentiment")
     vocab = WordVocab.load(run_dir / "vocab.json")
-    meta = load_json(run_dir / "labels.json")
+    meta = load_labels(run_dir)
     model = _model(cfg, len(vocab), len(meta["classes"]))
     common.load_weights(model, run_dir, best)
     return run_dir, cfg, tcfg, vocab, meta, model
@@ -223,7 +256,7 @@ def evaluate(run_dir, log=print, data: str = "", split: str = "test") -> dict:
     if data:
         rows = list(range(len(texts)))
     else:
-        saved = load_json(run_dir / "split.json")
+        saved = load_split(run_dir)
         if saved["rows"] != len(texts):
             fail(cfg.data, f"the {saved['rows']} rows the run was split from",
                  f"{len(texts)} rows (the file changed since training)")

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnkit import schema
 from rnnkit.apps import common
 from rnnkit.apps.common import setting
 from rnnkit.data.batching import pad_sequences
@@ -140,14 +141,31 @@ def _held_out(run_dir: Path, split: str) -> tuple[list, list]:
     return src, tgt
 
 
+# split.json: the data file's line numbers (from 2, after the header) of each part
+SPLIT = {"pairs": schema.Int(10), "seed": schema.Int(0), "max_source_tokens": schema.Int(1),
+         **{part: schema.ListOf(schema.Int(2)) for part in ("train", "val", "test")}}
+
+
+def load_split(run_dir: Path) -> dict:
+    path = _run_file(run_dir, "split.json")
+    split = schema.check(load_json(path), SPLIT, str(path))
+    lines = split["train"] + split["val"] + split["test"]
+    if len(set(lines)) != len(lines) or not split["train"]:
+        fail(str(path), "distinct line numbers, some of them training pairs",
+             f"{len(lines) - len(set(lines))} repeated, {len(split['train'])} training")
+    return split
+
+
 def _training_pairs(cfg, run_dir: Path) -> tuple[list, list]:
     src, tgt, lines = select_pairs(cfg)
-    split = load_json(_run_file(run_dir, "split.json"))
+    split = load_split(run_dir)
     at = {line: k for k, line in enumerate(lines)}
     missing = [line for line in split["train"] if line not in at]
     if missing or split["pairs"] != len(src):
-        fail(cfg.data, f"the {split['pairs']} pairs the run was split from",
-             f"{len(src)} pairs (the file changed since training)")
+        fail(cfg.data, f"the {split['pairs']} pairs the run was split from (as "
+             f"{run_dir / 'split.json'} lists them)", f"{len(src)} pairs" +
+             (f", no pair on line(s) {missing[:3]}" if missing else "") +
+             " (the file changed since training, or split.json did)")
     return [src[at[line]] for line in split["train"]], [tgt[at[line]] for line in split["train"]]
 
 
@@ -353,7 +371,7 @@ def predict(run_dir, inputs: list, *, beam: int = 5, alpha: float = 0.6,
     """A translation of each line (beam search, or greedy with beam 0); unknown words are read
     as <unk> and listed; --attention-plot draws where each target word looked."""
     run_dir, cfg, src_vocab, tgt_vocab, model = load_run(run_dir, best)
-    limit = load_json(_run_file(run_dir, "split.json"))["max_source_tokens"]
+    limit = load_split(run_dir)["max_source_tokens"]
     words = []
     for i, text in enumerate(inputs, 1):
         w = tokens(text)

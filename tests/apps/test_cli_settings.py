@@ -5,7 +5,7 @@ import pytest
 from rnnkit.cli import main
 
 BAD = [("--val-fraction", "1.5", "val_fraction: expected a number in (0, 0.9], got 1.5"),
-       ("--sample-length", "-1", "sample_length: expected a number in [0, inf], got -1"),
+       ("--sample-length", "-1", "sample_length: expected a number in [0, 1000000], got -1"),
        ("--temperature", "0", "temperature: expected a number in (0, inf], got 0.0"),
        ("--prime", "ZZZ", "prime: expected at least one character, each seen in the "
                           "training text, got unknown ['Z']"),

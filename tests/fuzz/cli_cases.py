@@ -32,7 +32,7 @@ from rnnkit import cli
 from rnnkit.apps import load_apps
 from rnnkit.train import Trainer
 
-from cli_fixtures import INPUT, SMALL, make_data, make_runs
+from tiny_runs import INPUT, SMALL, make_data, make_runs
 
 NOT_UTF8 = os.fsdecode(b"\xff\xfe-not-utf8")      # what a shell passes for undecodable bytes
 

@@ -1,5 +1,5 @@
 """Tiny data files and trained run folders for every application, for the command-line fuzz
-(tests/fuzz/cli_cases.py): each app's `train` with tiny sizes and two steps, so that
+(tests/fuzz/cli_cases.py, tests/corrupt_apps.py): each app's `train` with tiny sizes and two steps, so that
 `evaluate`, `predict` and `resume` have a real run to read. A few seconds in all once the
 kernels are compiled."""
 from __future__ import annotations

@@ -107,7 +107,7 @@ def app_run_cases(folder: Path, app: str, rng, limit: int):
     folder.mkdir(parents=True, exist_ok=True)
     data = make_data(folder.parent / "data")
     good = make_runs(folder.parent, data, [app])[app]
-    loader = f"rnnkit {app} (run folder)"
+    loader = f"{app} run: predict, evaluate, resume"
 
     def load(d, rel=None):
         try:

@@ -16,6 +16,7 @@ can draw the attention weights (--attention-plot).
 """
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,13 +138,25 @@ def _run_file(run_dir: Path, name: str) -> Path:
 
 
 def _held_out(run_dir: Path, split: str) -> tuple[list, list]:
-    src, tgt, _ = read_pairs(str(_run_file(run_dir, f"{split}.tsv")), "source", "target")
+    path = _run_file(run_dir, f"{split}.tsv")
+    digest = load_split(run_dir).get("sha256", {}).get(split)
+    # a changed byte in held-out text is other valid text: the digest tells (runs made
+    # before it was stored have none)
+    if digest is not None and digest != _sha256(path):
+        fail(str(path), f"the {split} pairs written at training (sha256 in split.json)",
+             "a changed file")
+    src, tgt, _ = read_pairs(str(path), "source", "target")
     return src, tgt
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 # split.json: the data file's line numbers (from 2, after the header) of each part
 SPLIT = {"pairs": schema.Int(10), "seed": schema.Int(0), "max_source_tokens": schema.Int(1),
-         **{part: schema.ListOf(schema.Int(2)) for part in ("train", "val", "test")}}
+         **{part: schema.ListOf(schema.Int(2)) for part in ("train", "val", "test")},
+         "sha256": schema.Optional({"test": str, "val": str})}
 
 
 def load_split(run_dir: Path) -> dict:
@@ -308,7 +321,8 @@ def train(cfg: TranslateConfig, tcfg: TrainConfig, run_dir, log=print) -> dict:
     save_json(run_dir / "split.json", {
         "pairs": len(src), "seed": cfg.split_seed, "train": [lines[k] for k in split["train"]],
         "test": [lines[k] for k in split["test"]], "val": [lines[k] for k in split["val"]],
-        "max_source_tokens": max(len(s) for s in train_src)})
+        "max_source_tokens": max(len(s) for s in train_src),
+        "sha256": {part: _sha256(run_dir / f"{part}.tsv") for part in ("test", "val")}})
     common.save_run_config(run_dir, cfg, tcfg, kind=APP)
     trainer = _build(cfg, tcfg, run_dir, log)
     log(f"{APP}: {len(split['train'])} / {len(split['val'])} / {len(split['test'])} pairs "

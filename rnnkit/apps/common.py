@@ -243,10 +243,15 @@ def load_weights(model, run_dir: Path, best: bool = True) -> None:
     from rnnkit.train.checkpoint import latest_checkpoint, load_checkpoint, load_params
     path = run_dir / "best.safetensors"
     if best and path.is_file():
-        load_params(model, load_arrays(path), str(path))
+        arrays, source = load_arrays(path), str(path)
     else:
         ck = load_checkpoint(latest_checkpoint(run_dir / "checkpoints"))
-        load_params(model, ck["model_params"], str(ck["path"]))
+        arrays, source = ck["model_params"], str(ck["path"])
+    try:
+        load_params(model, arrays, source)
+    except RnnkitError as e:        # the weights may be right and the settings wrong
+        raise RnnkitError(f"{e} (for the model that {run_dir / 'config.json'} describes)") \
+            from None
 
 
 def write_eval(run_dir: Path, results: dict) -> dict:

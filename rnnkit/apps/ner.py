@@ -278,7 +278,8 @@ def evaluate(run_dir: str | Path, split: str = "test", data: str | None = None,
     unknown = sorted({t for s in sentences for t in s.tags} - set(tagset.tags))
     if unknown:
         raise RnnkitError(f"{data_path(cfg, split)}: expected the training tags "
-                          f"{tagset.tags}, got unknown tags {unknown[:5]}")
+                          f"{tagset.tags} (as {run_dir / 'tags.json'} lists them), got "
+                          f"unknown tags {unknown[:5]}")
     predicted = tag(model, encoder, tagset, [s.words for s in sentences], cfg.eval_batch_size)
     result = dict(score([s.tags for s in sentences], predicted), split=split,
                   file=str(data_path(cfg, split)), sentences=len(sentences),

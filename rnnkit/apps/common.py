@@ -176,9 +176,9 @@ def new_run(run_dir: str | Path) -> Path:
 
 @contextlib.contextmanager
 def undone_on_error(run_dir: str | Path):
-    """A folder that was new (or empty) when a training command started is put back so, if
-    that command fails with a user error before its first checkpoint: else the corrected
-    command would be refused, the folder holding a run."""
+    """A training command that fails with a user error before its first checkpoint leaves
+    its run folder as it found it (absent or empty): else the corrected command would be
+    refused, the folder holding a run."""
     path = Path(run_dir) if str(run_dir).strip() else None
     existed = path is not None and path.is_dir()
     fresh = path is not None and (not path.exists() or existed and not any(path.iterdir()))

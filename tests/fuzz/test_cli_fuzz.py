@@ -2,7 +2,7 @@
 every command (tests/fuzz/cli_cases.py) give one clear line on stderr naming what was wrong,
 a non-zero exit, no traceback, and no run folder changed or left behind.
 
-The suite runs one value of each flag of each command (about 550 cases, the values rotating
+The suite runs one value of each flag of each command (424 cases, the values rotating
 so that every kind of bad value is tried somewhere); benchmarks/fuzz_cli.py runs them all."""
 import pytest
 

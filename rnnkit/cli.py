@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import importlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -101,7 +104,7 @@ def _add_predict(verbs, app, name: str | None = None):
     p.add_argument("--json", action="store_true", help="write one JSON object a line")
     options = getattr(app, "PredictOptions", None)
     fields = common.add_flags(p, options()) if options else []
-    p.set_defaults(verb="predict", verb_name=name, option_fields=fields)
+    p.set_defaults(verb="predict", verb_name=name, option_fields=fields, option_cls=options)
     return p
 
 
@@ -111,7 +114,7 @@ def _add_evaluate(verbs, app):
     p.add_argument("run", metavar="RUN", help="the run folder")
     options = getattr(app, "EvaluateOptions", None)
     fields = common.add_flags(p, options()) if options else []
-    p.set_defaults(verb="evaluate", option_fields=fields)
+    p.set_defaults(verb="evaluate", option_fields=fields, option_cls=options)
     return p
 
 
@@ -155,10 +158,20 @@ def _hide_aliases(parser: argparse.ArgumentParser) -> None:
                                    if a.dest not in ("train-char", "sample", "resume")]
 
 
+def _options(args) -> dict:
+    """The verb's options as keywords, each checked against its declared range first."""
+    if args.option_cls is None:
+        return {}
+    return vars(common.from_flags(args.option_cls, args, args.option_fields))
+
+
 def run(args, apps: dict, log=print) -> int:
     if getattr(args, "tool", None) is not None:
         return args.tool.run(args, log=log)
     app = apps[args.app]
+    # the optional packages a verb needs, found missing before any work rather than after it
+    common.require_packages("safetensors", *(("matplotlib",) if args.verb in ("train", "resume")
+                                             else ()))
     if args.verb in ("train", "resume"):
         comm, log = _join(args, log)
     if args.verb == "train" and distributed.restart_count() and \
@@ -172,31 +185,67 @@ def run(args, apps: dict, log=print) -> int:
         extra = {"reuse_folder": True} if getattr(args, "reuse_folder", False) else {}
         common.check_choices(cfg)               # every setting checked before any work
         tcfg.check()
-        app.train(cfg, tcfg, args.run_dir, log=log, **extra)
+        if tcfg.progress:
+            common.require_packages("tqdm")
+        with common.undone_on_error(args.run_dir):
+            app.train(cfg, tcfg, args.run_dir, log=log, **extra)
     elif args.verb == "resume":
         overrides = {k: v for k, v in (("max_steps", args.max_steps),
                                        ("epochs", args.epochs)) if v is not None}
-        app.resume(args.run, log=log, **overrides)
+        with _settings_of_run(app, args):
+            app.resume(args.run, log=log, **overrides)
     elif args.verb == "evaluate":
-        options = {k: getattr(args, k) for k in args.option_fields}
-        result = app.evaluate(args.run, log=log, **options)
+        options = _options(args)
+        with _settings_of_run(app, args):
+            result = app.evaluate(args.run, log=log, **options)
         log(json.dumps(result, indent=1))
     elif args.verb == "predict":
-        options = {k: getattr(args, k) for k in args.option_fields}
+        options = _options(args)
         if getattr(args, "prime", None) is not None:      # `rnnkit sample --prime TEXT`
-            args.inputs = [args.prime] + args.inputs
+            args.inputs = common.read_inputs([args.prime], name="--prime") + args.inputs
         inputs = common.read_inputs(args.inputs, args.file)
         if not inputs and getattr(app, "PREDICT_NEEDS_INPUT", True):
             raise RnnkitError("INPUT: expected at least one input (as arguments, --file FILE, "
                               "or lines on standard input), got none")
-        for result in app.predict(args.run, inputs, **options):
+        with _settings_of_run(app, args):
+            results = app.predict(args.run, inputs, **options)
+        for result in results:
             print(json.dumps(result) if args.json else result["text"], flush=True)
     return 0
 
 
+@contextlib.contextmanager
+def _settings_of_run(app, args):
+    """An error about a setting of the run (not a flag of this command) names the file the
+    setting came from: RUN/config.json."""
+    own = set(getattr(args, "option_fields", None) or ()) | {"max_steps", "epochs"}
+    settings = {f.name for f in dataclasses.fields(app.Config)} - own
+    try:
+        yield
+    except RnnkitError as e:
+        field = str(e).split(":", 1)[0]
+        if field not in settings:
+            raise
+        raise RnnkitError(f"{os.path.join(args.run, 'config.json')}: app.{e}") from None
+
+
+def _missing_package(e: ModuleNotFoundError, where: str) -> int:
+    """One line naming the extra that brings a missing optional package (else re-raise)."""
+    package = (e.name or "").split(".")[0]
+    extra = EXTRAS.get(package)
+    if extra is None:
+        raise e
+    print(f"{where}: needs the optional package {package!r}: pip install 'rnnkit[{extra}]'",
+          file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
-    apps = load_apps()
-    parser = build_parser(apps)
+    try:            # an application or tool module may import an optional package
+        apps = load_apps()
+        parser = build_parser(apps)
+    except ModuleNotFoundError as e:
+        return _missing_package(e, "rnnkit")
     _hide_aliases(parser)
     args = parser.parse_args(argv)
     where = f"rnnkit {args.app} {getattr(args, 'verb_name', args.verb)}".rstrip()
@@ -209,12 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{where}: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as e:
-        extra = EXTRAS.get((e.name or "").split(".")[0])
-        if extra is None:
-            raise
-        print(f"{where}: needs the optional package {e.name!r}: pip install 'rnnkit[{extra}]'",
-              file=sys.stderr)
-        return 2
+        return _missing_package(e, where)
     except KeyboardInterrupt:
         print(f"{where}: interrupted", file=sys.stderr)
         return 130

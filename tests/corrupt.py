@@ -86,12 +86,18 @@ def byte_mutations(data: bytes, rng: random.Random, flips: int, cuts: int):
         yield f"bit {bit} of byte {at}/{len(data)} flipped", bytes(b)
 
 
+class Unnamed(Exception):
+    """A loader's RnnkitError that names neither the corrupted file nor RUN / --data."""
+
+
 def classify(load, compute, reference) -> str:
     """load() -> object; compute(object) -> arrays compared with ``reference``."""
     try:
         obj = load()
     except RnnkitError:
         return "clear"
+    except Unnamed:
+        return "unnamed"
     except Exception as e:          # noqa: BLE001 (this is what the harness measures)
         return f"raw:{type(e).__name__}"
     try:
@@ -243,18 +249,34 @@ def text_run_cases(folder: Path, rng: random.Random, limit: int):
                    good, load, compute, reference, kind)
 
 
-KINDS = ("model", "vocab", "checkpoint", "text_run")
+def _app_names() -> tuple:
+    from rnnkit.apps import APPS
+    return tuple(APPS)
+
+
+# every application's run folder ("run:APP", tests/corrupt_apps.py), the data files and the
+# ONNX importer (tests/corrupt_data.py) besides the library's own files
+KINDS = ("model", "vocab", "checkpoint", "text_run") + \
+    tuple(f"run:{app}" for app in _app_names()) + ("data", "onnx")
 
 
 def run_cases(folder: Path, kind: str, rng: random.Random, limit: int):
     """(case) tuples of one kind (KINDS)."""
+    if kind.startswith("run:"):
+        from corrupt_apps import app_run_cases
+        yield from app_run_cases(folder / kind.replace(":", "-"), kind[4:], rng, limit)
+        return
+    from corrupt_data import data_cases, onnx_cases
     make = {"model": model_cases, "vocab": vocab_cases, "checkpoint": checkpoint_cases,
-            "text_run": text_run_cases}[kind]
+            "text_run": text_run_cases, "data": data_cases, "onnx": onnx_cases}[kind]
     yield from make(folder / kind, rng, limit)
 
 
 def outcome(case, work: Path) -> str:
     loader, desc, write, good, load, compute, reference, kind = case
+    if kind.startswith(("data-", "onnx-")) or loader == "rnnkit.onnx":
+        from corrupt_data import data_outcome, onnx_outcome
+        return (onnx_outcome if loader == "rnnkit.onnx" else data_outcome)(case, work)
     target = fresh_copy(good, work)
     write(target)
     return classify(lambda: load(target), compute, reference)

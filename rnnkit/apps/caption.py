@@ -22,7 +22,7 @@ folder (pairs.safetensors). `--pairs {single,pair,mixed}` says what trains and v
 from __future__ import annotations
 
 import string
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -280,10 +280,24 @@ def exact_match(model, data: CaptionData) -> tuple[float, float]:
     return loss / max(count, 1), right / max(len(data), 1)
 
 
+def _load_pairs(path: Path, images: dict) -> dict:
+    """The run's image pairs: (n, 2) integer indices into each split's images."""
+    pairs = load_arrays(path)
+    for name, m in images.items():
+        p = pairs.get(name)
+        if p is None or p.ndim != 2 or p.shape[1] != 2 or p.dtype.kind not in "iu" or \
+                (p.size and (p.min() < 0 or p.max() >= m)):
+            fail(f"{path}: {name}", f"pairs (n, 2) of image indices in [0, {m})",
+                 "none" if p is None else f"{p.dtype} {p.shape}" + (
+                     f" in [{p.min()}, {p.max()}]" if p.size and p.dtype.kind in "iuf" else ""))
+    return pairs
+
+
 def _build(cfg: CaptionConfig, tcfg: TrainConfig, run_dir: Path, log):
     common.check_choices(cfg)
     parts = _split(cfg)
-    pairs = load_arrays(run_dir / "pairs.safetensors")
+    pairs = _load_pairs(run_dir / "pairs.safetensors",
+                        {name: len(parts[name][0]) for name in ("train", "val")})
     train = CaptionData(*parts["train"], examples(len(parts["train"][0]), pairs["train"],
                                                  cfg.pairs), cfg.batch_size, seed=tcfg.seed)
     val = CaptionData(*parts["val"], examples(len(parts["val"][0]), pairs["val"], cfg.pairs),
@@ -344,7 +358,7 @@ def train(cfg: CaptionConfig, tcfg: TrainConfig, run_dir, log=print) -> dict:
 
 def resume(run_dir, log=print, **train_overrides) -> dict:
     run_dir, cfg, tcfg, _ = common.load_run_config(run_dir, CaptionConfig, "caption")
-    tcfg = TrainConfig(**dict(asdict(tcfg), **train_overrides))
+    tcfg = common.resume_config(tcfg, train_overrides)
     common.save_run_config(run_dir, cfg, tcfg, kind="caption")
     trainer = _build(cfg, tcfg, run_dir, log)
     trainer.restore()
@@ -374,7 +388,7 @@ def evaluate(run_dir, log=print, split: str = "test", beam: int = 5,
         fail("beam", "an integer >= 1", repr(beam))
     run_dir, cfg, model = _load(run_dir)
     images, labels = _split(cfg)[split]
-    pairs = load_arrays(run_dir / "pairs.safetensors")[split]
+    pairs = _load_pairs(run_dir / "pairs.safetensors", {split: len(images)})[split]
     result = {"app": "caption", "split": split, "beam": beam, "alpha": alpha}
     for kind in ("single", "pair"):
         ex = examples(len(images), pairs, kind)

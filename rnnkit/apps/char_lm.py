@@ -12,7 +12,7 @@ Generation samples each character from softmax(logits / temperature), optionally
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ from rnnkit.apps import common
 from rnnkit.apps.common import setting
 from rnnkit.data import CharVocab, TextStream, bundled_text
 from rnnkit.data.fetch import resolve
-from rnnkit.errors import RnnkitError, fail
+from rnnkit.errors import RnnkitError, check_int, fail
 from rnnkit.losses import softmax_cross_entropy
 from rnnkit.models import LanguageModel
 from rnnkit.optim import make_optimizer
@@ -30,6 +30,7 @@ from rnnkit.train import Trainer, TrainConfig
 SUMMARY = "text generation: a character-level language model trained on any UTF-8 text"
 PREDICT_VERB = "generate"
 PREDICT_NEEDS_INPUT = False          # no prime given: the run's configured prime
+MAX_LENGTH = 1_000_000               # characters generated at once (more is a mistake, not a wish)
 
 
 @dataclass
@@ -50,7 +51,8 @@ class CharLMConfig:
     lr: float = setting(3e-3, "learning rate", lo=0, lo_open=True)
     schedule: str = setting("constant", "learning-rate schedule: constant, cosine (to 0 over "
                             "the run) or step (x0.1 at 1/3 and 2/3)", common.SCHEDULE_CHOICES)
-    sample_length: int = setting(400, "characters to generate after training", lo=0)
+    sample_length: int = setting(400, "characters to generate after training", lo=0,
+                                 hi=MAX_LENGTH)
     temperature: float = setting(0.7, "sampling temperature (lower = more conservative)",
                                  lo=0, lo_open=True)
     prime: str = setting("ROMEO.\n", "text the generated sample starts from")
@@ -61,12 +63,14 @@ Config = CharLMConfig
 
 @dataclass
 class PredictOptions:
-    length: int = setting(400, "characters to generate after each prime")
-    temperature: float = setting(0.7, "sampling temperature (lower = more conservative)")
-    top_k: int = setting(0, "sample only from the k most likely characters; 0 = all")
+    length: int = setting(400, "characters to generate after each prime", lo=0, hi=MAX_LENGTH)
+    temperature: float = setting(0.7, "sampling temperature (lower = more conservative)",
+                                 lo=0, lo_open=True)
+    top_k: int = setting(0, "sample only from the k most likely characters; 0 = all", lo=0)
     top_p: float = setting(1.0, "sample only from the most likely characters whose "
-                           "probabilities add up to p (nucleus sampling); 1 = all")
-    seed: int = setting(0, "seed of the sampling")
+                           "probabilities add up to p (nucleus sampling); 1 = all",
+                           lo=0, hi=1, lo_open=True)
+    seed: int = setting(0, "seed of the sampling", lo=0)
     best: bool = setting(True, "use best.safetensors (else the latest checkpoint)")
 
 
@@ -143,6 +147,7 @@ def generate(model: LanguageModel, prime: list[int], length: int, rng: np.random
     """Feed `prime`, then sample `length` tokens one step at a time (sample_token)."""
     if not prime:
         fail("prime", "at least one character", "an empty prime")
+    check_int("length", length, 0, MAX_LENGTH)
     if not temperature > 0:
         fail("temperature", "a positive number", repr(temperature))
     if not isinstance(top_k, int) or top_k < 0:
@@ -190,7 +195,7 @@ def train(cfg: CharLMConfig, tcfg: TrainConfig, run_dir: str | Path, log=print,
     common.check_choices(cfg)
     vocab = CharVocab(_read_text(cfg))
     _check_prime(cfg.prime, vocab)          # before training, not after it
-    run_dir = Path(run_dir) if reuse_folder else common.new_run(run_dir)
+    run_dir = common.check_run_dir(run_dir) if reuse_folder else common.new_run(run_dir)
     trainer = _build(cfg, tcfg, run_dir, vocab, log)
     vocab.save(run_dir / "vocab.json")
     common.save_run_config(run_dir, cfg, tcfg, kind="text")
@@ -206,7 +211,7 @@ def train(cfg: CharLMConfig, tcfg: TrainConfig, run_dir: str | Path, log=print,
 def resume(run_dir: str | Path, log=print, **train_overrides) -> dict:
     """Continue a run from its latest checkpoint; overrides such as max_steps=2000 extend it."""
     run_dir, cfg, tcfg, _ = common.load_run_config(run_dir, CharLMConfig, "text")
-    tcfg = TrainConfig(**dict(asdict(tcfg), **train_overrides))
+    tcfg = common.resume_config(tcfg, train_overrides)
     common.save_run_config(run_dir, cfg, tcfg, kind="text")
     vocab = CharVocab.load(run_dir / "vocab.json")
     trainer = _build(cfg, tcfg, run_dir, vocab, log)

@@ -14,8 +14,11 @@ A run folder (one per training run):
 from __future__ import annotations
 
 import argparse
-import math
+import contextlib
 import dataclasses
+import importlib.util
+import math
+import shutil
 import sys
 import threading
 import time
@@ -44,7 +47,7 @@ TRAIN_HELP = {
     "patience": "stop after this many validations without improvement; 0 = never",
     "log_every": "batches between rows of metrics.jsonl",
     "checkpoint_every": "batches between checkpoints; 0 = at the end only",
-    "keep_checkpoints": "how many of the newest checkpoints to keep",
+    "keep_checkpoints": "how many of the newest checkpoints to keep; 0 = all",
     "seed": "seed of the weights, dropout masks and data order",
     "progress": "show a progress bar on stderr",
     "checkpoint_minutes": "also save a checkpoint after this many minutes of training; 0 = off",
@@ -97,13 +100,20 @@ def from_flags(cls, args: argparse.Namespace, names: list):
 
 # the range of a numeric setting that declares none, by its name (the apps share names)
 AT_LEAST_ONE = {"embed_dim", "num_layers", "batch_size", "seq_len", "lookback", "horizon",
-                "word_dim", "char_dim", "char_hidden", "dec_layers", "max_words"}
+                "word_dim", "char_dim", "char_hidden", "dec_layers", "max_words",
+                "eval_batch_size"}
+MAX_WIDTH = 1_000_000       # units, dimensions, rows of a batch: more fits in no memory
+MAX_LAYERS = 1000
+MAX_BEAM = 1000
+MAX_PAIRS = 10_000_000      # captioning pairs drawn (each an index pair held in memory)
 
 
 def _range_by_name(name: str):
     """-> (lo, hi, lo_open) of a setting by its name, or (None, None, False)."""
+    if name in ("num_layers", "dec_layers"):
+        return 1, MAX_LAYERS, False
     if name.endswith("hidden_size") or name in AT_LEAST_ONE:
-        return 1, None, False
+        return 1, MAX_WIDTH, False
     if name.endswith("dropout") or name == "unk_replace":
         return 0, 0.99, False
     if name == "interval":
@@ -112,8 +122,16 @@ def _range_by_name(name: str):
         return 0, None, True
     if name.endswith("_fraction"):
         return 0, 0.9, False
-    if name.endswith(("_seed", "_size", "_limit", "_pairs", "_dim")) or \
-            name in ("min_freq", "max_vocab", "weight_decay", "season", "alpha"):
+    if name == "beam":
+        return 0, MAX_BEAM, False
+    if name == "alpha":             # length normalisation: ((5 + L) / 6) ** alpha
+        return 0, 10, False
+    if name.endswith("_pairs"):
+        return 0, MAX_PAIRS, False
+    if name.endswith("_dim"):
+        return 0, MAX_WIDTH, False
+    if name.endswith(("_seed", "_size", "_limit")) or \
+            name in ("seed", "min_freq", "max_vocab", "weight_decay", "season"):
         return 0, None, False
     return None, None, False
 
@@ -143,11 +161,22 @@ def check_choices(cfg):
 
 
 # --- run folders ---------------------------------------------------------------------------
+def check_run_dir(run_dir: str | Path) -> Path:
+    """A run folder's path: a name (Path("") would be the current folder) of a folder or of
+    nothing yet, not of a file."""
+    if not str(run_dir).strip():
+        fail("run_dir", "a folder name", repr(str(run_dir)))
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        fail("run_dir", "a folder", f"{str(run_dir)!r}, which is a file")
+    return run_dir
+
+
 def new_run(run_dir: str | Path) -> Path:
     """A folder for a new run; refuse one that already holds a run (resume continues it).
     Data-parallel ranks all look before any of them writes, so that they agree; an elastic
     restart (torchrun) before the first checkpoint takes its own attempt's folder again."""
-    run_dir = Path(run_dir)
+    run_dir = check_run_dir(run_dir)
     saved = (run_dir / "checkpoints" / "latest.json").exists()
     held = saved or (run_dir / "config.json").exists()
     distributed.world().barrier()
@@ -156,6 +185,24 @@ def new_run(run_dir: str | Path) -> Path:
              f"{str(run_dir)!r}, which already holds a run")
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
+
+
+@contextlib.contextmanager
+def undone_on_error(run_dir: str | Path):
+    """A training command that fails with a user error before its first checkpoint leaves
+    its run folder as it found it (absent or empty): else the corrected command would be
+    refused, the folder holding a run."""
+    path = Path(run_dir) if str(run_dir).strip() else None
+    existed = path is not None and path.is_dir()
+    fresh = path is not None and (not path.exists() or existed and not any(path.iterdir()))
+    try:
+        yield
+    except RnnkitError:
+        if fresh and path.is_dir() and not (path / "checkpoints" / "latest.json").exists():
+            shutil.rmtree(path)
+            if existed:
+                path.mkdir()
+        raise
 
 
 def save_run_config(run_dir: Path, cfg, tcfg: TrainConfig, **extra) -> None:
@@ -173,6 +220,8 @@ RUN_CONFIG = {"app": dict, "train": dict, "kind": schema.Optional(str),
 
 def load_run_config(run_dir: str | Path, cls, app: str):
     """(run folder, app settings, TrainConfig, the whole JSON) of a run of `app`."""
+    if not str(run_dir).strip():        # Path("") would be the current folder
+        fail("RUN", f"a run folder of `rnnkit {app} train`", repr(str(run_dir)))
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file():
         fail("RUN", f"a run folder of `rnnkit {app} train` (with config.json)",
@@ -183,11 +232,21 @@ def load_run_config(run_dir: str | Path, cls, app: str):
         fail("RUN", f"a run of `rnnkit {app}`", f"a run of `rnnkit {saved.get('kind')}`")
     cfg = schema.check_dataclass(cls, saved["app"], source, "app")
     tcfg = schema.check_dataclass(TrainConfig, saved["train"], source, "train")
-    try:
-        tcfg.check()
-    except RnnkitError as e:
-        raise RnnkitError(f"{source}: train.{e}") from None
+    for part, check in (("app", lambda: check_choices(cfg)), ("train", tcfg.check)):
+        try:
+            check()
+        except RnnkitError as e:
+            raise RnnkitError(f"{source}: {part}.{e}") from None
     return run_dir, cfg, tcfg, saved
+
+
+def resume_config(tcfg: TrainConfig, overrides: dict) -> TrainConfig:
+    """The saved training settings with `resume`'s overrides (max_steps, epochs), checked
+    before the run folder is touched."""
+    unknown = sorted(set(overrides) - {"max_steps", "epochs"})
+    if unknown:
+        fail("overrides", "max_steps or epochs", repr(unknown))
+    return TrainConfig(**dict(asdict(tcfg), **overrides)).check()
 
 
 def load_weights(model, run_dir: Path, best: bool = True) -> None:
@@ -197,10 +256,15 @@ def load_weights(model, run_dir: Path, best: bool = True) -> None:
     from rnnkit.train.checkpoint import latest_checkpoint, load_checkpoint, load_params
     path = run_dir / "best.safetensors"
     if best and path.is_file():
-        load_params(model, load_arrays(path), str(path))
+        arrays, source = load_arrays(path), str(path)
     else:
         ck = load_checkpoint(latest_checkpoint(run_dir / "checkpoints"))
-        load_params(model, ck["model_params"], str(ck["path"]))
+        arrays, source = ck["model_params"], str(ck["path"])
+    try:
+        load_params(model, arrays, source)
+    except RnnkitError as e:        # the weights may be right and the settings wrong
+        raise RnnkitError(f"{e} (for the model that {run_dir / 'config.json'} describes)") \
+            from None
 
 
 def write_eval(run_dir: Path, results: dict) -> dict:
@@ -214,6 +278,18 @@ def make_lr_schedule(name: str, lr: float, total_steps: int):
     if name not in shapes:
         fail("schedule", f"one of {list(shapes)}", repr(name))
     return make_schedule(name, lr, **shapes[name])
+
+
+def require_packages(*names: str) -> None:
+    """ModuleNotFoundError for the first of these packages that is not installed (the CLI
+    turns it into one line naming the extra to install), without importing them."""
+    for name in names:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 
 
 def require_file(path: str, what: str, data_set: str = "") -> Path:
@@ -281,27 +357,47 @@ def fit(trainer: Trainer, log=print) -> dict:
 
 
 # --- prediction inputs and outputs ---------------------------------------------------------
-def read_inputs(items: list, file: str | None = None, stdin=None) -> list:
+def read_inputs(items: list, file: str | None = None, stdin=None, name: str = "") -> list:
     """Prediction inputs, one a line: the arguments, else the lines of `file` ('-' = standard
-    input), else standard input when it is not a terminal. An empty line is an error."""
-    lines = list(items or [])
+    input), else standard input when it is not a terminal. An empty line, or bytes that are
+    not UTF-8, are errors naming where the line came from (`name` for the arguments)."""
+    lines = [(name or f"input line {i}", line) for i, line in enumerate(items or [], 1)]
     if file:
         if file == "-":
-            lines += (stdin or sys.stdin).read().splitlines()
+            read = _read_stream(stdin or sys.stdin, "--file -")
         else:
             path = Path(file)
             if not path.is_file():
-                fail("--file", "a text file with one input a line", f"{file!r} (no such file)")
-            lines += path.read_text("utf-8").splitlines()
+                fail("--file", "a text file with one input a line", f"{file!r} " +
+                     ("(a folder)" if path.is_dir() else "(no such file)"))
+            try:
+                read = path.read_text("utf-8").splitlines()
+            except UnicodeDecodeError as e:
+                fail("--file", "a UTF-8 text file with one input a line", f"{file!r} ({e})")
+            if not read:
+                fail("--file", "a text file with one input a line", f"{file!r} (empty)")
+        lines += [(f"--file {file} line {i}", line) for i, line in enumerate(read, 1)]
     elif not lines:
         stream = stdin or sys.stdin
         try:
             if stream is not None and not stream.isatty():
-                lines = stream.read().splitlines()
-        except (OSError, ValueError, AttributeError):     # no readable standard input
+                lines = [(f"input line {i}", line) for i, line in
+                         enumerate(_read_stream(stream, "standard input"), 1)]
+        except (OSError, AttributeError):     # no readable standard input
             lines = []
-    for i, line in enumerate(lines, 1):
+    for where, line in lines:
+        if any(0xDC80 <= ord(c) <= 0xDCFF for c in line):     # os.fsdecode's escapes
+            fail(where, "UTF-8 text", f"{line!r} (bytes that are not UTF-8)")
         if not line.strip():
-            fail(f"input line {i}", "a non-empty line", "an empty line")
-    return lines
+            fail(where, "a non-empty line", "an empty line")
+    return [line for _, line in lines]
+
+
+def _read_stream(stream, name: str) -> list:
+    try:
+        return stream.read().splitlines()
+    except UnicodeDecodeError as e:
+        fail(name, "UTF-8 text with one input a line", f"bytes that are not UTF-8 ({e})")
+    except ValueError:                  # a closed stream: nothing to read
+        return []
 

@@ -16,7 +16,7 @@ growth baselines on the same points; and it draws forecast.png.
 from __future__ import annotations
 
 import csv
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -25,7 +25,7 @@ from rnnkit.apps.common import setting
 from rnnkit.apps.gaussian import gaussian_nll, mse_loss, split_outputs
 from rnnkit.data import StandardScaler, WindowDataset, load_csv_series, make_windows
 from rnnkit.data.scalers import scaler_from_dict
-from rnnkit.errors import fail
+from rnnkit.errors import RnnkitError, fail
 from rnnkit.models import SequenceModel
 from rnnkit.optim import make_optimizer
 from rnnkit.serialize import load_json, save_json
@@ -88,8 +88,11 @@ def column_name(cfg: ForecastConfig) -> str:
     path = common.require_file(cfg.data, FORMAT, DATA_SET)
     if cfg.column:
         return cfg.column
-    with path.open(newline="", encoding="utf-8") as f:
-        header = next(csv.reader(f), [])
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            header = next(csv.reader(f), [])
+    except (UnicodeDecodeError, csv.Error) as e:
+        fail(str(path), f"{FORMAT} (UTF-8 text)", f"a file that is not ({e})")
     if len(header) < 2:
         fail(str(path), f"{FORMAT} (at least two columns, or pass --column)", f"header {header}")
     return header[1]
@@ -116,7 +119,8 @@ class Plan:
         if cfg.test_size < 1 or cfg.val_size < 0 or self.train_end < need + 1:
             fail("series", f"more than test_size + val_size + lag + lookback + horizon = "
                  f"{cfg.test_size} + {cfg.val_size} + {self.lag} + {L} + {h} points (a window "
-                 "and its targets must fit in the training part)", f"{self.T} points")
+                 f"and its targets must fit in the training part; the lag comes from "
+                 f"--transform {cfg.transform} and --season {cfg.season})", f"{self.T} points")
         self.z = series.forward(y, cfg.transform, cfg.season)
         if scaler is None:
             scaler = StandardScaler().fit(self.z[:self.train_end - self.lag])
@@ -200,11 +204,21 @@ def train(cfg: ForecastConfig, tcfg: TrainConfig, run_dir, log=print) -> dict:
     return _finish(trainer, log)
 
 
+def _load_scaler(run_dir):
+    path = run_dir / "scaler.json"
+    try:
+        return scaler_from_dict(load_json(path))
+    except RnnkitError as e:
+        if str(path) in str(e):
+            raise
+        raise RnnkitError(f"{path}: {e}") from None
+
+
 def resume(run_dir, log=print, **train_overrides) -> dict:
     run_dir, cfg, tcfg, _ = common.load_run_config(run_dir, ForecastConfig, "forecast")
-    tcfg = TrainConfig(**dict(asdict(tcfg), **train_overrides))
+    tcfg = common.resume_config(tcfg, train_overrides)
     common.save_run_config(run_dir, cfg, tcfg, kind="forecast")
-    plan = Plan(cfg, read_series(cfg), scaler_from_dict(load_json(run_dir / "scaler.json")))
+    plan = Plan(cfg, read_series(cfg), _load_scaler(run_dir))
     trainer = _build(cfg, tcfg, run_dir, plan, log)
     trainer.restore()
     log(f"resumed {run_dir} at batch {trainer.step}, training to {trainer.total_steps}")
@@ -217,7 +231,7 @@ def _load(run_dir, best: bool = True):
     common.load_weights(model, run_dir, best)
     spread = (load_json(run_dir / "calibration.json")["spread"]
               if (run_dir / "calibration.json").is_file() else 1.0)
-    return run_dir, cfg, model, scaler_from_dict(load_json(run_dir / "scaler.json")), spread
+    return run_dir, cfg, model, _load_scaler(run_dir), spread
 
 
 def forecast(model, cfg: ForecastConfig, scaler, X: np.ndarray, y: np.ndarray, t0s,

@@ -11,7 +11,8 @@ light background is inverted automatically) or ``test:INDEX`` for an image of th
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -78,8 +79,9 @@ def load_images(path: str) -> dict:
             if missing:
                 fail(str(p), f"{FORMAT} (arrays named {list(KEYS)})", f"arrays {f.files}")
             d = {k: f[k] for k in KEYS}
-    except (OSError, ValueError) as e:
-        raise RnnkitError(f"{p}: expected {FORMAT}, got a file numpy cannot read ({e})") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise RnnkitError(f"{p}: expected {FORMAT}, got a file numpy cannot read "
+                          f"({type(e).__name__}: {e})") from None
     for part in ("train", "test"):
         x, y = d[f"x_{part}"], d[f"y_{part}"]
         if x.ndim != 3 or x.shape[1:] != (28, 28) or y.shape != (len(x),):
@@ -143,7 +145,7 @@ def train(cfg: MnistConfig, tcfg: TrainConfig, run_dir, log=print) -> dict:
 
 def resume(run_dir, log=print, **train_overrides) -> dict:
     run_dir, cfg, tcfg, _ = common.load_run_config(run_dir, MnistConfig, "mnist")
-    tcfg = TrainConfig(**dict(asdict(tcfg), **train_overrides))
+    tcfg = common.resume_config(tcfg, train_overrides)
     common.save_run_config(run_dir, cfg, tcfg, kind="mnist")
     trainer = _build(cfg, tcfg, run_dir, log)
     trainer.restore()

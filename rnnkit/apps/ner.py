@@ -171,6 +171,17 @@ def _load_run(run_dir: Path):
     return cfg, tcfg, model_config, encoder, tagset
 
 
+def _tagger(model_config: dict, run_dir: Path) -> Tagger:
+    """The run's tagger from config.json's "model" settings, refused by name if they are not."""
+    source = run_dir / "config.json"
+    try:
+        return Tagger(**model_config)
+    except TypeError as e:
+        raise RnnkitError(f"{source}: expected the tagger's settings in 'model', got {e}") from None
+    except RnnkitError as e:
+        raise RnnkitError(f"{source}: model.{e}") from None
+
+
 def _build(cfg: NERConfig, tcfg: TrainConfig, run_dir: Path, model: Tagger, encoder: Encoder,
            tagset: TagSet, log, callbacks=()) -> _F1Trainer:
     sentences = read_conll(data_path(cfg, "train"))
@@ -207,7 +218,7 @@ def train(cfg: NERConfig, tcfg: TrainConfig, run_dir: str | Path, log=print,
     validation F1. `callbacks` (rnnkit.train.Callback) are added to the trainer's."""
     _check_config(cfg)
     import seqeval  # noqa: F401  (validation needs it: say so before training, not after)
-    run_dir = Path(run_dir)
+    run_dir = common.new_run(run_dir)
     sentences = read_conll(data_path(cfg, "train"))
     words, _ = build_word_vocab(sentences, cfg.min_freq, cfg.lower_digits)
     chars, tagset = build_char_vocab(sentences), TagSet.from_sentences(sentences)
@@ -237,8 +248,8 @@ def resume(run_dir: str | Path, log=print, **train_overrides) -> dict:
     """Continue a run from its latest checkpoint; overrides such as epochs=30 extend it."""
     run_dir = Path(run_dir)
     cfg, tcfg, model_config, encoder, tagset = _load_run(run_dir)
-    tcfg = TrainConfig(**dict(asdict(tcfg), **train_overrides))
-    model = Tagger(**model_config)
+    tcfg = common.resume_config(tcfg, train_overrides)
+    model = _tagger(model_config, run_dir)
     save_json(run_dir / "config.json", {"app": asdict(cfg), "train": asdict(tcfg),
                                         "kind": "ner", "model": model.config})
     trainer = _build(cfg, tcfg, run_dir, model, encoder, tagset, log)
@@ -252,7 +263,7 @@ def load_model(run_dir: str | Path, best: bool = True):
     """-> (model with the run's best or latest weights, encoder, tagset, app config)."""
     run_dir = Path(run_dir)
     cfg, _, model_config, encoder, tagset = _load_run(run_dir)
-    model = Tagger(**model_config)
+    model = _tagger(model_config, run_dir)
     common.load_weights(model, run_dir, best)
     return model, encoder, tagset, cfg
 
@@ -269,7 +280,8 @@ def evaluate(run_dir: str | Path, split: str = "test", data: str | None = None,
     unknown = sorted({t for s in sentences for t in s.tags} - set(tagset.tags))
     if unknown:
         raise RnnkitError(f"{data_path(cfg, split)}: expected the training tags "
-                          f"{tagset.tags}, got unknown tags {unknown[:5]}")
+                          f"{tagset.tags} (as {run_dir / 'tags.json'} lists them), got "
+                          f"unknown tags {unknown[:5]}")
     predicted = tag(model, encoder, tagset, [s.words for s in sentences], cfg.eval_batch_size)
     result = dict(score([s.tags for s in sentences], predicted), split=split,
                   file=str(data_path(cfg, split)), sentences=len(sentences),

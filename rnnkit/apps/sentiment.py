@@ -11,10 +11,12 @@ training keeps the weights with the best validation accuracy and stops when it s
 from __future__ import annotations
 
 import csv
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from rnnkit import schema
 from rnnkit.apps import common
 from rnnkit.apps.classifier import (POOLINGS, SequenceClassifier, accuracy_trainer, finish,
                                     probabilities, score)
@@ -42,7 +44,8 @@ class SentimentConfig:
     val_fraction: float = setting(0.1, "fraction of the rows for validation")
     test_fraction: float = setting(0.1, "fraction of the rows for the test")
     min_freq: int = setting(2, "keep words seen at least this often in the training rows")
-    max_vocab: int = setting(30000, "largest vocabulary (most frequent words first)")
+    max_vocab: int = setting(30000, "largest vocabulary (most frequent words first, <pad> and "
+                             "<unk> included)", lo=3)
     cell: str = setting("gru", "recurrent cell", ("rnn", "lstm", "gru"))
     bidirectional: bool = setting(True, "read each text both ways")
     pooling: str = setting("meanmax", "how the states become one vector: last (final states of "
@@ -86,9 +89,10 @@ def read_rows(path: str, text_column: str, label_column: str) -> tuple[list, lis
         with p.open(newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
             header = reader.fieldnames or []
-            for col in (text_column, label_column):
+            for flag, col in (("--text-column", text_column), ("--label-column", label_column)):
                 if col not in header:
-                    fail(str(p), f"{FORMAT} (a column named {col!r})", f"columns {header}")
+                    fail(str(p), f"{FORMAT} (a column named {col!r}, {flag})",
+                         f"columns {header}")
             texts, labels = [], []
             for line, row in enumerate(reader, start=2):
                 text, label = row.get(text_column), row.get(label_column)
@@ -156,10 +160,41 @@ def _model(cfg: SentimentConfig, vocab_size: int, num_classes: int, seed=None):
                               dropout=cfg.dropout, num_classes=num_classes, seed=seed)
 
 
+# the run folder's labels.json and split.json (row indices of the data file)
+LABELS = {"classes": schema.ListOf(str, max_len=10_000), "names": schema.ListOf(str, 10_000)}
+SPLIT = {"train": schema.ListOf(schema.Int(0)), "val": schema.ListOf(schema.Int(0)),
+         "test": schema.ListOf(schema.Int(0)), "rows": schema.Int(10), "seed": schema.Int(0)}
+
+
+def load_labels(run_dir: Path) -> dict:
+    path = run_dir / "labels.json"
+    meta = schema.check(load_json(path), LABELS, str(path))
+    classes = meta["classes"]
+    if len(classes) < 2 or len(set(classes)) != len(classes) or \
+            not all(c.lstrip("-").isdigit() for c in classes) or \
+            len(meta["names"]) != len(classes):
+        fail(str(path), "distinct integer classes (at least 2) and a name for each",
+             f"classes {classes[:5]}, names {meta['names'][:5]}")
+    return meta
+
+
+def load_split(run_dir: Path) -> dict:
+    path = run_dir / "split.json"
+    split = schema.check(load_json(path), SPLIT, str(path))
+    rows = [i for part in ("train", "val", "test") for i in split[part]]
+    if max(rows, default=0) >= split["rows"] or len(set(rows)) != len(rows):
+        fail(str(path), f"distinct row numbers below rows = {split['rows']}",
+             "repeated or larger ones")
+    return split
+
+
 def _build(cfg, tcfg, run_dir, texts, labels, log):
-    meta = load_json(run_dir / "labels.json")
+    meta = load_labels(run_dir)
     vocab = WordVocab.load(run_dir / "vocab.json")
-    split = load_json(run_dir / "split.json")
+    split = load_split(run_dir)
+    if split["rows"] != len(texts):
+        fail(cfg.data, f"the {split['rows']} rows the run was split from",
+             f"{len(texts)} rows (the file changed since training)")
     targets = np.array([meta["classes"].index(v) for v in labels], np.int64)
     train, val, _ = _datasets(cfg, vocab, texts, targets, split, tcfg.seed)
     model = _model(cfg, len(vocab), len(meta["classes"]), seed=tcfg.seed)
@@ -194,7 +229,7 @@ def train(cfg: SentimentConfig, tcfg: TrainConfig, run_dir, log=print) -> dict:
 
 def resume(run_dir, log=print, **train_overrides) -> dict:
     run_dir, cfg, tcfg, _ = common.load_run_config(run_dir, SentimentConfig, "sentiment")
-    tcfg = TrainConfig(**dict(asdict(tcfg), **train_overrides))
+    tcfg = common.resume_config(tcfg, train_overrides)
     common.save_run_config(run_dir, cfg, tcfg, kind="sentiment")
     texts, labels = read_rows(cfg.data, cfg.text_column, cfg.label_column)
     trainer = _build(cfg, tcfg, run_dir, texts, labels, log)
@@ -206,7 +241,7 @@ def resume(run_dir, log=print, **train_overrides) -> dict:
 def _load(run_dir, best: bool = True):
     run_dir, cfg, tcfg, _ = common.load_run_config(run_dir, SentimentConfig, "sentiment")
     vocab = WordVocab.load(run_dir / "vocab.json")
-    meta = load_json(run_dir / "labels.json")
+    meta = load_labels(run_dir)
     model = _model(cfg, len(vocab), len(meta["classes"]))
     common.load_weights(model, run_dir, best)
     return run_dir, cfg, tcfg, vocab, meta, model
@@ -223,7 +258,7 @@ def evaluate(run_dir, log=print, data: str = "", split: str = "test") -> dict:
     if data:
         rows = list(range(len(texts)))
     else:
-        saved = load_json(run_dir / "split.json")
+        saved = load_split(run_dir)
         if saved["rows"] != len(texts):
             fail(cfg.data, f"the {saved['rows']} rows the run was split from",
                  f"{len(texts)} rows (the file changed since training)")

@@ -16,12 +16,14 @@ can draw the attention weights (--attention-plot).
 """
 from __future__ import annotations
 
+import hashlib
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from rnnkit import schema
 from rnnkit.apps import common
 from rnnkit.apps.common import setting
 from rnnkit.data.batching import pad_sequences
@@ -139,18 +141,47 @@ def _run_file(run_dir: Path, name: str) -> Path:
 
 
 def _held_out(run_dir: Path, split: str) -> tuple[list, list]:
-    src, tgt, _ = read_pairs(str(_run_file(run_dir, f"{split}.tsv")), "source", "target")
+    path = _run_file(run_dir, f"{split}.tsv")
+    digest = load_split(run_dir).get("sha256", {}).get(split)
+    # a changed byte in held-out text is other valid text: the digest tells (runs made
+    # before it was stored have none)
+    if digest is not None and digest != _sha256(path):
+        fail(str(path), f"the {split} pairs written at training (sha256 in split.json)",
+             "a changed file")
+    src, tgt, _ = read_pairs(str(path), "source", "target")
     return src, tgt
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# split.json: the data file's line numbers (from 2, after the header) of each part
+SPLIT = {"pairs": schema.Int(10), "seed": schema.Int(0), "max_source_tokens": schema.Int(1),
+         **{part: schema.ListOf(schema.Int(2)) for part in ("train", "val", "test")},
+         "sha256": schema.Optional({"test": str, "val": str})}
+
+
+def load_split(run_dir: Path) -> dict:
+    path = _run_file(run_dir, "split.json")
+    split = schema.check(load_json(path), SPLIT, str(path))
+    lines = split["train"] + split["val"] + split["test"]
+    if len(set(lines)) != len(lines) or not split["train"]:
+        fail(str(path), "distinct line numbers, some of them training pairs",
+             f"{len(lines) - len(set(lines))} repeated, {len(split['train'])} training")
+    return split
 
 
 def _training_pairs(cfg, run_dir: Path) -> tuple[list, list]:
     src, tgt, lines = select_pairs(cfg)
-    split = load_json(_run_file(run_dir, "split.json"))
+    split = load_split(run_dir)
     at = {line: k for k, line in enumerate(lines)}
     missing = [line for line in split["train"] if line not in at]
     if missing or split["pairs"] != len(src):
-        fail(cfg.data, f"the {split['pairs']} pairs the run was split from",
-             f"{len(src)} pairs (the file changed since training)")
+        fail(cfg.data, f"the {split['pairs']} pairs the run was split from (as "
+             f"{run_dir / 'split.json'} lists them)", f"{len(src)} pairs" +
+             (f", no pair on line(s) {missing[:3]}" if missing else "") +
+             " (the file changed since training, or split.json did)")
     return [src[at[line]] for line in split["train"]], [tgt[at[line]] for line in split["train"]]
 
 
@@ -293,7 +324,8 @@ def train(cfg: TranslateConfig, tcfg: TrainConfig, run_dir, log=print) -> dict:
     save_json(run_dir / "split.json", {
         "pairs": len(src), "seed": cfg.split_seed, "train": [lines[k] for k in split["train"]],
         "test": [lines[k] for k in split["test"]], "val": [lines[k] for k in split["val"]],
-        "max_source_tokens": max(len(s) for s in train_src)})
+        "max_source_tokens": max(len(s) for s in train_src),
+        "sha256": {part: _sha256(run_dir / f"{part}.tsv") for part in ("test", "val")}})
     common.save_run_config(run_dir, cfg, tcfg, kind=APP)
     trainer = _build(cfg, tcfg, run_dir, log)
     log(f"{APP}: {len(split['train'])} / {len(split['val'])} / {len(split['test'])} pairs "
@@ -305,7 +337,7 @@ def train(cfg: TranslateConfig, tcfg: TrainConfig, run_dir, log=print) -> dict:
 
 def resume(run_dir, log=print, **train_overrides) -> dict:
     run_dir, cfg, tcfg, _ = common.load_run_config(run_dir, TranslateConfig, APP)
-    tcfg = TrainConfig(**dict(asdict(tcfg), **train_overrides))
+    tcfg = common.resume_config(tcfg, train_overrides)
     common.save_run_config(run_dir, cfg, tcfg, kind=APP)
     trainer = _build(cfg, tcfg, run_dir, log)
     trainer.restore()
@@ -356,7 +388,7 @@ def predict(run_dir, inputs: list, *, beam: int = 5, alpha: float = 0.6,
     """A translation of each line (beam search, or greedy with beam 0); unknown words are read
     as <unk> and listed; --attention-plot draws where each target word looked."""
     run_dir, cfg, src_vocab, tgt_vocab, model = load_run(run_dir, best)
-    limit = load_json(_run_file(run_dir, "split.json"))["max_source_tokens"]
+    limit = load_split(run_dir)["max_source_tokens"]
     words = []
     for i, text in enumerate(inputs, 1):
         w = tokens(text)
@@ -377,6 +409,8 @@ def predict(run_dir, inputs: list, *, beam: int = 5, alpha: float = 0.6,
                   "unknown_words": [t for t in w if t not in src_vocab], "text": translation}
         if attention_plot:
             path = Path(attention_plot)
+            if path.is_dir():
+                fail("attention_plot", "a PNG file's path", f"{attention_plot!r} (a folder)")
             if len(inputs) > 1:
                 path = path.with_name(f"{path.stem}_{i + 1}{path.suffix or '.png'}")
             if att is None:

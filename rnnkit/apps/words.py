@@ -21,7 +21,7 @@ token counted, ``<unk>`` included; the tokens counted are ``counted_positions``.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -209,7 +209,7 @@ def train(cfg: WordsConfig, tcfg: TrainConfig, run_dir: str | Path, log=print) -
 def resume(run_dir: str | Path, log=print, **train_overrides) -> dict:
     """Continue a run from its latest checkpoint; overrides such as max_steps extend it."""
     run_dir, cfg, tcfg, saved = common.load_run_config(run_dir, WordsConfig, "words")
-    tcfg = TrainConfig(**dict(asdict(tcfg), **train_overrides))
+    tcfg = common.resume_config(tcfg, train_overrides)
     vocab, ids = encoded_splits(cfg, _vocab(run_dir))
     common.save_run_config(run_dir, cfg, tcfg, kind="words", tokens=saved.get("tokens"))
     trainer = _build(cfg, tcfg, run_dir, vocab, ids, log)

@@ -104,6 +104,9 @@ def build_vocab(sentences: list, min_freq: int, max_size: int, target: bool) -> 
         fail("max_vocab", f"an integer > {specials}", repr(max_size))
     counts = Counter(w for s in sentences for w in s)
     kept = sorted((w for w, c in counts.items() if c >= min_freq), key=lambda w: (-counts[w], w))
+    if not kept:            # a vocabulary of only <unk>: every sentence would read the same
+        fail("min_freq", "a count that keeps at least one word (the most frequent is seen "
+             f"{max(counts.values(), default=0)} times)", repr(min_freq))
     return WordVocab(kept[:max_size - specials], unk=True, bos=target, eos=target)
 
 

@@ -6,6 +6,8 @@ raises RnnkitError.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Sequence
 
 import numpy as np
@@ -22,6 +24,10 @@ def float_array(name: str, x, min_ndim: int = 1) -> np.ndarray:
         fail(name, "finite values", f"{arr.size - np.count_nonzero(np.isfinite(arr))} NaN "
              "or infinite value(s)")
     return arr if arr.dtype.kind == "f" else arr.astype(np.float64)
+
+
+def _digest(d: dict) -> str:
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
 
 
 class _Scaler:
@@ -88,23 +94,38 @@ class _Scaler:
     def to_dict(self) -> dict:
         """Plain JSON-able statistics, for a checkpoint's metadata."""
         self._require_fit()
-        return {"type": self.kind,
-                **{k: list(getattr(self, k)) for k in self._options},
-                **{f: np.asarray(getattr(self, f)).tolist() for f in self._fields}}
+        d = {"type": self.kind, **{k: list(getattr(self, k)) for k in self._options},
+             **{f: np.asarray(getattr(self, f)).tolist() for f in self._fields}}
+        return dict(d, sha256=_digest(d))
 
     @classmethod
     def from_dict(cls, d: dict):
         if not isinstance(d, dict) or d.get("type") != cls.kind:
             fail("d", f"a dict with type {cls.kind!r} from {cls.__name__}.to_dict()",
                  repr(d)[:80])
+        # a changed digit in a statistic is a valid number: the digest tells it (files
+        # written before it was stored have none)
+        if "sha256" in d and d["sha256"] != _digest({k: v for k, v in d.items()
+                                                      if k != "sha256"}):
+            fail("d", "statistics matching their sha256 (as written)", "changed statistics")
         scaler = cls(**{k: d[k] for k in cls._options if k in d})
         for f in cls._fields:
             if d.get(f) is None:
                 fail("d", f"the fitted statistic {f!r}", "a dict without it (unfitted?)")
             try:
-                setattr(scaler, f, np.asarray(d[f], np.float64))
+                value = np.asarray(d[f], np.float64)
             except (TypeError, ValueError):
                 fail("d", f"numbers for the statistic {f!r}", repr(d[f])[:80])
+            if value.ndim > 1 or value.size == 0 or not np.isfinite(value).all() or \
+                    (f == "std" and (value < 0).any()):
+                fail("d", f"finite numbers{' >= 0' if f == 'std' else ''} (one a feature) for "
+                     f"the statistic {f!r}", repr(d[f])[:80])
+            setattr(scaler, f, value)
+        sizes = {np.asarray(getattr(scaler, f)).size for f in cls._fields}
+        if len(sizes) > 1:
+            fail("d", f"as many numbers in each of {list(cls._fields)}", repr(d)[:80])
+        if cls._fields == ("min", "max") and (scaler.max < scaler.min).any():
+            fail("d", "min <= max for every feature", repr(d)[:80])
         scaler._derive()
         return scaler
 
@@ -151,6 +172,6 @@ class MinMaxScaler(_Scaler):
 
 def scaler_from_dict(d: dict) -> StandardScaler | MinMaxScaler:
     kinds = {c.kind: c for c in (StandardScaler, MinMaxScaler)}
-    if not isinstance(d, dict) or d.get("type") not in kinds:
+    if not isinstance(d, dict) or not isinstance(d.get("type"), str) or d["type"] not in kinds:
         fail("d", f"a scaler dict with type in {sorted(kinds)}", repr(d)[:80])
     return kinds[d["type"]].from_dict(d)

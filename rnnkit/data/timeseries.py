@@ -14,6 +14,7 @@ window predicts their first point; those points are inputs only, never targets.
 from __future__ import annotations
 
 import csv
+import math
 import os
 from pathlib import Path
 from typing import Sequence
@@ -112,6 +113,19 @@ def load_csv_series(path: str | os.PathLike, column: str | Sequence[str]) -> np.
     if not path.is_file():
         fail(str(path), "an existing CSV file", "no such file")
     names = [column] if isinstance(column, str) else list(column)
+    try:
+        rows = _read_rows(path, names, column)
+    except UnicodeDecodeError as e:
+        fail(str(path), "a UTF-8 CSV file", f"bytes that are not UTF-8 (at byte {e.start})")
+    except csv.Error as e:
+        fail(str(path), "a CSV file", f"unreadable CSV ({e})")
+    if not rows:
+        fail(str(path), "at least one data row", "only a header")
+    values = np.array(rows, np.float64)
+    return values[:, 0] if isinstance(column, str) else values
+
+
+def _read_rows(path: Path, names: list, column) -> list:
     with path.open(newline="", encoding="utf-8") as f:
         reader = csv.reader(f)
         header = next(reader, None)
@@ -131,7 +145,8 @@ def load_csv_series(path: str | os.PathLike, column: str | Sequence[str]) -> np.
             except (ValueError, IndexError):
                 got = [row[c] if c < len(row) else "<missing>" for c in cols]
                 fail(f"{path}:{line}", f"numbers in column(s) {names}", repr(got))
-    if not rows:
-        fail(str(path), "at least one data row", "only a header")
-    values = np.array(rows, np.float64)
-    return values[:, 0] if isinstance(column, str) else values
+            if not all(map(math.isfinite, rows[-1])):
+                fail(f"{path}:{line}", f"finite numbers in column(s) {names}",
+                     repr([row[c] for c in cols]))
+    return rows
+

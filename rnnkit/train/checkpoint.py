@@ -94,7 +94,11 @@ def checkpoint_path(folder: str | Path, step: int) -> Path:
 def latest_checkpoint(folder: str | Path) -> Path:
     folder = Path(folder)
     pointer = schema.check(load_json(folder / "latest.json"), LATEST, str(folder / "latest.json"))
-    return folder / f"{_stem(pointer['step'])}.json"
+    path = folder / f"{_stem(pointer['step'])}.json"
+    if not path.is_file():
+        raise RnnkitError(f"{folder / 'latest.json'}: expected the step of a checkpoint in "
+                          f"{folder}, got step {pointer['step']} (no {path.name})")
+    return path
 
 
 def load_checkpoint(path: str | Path) -> dict:

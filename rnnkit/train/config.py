@@ -19,7 +19,7 @@ class TrainConfig:
     patience: int = 0              # stop after this many validations without improvement; 0 = off
     log_every: int = 10            # batches between metric lines
     checkpoint_every: int = 0      # batches between checkpoints; 0 = at the end only
-    keep_checkpoints: int = 3
+    keep_checkpoints: int = 3      # the newest checkpoints kept; 0 = all
     seed: int = 0                  # dropout masks and data order
     progress: bool = True          # progress bar (tqdm) on stderr
     checkpoint_minutes: float = 10.0   # also a checkpoint after this many minutes; 0 = off
@@ -31,7 +31,7 @@ class TrainConfig:
     def check(self) -> "TrainConfig":
         """Refuse settings that make no sense before any training starts."""
         positive = {"epochs"}
-        at_least_one = {"max_bad_steps"}
+        at_least_one = {"max_bad_steps", "log_every"}
         off_at_zero = {"max_steps", "bptt", "clip_norm", "clip_value", "patience",
                        "checkpoint_every", "checkpoint_minutes", "explode_factor",
                        "vanish_ratio"}

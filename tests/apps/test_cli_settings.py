@@ -5,7 +5,7 @@ import pytest
 from rnnkit.cli import main
 
 BAD = [("--val-fraction", "1.5", "val_fraction: expected a number in (0, 0.9], got 1.5"),
-       ("--sample-length", "-1", "sample_length: expected a number in [0, inf], got -1"),
+       ("--sample-length", "-1", "sample_length: expected a number in [0, 1000000], got -1"),
        ("--temperature", "0", "temperature: expected a number in (0, inf], got 0.0"),
        ("--prime", "ZZZ", "prime: expected at least one character, each seen in the "
                           "training text, got unknown ['Z']"),
@@ -46,11 +46,11 @@ def test_a_file_that_is_not_utf8_is_one_line(tmp_path, capsys):
     (["sentiment", "train", "--embed-dropout", "1.5"],
      "embed_dropout: expected a number in [0, 0.99], got 1.5"),
     (["forecast", "train", "--interval", "1.0"], "interval: expected a number in (0, 0.99], got 1.0"),
-    (["translate", "train", "--max-words", "0"], "max_words: expected a number in [1, inf], got 0"),
-    (["words", "train", "--hidden-size", "-4"], "hidden_size: expected a number in [1, inf], got -4"),
+    (["translate", "train", "--max-words", "0"], "max_words: expected a number in [1, 1000000], got 0"),
+    (["words", "train", "--hidden-size", "-4"], "hidden_size: expected a number in [1, 1000000], got -4"),
     (["mnist", "train", "--lr", "-1"], "lr: expected a number in (0, inf], got -1.0"),
     (["ner", "train", "--unk-replace", "2"], "unk_replace: expected a number in [0, 0.99], got 2.0"),
-    (["caption", "train", "--batch-size", "0"], "batch_size: expected a number in [1, inf], got 0"),
+    (["caption", "train", "--batch-size", "0"], "batch_size: expected a number in [1, 1000000], got 0"),
 ])
 def test_every_app_refuses_settings_out_of_range_before_reading_data(tmp_path, capsys, argv,
                                                                      message):

@@ -105,6 +105,17 @@ def check_flag(name: str, value: object) -> bool:
     return bool(value)
 
 
+def check_output_file(name: str, path) -> None:
+    """A file path to write: not a folder, in a folder that exists (checked before any work,
+    so that a long computation does not end in a failed write)."""
+    import os
+    if os.path.isdir(path):
+        fail(name, "a file's path", f"{str(path)!r}, which is a folder")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        fail(name, "a path in an existing folder", f"{str(path)!r} (no folder {parent!r})")
+
+
 def check_choice(name: str, value: object, allowed) -> object:
     """One of ``allowed`` (compared only when hashable, so that a list is refused cleanly)."""
     if not isinstance(value, (str, int, type(None))) or isinstance(value, bool) \

@@ -48,10 +48,10 @@ def run(args, log=print) -> int:
     if args.data_verb == "list":
         list_sets(log)
     elif args.data_verb == "path":
-        print(fetch.set_path(args.name))
+        print(fetch.set_path(get_set(args.name, "NAME").name))
     elif args.data_verb == "get":
         names = list(SETS) if args.names == ["all"] else args.names
-        sets = [get_set(n) for n in names]      # every name checked before any download
+        sets = [get_set(n, "NAME") for n in names]  # every name checked before any download
         if args.names == ["all"] and not args.accept_licence:
             skipped = [ds.name for ds in sets if ds.restricted]
             sets = [ds for ds in sets if not ds.restricted]

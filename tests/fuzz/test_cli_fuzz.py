@@ -27,7 +27,9 @@ def test_the_cases_cover_every_command_flag_and_kind_of_value(all_cases):
         for verb in ("train", "evaluate", "resume"):
             assert f"{app} {verb}" in commands
         assert any(c.command.startswith(app) and c.target == "INPUT" for c in all_cases)
-    assert {"demo", "train-char", "sample", "resume", *TOOLS} <= commands
+    assert {"demo", "train-char", "sample", "resume"} <= commands
+    for tool in TOOLS:              # a tool, or each of its own verbs (rnnkit data get)
+        assert any(c == tool or c.startswith(tool + " ") for c in commands), tool
     values = {c.value for c in all_cases}
     for value in ("nan", "inf", "-1", "0", str(10 ** 12), "", "unknown", cli_cases.NOT_UTF8,
                   "path:missing", "path:folder", "path:png", "path:empty", "path:blank line",

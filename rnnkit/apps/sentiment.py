@@ -41,7 +41,7 @@ class SentimentConfig:
     test_fraction: float = setting(0.1, "fraction of the rows for the test")
     min_freq: int = setting(2, "keep words seen at least this often in the training rows")
     max_vocab: int = setting(30000, "largest vocabulary (most frequent words first)")
-    cell: str = setting("gru", "recurrent cell", ("rnn", "lstm", "gru"))
+    cell: str = setting("gru", "recurrent cell", common.CELL_CHOICES)
     bidirectional: bool = setting(True, "read each text both ways")
     pooling: str = setting("meanmax", "how the states become one vector: last (final states of "
                            "both directions), mean, max or meanmax over the words", POOLINGS)

@@ -1,0 +1,87 @@
+"""Time a training step (forward + backward) of the layer-normalised cells against the plain
+ones on this engine's fast path: lstm vs lnlstm, gru vs lngru, float32, one layer.
+
+    nice -n 5 python benchmarks/ln_cells.py [--repeats 15] [--out benchmarks/results/ln_cells.json]
+
+Each shape's two layers are timed taking turns call by call in one process (the machine
+may be shared: only ratios measured side by side count), and the ratio is of the medians.
+The issue's goal: each LN cell within 1.3x of its plain cell's time.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import rnnkit  # noqa: E402
+from rnnkit.fast import blas, kernels  # noqa: E402
+from rnnkit.layers import BY_CELL  # noqa: E402
+
+SHAPES = [(32, 50, 128), (64, 50, 128), (32, 100, 256), (64, 100, 256)]      # (N, T, H)
+PAIRS = [("lstm", "lnlstm"), ("gru", "lngru")]
+
+
+def step(layer, x, dout):
+    out, _, cache = layer.forward(x)
+    layer.backward(dout, None, cache)
+
+
+def time_pair(plain: str, ln: str, N: int, T: int, H: int, repeats: int) -> dict:
+    rng = np.random.default_rng(0)
+    D = H
+    x = rng.standard_normal((N, T, D)).astype(np.float32)
+    dout = rng.standard_normal((N, T, H)).astype(np.float32)
+    layers = {name: BY_CELL[name](D, H, seed=0) for name in (plain, ln)}
+    for layer in layers.values():          # compile, fill the buffer pool
+        step(layer, x, dout)
+        step(layer, x, dout)
+    times = {name: [] for name in layers}
+    for _ in range(repeats):
+        for name, layer in layers.items():
+            t0 = time.perf_counter()
+            step(layer, x, dout)
+            times[name].append(time.perf_counter() - t0)
+    med = {name: float(np.median(t)) for name, t in times.items()}
+    return {"N": N, "T": T, "D": D, "H": H, "plain": plain, "ln": ln,
+            "plain_ms": 1e3 * med[plain], "ln_ms": 1e3 * med[ln],
+            "ratio": med[ln] / med[plain]}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--out", default="benchmarks/results/ln_cells.json")
+    args = ap.parse_args(argv)
+    start = time.time()
+    rows = []
+    for N, T, H in SHAPES:
+        for plain, ln in PAIRS:
+            row = time_pair(plain, ln, N, T, H, args.repeats)
+            rows.append(row)
+            print(f"N={N:3d} T={T:3d} H={H:3d}  {plain:5s} {row['plain_ms']:8.2f} ms   "
+                  f"{ln:6s} {row['ln_ms']:8.2f} ms   ratio {row['ratio']:.2f}", flush=True)
+    result = {"command": "nice -n 5 python benchmarks/ln_cells.py " + " ".join(argv or
+                                                                             sys.argv[1:]),
+              "what": "median training step (forward + backward) of one float32 layer, D = H",
+              "goal": "ln_ms / plain_ms <= 1.3",
+              "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} "
+                         f"cores, BLAS {blas.backend()}, loops split "
+                         f"{kernels.shared_openmp()}",
+              "repeats": args.repeats, "wall_s": round(time.time() - start, 1),
+              "rows": rows,
+              "max_ratio": max(r["ratio"] for r in rows)}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    print(f"max ratio {result['max_ratio']:.2f}; written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

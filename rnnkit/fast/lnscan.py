@@ -17,7 +17,7 @@ import numpy as np
 
 from rnnkit.fast import blas, kernels, strided, workspace
 from rnnkit.fast.fused import history
-from rnnkit.fast.fused.weights import transposed
+from rnnkit.fast.fused.weights import restored, transposed
 from rnnkit.fast.kernels.fastmath import loop_weights
 from rnnkit.fast.scan import _input_weight_grad, time_major_rows
 from rnnkit.fast.steps import projection_steps
@@ -36,9 +36,9 @@ class LayerNormCell:
         self.loops = lnlstm if self.has_cell_state else lngru
 
     def prepare(self, p: dict) -> dict:
-        """Copies: a cache differentiates the weights its forward ran with. W_hh^T is laid
-        out for the loop's product; the rest are plain copies (no transposing copy to undo
-        in backward). ``w``, the loop's gains and biases, one row each: gamma_xh, the input
+        """Copies: a cache differentiates the weights its forward ran with. W_hh is kept only
+        as W_hh^T, laid out for the loop's product (backward restores W_hh from it, as the
+        plain cells': one copy less alive through the loss); ``w``, the loop's gains and biases, one row each: gamma_xh, the input
         side's bias, gamma_hh, then gamma_c and beta_c (LSTM: b_xh + b_hh, as one bias after
         the normalised sums) or b_hh (GRU: its candidate part is multiplied by r_t)."""
         G = p["W_hh"].shape[0]
@@ -51,8 +51,7 @@ class LayerNormCell:
         else:
             w[1], w[3] = p["b_xh"], p["b_hh"]
         W_xh = p["W_xh"].copy()
-        return {"W_xh": W_xh, "Wx_T": W_xh.T, "W_hh": p["W_hh"].copy(),
-                "Wh_T": transposed(p["W_hh"]), "w": w}
+        return {"W_xh": W_xh, "Wx_T": W_xh.T, "Wh_T": transposed(p["W_hh"]), "w": w}
 
 
 def _threads(N: int) -> tuple[int, int]:
@@ -124,6 +123,7 @@ def scan_backward(cell: LayerNormCell, p: dict, cache: dict, dout: np.ndarray,
     T, N, D = x.shape
     H = out.shape[2]
     G = cell.n_gates * H
+    k["W_hh"] = restored(k["Wh_T"])
     gemm, parts = _threads(N)
     blas.choose(N * G * H, True)
     # (padded rows: zero gradients, which the products after the loop add up)

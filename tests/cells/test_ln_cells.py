@@ -57,26 +57,35 @@ def test_the_steps_are_the_registered_cells():
 
 
 # --- a whole layer --------------------------------------------------------------------------
+# 2 layers, bidirectional, lengths, initial states; then reading backwards with dropout
+LAYER_CASES = {"bidirectional": dict(num_layers=2, bidirectional=True),
+               "reverse_dropout": dict(num_layers=2, reverse=True, dropout=0.4)}
+
+
+@pytest.mark.parametrize("config", list(LAYER_CASES))
 @pytest.mark.parametrize("per_gate", [False, True])
 @pytest.mark.parametrize("cell", ["lnlstm", "lngru"])
-def test_layer_gradients_match_finite_differences_with_lengths_both_ways(cell, per_gate):
+def test_layer_gradients_match_finite_differences(cell, per_gate, config):
     rng = np.random.default_rng(1)
-    net = shuffled(LAYERS[cell](D, H, num_layers=2, bidirectional=True, per_gate=per_gate,
-                                dtype=np.float64, seed=0), rng)
+    kw = LAYER_CASES[config]
+    training = kw.get("dropout", 0) > 0
+    net = shuffled(LAYERS[cell](D, H, per_gate=per_gate, dtype=np.float64, seed=0, **kw), rng)
+    dirs = net.dirs
     x = rng.standard_normal((3, 5, D))
     lengths = np.array([5, 2, 4])
-    R = rng.standard_normal((3, 5, 2 * H))
+    R = rng.standard_normal((3, 5, dirs * H))
     n_states = 2 if cell == "lnlstm" else 1
-    R_state = [rng.standard_normal((4, 3, H)) for _ in range(n_states)]
-    state0 = [rng.standard_normal((4, 3, H)) for _ in range(n_states)]
+    R_state = [rng.standard_normal((2 * dirs, 3, H)) for _ in range(n_states)]
+    state0 = [rng.standard_normal((2 * dirs, 3, H)) for _ in range(n_states)]
     as_state = (lambda s: tuple(s)) if n_states == 2 else (lambda s: s[0])
+    masks = (lambda: np.random.default_rng(7)) if training else (lambda: None)
 
     def loss():
-        out, s, _ = net.forward(x, as_state(state0), lengths, grad=False)
+        out, s, _ = net.forward(x, as_state(state0), lengths, training=training, rng=masks())
         s = s if isinstance(s, tuple) else (s,)
         return float(np.sum(out * R)) + sum(float(np.sum(a * r)) for a, r in zip(s, R_state))
 
-    _, _, cache = net.forward(x, as_state(state0), lengths)
+    _, _, cache = net.forward(x, as_state(state0), lengths, training=training, rng=masks())
     net.zero_grad()
     dx, d0 = net.backward(R, as_state(R_state), cache)
     np.testing.assert_allclose(dx, numeric_grad(loss, x), rtol=1e-6, atol=1e-9)

@@ -219,14 +219,19 @@ def test_save_and_load_keep_the_class_and_options(cell, tmp_path):
 
 
 @pytest.mark.parametrize("cell", ["lnlstm", "lngru"])
-def test_converters_refuse_it_by_name(cell):
+def test_converters_refuse_it_by_name(cell, tmp_path):
+    from rnnkit.interop import onnx_export, torch_models
     from rnnkit.interop.onnx_weights import to_onnx_weights
     from rnnkit.interop.torch_weights import to_torch_state_dict
     net = LAYERS[cell](D, H, seed=0)
-    with pytest.raises(rnnkit.RnnkitError, match=f"{type(net).__name__} layer"):
-        to_onnx_weights(net)
-    with pytest.raises(rnnkit.RnnkitError, match=f"{type(net).__name__} layer"):
-        to_torch_state_dict(net)
+    name = f"{type(net).__name__} layer \\(cell '{cell}'"
+    for convert in (to_onnx_weights, to_torch_state_dict, torch_models.to_torch):
+        with pytest.raises(rnnkit.RnnkitError, match=name):
+            convert(net)
+    model = SequenceModel(input_size=D, hidden_size=H, cell=cell, seed=0)
+    with pytest.raises(rnnkit.RnnkitError, match=name):
+        onnx_export.export(model, tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()
 
 
 def test_an_encoder_decoder_on_it_bridges_the_cell_state():

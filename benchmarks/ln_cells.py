@@ -10,9 +10,12 @@ thread of a split loop waiting for a core (it did, 4.2 s against 0.28); the rati
 medians is recorded beside it, and the ratio of the least CPU time a call took (the
 process's, all its threads': on one thread, where other jobs cannot add to it, the steadiest
 measure of the arithmetic on a loaded machine).
-Every shape runs on all of numba's threads (the loops split the batch over them, as the
-plain cells' do) and again on one (``numba.set_num_threads(1)``: on a machine shared with
-other jobs, thread wake-ups then weigh less against the arithmetic being compared).
+Every shape runs on all threads (the loops split the batch over them, as the plain cells'
+do) and again, in a process of its own, on one (NUMBA_NUM_THREADS, MKL_NUM_THREADS,
+OMP_NUM_THREADS, OPENBLAS_NUM_THREADS = 1): on a machine shared with other jobs, thread
+wake-ups then weigh less against the arithmetic being compared. (numba.set_num_threads(1)
+alone is not that: the plain LSTM then takes its per-step loop, whose products still run on
+MKL's threads.)
 The issue's goal: each LN cell within 1.3x of its plain cell's time.
 """
 from __future__ import annotations
@@ -21,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,7 +32,6 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import rnnkit  # noqa: E402
 from rnnkit.fast import blas, kernels  # noqa: E402
 from rnnkit.layers import BY_CELL  # noqa: E402
 
@@ -70,26 +73,45 @@ def time_pair(plain: str, ln: str, N: int, T: int, H: int, repeats: int) -> dict
             "ratio_cpu": low_cpu[ln] / low_cpu[plain]}
 
 
+ONE_THREAD = {name: "1" for name in ("NUMBA_NUM_THREADS", "MKL_NUM_THREADS",
+                                     "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+
+
+def worker(repeats: int) -> None:
+    """Time every shape in this process; one JSON row a line on stdout."""
+    import numba
+    for N, T, H in SHAPES:
+        for plain, ln in PAIRS:
+            row = {"threads": numba.get_num_threads(),
+                   **time_pair(plain, ln, N, T, H, repeats)}
+            print(json.dumps(row), flush=True)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--out", default="benchmarks/results/ln_cells.json")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.worker:
+        worker(args.repeats)
+        return 0
     start = time.time()
     rows = []
-    import numba
-    threads = numba.get_num_threads()
-    for n_threads in sorted({threads, 1}, reverse=True):
-        numba.set_num_threads(n_threads)
-        for N, T, H in SHAPES:
-            for plain, ln in PAIRS:
-                row = {"threads": n_threads, **time_pair(plain, ln, N, T, H, args.repeats)}
-                rows.append(row)
-                print(f"threads {n_threads}  N={N:3d} T={T:3d} H={H:3d}  {plain:5s} "
-                      f"{row['plain_ms']:8.2f} ms   {ln:6s} {row['ln_ms']:8.2f} ms   "
-                      f"ratio {row['ratio']:.2f} (of medians {row['ratio_of_medians']:.2f}, "
-                      f"of CPU times {row['ratio_cpu']:.2f})", flush=True)
-    numba.set_num_threads(threads)
+    for env in ({}, ONE_THREAD):
+        proc = subprocess.Popen([sys.executable, __file__, "--worker", "--repeats",
+                                 str(args.repeats)], stdout=subprocess.PIPE, text=True,
+                                env={**os.environ, **env})
+        for line in proc.stdout:
+            row = json.loads(line)
+            rows.append(row)
+            print(f"threads {row['threads']}  N={row['N']:3d} T={row['T']:3d} "
+                  f"H={row['H']:3d}  {row['plain']:5s} {row['plain_ms']:8.2f} ms   "
+                  f"{row['ln']:6s} {row['ln_ms']:8.2f} ms   ratio {row['ratio']:.2f} "
+                  f"(of medians {row['ratio_of_medians']:.2f}, of CPU times "
+                  f"{row['ratio_cpu']:.2f})", flush=True)
+        if proc.wait():
+            return proc.returncode
     result = {"command": "nice -n 5 python benchmarks/ln_cells.py " +
                          " ".join(argv if argv is not None else sys.argv[1:]),
               "what": "fastest of `repeats` training steps (forward + backward) of one "

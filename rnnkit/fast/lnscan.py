@@ -38,9 +38,10 @@ class LayerNormCell:
     def prepare(self, p: dict) -> dict:
         """Copies: a cache differentiates the weights its forward ran with. W_hh is kept only
         as W_hh^T, laid out for the loop's product (backward restores W_hh from it, as the
-        plain cells': one copy less alive through the loss); ``w``, the loop's gains and biases, one row each: gamma_xh, the input
-        side's bias, gamma_hh, then gamma_c and beta_c (LSTM: b_xh + b_hh, as one bias after
-        the normalised sums) or b_hh (GRU: its candidate part is multiplied by r_t)."""
+        plain cells': one copy less alive through the loss). ``w``: the loop's gains and
+        biases, a row each: gamma_xh, the input side's bias, gamma_hh, then gamma_c and
+        beta_c (LSTM: b_xh + b_hh, one bias after the normalised sums) or b_hh (GRU: its
+        candidate part is multiplied by r_t)."""
         G = p["W_hh"].shape[0]
         H = G // self.n_gates
         w = np.zeros((5 if self.has_cell_state else 4, G), p["W_hh"].dtype)

@@ -40,7 +40,8 @@ def recurrent_params(rng: np.random.Generator, shapes: dict, scheme: str,
                      dtype: np.dtype) -> dict[str, np.ndarray]:
     """One direction of one layer's parameters from the cell's ``{name: (shape, kind)}``
     (rnnkit.cells.spec), in that order. Kinds: "input" (G*H, D) and "recurrent" (G*H, H)
-    matrices, "recurrent_vector" (H,), "bias", "zeros" (e.g. peepholes: no scheme sets them)."""
+    matrices, "recurrent_vector" (H,), "bias", "zeros" (e.g. peepholes) and "ones" (layer-norm
+    gains): no scheme sets those two."""
     if scheme not in SCHEMES:
         fail("init", f"one of {SCHEMES}", repr(scheme))
     H = next(shape[-1] for shape, kind in shapes.values() if kind.startswith("recurrent"))
@@ -52,6 +53,8 @@ def _initial(rng, shape: tuple, kind: str, scheme: str, H: int) -> np.ndarray:
     blocks = shape[0] // H if len(shape) == 2 else 1         # gates stacked H rows each
     if kind == "zeros":
         return np.zeros(shape)
+    if kind == "ones":                          # layer-norm gains: no scheme sets them
+        return np.ones(shape)
     if scheme == "pytorch":
         return uniform(rng, shape, 1.0 / np.sqrt(H))
     if kind == "bias":

@@ -2,6 +2,7 @@
 import numpy as np
 
 from rnnkit import GRU, LSTM, RNN
+from rnnkit.layers import LayerNormGRU, LayerNormLSTM
 
 CELLS = {
     "rnn_tanh": lambda *a, **kw: RNN(*a, nonlinearity="tanh", **kw),
@@ -10,6 +11,8 @@ CELLS = {
     "lstm_peep": lambda *a, **kw: LSTM(*a, peepholes=True, **kw),
     "gru_after": lambda *a, **kw: GRU(*a, reset_after=True, **kw),
     "gru_before": lambda *a, **kw: GRU(*a, reset_after=False, **kw),
+    "lnlstm": lambda *a, **kw: LayerNormLSTM(*a, **kw),
+    "lngru_per_gate": lambda *a, **kw: LayerNormGRU(*a, per_gate=True, **kw),
 }
 
 # the variants the compiled loops serve: the others run on the reference scan (rnnkit.cells)
@@ -26,7 +29,7 @@ def make(cell, *args, seed=0, **kw):
 
 
 def is_lstm(cell):
-    return cell.startswith("lstm")
+    return cell.startswith(("lstm", "lnlstm"))
 
 
 def arrays(state):

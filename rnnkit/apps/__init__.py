@@ -6,7 +6,8 @@ application is one line there. Each module exposes the same small interface:
     SUMMARY: str                 one line for ``rnnkit --help``
     Config                       dataclass of the app's settings; each field made with
                                  ``common.setting(default, help, choices)`` so that its flag
-                                 describes itself (``--cell {rnn,lstm,gru}``)
+                                 describes itself (``--cell`` offers
+                                 common.CELL_CHOICES)
     default_train_config()       -> rnnkit.train.TrainConfig with the app's defaults
     train(cfg, tcfg, run_dir, log=print) -> dict          a new run folder (see apps.common)
     resume(run_dir, log=print, **overrides) -> dict       continue bit-identically; overrides

@@ -35,7 +35,7 @@ from rnnkit.data.batch import Batch
 from rnnkit.data.batching import check_start, epoch_rng
 from rnnkit.errors import RnnkitError, fail
 from rnnkit.init import as_rng
-from rnnkit.layers import GRU, LSTM, RNN
+from rnnkit.layers import BY_CELL
 from rnnkit.losses import softmax_cross_entropy
 from rnnkit.models import Seq2Seq
 from rnnkit.models.decoding import beam_search, greedy
@@ -48,7 +48,7 @@ NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
 VOCAB = CharVocab(string.ascii_lowercase + " ")
 BOS, EOS = len(VOCAB), len(VOCAB) + 1          # after the 27 characters: 29 tokens
 MAX_TILES = 2
-CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+CELLS = BY_CELL
 MAX_LEN = 2 * max(map(len, NAMES)) + 2         # "three three" and <eos>
 
 
@@ -64,7 +64,7 @@ class CaptionConfig:
     val_size: int = setting(5000, "the last this many training images are held out for "
                             "validation (and as many pairs of them)")
     train_limit: int = setting(0, "train on only the first this many images; 0 = all")
-    cell: str = setting("gru", "recurrent cell of encoder and decoder", ("rnn", "lstm", "gru"))
+    cell: str = setting("gru", "recurrent cell of encoder and decoder", common.CELL_CHOICES)
     hidden_size: int = setting(128, "units of the encoder (per direction)")
     bidirectional: bool = setting(False, "read each tile's rows both ways")
     embed_dim: int = setting(16, "size of each character's embedding")

@@ -38,7 +38,7 @@ class CharLMConfig:
     text: str = setting("", "UTF-8 text file to train on, or a data set's name (shakespeare: "
                         "the full 5 MB); empty = the bundled 1 MB Shakespeare sample",
                         aliases=("--data",))
-    cell: str = setting("lstm", "recurrent cell", ("rnn", "lstm", "gru"))
+    cell: str = setting("lstm", "recurrent cell", common.CELL_CHOICES)
     hidden_size: int = setting(256, "units per recurrent layer", lo=1)
     embed_dim: int = setting(64, "size of each character's embedding vector", lo=1)
     num_layers: int = setting(1, "stacked recurrent layers", lo=1)

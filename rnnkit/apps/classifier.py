@@ -19,10 +19,10 @@ import numpy as np
 from rnnkit.apps import common
 from rnnkit.errors import fail
 from rnnkit.init import as_rng
-from rnnkit.layers import GRU, LSTM, RNN, Dense, Embedding
+from rnnkit.layers import BY_CELL, Dense, Embedding
 from rnnkit.losses import softmax_cross_entropy
 
-CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+CELLS = BY_CELL
 POOLINGS = ("last", "mean", "max", "meanmax")
 
 

@@ -30,11 +30,14 @@ import numpy as np
 from rnnkit import schema
 from rnnkit.data.fetch import resolve
 from rnnkit.errors import RnnkitError, fail
+from rnnkit.layers import BY_CELL
 from rnnkit.optim import make_schedule
 from rnnkit.serialize import load_json, save_json
 from rnnkit.train import Trainer, TrainConfig, distributed
 
 SCHEDULE_CHOICES = ("constant", "cosine", "step")
+# the recurrent cells every application's --cell offers (rnnkit.layers.BY_CELL)
+CELL_CHOICES = tuple(BY_CELL)
 
 # TrainConfig's fields, described for the command line (its dataclass keeps its comments)
 TRAIN_HELP = {

@@ -52,7 +52,7 @@ class ForecastConfig:
     horizon: int = setting(1, "points ahead predicted at once (direct multi-step)")
     gaussian: bool = setting(False, "predict a mean and a variance (prediction intervals)")
     interval: float = setting(0.8, "probability covered by the prediction intervals")
-    cell: str = setting("lstm", "recurrent cell", ("rnn", "lstm", "gru"))
+    cell: str = setting("lstm", "recurrent cell", common.CELL_CHOICES)
     hidden_size: int = setting(32, "units per recurrent layer")
     num_layers: int = setting(1, "stacked recurrent layers")
     batch_size: int = setting(16, "windows per batch")

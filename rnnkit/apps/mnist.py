@@ -42,7 +42,7 @@ class MnistConfig:
     val_size: int = setting(5000, "the last this many training images are held out for "
                             "validation")
     train_limit: int = setting(0, "train on only the first this many images; 0 = all")
-    cell: str = setting("lstm", "recurrent cell", ("rnn", "lstm", "gru"))
+    cell: str = setting("lstm", "recurrent cell", common.CELL_CHOICES)
     hidden_size: int = setting(128, "units per recurrent layer")
     num_layers: int = setting(1, "stacked recurrent layers")
     bidirectional: bool = setting(False, "read each sequence both ways")

@@ -46,7 +46,7 @@ class SentimentConfig:
     min_freq: int = setting(2, "keep words seen at least this often in the training rows")
     max_vocab: int = setting(30000, "largest vocabulary (most frequent words first, <pad> and "
                              "<unk> included)", lo=3)
-    cell: str = setting("gru", "recurrent cell", ("rnn", "lstm", "gru"))
+    cell: str = setting("gru", "recurrent cell", common.CELL_CHOICES)
     bidirectional: bool = setting(True, "read each text both ways")
     pooling: str = setting("meanmax", "how the states become one vector: last (final states of "
                            "both directions), mean, max or meanmax over the words", POOLINGS)

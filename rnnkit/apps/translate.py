@@ -58,7 +58,7 @@ class TranslateConfig:
     val_size: int = setting(500, "pairs held out for validation (model selection by BLEU)")
     min_freq: int = setting(2, "keep words seen at least this often in the training pairs")
     max_vocab: int = setting(20000, "largest vocabulary of each language")
-    cell: str = setting("lstm", "recurrent cell", ("rnn", "lstm", "gru"))
+    cell: str = setting("lstm", "recurrent cell", common.CELL_CHOICES)
     embed_dim: int = setting(256, "size of each word's embedding vector")
     hidden_size: int = setting(256, "encoder units per direction")
     bidirectional: bool = setting(True, "read the source both ways")

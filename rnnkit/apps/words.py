@@ -52,7 +52,7 @@ class WordsConfig:
     val_fraction: float = setting(0.05, "fraction of the tokens before the test part held out "
                                   "for validation")
     test_fraction: float = setting(0.05, "fraction of the tokens at the end held out for test")
-    cell: str = setting("lstm", "recurrent cell", ("rnn", "lstm", "gru"))
+    cell: str = setting("lstm", "recurrent cell", common.CELL_CHOICES)
     embed_dim: int = setting(256, "size of each word's embedding vector")
     hidden_size: int = setting(256, "units per recurrent layer")
     num_layers: int = setting(1, "stacked recurrent layers")

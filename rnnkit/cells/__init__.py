@@ -14,7 +14,7 @@ from rnnkit.cells.gru import from_pytorch_convention, to_pytorch_convention
 from rnnkit.cells.spec import CellSpec, build
 from rnnkit.errors import fail
 
-MODULES = ("rnn", "lstm", "gru", "indrnn")       # the registered cells, one file each
+MODULES = ("rnn", "lstm", "gru", "indrnn", "lnlstm", "lngru")       # the registered cells, one file each
 
 CELLS: dict[str, CellSpec] = {}
 for _module in MODULES:

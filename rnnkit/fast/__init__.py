@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.fast import blas, kernels, workspace
+from rnnkit.fast import blas, kernels, lnscan, workspace
+from rnnkit.fast import scan as _scan
 from rnnkit.fast.fused import ElmanCell, GRUCell, LSTMCell
 from rnnkit.fast.kernels.updates import adam_step, adam_update, scatter_add_rows
+from rnnkit.fast.lnscan import LayerNormCell
 from rnnkit.fast.rows import for_row_blocks
-from rnnkit.fast.scan import Prepared, Stepper, scan_backward, scan_forward
+from rnnkit.fast.scan import Prepared
 
 _FUSED = {"rnn": ElmanCell, "lstm": LSTMCell, "gru": GRUCell}
 # the options each fused form (and its compiled loops) has; others run on the reference
@@ -29,6 +31,8 @@ _SUPPORTED = {"rnn": {"clip": None}, "lstm": {"peepholes": False, "clip": None},
 def fused_cell(spec, options: dict):
     """The fused form of a cell (rnnkit.cells.spec.CellSpec ``fast``) with its options, for
     the fast scan; None where the fast path has none (the reference scan runs it)."""
+    if spec.fast in ("lnlstm", "lngru"):       # (their own scan: rnnkit.fast.lnscan)
+        return LayerNormCell(spec.fast, options["per_gate"])
     cls = _FUSED.get(spec.fast)
     if cls is None or any(options.get(k) != v for k, v in _SUPPORTED[spec.fast].items()):
         return None
@@ -40,6 +44,25 @@ def applies(fused, dtype) -> bool:
     serves it (float32, numba installed and not switched off); a fused form exists only for
     the variants the loops have (``fused_cell``)."""
     return fused is not None and kernels.serves(dtype)
+
+
+def _scan_of(cell):
+    return lnscan if isinstance(cell, LayerNormCell) else _scan
+
+
+def scan_forward(cell, *args, **kwargs):
+    """One direction of one layer on its fast scan (rnnkit.fast.scan, or rnnkit.fast.lnscan
+    for the layer-normalised cells)."""
+    return _scan_of(cell).scan_forward(cell, *args, **kwargs)
+
+
+def scan_backward(cell, *args, **kwargs):
+    return _scan_of(cell).scan_backward(cell, *args, **kwargs)
+
+
+def Stepper(cell, *args):
+    """The fast scan's one-step-at-a-time inference for this cell (rnnkit.fast.scan.Stepper)."""
+    return _scan_of(cell).Stepper(cell, *args)
 
 
 def numpy_products() -> None:

@@ -27,7 +27,7 @@ import numpy as np
 
 from rnnkit import cells, schema
 from rnnkit.errors import RnnkitError, fail
-from rnnkit.layers import GRU, LSTM, RNN, Recurrent
+from rnnkit.layers import GRU, LSTM, RNN, LayerNormGRU, LayerNormLSTM, Recurrent
 from rnnkit.models import MODELS, build_model
 from rnnkit.schema import OneOf, Optional
 from rnnkit.serialize import array_shapes, load_arrays, load_json, save_arrays, save_json
@@ -38,7 +38,7 @@ SMALL_SIZE = 1 << 12
 # model.json as save writes it; "config" is checked by the class it names
 SCHEMA = {"format": str, "version": int, "class": str, "config": dict,
           "dtype": OneOf(str, type(None)), "params": Optional(dict)}
-LAYERS = {"RNN": RNN, "LSTM": LSTM, "GRU": GRU}
+LAYERS = {cls.__name__: cls for cls in (RNN, LSTM, GRU, LayerNormLSTM, LayerNormGRU)}
 
 
 def layer_config(layer: Recurrent) -> tuple[str, dict]:

@@ -26,13 +26,14 @@ from contextlib import ExitStack, contextmanager
 
 import numpy as np
 
+from rnnkit import cells
 from rnnkit.errors import check_array, check_lengths, fail
 from rnnkit.init import as_rng
-from rnnkit.layers import GRU, LSTM, RNN, Dense, Embedding
+from rnnkit.layers import BY_CELL, Dense, Embedding
 from rnnkit.layers.attention import Attention, source_mask
 from rnnkit.layers.bridge import Bridge
 
-CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+CELLS = BY_CELL
 ATTENTIONS = ("none", "additive", "dot", "general")
 
 
@@ -112,7 +113,8 @@ class Seq2Seq:
             parts["enc"] = CELLS[cell](embed_dim, hidden_size, num_layers,
                                        bidirectional=bidirectional, dropout=dropout, **kw)
         if self.config["bridge"]:
-            parts["bridge"] = Bridge(feature_size or K, Ld, Hd, cell == "lstm", **kw)
+            parts["bridge"] = Bridge(feature_size or K, Ld, Hd,
+                                     cells.get(cell).has_cell_state, **kw)
         parts["tgt_embed"] = Embedding(tgt_vocab, embed_dim, **kw)
         d_in = embed_dim + (K if attention == "additive" else 0) + (Hd if input_feeding else 0)
         parts["dec"] = CELLS[cell](d_in, Hd, Ld, dropout=dropout, **kw)

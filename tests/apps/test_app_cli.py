@@ -34,7 +34,7 @@ def test_every_flag_describes_itself():
                                                                             action.dest)
                     seen += 1
                 if action.dest == "cell":
-                    assert list(action.choices) == ["rnn", "lstm", "gru"]
+                    assert list(action.choices) == ["rnn", "lstm", "gru", "lnlstm", "lngru"]
     assert seen > 80
 
 

@@ -233,7 +233,7 @@ def _sequence_model(**kw):
 cases_for("SequenceModel", _sequence_model,
           {"input_size": bad.sizes(), "hidden_size": bad.sizes(), "num_layers": bad.sizes(),
            "output_size": bad.sizes(), "embed_dim": bad.sizes(),
-           "cell": bad.choices(("rnn", "lstm", "gru", "indrnn")),
+           "cell": bad.choices(("rnn", "lstm", "gru", "indrnn", "lnlstm", "lngru")),
            "dropout": bad.probabilities(), "readout": bad.choices(("steps", "last")),
            "output_activation": bad.choices(("identity", "softmax", "sigmoid")),
            "dtype": bad.dtypes(), "seed": bad.seeds(), "bidirectional": bad.flags()})
@@ -252,7 +252,8 @@ def _lm(**kw):
 
 cases_for("LanguageModel", _lm,
           {"vocab_size": bad.sizes(), "embed_dim": bad.sizes(), "hidden_size": bad.sizes(),
-           "num_layers": bad.sizes(), "cell": bad.choices(("rnn", "lstm", "gru", "indrnn")),
+           "num_layers": bad.sizes(),
+           "cell": bad.choices(("rnn", "lstm", "gru", "indrnn", "lnlstm", "lngru")),
            "dropout": bad.probabilities(), "seed": bad.seeds(), "dtype": bad.dtypes()})
 case("LanguageModel.forward", "inputs", bad.id_arrays((N, T), V))(
     lambda v: _lm().forward(v))

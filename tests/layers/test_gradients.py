@@ -8,7 +8,7 @@ parameter, of the input and of the initial state is perturbed.
 import numpy as np
 import pytest
 from gradcheck import numeric_grad
-from layer_cases import CELLS
+from layer_cases import CELLS, is_lstm
 
 from rnnkit import Dense, Embedding, last_step_backward, last_step_forward
 
@@ -17,6 +17,10 @@ RTOL = 1e-6
 ATOL = 1e-8
 N, T, D, H = 3, 4, 2, 2
 LENGTHS = np.array([2, 1, 4])          # unsorted; the sort permutation is a 3-cycle
+# The layer-normalised cells normalise over H = 2 features here, where 1/std reaches ~100 and
+# central differences lose their sixth digit: their own tests (tests/cells/test_ln_cells.py)
+# check the same layer configurations at H = 4.
+FD_CELLS = [cell for cell in CELLS if not cell.startswith("ln")]
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -82,11 +86,11 @@ def build_case(cell, config, seed):
     if cfg["state"]:
         shape = (L, N, H)
         state = (tuple(rng.uniform(-0.8, 0.8, shape) for _ in range(2))
-                 if cell.startswith("lstm") else rng.uniform(-0.8, 0.8, shape))
+                 if is_lstm(cell) else rng.uniform(-0.8, 0.8, shape))
     else:
         state = None
     R = rng.standard_normal((N, T, layer.dirs * H))
-    S = (tuple(rng.standard_normal((L, N, H)) for _ in range(2)) if cell.startswith("lstm")
+    S = (tuple(rng.standard_normal((L, N, H)) for _ in range(2)) if is_lstm(cell)
          else rng.standard_normal((L, N, H)))
     return layer, x, state, cfg["lengths"], R, S, cfg.get("training", False)
 
@@ -111,13 +115,13 @@ def relu_case(cell, config):
 
 # ----------------------------------------------------------------------------- recurrent
 @pytest.mark.parametrize("config", list(CONFIGS))
-@pytest.mark.parametrize("cell", list(CELLS))
+@pytest.mark.parametrize("cell", FD_CELLS)
 def test_recurrent_gradients(cell, config):
     layer, x, state, lengths, R, S, training = relu_case(cell, config)
     DROP_SEED = 1234
     if state is None:                               # check d(state0) at the zero state too
         zeros = np.zeros((layer.num_layers * layer.dirs, N, H))
-        state_fd = (zeros.copy(), zeros.copy()) if cell.startswith("lstm") else zeros
+        state_fd = (zeros.copy(), zeros.copy()) if is_lstm(cell) else zeros
     else:
         state_fd = state
 
@@ -201,7 +205,7 @@ def test_backward_with_none_dout_or_dstate(cell):
 
 # ----------------------------------------------------------------------------- padding
 @pytest.mark.parametrize("training", [False, True])
-@pytest.mark.parametrize("cell", list(CELLS))
+@pytest.mark.parametrize("cell", FD_CELLS)
 def test_padded_steps_contribute_nothing(cell, training):
     layer = CELLS[cell](D, H, num_layers=2, bidirectional=True, dropout=0.3, dtype=np.float64,
                         seed=11)
@@ -216,7 +220,7 @@ def test_padded_steps_contribute_nothing(cell, training):
     x2[pad] = 50 * rng.standard_normal((int(pad.sum()), D))   # garbage in the padding
     R = rng.standard_normal((N, T, 2 * H))
     S0 = rng.standard_normal((4, N, H))
-    S = (S0, rng.standard_normal((4, N, H))) if cell.startswith("lstm") else S0
+    S = (S0, rng.standard_normal((4, N, H))) if is_lstm(cell) else S0
 
     def run(xx):
         layer.zero_grad()

@@ -8,7 +8,7 @@ from rnnkit.models import SequenceModel
 
 # a non-default value for each option of each cell
 NON_DEFAULT = {"nonlinearity": {"rnn": "relu", "indrnn": "tanh"}, "clip": 0.5,
-               "peepholes": True, "reset_after": False}
+               "peepholes": True, "reset_after": False, "per_gate": True}
 
 
 def _options(spec):

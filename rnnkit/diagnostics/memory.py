@@ -178,17 +178,6 @@ def table(results: dict) -> str:
 
 
 # --- the figures ---------------------------------------------------------------------------
-def _smooth(values: list, window: int) -> tuple[np.ndarray, np.ndarray]:
-    """Means over consecutive windows of steps (skipped steps, NaN, left out)."""
-    v = np.asarray(values, np.float64)
-    window = max(1, min(window, len(v)))
-    n = len(v) // window
-    means = np.array([np.nanmean(v[i * window:(i + 1) * window]) if
-                      np.isfinite(v[i * window:(i + 1) * window]).any() else np.nan
-                      for i in range(n)])
-    return (np.arange(n) + 1) * window, means
-
-
 def _save(fig, path: Path) -> None:
     import matplotlib.pyplot as plt
     buf = io.BytesIO()
@@ -197,15 +186,17 @@ def _save(fig, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def write_plots(results: dict, out: Path) -> list[Path]:
+def write_plots(results: dict, out: Path, prefix: str = "") -> list[Path]:
+    """loss_curve.png and, for recall, accuracy_vs_gap.png in ``out`` (names after
+    ``prefix``)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     name, s = results["task"], results["task_settings"]
     fig, ax = plt.subplots(figsize=(7, 4))
     for cell, r in results["cells"].items():
-        steps, loss = _smooth(r["train_loss"], max(1, len(r["train_loss"]) // 100))
-        ax.plot(steps, loss, label=cell)
+        if r["train_loss"]:
+            ax.plot(*zip(*r["train_loss"]), label=cell)
     loss_name = results["loss_name"]
     base = results["baseline_test"][loss_name]
     ax.axhline(base, color="k", ls="--", lw=1, label="no memory")
@@ -217,7 +208,7 @@ def write_plots(results: dict, out: Path) -> list[Path]:
     ax.set_title(f"{name}, {size}")
     ax.grid(alpha=0.3, which="both")
     ax.legend()
-    paths = [out / "loss_curve.png"]
+    paths = [out / f"{prefix}loss_curve.png"]
     _save(fig, paths[0])
     if name == "recall":
         fig, ax = plt.subplots(figsize=(7, 4))
@@ -231,7 +222,7 @@ def write_plots(results: dict, out: Path) -> list[Path]:
         ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)
         ax.legend()
-        paths.append(out / "accuracy_vs_gap.png")
+        paths.append(out / f"{prefix}accuracy_vs_gap.png")
         _save(fig, paths[1])
     return paths
 

@@ -31,6 +31,7 @@ from rnnkit.train.safety import TrainingDiverged
 # names that are not a registered cell's: name -> (cell, its options and init scheme)
 ALIASES = {"irnn": ("rnn", {"nonlinearity": "relu", "init": "irnn"})}
 EVAL_BATCH = 500
+CURVE_POINTS = 200          # the training curve kept: means over this many windows of steps
 
 
 def cell_names() -> tuple:
@@ -199,6 +200,19 @@ class Curve(Callback):
                  f"{logs['val_loss']:.4f}{' *' if logs['improved'] else ''}")
 
 
+def windows(losses: list, points: int) -> list:
+    """[[last step, mean loss]] over consecutive windows of steps, at most ``points`` of them
+    (steps skipped for a non-finite loss left out of the means)."""
+    v = np.asarray(losses, np.float64)
+    size = max(1, -(-len(v) // points))
+    rows = []
+    for start in range(0, len(v), size):
+        w = v[start:start + size]
+        if np.isfinite(w).any():
+            rows.append([start + len(w), round(float(np.nanmean(w)), 6)])
+    return rows
+
+
 def outputs(model, inputs: np.ndarray) -> np.ndarray:
     return np.concatenate([model.forward(inputs[s:s + EVAL_BATCH], grad=False)[0]
                            for s in range(0, len(inputs), EVAL_BATCH)])
@@ -244,5 +258,6 @@ def train_cell(task: Task, name: str, s: RunSettings, sets=None, log=print) -> d
     if curve.best is not None:              # (none: diverged before the first validation)
         load_params(model, curve.best, f"{name}'s best weights")
         scores = score(task, outputs(model, test[0]), test)
-    return {"cell": name, "test": scores, "best_step": curve.best_step, "train_loss": curve.train, "val_loss": curve.val,
+    return {"cell": name, "test": scores, "best_step": curve.best_step,
+            "train_loss": windows(curve.train, CURVE_POINTS), "val_loss": curve.val,
             "diverged": diverged, "seconds": time.perf_counter() - start}

@@ -117,3 +117,9 @@ def test_cells_by_name_include_every_registered_cell_and_irnn():
     assert set(cells.CELLS) | {"irnn"} == set(runner.cell_names())
     assert runner.cell_setup("irnn") == ("rnn", {"nonlinearity": "relu", "init": "irnn"})
     assert runner.cell_setup("gru") == ("gru", {})
+
+
+def test_training_curve_windows():
+    assert runner.windows([1, 2, 3, 4, 5], 2) == [[3, 2.0], [5, 4.5]]
+    assert runner.windows([1, float("nan"), float("nan"), float("nan")], 2) == [[2, 1.0]]
+    assert runner.windows([0.5, 0.25], 200) == [[1, 0.5], [2, 0.25]]

@@ -35,6 +35,8 @@ class Settings:
     hidden_size: int = setting(128, "units of the recurrent layer", lo=1)
     optimizer: str = setting("adam", "optimiser", tuple(OPTIMIZERS))
     lr: float = setting(1e-3, "learning rate", lo=0, lo_open=True)
+    schedule: str = setting("constant", "learning-rate schedule over the steps",
+                            common.SCHEDULE_CHOICES)
     clip_norm: float = setting(1.0, "clip gradients to this global norm; 0 = off", lo=0)
     val_every: int = setting(100, "batches between validations (the weights kept are those "
                              "with the lowest validation loss)", lo=1)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rnnkit import cells
+from rnnkit.apps.common import make_lr_schedule
 from rnnkit.data import ArrayDataset, Batch
 from rnnkit.diagnostics import memory_tasks as tasks
 from rnnkit.errors import check_int, fail
@@ -172,6 +173,7 @@ class RunSettings:
     hidden_size: int = 128
     optimizer: str = "adam"
     lr: float = 1e-3
+    schedule: str = "constant"
     clip_norm: float = 1.0
     val_every: int = 100
     val_size: int = 1000
@@ -247,7 +249,8 @@ def train_cell(task: Task, name: str, s: RunSettings, sets=None, log=print) -> d
     curve = Curve(model, log, name)
     trainer = Trainer(model, task.loss_fn, make_optimizer(s.optimizer, model.params, lr=s.lr),
                       TaskStream(task, s.batch_size, s.steps, s.seed), val_data, config=config,
-                      callbacks=[curve], log=log)
+                      schedule=make_lr_schedule(s.schedule, s.lr, s.steps), callbacks=[curve],
+                      log=log)
     diverged = None
     try:
         trainer.fit()

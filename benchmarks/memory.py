@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "benchmarks" / "apps"))
 
 from _common import commit, machine                         # noqa: E402
 from rnnkit.apps import common                              # noqa: E402
-from rnnkit.diagnostics import memory                       # noqa: E402
+from rnnkit.apps import memory                       # noqa: E402
 from rnnkit.serialize import save_json                      # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "memory"

@@ -32,7 +32,7 @@ EXTRAS = {"tqdm": "train", "safetensors": "train", "matplotlib": "train", "numba
 # tools that are not applications (no train/evaluate/predict): name -> module exposing
 # SUMMARY, add_arguments(parser) and run(args, log) -> int exit status
 TOOLS: dict[str, str] = {
-    "memory": "rnnkit.diagnostics.memory",
+    "memory": "rnnkit.apps.memory",
 }
 
 

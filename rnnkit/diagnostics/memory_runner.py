@@ -18,17 +18,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rnnkit import cells
-from rnnkit.apps.common import make_lr_schedule
 from rnnkit.data import ArrayDataset, Batch
 from rnnkit.diagnostics import memory_tasks as tasks
 from rnnkit.errors import check_int, fail
 from rnnkit.losses import mean_squared_error, softmax_cross_entropy
 from rnnkit.models import SequenceModel
-from rnnkit.optim import make_optimizer
+from rnnkit.optim import make_optimizer, make_schedule
 from rnnkit.train import Callback, Trainer, TrainConfig
 from rnnkit.train.checkpoint import load_params
 from rnnkit.train.safety import TrainingDiverged
 
+SCHEDULES = ("constant", "cosine")
 # names that are not a registered cell's: name -> (cell, its options and init scheme)
 ALIASES = {"irnn": ("rnn", {"nonlinearity": "relu", "init": "irnn"})}
 EVAL_BATCH = 500
@@ -236,6 +236,13 @@ def null_scores(task: Task, test: tuple) -> dict:
     return score(task, task.null_outputs(test[0]), test)
 
 
+def schedule(name: str, lr: float, steps: int):
+    """A constant learning rate, or a cosine decay from lr to 0 over the steps."""
+    if name not in SCHEDULES:
+        fail("schedule", f"one of {SCHEDULES}", repr(name))
+    return make_schedule(name, lr, **({"total_steps": steps} if name == "cosine" else {}))
+
+
 def train_cell(task: Task, name: str, s: RunSettings, sets=None, log=print) -> dict:
     """Train cell ``name`` on ``task``; -> its curves, best step, test scores and seconds."""
     start = time.perf_counter()
@@ -249,7 +256,7 @@ def train_cell(task: Task, name: str, s: RunSettings, sets=None, log=print) -> d
     curve = Curve(model, log, name)
     trainer = Trainer(model, task.loss_fn, make_optimizer(s.optimizer, model.params, lr=s.lr),
                       TaskStream(task, s.batch_size, s.steps, s.seed), val_data, config=config,
-                      schedule=make_lr_schedule(s.schedule, s.lr, s.steps), callbacks=[curve],
+                      schedule=schedule(s.schedule, s.lr, s.steps), callbacks=[curve],
                       log=log)
     diverged = None
     try:

@@ -1,5 +1,9 @@
 """`rnnkit memory adding|copy|recall`: which cells remember over long gaps (note 004).
 
+A tool, not an application (no train/evaluate/predict; rnnkit.cli.TOOLS): the tasks and the
+training live in rnnkit.diagnostics.memory_tasks and memory_runner; this module is the
+command's flags, its table and its figures.
+
 Trains each cell named in ``--cells`` on the task (rnnkit.diagnostics.memory_runner), prints
 a table of test scores beside what a model without memory scores on the same test set, and
 writes into ``--out``: results.json, loss_curve.png (training loss against step, one line a
@@ -11,8 +15,6 @@ import argparse
 import io
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-
-import numpy as np
 
 from rnnkit.apps import common
 from rnnkit.apps.common import setting
@@ -36,7 +38,7 @@ class Settings:
     optimizer: str = setting("adam", "optimiser", tuple(OPTIMIZERS))
     lr: float = setting(1e-3, "learning rate", lo=0, lo_open=True)
     schedule: str = setting("constant", "learning-rate schedule over the steps",
-                            common.SCHEDULE_CHOICES)
+                            runner.SCHEDULES)
     clip_norm: float = setting(1.0, "clip gradients to this global norm; 0 = off", lo=0)
     val_every: int = setting(100, "batches between validations (the weights kept are those "
                              "with the lowest validation loss)", lo=1)

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from rnnkit.cli import main
-from rnnkit.diagnostics import memory, memory_runner as runner
+from rnnkit.apps import memory
+from rnnkit.diagnostics import memory_runner as runner
 from rnnkit.errors import RnnkitError
 
 TINY = ["--steps", "4", "--val-every", "2", "--val-size", "16", "--test-size", "24",

@@ -34,12 +34,14 @@ RESULTS = ROOT / "benchmarks" / "results" / "memory"
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tag", default="", help="suffix of the result files' names")
+    parser.add_argument("--jobs", type=int, default=1, help="cells trained at once, each in "
+                        "a process of its own")
     memory.add_arguments(parser)
     args = parser.parse_args(argv)
     cfg = common.from_flags(memory.TASKS[args.task], args, args.memory_fields)
     cfg.out = str(RESULTS)
     start = time.perf_counter()
-    results = memory.benchmark(args.task, cfg, log=lambda line: print(line, flush=True))
+    results = memory.benchmark(args.task, cfg, log=print, jobs=args.jobs)
     name = args.task + (f"_{args.tag}" if args.tag else "")
     results.update(command="python benchmarks/memory.py " + " ".join(sys.argv[1:]),
                    wall_seconds=round(time.perf_counter() - start, 1), machine=machine(),

@@ -113,21 +113,37 @@ def run_settings(cfg) -> runner.RunSettings:
                                  for f in fields(runner.RunSettings)})
 
 
-def benchmark(name: str, cfg, log=print) -> dict:
-    """Train every cell of ``cfg.cells`` on task ``name``; -> the results (as results.json)."""
+def benchmark(name: str, cfg, log=print, jobs: int = 1) -> dict:
+    """Train every cell of ``cfg.cells`` on task ``name``; -> the results (as results.json).
+    ``jobs`` > 1: that many cells train at once, each in a process of its own (the same
+    data and results; the cells do not share anything)."""
     common.check_choices(cfg)
     cells = runner.parse_cells(cfg.cells)
     task = make_task(name, cfg)
-    settings = run_settings(cfg)
-    sets = runner.data_sets(task, settings)
+    sets = runner.data_sets(task, run_settings(cfg))
     results = {"task": name, "loss_name": task.loss_name, "settings": asdict(cfg),
                "task_settings": task.settings,
                "baseline": task.baseline, "baseline_test": runner.null_scores(task, sets[1]),
                "cells": {}}
+    if jobs > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+        # spawned, not forked: a fork of a process whose BLAS threads are running can hang
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            done = {cell: pool.submit(train_one, name, cfg, cell) for cell in cells}
+            results["cells"] = {cell: future.result() for cell, future in done.items()}
+        return results
     for cell in cells:
-        log(f"training {cell} on {name} ({cfg.steps} batches of {cfg.batch_size})")
-        results["cells"][cell] = runner.train_cell(task, cell, settings, sets, log)
+        results["cells"][cell] = train_one(name, cfg, cell, log, task, sets)
     return results
+
+
+def train_one(name: str, cfg, cell: str, log=print, task=None, sets=None) -> dict:
+    task = task or make_task(name, cfg)
+    settings = run_settings(cfg)
+    log(f"training {cell} on {name} ({cfg.steps} batches of {cfg.batch_size})")
+    return runner.train_cell(task, cell, settings, sets or runner.data_sets(task, settings),
+                             lambda line: log(line, flush=True) if log is print else log(line))
 
 
 def run(args, log=print) -> int:

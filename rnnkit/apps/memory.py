@@ -46,6 +46,9 @@ class Settings:
     test_size: int = setting(2000, "test sequences", lo=1)
     seed: int = setting(0, "seed of the weights and of the training, validation and test data",
                         lo=0)
+    max_minutes: float = setting(0.0, "stop each cell's training after this many minutes "
+                                 "(0 = no limit); the table says how many steps it reached",
+                                 lo=0)
     out: str = setting("runs/memory", "folder for results.json and the PNGs")
 
 
@@ -186,11 +189,12 @@ def table(results: dict) -> str:
         row = [_cell(scores.get(c, "-")) for c in COLUMNS[name]]
         by_gap = {int(g): a for g, a in scores.get("by_gap", {}).items()}    # (JSON: str keys)
         return row + [_cell(by_gap.get(g, "-")) for g in gaps]
-    header = ["cell", *cols, "best step", "seconds"]
-    rows = [["no memory", *values(results["baseline_test"]), "-", "-"]]
+    header = ["cell", *cols, "best step", "steps", "seconds"]
+    rows = [["no memory", *values(results["baseline_test"]), "-", "-", "-"]]
     for cell, r in results["cells"].items():
         rows.append([cell + (" (diverged)" if r["diverged"] else ""), *values(r["test"]),
-                     str(r["best_step"]), f"{r['seconds']:.0f}"])
+                     str(r["best_step"]), str(r.get("steps_done", "-")),
+                     f"{r['seconds']:.0f}"])
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
     lines = ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in [header] + rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

@@ -179,17 +179,22 @@ class RunSettings:
     val_size: int = 1000
     test_size: int = 2000
     seed: int = 0
+    max_minutes: float = 0.0    # > 0: each cell stops training after this long (shared machines)
 
 
 class Curve(Callback):
-    """Training loss per step, validation loss per check, and the best weights so far."""
+    """Training loss per step, validation loss per check, and the best weights so far;
+    stops training once ``max_seconds`` (> 0) have passed."""
 
-    def __init__(self, model, log, label: str):
+    def __init__(self, model, log, label: str, max_seconds: float = 0.0):
         self.model, self.log, self.label = model, log, label
         self.train, self.val, self.best, self.best_step = [], [], None, 0
+        self.start, self.max_seconds, self.timed_out = time.perf_counter(), max_seconds, False
 
     def on_step_end(self, trainer, logs):
         self.train.append(logs["loss"])
+        if self.max_seconds and time.perf_counter() - self.start > self.max_seconds:
+            self.timed_out = trainer.should_stop = True     # (the trainer validates, then ends)
 
     def on_validation_end(self, trainer, logs):
         self.val.append((logs["step"], logs["val_loss"]))
@@ -253,7 +258,7 @@ def train_cell(task: Task, name: str, s: RunSettings, sets=None, log=print) -> d
     val_data = ArrayDataset(val[0], val[1], EVAL_BATCH, shuffle=False)
     config = TrainConfig(max_steps=s.steps, val_every=s.val_every, clip_norm=s.clip_norm,
                          seed=s.seed, progress=False, checkpoint_minutes=0, log_every=s.steps)
-    curve = Curve(model, log, name)
+    curve = Curve(model, log, name, 60 * s.max_minutes)
     trainer = Trainer(model, task.loss_fn, make_optimizer(s.optimizer, model.params, lr=s.lr),
                       TaskStream(task, s.batch_size, s.steps, s.seed), val_data, config=config,
                       schedule=schedule(s.schedule, s.lr, s.steps), callbacks=[curve],
@@ -270,4 +275,5 @@ def train_cell(task: Task, name: str, s: RunSettings, sets=None, log=print) -> d
         scores = score(task, outputs(model, test[0]), test)
     return {"cell": name, "test": scores, "best_step": curve.best_step,
             "train_loss": windows(curve.train, CURVE_POINTS), "val_loss": curve.val,
-            "diverged": diverged, "seconds": time.perf_counter() - start}
+            "diverged": diverged, "steps_done": trainer.step, "timed_out": curve.timed_out,
+            "seconds": time.perf_counter() - start}

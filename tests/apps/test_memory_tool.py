@@ -100,8 +100,9 @@ def test_the_table_reads_results_from_json():
                                   "diverged": "training diverged"}}}
     rows = memory.table(results).splitlines()
     assert rows[0].split() == ["cell", "cross_entropy", "accuracy", "G=0", "G=5", "best",
-                               "step", "seconds"]
-    assert rows[3].split() == ["lstm", "0.5000", "0.7500", "1.0000", "0.5000", "300", "12"]
+                               "step", "steps", "seconds"]
+    assert rows[3].split() == ["lstm", "0.5000", "0.7500", "1.0000", "0.5000", "300", "-",
+                               "12"]
     assert rows[4].split()[:3] == ["irnn", "(diverged)", "-"]
 
 
@@ -113,3 +114,12 @@ def test_cell_names_reach_the_model():
     assert model.rnn.options["nonlinearity"] == "relu"
     with pytest.raises(RnnkitError, match="^cells: expected"):
         runner.cell_setup("elman")
+
+
+def test_a_time_limit_stops_each_cell_and_says_where(tmp_path):
+    cfg = memory.AddingSettings(T=5, cells="lstm", steps=50, val_every=10, val_size=8,
+                                test_size=8, batch_size=4, hidden_size=4, max_minutes=1e-9,
+                                out=str(tmp_path))
+    r = memory.benchmark("adding", cfg, log=lambda *a: None)["cells"]["lstm"]
+    assert r["timed_out"] and r["steps_done"] == 1 and r["best_step"] == 1
+    assert r["val_loss"][-1][0] == 1 and r["test"] is not None     # validated where it stopped

@@ -15,6 +15,7 @@ on the same test set. ``--tag NAME`` writes TASK_NAME.* instead (another configu
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -34,15 +35,22 @@ RESULTS = ROOT / "benchmarks" / "results" / "memory"
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tag", default="", help="suffix of the result files' names")
+    parser.add_argument("--replot", action="store_true", help="no training: redraw the PNGs "
+                        "and print the table of the results already in TASK[_TAG].json")
     parser.add_argument("--jobs", type=int, default=1, help="cells trained at once, each in "
                         "a process of its own")
     memory.add_arguments(parser)
     args = parser.parse_args(argv)
+    name = args.task + (f"_{args.tag}" if args.tag else "")
+    if args.replot:
+        results = json.loads((RESULTS / f"{name}.json").read_text("utf-8"))
+        memory.write_plots(results, RESULTS, prefix=f"{name}_")
+        print(memory.table(results))
+        return 0
     cfg = common.from_flags(memory.TASKS[args.task], args, args.memory_fields)
     cfg.out = str(RESULTS)
     start = time.perf_counter()
     results = memory.benchmark(args.task, cfg, log=print, jobs=args.jobs)
-    name = args.task + (f"_{args.tag}" if args.tag else "")
     results.update(command="python benchmarks/memory.py " + " ".join(sys.argv[1:]),
                    wall_seconds=round(time.perf_counter() - start, 1), machine=machine(),
                    commit=commit(), date=time.strftime("%Y-%m-%d %H:%M:%S"),

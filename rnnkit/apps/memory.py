@@ -236,10 +236,11 @@ def write_plots(results: dict, out: Path, prefix: str = "") -> list[Path]:
     _save(fig, paths[0])
     if name == "recall":
         fig, ax = plt.subplots(figsize=(7, 4))
-        for cell, r in results["cells"].items():
-            if r["test"] is not None:
+        for i, (cell, r) in enumerate(results["cells"].items()):
+            if r["test"] is not None:           # markers differ: lines at 1.0 lie on each other
                 by_gap = sorted((int(g), a) for g, a in r["test"]["by_gap"].items())
-                ax.plot(*zip(*by_gap), "o-", label=cell)
+                ax.plot(*zip(*by_gap), "osD^v<>"[i % 7] + "-", label=cell,
+                        markersize=8 - i, alpha=0.85)
         ax.axhline(1.0 / s["keys"], color="k", ls="--", lw=1, label="chance")
         ax.set_xlabel("gap G (distractor tokens between the key and the query)")
         ax.set_ylabel("test accuracy")

@@ -92,13 +92,15 @@ def adding_task(T: int, tolerance: float = tasks.TOLERANCE) -> Task:
     def make(n, rng):
         x, y, _ = tasks.adding_problem(n, T, rng)
         return x, y, None
+
     def null_outputs(x):                    # predict the mean, 0
         return np.zeros((len(x), 1), x.dtype)
-    return Task("adding", make, make, lambda out, y, _: tasks.adding_scores(out, y, tolerance),
-                _mse, null_outputs,
-                {"input_size": 2, "readout": "last", "output_size": 1},
-                {"mse": base["mse"], "solved": base["solved"]}, "mse",
-                {"T": T, "tolerance": tolerance})
+    return Task("adding", make=make, make_test=make,
+                scores=lambda out, y, _: tasks.adding_scores(out, y, tolerance),
+                loss_fn=_mse, null_outputs=null_outputs,
+                model={"input_size": 2, "readout": "last", "output_size": 1},
+                baseline={"mse": base["mse"], "solved": base["solved"]}, loss_name="mse",
+                settings={"T": T, "tolerance": tolerance})
 
 
 def copy_task(T: int, symbols: int = 8, length: int = 10, embed_dim: int = 32) -> Task:
@@ -107,17 +109,20 @@ def copy_task(T: int, symbols: int = 8, length: int = 10, embed_dim: int = 32) -
     def make(n, rng):
         x, y = tasks.copy_memory(n, T, rng, symbols, length)
         return x, y, None
+
     def null_outputs(x):                    # blank for sure, then a uniform guess
         logits = np.full(x.shape + (symbols + 1,), -1e9, np.float32)
         logits[:, :T + length, 0] = 0
         logits[:, T + length:, 1:] = 0
         return logits
-    return Task("copy", make, make, lambda out, y, _: tasks.copy_scores(out, y, length),
-                _cross_entropy, null_outputs,
-                {"vocab_size": tasks.copy_vocab(symbols), "embed_dim": embed_dim,
-                 "readout": "steps", "output_size": symbols + 1},
-                {"cross_entropy": baseline, "symbol_accuracy": 1.0 / symbols},
-                "cross_entropy", {"T": T, "symbols": symbols, "length": length})
+    return Task("copy", make=make, make_test=make,
+                scores=lambda out, y, _: tasks.copy_scores(out, y, length),
+                loss_fn=_cross_entropy, null_outputs=null_outputs,
+                model={"vocab_size": tasks.copy_vocab(symbols), "embed_dim": embed_dim,
+                       "readout": "steps", "output_size": symbols + 1},
+                baseline={"cross_entropy": baseline, "symbol_accuracy": 1.0 / symbols},
+                loss_name="cross_entropy",
+                settings={"T": T, "symbols": symbols, "length": length})
 
 
 def recall_task(max_gap: int, test_gaps: list[int], keys: int = 8, distractors: int = 16,
@@ -137,14 +142,16 @@ def recall_task(max_gap: int, test_gaps: list[int], keys: int = 8, distractors: 
     def make_test(n, rng):
         return tasks.key_recall(n, steps, np.repeat(gaps, -(-n // len(gaps)))[:n], rng, keys,
                                 distractors)
+
     def null_outputs(x):                    # the same guess whatever the key
         return np.zeros((len(x), keys), np.float32)
-    return Task("recall", make, make_test, lambda out, y, g: tasks.recall_scores(out, y, g),
-                _cross_entropy, null_outputs,
-                {"vocab_size": tasks.recall_vocab(keys, distractors), "embed_dim": embed_dim,
-                 "readout": "last", "output_size": keys},
-                {"accuracy": 1.0 / keys}, "cross_entropy",
-                {"max_gap": max_gap, "test_gaps": gaps, "keys": keys, "distractors": distractors})
+    return Task("recall", make=make, make_test=make_test, scores=tasks.recall_scores,
+                loss_fn=_cross_entropy, null_outputs=null_outputs,
+                model={"vocab_size": tasks.recall_vocab(keys, distractors),
+                       "embed_dim": embed_dim, "readout": "last", "output_size": keys},
+                baseline={"accuracy": 1.0 / keys}, loss_name="cross_entropy",
+                settings={"max_gap": max_gap, "test_gaps": gaps, "keys": keys,
+                          "distractors": distractors})
 
 
 class TaskStream:

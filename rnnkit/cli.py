@@ -38,6 +38,7 @@ EXTRAS = {"tqdm": "train", "safetensors": "train", "matplotlib": "train", "numba
 # SUMMARY, add_arguments(parser) and run(args, log) -> int exit status
 TOOLS: dict[str, str] = {
     "data": "rnnkit.data.command",
+    "memory": "rnnkit.apps.memory",
     "trace": "rnnkit.diagnostics.tool",
 }
 

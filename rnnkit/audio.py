@@ -12,6 +12,7 @@ utterance (loudness and channel colour differ between recordings). SpecAugment (
 """
 from __future__ import annotations
 
+import math
 import wave
 from pathlib import Path
 
@@ -61,26 +62,29 @@ def write_wav(path: str | Path, x: np.ndarray, rate: int = RATE) -> None:
 
 
 def resample(x: np.ndarray, rate_in: int, rate_out: int, half_taps: int = 16) -> np.ndarray:
-    """Band-limited resampling: each output sample is the input convolved with a
-    Hann-windowed sinc whose cutoff is the lower Nyquist frequency (no aliasing when going
-    down), centred at the output time n * rate_in / rate_out."""
+    """Band-limited resampling: output sample n is the input convolved with a Hann-windowed
+    sinc whose cutoff is the lower Nyquist frequency (no aliasing when going down), centred
+    at the input time n q / p (p / q = rate_out / rate_in in lowest terms). Its offset from
+    the nearest earlier sample is (n q mod p) / p, so p rows of weights serve every n."""
     x = np.asarray(x, np.float32)
+    rate_in, rate_out = int(rate_in), int(rate_out)
     if rate_in == rate_out:
         return x
-    ratio = rate_out / rate_in
-    cutoff = min(1.0, ratio)                       # of the input's Nyquist frequency
+    g = math.gcd(rate_in, rate_out)
+    p, q = rate_out // g, rate_in // g
+    cutoff = min(1.0, p / q)                       # of the input's Nyquist frequency
     width = half_taps / cutoff                     # in input samples, either side
-    out = np.empty(int(np.floor(len(x) * ratio)), np.float32)
     k = np.arange(-int(np.ceil(width)), int(np.ceil(width)) + 1)
+    d = np.arange(p)[:, None] / p - k[None, :]                       # (p, taps) offsets
+    table = (cutoff * np.sinc(cutoff * d) * np.where(
+        np.abs(d) < width, 0.5 + 0.5 * np.cos(np.pi * d / width), 0.0)).astype(np.float32)
+    out = np.empty(len(x) * p // q, np.float32)
     padded = np.pad(x, (len(k), len(k)))
-    for s in range(0, len(out), 8192):             # blocks bound the (n, taps) matrix
-        t = np.arange(s, min(s + 8192, len(out))) / ratio          # input times
-        base = np.floor(t).astype(np.int64)
-        idx = base[:, None] + k[None, :]                            # (n, taps)
-        d = t[:, None] - idx
-        w = cutoff * np.sinc(cutoff * d) * np.where(
-            np.abs(d) < width, 0.5 + 0.5 * np.cos(np.pi * d / width), 0.0)
-        out[s:s + len(t)] = (padded[idx + len(k)] * w).sum(axis=1)
+    for s in range(0, len(out), 8192):             # blocks bound the (n, taps) matrices
+        n = np.arange(s, min(s + 8192, len(out)))
+        base = n * q // p
+        out[s:s + len(n)] = np.einsum("nk,nk->n", padded[base[:, None] + k[None, :] + len(k)],
+                                      table[n * q % p])
     return out
 
 

@@ -53,7 +53,7 @@ class SpeechConfig:
     stack: int = setting(3, "frames joined into one recurrent step (fewer, wider steps)",
                          lo=1, hi=8)
     spec_augment: bool = setting(True, "mask random bands and runs of the training features")
-    cell: str = setting("lstm", "recurrent cell", ("lstm", "gru"))
+    cell: str = setting("lstm", "recurrent cell", ("rnn", "lstm", "gru"))
     hidden_size: int = setting(128, "units per direction")
     num_layers: int = setting(2, "stacked bidirectional layers")
     dropout: float = setting(0.1, "dropout between the recurrent layers")

@@ -67,9 +67,11 @@ def corpus(root: Path, names) -> None:
     print(real_corpus(root))
 
 
-def train_and_test(root: Path, epochs: float, name: str, settings: dict) -> None:
+def train_and_test(root: Path, epochs: float, name: str, settings: dict,
+                   train: bool = True) -> None:
     """Train on `train` (choosing the epoch's weights on `val`), then score once on unseen
-    voices and on the real recordings."""
+    voices and on the real recordings. ``train=False`` scores a run stopped early (its
+    best.safetensors) as it is."""
     cfg = speech.SpeechConfig(data=str(root / "train"), val_data=str(root / "val"),
                               test_data=str(root / "unseen"), val_fraction=0.0,
                               test_fraction=0.0, **settings)
@@ -77,7 +79,9 @@ def train_and_test(root: Path, epochs: float, name: str, settings: dict) -> None
                    checkpoint_minutes=5.0)
     run = root / f"run-{name}"
     start = time.perf_counter()
-    if (run / "config.json").is_file():
+    if not train:
+        summary = dict(_progress(run), stopped_early=True)
+    elif (run / "config.json").is_file():
         summary = speech.resume(run)
     else:
         summary = speech.train(cfg, tcfg, run)
@@ -98,6 +102,16 @@ def train_and_test(root: Path, epochs: float, name: str, settings: dict) -> None
                 "for lack of time on the shared 2-core machine; WER with jiwer"})
 
 
+def _progress(run: Path) -> dict:
+    """Where a run stopped: its steps, epochs and best validation WER (metrics.jsonl)."""
+    import json
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    val = [r for r in rows if r.get("kind") == "validation"]
+    return {"steps_done": max(r["step"] for r in rows),
+            "epochs_done": max(r["epoch"] for r in rows),
+            "best_val_wer": 1 - max(r["val_word_accuracy"] for r in val) if val else None}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("what", choices=["corpus", "train"])
@@ -105,12 +119,14 @@ def main() -> None:
     ap.add_argument("--only", default="train,val,unseen")
     ap.add_argument("--epochs", type=float, default=10.0)
     ap.add_argument("--name", default="default")
+    ap.add_argument("--no-train", action="store_true",
+                    help="score an existing run as it is (one interrupted for time)")
     args = ap.parse_args()
     root = Path(args.root)
     if args.what == "corpus":
         corpus(root, args.only.split(","))
     else:
-        train_and_test(root, args.epochs, args.name, {})
+        train_and_test(root, args.epochs, args.name, {}, train=not args.no_train)
 
 
 if __name__ == "__main__":

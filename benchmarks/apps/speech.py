@@ -3,6 +3,7 @@ it never heard and on real recordings.
 
     nice -n 5 python benchmarks/apps/speech.py corpus   # synthesise the corpora (once)
     nice -n 5 python benchmarks/apps/speech.py train    # train, choose on val, test once
+    nice -n 5 python benchmarks/apps/speech.py rtf      # transcription speed, one thread
 
 Corpora (under --root, default /tmp/rnnkit-speech): train (5,000 utterances, seed 1) and
 val (500, seed 2) from the installed voices minus HELD_OUT; unseen (500, seed 3) from
@@ -102,6 +103,30 @@ def train_and_test(root: Path, epochs: float, name: str, settings: dict,
                 "for lack of time on the shared 2-core machine; WER with jiwer"})
 
 
+def real_time_factor(root: Path, name: str, count: int = 40) -> None:
+    """`rnnkit speech transcribe` on the first `count` unseen utterances in a process with
+    one thread: the seconds each file took (reading, features, network, greedy decoding)
+    over its audio's seconds."""
+    import json
+    import os
+    import subprocess
+    import sys
+    files = [str(w) for w, _, _ in speech_corpus.read_manifest(root / "unseen")[:count]]
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               OPENBLAS_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-m", "rnnkit", "speech", "transcribe",
+                          str(root / f"run-{name}"), *files, "--json"], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    seconds = sum(r["seconds"] for r in rows)
+    spent = sum(r["real_time_factor"] * r["seconds"] for r in rows)
+    _common.write("speech_rtf", {
+        "files": len(rows), "audio_s": seconds, "threads": 1,
+        "real_time_factor": spent / seconds,
+        "median_file_rtf": float(np.median([r["real_time_factor"] for r in rows])),
+        "note": "first file includes the kernels' first call; shared, loaded 2-core machine"})
+
+
 def _progress(run: Path) -> dict:
     """Where a run stopped: its steps, epochs and best validation WER (metrics.jsonl)."""
     import json
@@ -114,7 +139,7 @@ def _progress(run: Path) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["corpus", "train"])
+    ap.add_argument("what", choices=["corpus", "train", "rtf"])
     ap.add_argument("--root", default="/tmp/rnnkit-speech")
     ap.add_argument("--only", default="train,val,unseen")
     ap.add_argument("--epochs", type=float, default=10.0)
@@ -125,6 +150,8 @@ def main() -> None:
     root = Path(args.root)
     if args.what == "corpus":
         corpus(root, args.only.split(","))
+    elif args.what == "rtf":
+        real_time_factor(root, args.name)
     else:
         train_and_test(root, args.epochs, args.name, {}, train=not args.no_train)
 

@@ -25,7 +25,7 @@ from rnnkit.apps import common
 from rnnkit.apps.common import setting
 from rnnkit.audio import RATE, features_of, normalise, log_mel, read_wav, spec_augment, \
     stack_frames
-from rnnkit.apps.speech_corpus import read_manifest
+from rnnkit.apps.speech_corpus import DIGIT_WORDS, read_manifest
 from rnnkit.ctc import ctc_trainer_loss, greedy_decode, log_softmax, prefix_beam_search
 from rnnkit.data.batch import Batch
 from rnnkit.data.batching import bucket_batches, check_start, epoch_rng, pad_sequences
@@ -66,15 +66,21 @@ class SpeechConfig:
 Config = SpeechConfig
 
 
+LEXICON_HELP = ("comma-separated words: each decoded word becomes the closest of them by "
+                "edit distance; 'digits' = zero,oh,one..nine; empty = the spelling as decoded")
+
+
 @dataclass
 class EvaluateOptions:
     data: str = setting("", "score this corpus instead of the run's test utterances")
     beam: int = setting(1, "beam width of the prefix beam search; 1 = greedy", lo=1, hi=64)
+    lexicon: str = setting("", LEXICON_HELP)
 
 
 @dataclass
 class PredictOptions:
     beam: int = setting(1, "beam width of the prefix beam search; 1 = greedy", lo=1, hi=64)
+    lexicon: str = setting("", LEXICON_HELP)
     best: bool = setting(True, "use best.safetensors (else the latest checkpoint)")
 
 
@@ -93,6 +99,25 @@ def encode(text: str, where: str = "transcript") -> np.ndarray:
 
 def decode(labels) -> str:
     return " ".join("".join(ALPHABET[k - 1] for k in labels).split())
+
+
+def lexicon_words(lexicon: str) -> list[str]:
+    if lexicon == "digits":
+        return list(DIGIT_WORDS) + ["oh"]
+    words = [w.strip().lower() for w in lexicon.split(",") if w.strip()]
+    for w in words:
+        encode(w, "lexicon")
+    return words
+
+
+def snap(text: str, words: list[str]) -> str:
+    """Each word of `text` replaced by the closest of `words` (Levenshtein distance over the
+    longer word's length, so "thr" is "three", not "two"; the first listed wins a tie): a
+    closed vocabulary repairs misspellings such as "feven"."""
+    if not words:
+        return text
+    from rapidfuzz.distance import Levenshtein
+    return " ".join(min(words, key=lambda w: Levenshtein.normalized_distance(t, w)) for t in text.split())
 
 
 # --- data -----------------------------------------------------------------------------------
@@ -164,13 +189,15 @@ def _model(cfg: SpeechConfig, seed=None) -> SequenceModel:
                          seed=seed)
 
 
-def transcribe_batch(model, x: np.ndarray, lengths, beam: int = 1) -> list[str]:
+def transcribe_batch(model, x: np.ndarray, lengths, beam: int = 1,
+                     words: list[str] = ()) -> list[str]:
     logits, _, _ = model.forward(x, None, lengths, grad=False)
     lp = log_softmax(logits.astype(np.float64))
     if beam == 1:
-        return [decode(labels) for labels in greedy_decode(lp, lengths)]
-    return [decode(prefix_beam_search(lp[n, :int(lengths[n])], beam)[0])
-            for n in range(len(lp))]
+        paths = greedy_decode(lp, lengths)
+    else:
+        paths = [prefix_beam_search(lp[n, :int(lengths[n])], beam)[0] for n in range(len(lp))]
+    return [snap(decode(labels), list(words)) for labels in paths]
 
 
 def error_rates(references: list, hypotheses: list) -> dict:
@@ -179,7 +206,7 @@ def error_rates(references: list, hypotheses: list) -> dict:
             "cer": float(jiwer.cer(references, hypotheses))}
 
 
-def score_data(model, data, beam: int = 1) -> tuple[float, dict, list]:
+def score_data(model, data, beam: int = 1, words: list[str] = ()) -> tuple[float, dict, list]:
     """(mean CTC loss, {wer, cer}, hypotheses in the data's order) over a dataset."""
     loss_fn = ctc_trainer_loss()
     refs, hyps, total, count = [], [], 0.0, 0
@@ -187,7 +214,7 @@ def score_data(model, data, beam: int = 1) -> tuple[float, dict, list]:
         logits, _, _ = model.forward(batch.inputs, None, batch.lengths, grad=False)
         total += loss_fn(logits, batch.targets, batch.lengths)[0] * len(batch.lengths)
         count += len(batch.lengths)
-        hyps += transcribe_batch(model, batch.inputs, batch.lengths, beam)
+        hyps += transcribe_batch(model, batch.inputs, batch.lengths, beam, words)
         refs += [decode(t[t >= 0]) for t in batch.targets]
     return total / max(count, 1), error_rates(refs, hyps), hyps
 
@@ -266,7 +293,7 @@ def _load(run_dir, best: bool = True):
     return run_dir, cfg, model
 
 
-def evaluate(run_dir, log=print, data: str = "", beam: int = 1) -> dict:
+def evaluate(run_dir, log=print, data: str = "", beam: int = 1, lexicon: str = "") -> dict:
     """WER, CER and CTC loss on the run's test utterances, or on every utterance of `data`."""
     run_dir, cfg, model = _load(run_dir)
     source = data or cfg.test_data
@@ -279,24 +306,27 @@ def evaluate(run_dir, log=print, data: str = "", beam: int = 1) -> dict:
                  "none")
     dataset = SpeechDataset(feats, texts, 64, cfg.stack, shuffle=False)
     start = time.perf_counter()
-    loss, rates, _ = score_data(model, dataset, beam)
+    loss, rates, _ = score_data(model, dataset, beam, lexicon_words(lexicon))
     seconds = time.perf_counter() - start
     audio = sum(len(f) for f in feats) * 0.01
     return common.write_eval(run_dir, {
         "app": "speech", "data": source or f"{cfg.data} (test split)", "utterances": len(feats),
-        "words": sum(len(t.split()) for t in texts), "beam": beam, **rates, "ctc_loss": loss,
+        "words": sum(len(t.split()) for t in texts), "beam": beam, "lexicon": lexicon,
+        **rates, "ctc_loss": loss,
         "real_time_factor": seconds / max(audio, 1e-9)})
 
 
-def predict(run_dir, inputs: list, *, beam: int = 1, best: bool = True) -> list:
+def predict(run_dir, inputs: list, *, beam: int = 1, lexicon: str = "",
+            best: bool = True) -> list:
     """The transcript of each WAV file, with the real-time factor of its decoding."""
     _, cfg, model = _load(run_dir, best)
+    words = lexicon_words(lexicon)
     results = []
     for item in inputs:
         start = time.perf_counter()
         x = read_wav(item)
         f = features_of(x, cfg.n_mels, cfg.stack)
-        text = transcribe_batch(model, f[None], np.array([len(f)]), beam)[0]
+        text = transcribe_batch(model, f[None], np.array([len(f)]), beam, words)[0]
         rtf = (time.perf_counter() - start) / (len(x) / RATE)
         results.append({"input": item, "transcript": text, "seconds": len(x) / RATE,
                         "real_time_factor": rtf, "text": f"{text}\t{item}"})

@@ -76,10 +76,21 @@ def test_command_line_synth_train_evaluate_transcribe(tmp_path, capsys):
     assert result["real_time_factor"] > 0
     capsys.readouterr()
     wav = str(FIXTURES / "0.wav")
-    assert cli.main(["speech", "transcribe", str(run), wav, "--json"]) == 0
+    assert cli.main(["speech", "transcribe", str(run), wav, "--json", "--lexicon",
+                     "digits"]) == 0
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line["input"] == wav and isinstance(line["transcript"], str)
+    assert set(line["transcript"].split()) <= set(speech_corpus.DIGIT_WORDS) | {"oh"}
     assert line["seconds"] == pytest.approx(len(read_wav(wav)) / RATE)
+
+
+def test_a_lexicon_snaps_misspelt_words():
+    digits = speech.lexicon_words("digits")
+    assert speech.snap("thr feven ght zro oh", digits) == "three seven eight zero oh"
+    assert speech.snap("feven", []) == "feven"
+    assert speech.lexicon_words("Yes, no") == ["yes", "no"]
+    with pytest.raises(RnnkitError, match="lexicon"):
+        speech.lexicon_words("4,5")
 
 
 def test_dataset_batches_are_padded_and_reproducible():

@@ -82,7 +82,7 @@ def train_and_test(root: Path, epochs: float, name: str, settings: dict,
     run = root / f"run-{name}"
     start = time.perf_counter()
     if not train:
-        summary = dict(_progress(run), stopped_early=True)
+        summary = dict(_progress(run), trained_by_an_earlier_call=True)
     elif (run / "config.json").is_file():
         summary = speech.resume(run)
     else:
@@ -98,7 +98,7 @@ def train_and_test(root: Path, epochs: float, name: str, settings: dict,
         "train": {"utterances": len(speech_corpus.read_manifest(root / "train")),
                   "voices": f"installed voices minus {HELD_OUT}"},
         "validation_utterances": len(speech_corpus.read_manifest(root / "val")),
-        "settings": dict(asdict(cfg), epochs=epochs), "train_wall_s": train_s,
+        "settings": dict(asdict(cfg), epochs=epochs), "train_wall_s": train_s if train else None,
         "summary": {k: v for k, v in summary.items() if isinstance(v, (int, float, str))},
         "scores": scores,
         "note": "one setting (the app's defaults) was trained: no search on validation "
@@ -134,7 +134,10 @@ def _progress(run: Path) -> dict:
     import json
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     val = [r for r in rows if r.get("kind") == "validation"]
-    return {"steps_done": max(r["step"] for r in rows),
+    last = max((run / "checkpoints").iterdir(), key=lambda p: p.stat().st_mtime)
+    return {"train_wall_s_config_to_last_checkpoint":
+            last.stat().st_mtime - (run / "config.json").stat().st_mtime,
+            "steps_done": max(r["step"] for r in rows),
             "epochs_done": max(r["epoch"] for r in rows),
             "best_val_wer": 1 - max(r["val_word_accuracy"] for r in val) if val else None}
 
@@ -147,7 +150,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=float, default=10.0)
     ap.add_argument("--name", default="default")
     ap.add_argument("--no-train", action="store_true",
-                    help="score an existing run as it is (one interrupted for time)")
+                    help="score an existing run as it is (trained earlier, or stopped for time)")
     args = ap.parse_args()
     root = Path(args.root)
     if args.what == "corpus":

@@ -35,7 +35,8 @@ EXTRAS = {"tqdm": "train", "safetensors": "train", "matplotlib": "train", "numba
 
 
 # tools that are not applications (no train/evaluate/predict): name -> module exposing
-# SUMMARY, add_arguments(parser) and run(args, log) -> int exit status
+# SUMMARY, add_arguments(parser) and run(args, log) -> int exit status. An application's
+# module may hold its own TOOLS the same way: extra verbs (`rnnkit speech synth`).
 TOOLS: dict[str, str] = {
     "data": "rnnkit.data.command",
     "memory": "rnnkit.apps.memory",
@@ -119,6 +120,15 @@ def _add_evaluate(verbs, app):
     return p
 
 
+def _add_tool(sub, name: str, path: str):
+    tool = importlib.import_module(path)
+    p = sub.add_parser(name, help=tool.SUMMARY, description=tool.SUMMARY,
+                       formatter_class=_formatter)
+    tool.add_arguments(p)
+    p.set_defaults(verb="", tool=tool)
+    return p
+
+
 def build_parser(apps: dict) -> argparse.ArgumentParser:
     parser = Parser(prog="rnnkit", description=DESCRIPTION,
                                      formatter_class=_formatter)
@@ -135,13 +145,11 @@ def build_parser(apps: dict) -> argparse.ArgumentParser:
         _add_evaluate(verbs, app)
         _add_predict(verbs, app)
         _add_resume(verbs)
+        for verb, path in getattr(app, "TOOLS", {}).items():    # the app's own extra verbs
+            _add_tool(verbs, verb, path).set_defaults(verb=verb)
         p.set_defaults(app=name)
     for name, path in TOOLS.items():
-        tool = importlib.import_module(path)
-        p = sub.add_parser(name, help=tool.SUMMARY, description=tool.SUMMARY,
-                           formatter_class=_formatter)
-        tool.add_arguments(p)
-        p.set_defaults(app=name, verb="", tool=tool)
+        _add_tool(sub, name, path).set_defaults(app=name)
     # the character model's old names, kept working for scripts that use them
     alias = "(old name of `rnnkit text %s`)"
     _add_train(sub, text, "train-char", "runs/char", alias % "train").set_defaults(app="text")

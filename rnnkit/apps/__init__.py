@@ -24,6 +24,8 @@ and optionally:
                                  dataclasses (fields made with ``common.setting``) whose
                                  fields become flags of that verb and keyword options
     PREDICT_NEEDS_INPUT = False  predict may run with no input line (text generation)
+    TOOLS = {"verb": "module"}   extra verbs, each a module as cli.TOOLS describes
+                                 (SUMMARY, add_arguments(parser), run(args, log))
 
 Errors a user can cause raise rnnkit.errors.RnnkitError; the CLI prints them as one line.
 """
@@ -41,6 +43,7 @@ APPS = {
     "caption": "rnnkit.apps.caption",
     "translate": "rnnkit.apps.translate",
     "words": "rnnkit.apps.words",
+    "speech": "rnnkit.apps.speech",
 }
 
 

@@ -1,0 +1,165 @@
+"""Spoken digit strings: a stacked BiLSTM + CTC trained on synthetic speech, scored on voices
+it never heard and on real recordings.
+
+    nice -n 5 python benchmarks/apps/speech.py corpus   # synthesise the corpora (once)
+    nice -n 5 python benchmarks/apps/speech.py train    # train, choose on val, test once
+    nice -n 5 python benchmarks/apps/speech.py rtf      # transcription speed, one thread
+
+Corpora (under --root, default /tmp/rnnkit-speech): train (5,000 utterances, seed 1) and
+val (500, seed 2) from the installed voices minus HELD_OUT; unseen (500, seed 3) from
+HELD_OUT only; real-asterisk: the asterisk recordings of zero..nine (one speaker, 8 kHz);
+real-other: the real digit strings of pocketsphinx-testdata (TIDIGITS dhd.2934z "two nine
+three four zero", cards 004 "five five"). The training keeps the epoch with the lowest
+validation WER; unseen and real are scored once, greedy, with a beam of 8, and greedy with
+each decoded word snapped to the closest digit word (--lexicon digits).
+Writes benchmarks/results/apps/speech.json.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+
+import _common
+from rnnkit.apps import speech, speech_corpus
+from rnnkit.audio import RATE, write_wav
+
+# voices no training utterance uses: one flite voice, one festival voice, and espeak-ng's
+# variants whose names start with A..E plus f4, m4 and klatt3, in every accent
+HELD_OUT = "flite:rms,festival:ked_diphone,espeak-ng:*+[A-E]*,espeak-ng:*+f4," \
+           "espeak-ng:*+m4,espeak-ng:*+klatt3"
+ASTERISK = Path("/usr/share/asterisk/sounds/en/digits")
+SPHINX = Path("/usr/share/pocketsphinx/test/data")
+CORPORA = {"train": (5000, 1, "*", HELD_OUT), "val": (500, 2, "*", HELD_OUT),
+           "unseen": (500, 3, HELD_OUT, "")}
+
+
+def real_corpus(root: Path) -> list[Path]:
+    """The real digit recordings found on this machine, with manifests: real-asterisk (the
+    isolated words zero..nine) and real-other (pocketsphinx-testdata's digit strings)."""
+    rows = [(str(ASTERISK / f"{d}.wav"), w, "asterisk")
+            for d, w in enumerate(speech_corpus.DIGIT_WORDS) if (ASTERISK / f"{d}.wav").is_file()]
+    (root / "real-asterisk").mkdir(parents=True, exist_ok=True)
+    out = root / "real-other"
+    out.mkdir(parents=True, exist_ok=True)
+    other = []
+    raw = SPHINX / "tidigits" / "dhd.2934z.raw"          # 16 kHz 16-bit little-endian PCM
+    if raw.is_file():
+        write_wav(out / "dhd.2934z.wav", np.fromfile(raw, "<i2") / 32768.0, RATE)
+        other.append(("dhd.2934z.wav", "two nine three four zero", "tidigits"))
+    if (SPHINX / "cards" / "004.wav").is_file():
+        other.append((str(SPHINX / "cards" / "004.wav"), "five five", "pocketsphinx-cards"))
+    return [speech_corpus.write_manifest(root / "real-asterisk", rows),
+            speech_corpus.write_manifest(out, other)]
+
+
+def corpus(root: Path, names) -> None:
+    for name in names:
+        count, seed, voices, exclude = CORPORA[name]
+        if (root / name / speech_corpus.MANIFEST).is_file():
+            print(f"{root / name}: already there")
+            continue
+        start = time.perf_counter()
+        speech_corpus.synthesise(root / name, count, seed=seed, voices=voices,
+                                 exclude_voices=exclude)
+        print(f"{name}: {time.perf_counter() - start:.0f} s")
+    print(real_corpus(root))
+
+
+def train_and_test(root: Path, epochs: float, name: str, settings: dict,
+                   train: bool = True) -> None:
+    """Train on `train` (choosing the epoch's weights on `val`), then score once on unseen
+    voices and on the real recordings. ``train=False`` scores a run stopped early (its
+    best.safetensors) as it is."""
+    cfg = speech.SpeechConfig(data=str(root / "train"), val_data=str(root / "val"),
+                              test_data=str(root / "unseen"), val_fraction=0.0,
+                              test_fraction=0.0, **settings)
+    tcfg = replace(speech.default_train_config(), epochs=epochs, patience=3,
+                   checkpoint_minutes=5.0)
+    run = root / f"run-{name}"
+    start = time.perf_counter()
+    if not train:
+        summary = dict(_progress(run), trained_by_an_earlier_call=True)
+    elif (run / "config.json").is_file():
+        summary = speech.resume(run)
+    else:
+        summary = speech.train(cfg, tcfg, run)
+    train_s = time.perf_counter() - start
+    scores = {}
+    for part in ("unseen", "real-asterisk", "real-other"):
+        for beam, lexicon in ((1, ""), (8, ""), (1, "digits")):
+            scores[f"{part}_beam{beam}{'_digits' if lexicon else ''}"] = speech.evaluate(
+                run, data=str(root / part), beam=beam, lexicon=lexicon)
+    _common.write("speech", {
+        "task": "spoken digit strings (1-7 words) to text; CTC over characters",
+        "train": {"utterances": len(speech_corpus.read_manifest(root / "train")),
+                  "voices": f"installed voices minus {HELD_OUT}"},
+        "validation_utterances": len(speech_corpus.read_manifest(root / "val")),
+        "settings": dict(asdict(cfg), epochs=epochs), "train_wall_s": train_s if train else None,
+        "summary": {k: v for k, v in summary.items() if isinstance(v, (int, float, str))},
+        "scores": scores,
+        "note": "one setting (the app's defaults) was trained: no search on validation "
+                "for lack of time on the shared 2-core machine; WER with jiwer"})
+
+
+def real_time_factor(root: Path, name: str, count: int = 40) -> None:
+    """`rnnkit speech transcribe` on the first `count` unseen utterances in a process with
+    one thread: the seconds each file took (reading, features, network, greedy decoding)
+    over its audio's seconds."""
+    import json
+    import os
+    import subprocess
+    import sys
+    files = [str(w) for w, _, _ in speech_corpus.read_manifest(root / "unseen")[:count]]
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               OPENBLAS_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-m", "rnnkit", "speech", "transcribe",
+                          str(root / f"run-{name}"), *files, "--json"], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    seconds = sum(r["seconds"] for r in rows)
+    spent = sum(r["real_time_factor"] * r["seconds"] for r in rows)
+    _common.write("speech_rtf", {
+        "files": len(rows), "audio_s": seconds, "threads": 1,
+        "real_time_factor": spent / seconds,
+        "median_file_rtf": float(np.median([r["real_time_factor"] for r in rows])),
+        "note": "first file includes the kernels' first call; shared, loaded 2-core machine"})
+
+
+def _progress(run: Path) -> dict:
+    """Where a run stopped: its steps, epochs and best validation WER (metrics.jsonl)."""
+    import json
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    val = [r for r in rows if r.get("kind") == "validation"]
+    last = max((run / "checkpoints").iterdir(), key=lambda p: p.stat().st_mtime)
+    return {"train_wall_s_config_to_last_checkpoint":
+            last.stat().st_mtime - (run / "config.json").stat().st_mtime,
+            "steps_done": max(r["step"] for r in rows),
+            "epochs_done": max(r["epoch"] for r in rows),
+            "best_val_wer": 1 - max(r["val_word_accuracy"] for r in val) if val else None}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("what", choices=["corpus", "train", "rtf"])
+    ap.add_argument("--root", default="/tmp/rnnkit-speech")
+    ap.add_argument("--only", default="train,val,unseen")
+    ap.add_argument("--epochs", type=float, default=10.0)
+    ap.add_argument("--name", default="default")
+    ap.add_argument("--no-train", action="store_true",
+                    help="score an existing run as it is (trained earlier, or stopped for time)")
+    args = ap.parse_args()
+    root = Path(args.root)
+    if args.what == "corpus":
+        corpus(root, args.only.split(","))
+    elif args.what == "rtf":
+        real_time_factor(root, args.name)
+    else:
+        train_and_test(root, args.epochs, args.name, {}, train=not args.no_train)
+
+
+if __name__ == "__main__":
+    main()

@@ -26,12 +26,15 @@ data, evaluate it, and use it. Every application has the same verbs:
   rnnkit APP resume RUN               continue a run exactly where it stopped
 
 `rnnkit demo` trains a small character model on Shakespeare and prints generated text.
-`rnnkit APP --help` and `rnnkit APP VERB --help` list every setting."""
+`rnnkit data get all` fetches every application's data set into a cache, once.
+`rnnkit trace` prints the notes' step tables and gradient flow; `rnnkit memory` runs the
+long-memory tasks. `rnnkit APP --help` and `rnnkit APP VERB --help` list every setting."""
 
 # packages of the optional extras, to say which extra to install when one is missing
 EXTRAS = {"tqdm": "train", "safetensors": "train", "matplotlib": "train", "numba": "fast",
           "onnx": "onnx", "seqeval": "apps", "sacrebleu": "apps", "sklearn": "bench",
-          "statsmodels": "bench", "nltk": "apps", "tensorboardX": "tensorboard"}
+          "statsmodels": "bench", "nltk": "apps", "tensorboardX": "tensorboard",
+          "jiwer": "apps", "rapidfuzz": "apps", "mpi4py": "mpi"}
 
 
 # tools that are not applications (no train/evaluate/predict): name -> module exposing

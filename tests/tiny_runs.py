@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -93,12 +94,18 @@ SMALL = {
                   "1"],
     "words": ["--embed-dim", "4", "--hidden-size", "4", "--batch-size", "4", "--seq-len", "8",
               "--min-freq", "1"],
+    "speech": ["--hidden-size", "4", "--num-layers", "1", "--val-fraction", "0.2",
+               "--test-fraction", "0.2"],
 }
+
+# the committed speech recordings (six espeak-ng digit strings and their manifest)
+SPEECH = Path(__file__).resolve().parent / "apps" / "speech_fixtures"
 
 # one valid prediction input per app
 INPUT = {"text": "th", "sentiment": "the film is good", "mnist": "test:0",
          "forecast": "\n".join(f"{100 + i}" for i in range(40)), "ner": "Anna visited Paris .",
-         "caption": "0", "translate": "The cat sees the dog.", "words": "the king"}
+         "caption": "0", "translate": "The cat sees the dog.", "words": "the king",
+         "speech": str(SPEECH / "0.wav")}
 
 
 def make_data(folder: Path) -> dict:
@@ -110,7 +117,8 @@ def make_data(folder: Path) -> dict:
             "mnist": _digits(folder / "mnist.npz", True),
             "caption": _digits(folder / "caption.npz", False),
             "forecast": _series(folder / "series.csv"), "ner": _conll(folder / "conll"),
-            "translate": _pairs(folder / "pairs.tsv")}
+            "translate": _pairs(folder / "pairs.tsv"),
+            "speech": Path(shutil.copytree(SPEECH, folder / "speech", dirs_exist_ok=True))}
 
 
 def train_argv(app: str, data: Path, run: Path, steps: int = 2) -> list:

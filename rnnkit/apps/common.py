@@ -164,14 +164,14 @@ def check_choices(cfg):
 
 
 # --- run folders ---------------------------------------------------------------------------
-def check_run_dir(run_dir: str | Path) -> Path:
+def check_run_dir(run_dir: str | Path, name: str = "run_dir") -> Path:
     """A run folder's path: a name (Path("") would be the current folder) of a folder or of
-    nothing yet, not of a file."""
+    nothing yet, not of a file. `name`: the setting it came from, for the error."""
     if not str(run_dir).strip():
-        fail("run_dir", "a folder name", repr(str(run_dir)))
+        fail(name, "a folder name", repr(str(run_dir)))
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
-        fail("run_dir", "a folder", f"{str(run_dir)!r}, which is a file")
+        fail(name, "a folder", f"{str(run_dir)!r}, which is a file")
     return run_dir
 
 

@@ -152,8 +152,8 @@ def train_one(name: str, cfg, cell: str, log=print, task=None, sets=None) -> dic
 def run(args, log=print) -> int:
     cls = TASKS[args.task]
     cfg = common.from_flags(cls, args, args.memory_fields)
+    out = common.check_run_dir(cfg.out, "--out")       # before the training, not after it
     results = benchmark(args.task, cfg, log)
-    out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     save_json(out / "results.json", results)
     write_plots(results, out)

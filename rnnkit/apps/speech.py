@@ -16,7 +16,7 @@ the lowest validation word error rate. Word and character error rates come from 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,7 @@ from rnnkit.apps.speech_corpus import DIGIT_WORDS, read_manifest
 from rnnkit.ctc import ctc_trainer_loss, greedy_decode, log_softmax, prefix_beam_search
 from rnnkit.data.batch import Batch
 from rnnkit.data.batching import bucket_batches, check_start, epoch_rng, pad_sequences
+from rnnkit import schema
 from rnnkit.errors import fail
 from rnnkit.models import SequenceModel
 from rnnkit.optim import make_optimizer
@@ -53,7 +54,7 @@ class SpeechConfig:
     stack: int = setting(3, "frames joined into one recurrent step (fewer, wider steps)",
                          lo=1, hi=8)
     spec_augment: bool = setting(True, "mask random bands and runs of the training features")
-    cell: str = setting("lstm", "recurrent cell", ("rnn", "lstm", "gru"))
+    cell: str = setting("lstm", "recurrent cell", common.CELL_CHOICES)
     hidden_size: int = setting(128, "units per direction")
     num_layers: int = setting(2, "stacked bidirectional layers")
     dropout: float = setting(0.1, "dropout between the recurrent layers")
@@ -121,9 +122,9 @@ def snap(text: str, words: list[str]) -> str:
 
 
 # --- data -----------------------------------------------------------------------------------
-def load_corpus(path: str, n_mels: int) -> tuple[list, list]:
+def load_corpus(path: str, n_mels: int, name: str = "--data") -> tuple[list, list]:
     """(normalised log-mel features (K, n_mels) per utterance, transcripts)."""
-    rows = read_manifest(path)
+    rows = read_manifest(path, name)
     feats = [normalise(log_mel(read_wav(wav), n_mels)) for wav, _, _ in rows]
     texts = [text for _, text, _ in rows]
     for i, t in enumerate(texts):
@@ -166,6 +167,11 @@ class SpeechDataset:
         x, lengths = pad_sequences([stack_frames(f, self.stack) for f in feats])
         y, _ = pad_sequences([self.labels[i] for i in idx], pad_value=-1)
         return Batch(inputs=x.astype(np.float32), targets=y, lengths=lengths)
+
+
+# the run folder's split.json: utterance numbers of the corpus's manifest
+SPLIT = {"train": schema.ListOf(schema.Int(0)), "val": schema.ListOf(schema.Int(0)),
+         "test": schema.ListOf(schema.Int(0)), "utterances": schema.Int(1)}
 
 
 def _split(n: int, cfg: SpeechConfig) -> dict:
@@ -227,14 +233,20 @@ def _val_score(model, data) -> tuple[float, float]:
 # --- the app's verbs ------------------------------------------------------------------------
 def _parts(cfg: SpeechConfig, run_dir: Path, log) -> dict:
     feats, texts = load_corpus(cfg.data, cfg.n_mels)
-    split = load_json(run_dir / "split.json")
+    path = run_dir / "split.json"
+    split = schema.check(load_json(path), SPLIT, str(path))
+    rows = [i for part in ("train", "val", "test") for i in split[part]]
+    if max(rows, default=0) >= split["utterances"] or len(set(rows)) != len(rows) or \
+            not split["train"]:
+        fail(str(path), f"distinct utterance numbers below utterances = "
+             f"{split['utterances']}, some for training", "repeated or larger ones, or none")
     if split["utterances"] != len(feats):
         fail(cfg.data, f"the {split['utterances']} utterances the run was split from",
              f"{len(feats)} (the manifest changed since training)")
     parts = {k: ([feats[i] for i in split[k]], [texts[i] for i in split[k]])
              for k in ("train", "val", "test")}
     if cfg.val_data:
-        parts["val"] = load_corpus(cfg.val_data, cfg.n_mels)
+        parts["val"] = load_corpus(cfg.val_data, cfg.n_mels, "--val-data")
     return parts
 
 
@@ -262,9 +274,9 @@ def _finish(trainer, log) -> dict:
 def train(cfg: SpeechConfig, tcfg: TrainConfig, run_dir, log=print) -> dict:
     common.check_choices(cfg)
     n = len(read_manifest(cfg.data))            # a bad corpus is reported before any folder
-    for extra in (cfg.val_data, cfg.test_data):
+    for extra, flag in ((cfg.val_data, "--val-data"), (cfg.test_data, "--test-data")):
         if extra:
-            read_manifest(extra)
+            read_manifest(extra, flag)
     split = _split(n, cfg)
     run_dir = common.new_run(run_dir)
     save_json(run_dir / "split.json", split)
@@ -278,7 +290,7 @@ def train(cfg: SpeechConfig, tcfg: TrainConfig, run_dir, log=print) -> dict:
 
 def resume(run_dir, log=print, **train_overrides) -> dict:
     run_dir, cfg, tcfg, _ = common.load_run_config(run_dir, SpeechConfig, "speech")
-    tcfg = TrainConfig(**dict(asdict(tcfg), **train_overrides))
+    tcfg = common.resume_config(tcfg, train_overrides)
     common.save_run_config(run_dir, cfg, tcfg, kind="speech")
     trainer = _build(cfg, tcfg, run_dir, log)
     trainer.restore()
@@ -298,7 +310,7 @@ def evaluate(run_dir, log=print, data: str = "", beam: int = 1, lexicon: str = "
     run_dir, cfg, model = _load(run_dir)
     source = data or cfg.test_data
     if source:
-        feats, texts = load_corpus(source, cfg.n_mels)
+        feats, texts = load_corpus(source, cfg.n_mels, "--data" if data else "--test-data")
     else:
         feats, texts = _parts(cfg, run_dir, log)["test"]
         if not feats:

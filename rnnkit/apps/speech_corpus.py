@@ -41,17 +41,21 @@ FESTIVAL_DIR = Path("/usr/share/festival/voices")
 
 
 # --- manifests ------------------------------------------------------------------------------
-def read_manifest(path: str | Path) -> list[tuple[Path, str, str]]:
+def read_manifest(path: str | Path, name: str = "--data") -> list[tuple[Path, str, str]]:
     """(wav path, transcript, voice) per utterance of a manifest (or of the folder holding
-    manifest.tsv)."""
+    manifest.tsv); `name`: the flag it came from, for the error."""
     path = Path(path)
     if path.is_dir():
         path = path / MANIFEST
     if not path.is_file():
-        fail("--data", f"a corpus folder with {MANIFEST} (PATH<TAB>TRANSCRIPT[<TAB>VOICE] a "
+        fail(name, f"a corpus folder with {MANIFEST} (PATH<TAB>TRANSCRIPT[<TAB>VOICE] a "
              "line) or such a file", f"{str(path)!r} (no such file)")
+    try:
+        text = path.read_text("utf-8")
+    except UnicodeDecodeError as e:
+        fail(f"{name} {path}", "UTF-8 text", f"undecodable bytes at {e.start}")
     rows = []
-    for i, line in enumerate(path.read_text("utf-8").splitlines(), 1):
+    for i, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.startswith("#"):
             continue
         parts = line.split("\t")
@@ -99,7 +103,12 @@ def select_voices(patterns: str = "*", exclude: str = "") -> list[str]:
     `exclude` (e.g. "flite:*,espeak-ng:en-us+*")."""
     keep = [p for p in patterns.split(",") if p]
     drop = [p for p in exclude.split(",") if p]
-    voices = [v for v in available_voices()
+    installed = available_voices()
+    for p in drop:          # a pattern that leaves nothing out is most likely mistyped
+        if not any(fnmatch.fnmatchcase(v, p) for v in installed):
+            fail("--exclude-voices", "globs each matching an installed voice "
+                 "(`rnnkit speech synth --list-voices`)", repr(p))
+    voices = [v for v in installed
               if any(fnmatch.fnmatchcase(v, p) for p in keep)
               and not any(fnmatch.fnmatchcase(v, p) for p in drop)]
     if not voices:
@@ -243,6 +252,8 @@ def run(args, log=print) -> int:
         return 0
     if not args.out:
         fail("--out", "a folder for the corpus", "none (pass --out FOLDER)")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        fail("--out", "a folder for the corpus", f"{args.out!r}, which is a file")
     path = synthesise(args.out, args.count, seed=args.seed, voices=args.voices,
                       exclude_voices=args.exclude_voices, max_words=args.max_words, log=log)
     log(f"wrote {path}")

@@ -100,6 +100,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args, log=print) -> int:
+    for k in ("model", "run"):
+        if getattr(args, k) is not None and not getattr(args, k).strip():
+            fail(f"--{k}", "a path", repr(getattr(args, k)))
     chosen = [k for k in ("example", "model", "run", "flow") if getattr(args, k)]
     if len(chosen) > 1:
         fail("rnnkit trace", "one of --example, --model, --run, --flow",

@@ -42,9 +42,10 @@ ZERO_OK = {"max_steps", "bptt", "clip_norm", "clip_value", "val_every", "patienc
            "sample_length", "length", "dropout", "embed_dropout", "weight_decay",
            "unk_replace", "train_limit", "alpha", "min_freq", "top_k", "beam",
            "keep_checkpoints", "forecast.val_size", "ner.case_dim", "words.max_vocab",
-           "explode_factor", "vanish_ratio"}
+           "explode_factor", "vanish_ratio", "speech.test_fraction"}
 # valid command lines of the tools that need more than their name
-TOOL_BASES = {"trace": ["trace", "--x", "1", "2", "3"]}
+TOOL_BASES = {"trace": ["trace", "--x", "1", "2", "3"],
+              "speech synth": ["speech", "synth", "--out", "NEW", "--count", "1"]}
 # 10**12 is merely large for these (step counts, caps, seeds), not an allocation
 HUGE_OK = {"max_steps", "epochs", "val_every", "log_every", "checkpoint_every",
            "checkpoint_minutes", "patience", "seed", "split_seed", "pair_seed",
@@ -159,6 +160,8 @@ def _values_for(action: argparse.Action, app: str | None, tool: bool) -> list:
         return values
     if name == "run_dir":       # a missing or empty folder is fine: it is made
         return ["", "path:png", "path:existing run"]
+    if tool and name == "out":     # a new folder to write (rnnkit speech synth --out)
+        return ["", "path:png"]
     if name == "tensorboard":       # a folder to write event files into ('' = off)
         return ["path:png", "path:not-utf8 bytes"]
     if name == "attention_plot" or tool and name in ("json", "png"):
@@ -203,12 +206,15 @@ def cases(fx: Fixtures) -> list:
     cwd = fx.folder / "cwd"
     cwd.mkdir(exist_ok=True)
     for n, (command, app, verb, p) in enumerate(_commands(parser)):
-        tool = app not in apps
+        # a tool, or an application's own extra verb (rnnkit speech synth)
+        tool = app not in apps or verb not in ("train", "evaluate", "predict", "resume")
         new_run = fx.folder / "new" / f"{n}"
         base = None if tool else _base(fx, command, app, verb, new_run)
         reads = None if tool or verb == "train" else fx.runs[app]
-        if tool:
-            base = TOOL_BASES.get(command) or command.split() + [
+        if command in TOOL_BASES:
+            base = [str(new_run) if a == "NEW" else a for a in TOOL_BASES[command]]
+        elif tool:
+            base = command.split() + [
                 str(fx.runs["text"]) for a in p._actions
                 if not a.option_strings and a.nargs in (None, 1)]
         for action in p._actions:
@@ -225,8 +231,8 @@ def cases(fx: Fixtures) -> list:
             elif tool:              # a tool's positional (rnnkit data get NAME): bad names
                 for value in ("zzq-unknown", "", NOT_UTF8):
                     argv = command.split() + [value]
-                    out.append(Case(command, action.dest.upper(), value, argv, app, verb, None,
-                                    new_run, cwd))
+                    out.append(Case(command, (action.metavar or action.dest).upper(), value,
+                                    argv, app, verb, None, new_run, cwd))
             elif action.dest == "run":
                 for value in ("path:missing", "path:folder", "path:png", "", "path:not-utf8 name",
                               "other app's run"):

@@ -6,7 +6,7 @@ module computes them, so the converters refuse them.
 """
 from __future__ import annotations
 
-from rnnkit.layers.recurrent import Recurrent
+from rnnkit.layers.recurrent import Recurrent, set_forget_bias
 
 
 class LayerNormLSTM(Recurrent):
@@ -19,12 +19,7 @@ class LayerNormLSTM(Recurrent):
         super().__init__("lnlstm", input_size, hidden_size, num_layers, per_gate=per_gate,
                          **kwargs)
         if forget_bias is not None:
-            H = hidden_size
-            for name, b in self.params.items():
-                if name.endswith(".b_xh"):
-                    b[H:2 * H] = forget_bias
-                elif name.endswith(".b_hh"):
-                    b[H:2 * H] = 0
+            set_forget_bias(self, forget_bias)
 
 
 class LayerNormGRU(Recurrent):

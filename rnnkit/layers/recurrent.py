@@ -387,12 +387,18 @@ class LSTM(Recurrent):
         super().__init__("lstm", input_size, hidden_size, num_layers, peepholes=peepholes,
                          clip=clip, **kwargs)
         if forget_bias is not None:
-            H = hidden_size
-            for name, b in self.params.items():
-                if name.endswith(".b_xh"):
-                    b[H:2 * H] = forget_bias
-                elif name.endswith(".b_hh"):
-                    b[H:2 * H] = 0
+            set_forget_bias(self, forget_bias)
+
+
+def set_forget_bias(layer: Recurrent, forget_bias: float) -> None:
+    """b_xf = forget_bias and b_hf = 0 in every layer and direction of an LSTM-like layer
+    (its forget gate is the second block of the gates: LSTM, LayerNormLSTM)."""
+    H = layer.hidden_size
+    for name, b in layer.params.items():
+        if name.endswith(".b_xh"):
+            b[H:2 * H] = forget_bias
+        elif name.endswith(".b_hh"):
+            b[H:2 * H] = 0
 
 
 class GRU(Recurrent):

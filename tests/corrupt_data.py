@@ -90,10 +90,10 @@ def _mutations(raw: bytes, rng: random.Random, limit: int):
         yield f"bit {bit} of byte {at} flipped", bytes(b)
 
 
-def data_outcome(case, work: Path) -> str:
-    name, desc, content, good, load = case[:5]
-    work.mkdir(parents=True, exist_ok=True)
-    path = work / good.name
+def _place(content, path: Path) -> Path:
+    """Put a case's content at `path` (bytes, or "folder" for an empty folder), replacing
+    what the case before left there."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     if path.is_dir():
         path.rmdir()
     elif path.exists():
@@ -102,7 +102,12 @@ def data_outcome(case, work: Path) -> str:
         path.mkdir()
     else:
         path.write_bytes(content)
-    return classify_data(load, path)
+    return path
+
+
+def data_outcome(case, work: Path) -> str:
+    name, desc, content, good, load = case[:5]
+    return classify_data(load, _place(content, work / good.name))
 
 
 # --- ONNX --------------------------------------------------------------------------------------
@@ -161,16 +166,7 @@ def onnx_cases(folder: Path, rng: random.Random, limit: int):
 def onnx_outcome(case, work: Path) -> str:
     import rnnkit.onnx
     _, _, content, _, feeds, _, reference, _ = case
-    work.mkdir(parents=True, exist_ok=True)
-    path = work / "model.onnx"
-    if path.is_dir():
-        path.rmdir()
-    elif path.exists():
-        path.unlink()
-    if content == "folder":
-        path.mkdir()
-    else:
-        path.write_bytes(content)
+    path = _place(content, work / "model.onnx")
     try:
         got = rnnkit.onnx.run(path, feeds)
     except RnnkitError:

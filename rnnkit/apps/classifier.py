@@ -20,19 +20,11 @@ from rnnkit.apps import common
 from rnnkit.errors import fail
 from rnnkit.init import as_rng
 from rnnkit.layers import BY_CELL, Dense, Embedding
+from rnnkit.layers.dropout import dropout_backward, dropout_forward
 from rnnkit.losses import softmax_cross_entropy
 
 CELLS = BY_CELL
 POOLINGS = ("last", "mean", "max", "meanmax")
-
-
-def dropout_forward(x: np.ndarray, p: float, training: bool, rng):
-    """Inverted dropout: (x * mask, mask); mask None when off."""
-    if not training or p <= 0:
-        return x, None
-    keep = 1.0 - p
-    mask = (rng.random(x.shape) < keep).astype(x.dtype) / x.dtype.type(keep)
-    return x * mask, mask
 
 
 def pool_forward(out: np.ndarray, lengths: np.ndarray, how: str):
@@ -137,8 +129,7 @@ class SequenceClassifier:
         """Accumulates parameter gradients; returns dL/d(input features) (None for ids)."""
         emb_cache, emb_mask, rnn_cache, pools, s_mask, head_cache = cache
         ds = self.head.backward(dlogits, head_cache)
-        if s_mask is not None:
-            ds = ds * s_mask
+        ds = dropout_backward(ds, s_mask)
         if self.pooling == "last":
             H, dirs = self.rnn.hidden_size, self.rnn.dirs
             dh_n = np.zeros((self.rnn.num_layers * dirs, ds.shape[0], H), self.dtype)
@@ -151,8 +142,7 @@ class SequenceClassifier:
             dout = sum(pool_backward(np.ascontiguousarray(ds[:, i * width:(i + 1) * width]), c)
                        for i, c in enumerate(pools))
             dx, _ = self.rnn.backward(dout.astype(self.dtype, copy=False), None, rnn_cache)
-        if emb_mask is not None:
-            dx = dx * emb_mask
+        dx = dropout_backward(dx, emb_mask)
         if self.embed is not None:
             self.embed.backward(np.ascontiguousarray(dx), emb_cache)
             return None

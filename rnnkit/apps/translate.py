@@ -53,6 +53,9 @@ class TranslateConfig:
     target: str = setting("", "the target language's column ('' = the other one)")
     max_words: int = setting(25, "keep pairs whose source has at most this many words (and "
                              "the target at most 1.5 times as many)")
+    train_max_words: int = setting(0, "also train on the longer pairs up to this many source "
+                                   "words; the held-out pairs stay within max_words (0 = "
+                                   "max_words)")
     split_seed: int = setting(0, "seed of the test / validation / training split")
     test_size: int = setting(1000, "pairs held out for the test")
     val_size: int = setting(500, "pairs held out for validation (model selection by BLEU)")
@@ -104,14 +107,22 @@ def loss_fn(logits, targets, lengths):
 
 
 # --- data ----------------------------------------------------------------------------------
-def select_pairs(cfg: TranslateConfig) -> tuple[list, list, list]:
-    """(sources, targets, line numbers) of the file's pairs short enough to keep."""
+def select_pairs(cfg: TranslateConfig) -> tuple[list, list, list, list]:
+    """(sources, targets, line numbers, positions of the pairs within max_words) of the
+    file's pairs short enough to train on: the held-out pairs are drawn from the latter."""
     src, tgt, lines = read_pairs(str(resolve(cfg.data, DATA_SET)), cfg.source, cfg.target)
     if not isinstance(cfg.max_words, int) or cfg.max_words < 1:
         fail("max_words", "an integer >= 1", repr(cfg.max_words))
-    keep = [k for k in range(len(src)) if len(src[k].split()) <= cfg.max_words
-            and len(tgt[k].split()) <= cfg.max_words * 3 // 2]
-    return [src[k] for k in keep], [tgt[k] for k in keep], [lines[k] for k in keep]
+    if not isinstance(cfg.train_max_words, int) or cfg.train_max_words < 0:
+        fail("train_max_words", "an integer >= 0", repr(cfg.train_max_words))
+    keep = [k for k in range(len(src))
+            if _fits(src[k], tgt[k], max(cfg.max_words, cfg.train_max_words))]
+    short = [i for i, k in enumerate(keep) if _fits(src[k], tgt[k], cfg.max_words)]
+    return [src[k] for k in keep], [tgt[k] for k in keep], [lines[k] for k in keep], short
+
+
+def _fits(source: str, target: str, words: int) -> bool:
+    return len(source.split()) <= words and len(target.split()) <= words * 3 // 2
 
 
 def split_pairs(n: int, test: int, val: int, seed: int) -> dict:
@@ -173,13 +184,13 @@ def load_split(run_dir: Path) -> dict:
 
 
 def _training_pairs(cfg, run_dir: Path) -> tuple[list, list]:
-    src, tgt, lines = select_pairs(cfg)
+    src, tgt, lines, short = select_pairs(cfg)
     split = load_split(run_dir)
     at = {line: k for k, line in enumerate(lines)}
     missing = [line for line in split["train"] if line not in at]
-    if missing or split["pairs"] != len(src):
+    if missing or split["pairs"] != len(short):
         fail(cfg.data, f"the {split['pairs']} pairs the run was split from (as "
-             f"{run_dir / 'split.json'} lists them)", f"{len(src)} pairs" +
+             f"{run_dir / 'split.json'} lists them)", f"{len(short)} pairs" +
              (f", no pair on line(s) {missing[:3]}" if missing else "") +
              " (the file changed since training, or split.json did)")
     return [src[at[line]] for line in split["train"]], [tgt[at[line]] for line in split["train"]]
@@ -309,8 +320,10 @@ class _Rows:
 
 def train(cfg: TranslateConfig, tcfg: TrainConfig, run_dir, log=print) -> dict:
     common.check_choices(cfg)
-    src, tgt, lines = select_pairs(cfg)
-    split = split_pairs(len(src), cfg.test_size, cfg.val_size, cfg.split_seed)
+    src, tgt, lines, short = select_pairs(cfg)
+    split = {part: [short[i] for i in rows] for part, rows in
+             split_pairs(len(short), cfg.test_size, cfg.val_size, cfg.split_seed).items()}
+    split["train"] = sorted(split["train"] + sorted(set(range(len(src))) - set(short)))
     train_src = [tokens(src[k]) for k in split["train"]]
     train_tgt = [tokens(tgt[k]) for k in split["train"]]
     src_vocab = build_vocab(train_src, cfg.min_freq, cfg.max_vocab, target=False)
@@ -322,14 +335,15 @@ def train(cfg: TranslateConfig, tcfg: TrainConfig, run_dir, log=print) -> dict:
         write_tsv(run_dir / f"{part}.tsv", ("source", "target"),
                   [(src[k], tgt[k]) for k in split[part]])
     save_json(run_dir / "split.json", {
-        "pairs": len(src), "seed": cfg.split_seed, "train": [lines[k] for k in split["train"]],
+        "pairs": len(short), "seed": cfg.split_seed, "train": [lines[k] for k in split["train"]],
         "test": [lines[k] for k in split["test"]], "val": [lines[k] for k in split["val"]],
         "max_source_tokens": max(len(s) for s in train_src),
         "sha256": {part: _sha256(run_dir / f"{part}.tsv") for part in ("test", "val")}})
     common.save_run_config(run_dir, cfg, tcfg, kind=APP)
     trainer = _build(cfg, tcfg, run_dir, log)
     log(f"{APP}: {len(split['train'])} / {len(split['val'])} / {len(split['test'])} pairs "
-        f"(train / val / test) of at most {cfg.max_words} source words, vocabularies "
+        f"(train / val / test) of at most {cfg.max_words} source words "
+        f"({max(cfg.max_words, cfg.train_max_words)} in training), vocabularies "
         f"{len(src_vocab)} / {len(tgt_vocab)} words, {trainer.train_data.num_batches(0)} "
         f"batches an epoch; run folder {run_dir}")
     return _fit(trainer, log)

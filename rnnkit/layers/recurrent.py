@@ -28,6 +28,7 @@ from rnnkit.errors import (check_array, check_choice, check_flag, check_float_dt
                            fail)
 from rnnkit.init import SCHEMES, as_rng, recurrent_params
 from rnnkit.layers import scan as reference
+from rnnkit.layers.dropout import dropout_forward
 
 # large inputs are checked for NaN and infinity in one pass with no temporary (MKL's ?asum)
 check_array = partial(check_array, finite=fast.all_finite)
@@ -232,10 +233,8 @@ class Recurrent:
         layer_caches = []
         for layer in range(self.num_layers):
             mask = None
-            if layer > 0 and training and self.dropout > 0:                  # inverted dropout
-                keep = 1.0 - self.dropout
-                mask = (rng.random(seq.shape) < keep).astype(self.dtype) / self.dtype.type(keep)
-                seq = seq * mask
+            if layer > 0:
+                seq, mask = dropout_forward(seq, self.dropout, training, rng)
             outs, scans = [], []
             for direction in range(self.dirs):
                 i = layer * self.dirs + direction

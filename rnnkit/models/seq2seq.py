@@ -15,6 +15,8 @@ attention run the decoder over the whole target in one call; additive attention 
 feeding need each step's output before the next step's input, so the decoder layer is called
 once per step (T = 1) and the steps' caches are backpropagated in reverse, carrying the state
 gradient. The head runs on the valid target steps only: logits at padded steps are 0.
+``dropout`` (training only) masks both embeddings' outputs, the input of each stacked layer
+after the first, and h~ before the head: the places Zaremba et al. (2014) and OpenNMT drop.
 
 Parameters: ``src_embed.E``, ``enc.l{k}[_reverse].*``, ``bridge.h.*`` [``bridge.c.*`` for an
 LSTM] (rnnkit.layers.bridge), ``tgt_embed.E``, ``dec.l{k}.*``, ``attn.*`` (W_q, W_k, v /
@@ -32,6 +34,7 @@ from rnnkit.init import as_rng
 from rnnkit.layers import BY_CELL, Dense, Embedding
 from rnnkit.layers.attention import Attention, source_mask
 from rnnkit.layers.bridge import Bridge
+from rnnkit.layers.dropout import dropout_backward, dropout_forward
 
 CELLS = BY_CELL
 ATTENTIONS = ("none", "additive", "dot", "general")
@@ -103,7 +106,7 @@ class Seq2Seq:
                        "dropout": dropout, "dtype": np.dtype(dtype).name}
         rng = as_rng(seed)
         self.dtype = np.dtype(dtype)
-        self.attention, self.input_feeding = attention, input_feeding
+        self.attention, self.input_feeding, self.dropout = attention, input_feeding, dropout
         self.hidden, self.layers = Hd, Ld
         kw = dict(dtype=dtype, seed=rng)
         parts = {}
@@ -145,6 +148,7 @@ class Seq2Seq:
         if ids.ndim != 2 or ids.shape[1] == 0:
             fail("src", "a 2-d array (N, Ts) of token ids with Ts >= 1", f"shape {ids.shape}")
         x, ecache = self.src_embed.forward(ids)
+        x, xmask = dropout_forward(x, self.dropout, training, rng)
         keys, enc_state, enc_cache = self.enc.forward(x, None, src_lengths, training=training,
                                                       rng=rng, grad=grad)
         keys = np.ascontiguousarray(keys)               # (N, Ts, K), read at every step
@@ -159,7 +163,7 @@ class Seq2Seq:
         if self.attention != "none":
             mask = source_mask(src_lengths, *ids.shape)
             pk = self.attn.project(keys)
-        return Memory(keys, pk, mask, state0), ("ids", ecache, enc_cache, bcache)
+        return Memory(keys, pk, mask, state0), ("ids", ecache, xmask, enc_cache, bcache)
 
     # -- one decoder step (teacher-forced training when stepped, and all decoding) -----------
     def _step(self, emb_t, state, feed, mem: Memory, training, rng, grad):
@@ -231,16 +235,18 @@ class Seq2Seq:
             tgt_lengths = check_lengths(tgt_lengths, N, Tt)
         mem, enc_cache = self._encode(src, src_lengths, training, rng, grad)
         emb, tcache = self.tgt_embed.forward(tgt)
+        emb, emask = dropout_forward(emb, self.dropout, training, rng)
         if self.stepped:
             H, A, state, steps = self._run_steps(emb, mem, tgt_lengths, training, rng, grad)
             dec = ("steps", steps)
         else:
             H, A, state, dec = self._run_whole(emb, mem, tgt_lengths, training, rng, grad)
+        H, hmask = dropout_forward(H, self.dropout, training, rng)
         logits, hcache = self._head_forward(H, tgt_lengths)
         if not grad:
             return logits, state, None
         return logits, state, {"enc": enc_cache, "mem": mem, "tgt": tcache, "dec": dec,
-                               "head": hcache, "attention": A}
+                               "head": hcache, "attention": A, "masks": (emask, hmask)}
 
     def _head_forward(self, H, tgt_lengths):
         """logits = W_hy h~ + b_y as one product over the valid steps only: padded target
@@ -306,7 +312,8 @@ class Seq2Seq:
         if not isinstance(cache, dict):
             fail("cache", "the cache of a forward(..., grad=True)", type(cache).__name__)
         mem, dec = cache["mem"], cache["dec"]
-        dH = self._head_backward(dlogits, cache["head"])
+        emask, hmask = cache["masks"]
+        dH = dropout_backward(self._head_backward(dlogits, cache["head"]), hmask)
         dkeys = dpk = None
         if self.attention != "none":
             dkeys, dpk = np.zeros_like(mem.keys), np.zeros_like(mem.pk)
@@ -329,14 +336,14 @@ class Seq2Seq:
                 dkeys += dk
                 dpk += dp
             demb, dstate0 = self.dec.backward(dS, None, dcache)
-        self.tgt_embed.backward(demb, cache["tgt"])
+        self.tgt_embed.backward(dropout_backward(demb, emask), cache["tgt"])
         return self._encoder_backward(cache["enc"], mem, dstate0, dkeys, dpk)
 
     def _encoder_backward(self, enc, mem, dstate0, dkeys, dpk):
         if enc[0] == "features":
             grads = self.bridge.backward(dstate0, enc[1])
             return grads[0] if len(grads) == 1 else grads[0] + grads[1]
-        _, ecache, enc_cache, bcache = enc
+        _, ecache, xmask, enc_cache, bcache = enc
         if dkeys is not None:
             dkeys += self.attn.project_backward(dpk, mem.keys)
         if bcache is None:
@@ -352,7 +359,7 @@ class Seq2Seq:
                 ds.append(d)
             dstate = tuple(ds) if len(ds) == 2 else ds[0]
         dx, _ = self.enc.backward(dkeys, dstate, enc_cache)
-        self.src_embed.backward(dx, ecache)
+        self.src_embed.backward(dropout_backward(dx, xmask), ecache)
         return None
 
     # -- decoding (rnnkit.models.decoding drives these) ------------------------------------

@@ -25,6 +25,7 @@ from rnnkit.errors import (check_choice, check_float_dtype, check_int, check_num
 from rnnkit.init import as_rng
 from rnnkit.layers import LSTM, Dense, Embedding
 from rnnkit.layers.crf import crf_backward, crf_forward, crf_viterbi, init_crf_params
+from rnnkit.layers.dropout import dropout_backward, dropout_forward
 from rnnkit.losses import softmax_cross_entropy
 
 OUTPUTS = ("softmax", "crf")
@@ -90,11 +91,7 @@ class Tagger:
 
     # --- dropout, a pair like every operation ------------------------------------------------
     def _dropout(self, x: np.ndarray, training: bool, rng: np.random.Generator):
-        if not training or self.dropout == 0:
-            return x, None
-        keep = 1.0 - self.dropout
-        mask = (rng.random(x.shape) < keep).astype(self.dtype) / self.dtype.type(keep)
-        return x * mask, mask
+        return dropout_forward(x, self.dropout, training, rng)
 
     # --- forward / backward ------------------------------------------------------------------
     def forward(self, inputs: TaggerInputs, state=None, lengths=None, *, training: bool = False,
@@ -129,11 +126,9 @@ class Tagger:
         inputs, c_ids, c_cache, spelled_shape, w_ids, x_mask, rnn_cache, h_mask, head_cache \
             = cache
         dh = self.head.backward(doutputs, head_cache)
-        if h_mask is not None:
-            dh = dh * h_mask
+        dh = dropout_backward(dh, h_mask)
         dx, _ = self.rnn.backward(dh, None, rnn_cache)
-        if x_mask is not None:
-            dx = dx * x_mask
+        dx = dropout_backward(dx, x_mask)
         Dw, Hc = self.word_embed.embedding_dim, self.char_rnn.hidden_size
         self.word_embed.backward(np.ascontiguousarray(dx[:, :, :Dw]), w_ids)
         if self.case_embed is not None:

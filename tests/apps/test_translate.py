@@ -132,6 +132,25 @@ def test_unknown_words_are_read_as_unk_and_listed(run):
     assert out["unknown_words"] == ["purple"] and out["translation"]
 
 
+def test_longer_training_pairs_leave_the_held_out_pairs_unchanged(tmp_path):
+    data = write_tsv(tmp_path / "pairs.tsv", n=120)
+    with open(data, "a", encoding="utf-8") as f:        # 10 words: beyond --max-words 6
+        f.writelines(f"The old {n} sees the big {n} and the dog.\tLe vieux {fr} voit le grand "
+                     f"{fr} et le chien.\n" for n, fr in NOUNS.items())
+    splits = {}
+    for longest in ("0", "10"):
+        run = tmp_path / f"run{longest}"
+        assert main(train_args(data, run, "--max-words", "6", "--train-max-words", longest,
+                               "--max-steps", "1")) == 0
+        splits[longest] = json.loads((run / "split.json").read_text())
+    long_lines = set(range(122, 127))
+    for part in ("test", "val", "pairs"):
+        assert splits["0"][part] == splits["10"][part]
+    assert set(splits["10"]["train"]) == set(splits["0"]["train"]) | long_lines
+    assert not long_lines & set(splits["0"]["train"] + splits["10"]["test"])
+    assert splits["10"]["max_source_tokens"] == 11 > splits["0"]["max_source_tokens"]
+
+
 def test_resume_continues_bit_identically(tmp_path):
     data = write_tsv(tmp_path / "pairs.tsv", n=120)
     assert_resume_is_bit_identical(

@@ -59,6 +59,38 @@ def test_gradients_by_finite_differences(case):
     check_sampled_params(model, loss, np.random.default_rng(2), samples=4, rel=1e-5, abs=1e-9)
 
 
+@pytest.mark.parametrize("case", [CASES[2], CASES[5]], ids=[IDS[2], IDS[5]])
+def test_dropout_gradients_by_finite_differences(case):
+    """Training with dropout: the same seed draws the same masks (embeddings, between layers,
+    h~), so the loss is a fixed function of the weights to check the backward against."""
+    model = make(*case, dropout=0.4)
+    src, tgt_in, targets = batch()
+    lengths = (SRC_LEN, TGT_LEN)
+
+    def run(grad):
+        return model.forward((src, tgt_in), None, lengths, training=True,
+                             rng=np.random.default_rng(7), grad=grad)
+
+    def loss():
+        return softmax_cross_entropy(run(False)[0], targets, TGT_LEN)[0]
+
+    logits, _, cache = run(True)
+    assert all(m is not None for m in cache["masks"])
+    plain = model.forward((src, tgt_in), None, lengths, grad=False)[0]
+    assert not np.allclose(logits, plain)
+    model.zero_grad()
+    model.backward(softmax_cross_entropy(logits, targets, TGT_LEN)[1], cache)
+    check_sampled_params(model, loss, np.random.default_rng(2), samples=4, rel=1e-5, abs=1e-9)
+
+
+def test_dropout_is_off_outside_training():
+    with_dropout, without = make(*CASES[2], dropout=0.5), make(*CASES[2])
+    src, tgt_in, _ = batch()
+    out = [m.forward((src, tgt_in), None, (SRC_LEN, TGT_LEN), grad=False)[0]
+           for m in (with_dropout, without)]
+    np.testing.assert_array_equal(out[0], out[1])
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_feature_source_gradients(cell):
     """One-to-many: a feature vector through the bridge; its own gradient checked too."""

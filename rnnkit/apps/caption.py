@@ -357,12 +357,8 @@ def train(cfg: CaptionConfig, tcfg: TrainConfig, run_dir, log=print) -> dict:
 
 
 def resume(run_dir, log=print, **train_overrides) -> dict:
-    run_dir, cfg, tcfg, _ = common.load_run_config(run_dir, CaptionConfig, "caption")
-    tcfg = common.resume_config(tcfg, train_overrides)
-    common.save_run_config(run_dir, cfg, tcfg, kind="caption")
-    trainer = _build(cfg, tcfg, run_dir, log)
-    trainer.restore()
-    log(f"resumed {run_dir} at batch {trainer.step}, training to {trainer.total_steps}")
+    trainer = common.restore_run(run_dir, CaptionConfig, "caption", train_overrides,
+                                 lambda cfg, tcfg, run: _build(cfg, tcfg, run, log), log)
     return _finish(trainer, log)
 
 

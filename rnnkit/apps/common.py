@@ -252,6 +252,18 @@ def resume_config(tcfg: TrainConfig, overrides: dict) -> TrainConfig:
     return TrainConfig(**dict(asdict(tcfg), **overrides)).check()
 
 
+def restore_run(run_dir, cls, app: str, overrides: dict, build, log):
+    """`resume`'s trainer: the run's saved settings with the overrides (max_steps, epochs)
+    written back, build(cfg, tcfg, run_dir) -> trainer, restored from its latest checkpoint."""
+    run_dir, cfg, tcfg, _ = load_run_config(run_dir, cls, app)
+    tcfg = resume_config(tcfg, overrides)
+    save_run_config(run_dir, cfg, tcfg, kind=app)
+    trainer = build(cfg, tcfg, run_dir)
+    trainer.restore()
+    log(f"resumed {run_dir} at batch {trainer.step}, training to {trainer.total_steps}")
+    return trainer
+
+
 def load_weights(model, run_dir: Path, best: bool = True) -> None:
     """The run's weights into ``model``: best.safetensors (the best validation score) when
     ``best`` and it exists, else the latest checkpoint's."""

@@ -215,14 +215,11 @@ def _load_scaler(run_dir):
 
 
 def resume(run_dir, log=print, **train_overrides) -> dict:
-    run_dir, cfg, tcfg, _ = common.load_run_config(run_dir, ForecastConfig, "forecast")
-    tcfg = common.resume_config(tcfg, train_overrides)
-    common.save_run_config(run_dir, cfg, tcfg, kind="forecast")
-    plan = Plan(cfg, read_series(cfg), _load_scaler(run_dir))
-    trainer = _build(cfg, tcfg, run_dir, plan, log)
-    trainer.restore()
-    log(f"resumed {run_dir} at batch {trainer.step}, training to {trainer.total_steps}")
-    return _finish(trainer, log)
+    def build(cfg, tcfg, run):
+        return _build(cfg, tcfg, run, Plan(cfg, read_series(cfg), _load_scaler(run)), log)
+
+    return _finish(common.restore_run(run_dir, ForecastConfig, "forecast", train_overrides,
+                                      build, log), log)
 
 
 def _load(run_dir, best: bool = True):

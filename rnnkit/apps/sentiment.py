@@ -228,14 +228,12 @@ def train(cfg: SentimentConfig, tcfg: TrainConfig, run_dir, log=print) -> dict:
 
 
 def resume(run_dir, log=print, **train_overrides) -> dict:
-    run_dir, cfg, tcfg, _ = common.load_run_config(run_dir, SentimentConfig, "sentiment")
-    tcfg = common.resume_config(tcfg, train_overrides)
-    common.save_run_config(run_dir, cfg, tcfg, kind="sentiment")
-    texts, labels = read_rows(cfg.data, cfg.text_column, cfg.label_column)
-    trainer = _build(cfg, tcfg, run_dir, texts, labels, log)
-    trainer.restore()
-    log(f"resumed {run_dir} at batch {trainer.step}, training to {trainer.total_steps}")
-    return _finish(trainer, log)
+    def build(cfg, tcfg, run):
+        return _build(cfg, tcfg, run, *read_rows(cfg.data, cfg.text_column, cfg.label_column),
+                      log)
+
+    return _finish(common.restore_run(run_dir, SentimentConfig, "sentiment", train_overrides,
+                                      build, log), log)
 
 
 def _load(run_dir, best: bool = True):

@@ -19,3 +19,17 @@ def make_trainer(run_dir=None, *, cell="lstm", seed=0, dropout=0.3, **cfg):
                       run_dir=run_dir, log=lambda *a: None)
     trainer.schedule = make_schedule("cosine", 1e-2, total_steps=trainer.total_steps)
     return trainer
+
+
+class ListBatches:
+    """A non-stateful source serving fixed batches (the trainer's own BPTT chunking, the gradient watch)."""
+    stateful = False
+
+    def __init__(self, batches):
+        self.items = batches
+
+    def num_batches(self, epoch):
+        return len(self.items)
+
+    def batches(self, epoch, start=0):
+        yield from self.items[start:]

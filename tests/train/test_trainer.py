@@ -18,7 +18,7 @@ from rnnkit.optim import make_optimizer
 from rnnkit.serialize import load_arrays
 from rnnkit.train import Callback, Trainer, TrainConfig, read_metrics
 from rnnkit.train.checkpoint import latest_checkpoint, load_checkpoint
-from trainers import TEXT, make_trainer
+from trainers import TEXT, ListBatches, make_trainer
 
 def test_same_seed_gives_identical_weights_and_another_seed_does_not():
     a, b, c = (make_trainer(seed=s, max_steps=12) for s in (1, 1, 2))
@@ -27,20 +27,6 @@ def test_same_seed_gives_identical_weights_and_another_seed_does_not():
     for name in a.model.params:
         np.testing.assert_array_equal(a.model.params[name], b.model.params[name])
     assert any(not np.array_equal(a.model.params[n], c.model.params[n]) for n in a.model.params)
-
-
-class ListBatches:
-    """A non-stateful source serving fixed batches (to test the trainer's own BPTT chunking)."""
-    stateful = False
-
-    def __init__(self, batches):
-        self.items = batches
-
-    def num_batches(self, epoch):
-        return len(self.items)
-
-    def batches(self, epoch, start=0):
-        yield from self.items[start:]
 
 
 def _lm_batch(T=12, seed=0):

@@ -10,21 +10,7 @@ from rnnkit.losses import final_step, mean_squared_error
 from rnnkit.models import SequenceModel
 from rnnkit.optim import make_optimizer
 from rnnkit.train import Trainer, TrainConfig, read_metrics
-from trainers import make_trainer
-
-
-class Fixed:
-    """A non-stateful source serving fixed batches."""
-    stateful = False
-
-    def __init__(self, batches):
-        self.items = batches
-
-    def num_batches(self, epoch):
-        return len(self.items)
-
-    def batches(self, epoch, start=0):
-        yield from self.items[start:]
+from trainers import ListBatches, make_trainer
 
 
 def regression(T, steps, spike_at=None, cell="rnn", seed=0, **cfg):
@@ -39,7 +25,7 @@ def regression(T, steps, spike_at=None, cell="rnn", seed=0, **cfg):
                           dtype="float64", seed=seed)
     lines = []
     trainer = Trainer(model, mean_squared_error, make_optimizer("sgd", model.params, lr=0.01),
-                      Fixed(batches), Fixed(batches[:1]),
+                      ListBatches(batches), ListBatches(batches[:1]),
                       config=TrainConfig(**{"max_steps": steps, "progress": False,
                                             "clip_norm": 1.0, **cfg}),
                       log=lines.append)

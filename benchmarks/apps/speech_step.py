@@ -51,7 +51,7 @@ def run_rnnkit(d, steps):
     from rnnkit.apps import speech
     from rnnkit.ctc import ctc_trainer_loss
     from rnnkit.optim import clip_grad_norm, make_optimizer
-    model = speech._model(speech.SpeechConfig(), seed=0)
+    model = speech._model(speech.SpeechConfig(), speech.Chars(), seed=0)
     opt = make_optimizer("adam", model.params, lr=2e-3)
     loss_fn, rng, times = ctc_trainer_loss(), np.random.default_rng(0), []
     for _ in range(steps + 2):

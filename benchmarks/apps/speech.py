@@ -2,6 +2,7 @@
 it never heard and on real recordings.
 
     nice -n 5 python benchmarks/apps/speech.py corpus   # synthesise the corpora (once)
+    nice -n 5 python benchmarks/apps/speech.py search --name words --set units=words
     nice -n 5 python benchmarks/apps/speech.py train    # train, choose on val, test once
     nice -n 5 python benchmarks/apps/speech.py rtf      # transcription speed, one thread
 
@@ -11,14 +12,16 @@ HELD_OUT only; real-asterisk: the asterisk recordings of zero..nine (one speaker
 real-other: the real digit strings of pocketsphinx-testdata (TIDIGITS dhd.2934z "two nine
 three four zero", cards 004 "five five"). The training keeps the epoch with the lowest
 validation WER; unseen and real are scored once, greedy, with a beam of 8, and greedy with
-each decoded word snapped to the closest digit word (--lexicon digits).
-Writes benchmarks/results/apps/speech.json.
+each decoded word snapped to the closest digit word (--lexicon digits). train10k is train +
+train2 (5,000 more, seed 4, the same voices). `search` trains one setting (--set KEY=VALUE of
+SpeechConfig, --train CORPUS, --epochs) and scores it on val only, appending to
+benchmarks/results/apps/speech_search.json; `train` writes benchmarks/results/apps/speech.json.
 """
 from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +59,14 @@ def real_corpus(root: Path) -> list[Path]:
             speech_corpus.write_manifest(out, other)]
 
 
+def train10k(root: Path) -> Path:
+    """train + train2 as one manifest (absolute paths)."""
+    rows = [(str(w), t, v) for part in ("train", "train2")
+            for w, t, v in speech_corpus.read_manifest(root / part)]
+    (root / "train10k").mkdir(exist_ok=True)
+    return speech_corpus.write_manifest(root / "train10k", rows)
+
+
 def corpus(root: Path, names) -> None:
     for name in names:
         count, seed, voices, exclude = CORPORA[name]
@@ -69,12 +80,44 @@ def corpus(root: Path, names) -> None:
     print(real_corpus(root))
 
 
+def search(root: Path, epochs: float, name: str, settings: dict, corpus: str) -> None:
+    """One candidate setting: trained on `corpus`, its best epoch chosen and scored on val
+    (greedy, greedy + digit lexicon, beam 8); the test corpora are not touched."""
+    import json
+    cfg = speech.SpeechConfig(data=str(root / corpus), val_data=str(root / "val"),
+                              val_fraction=0.0, test_fraction=0.0, **settings)
+    tcfg = replace(speech.default_train_config(), epochs=epochs, patience=100,
+                   checkpoint_minutes=5.0)
+    run = root / f"search-{name}"
+    start = time.perf_counter()
+    summary = speech.train(cfg, tcfg, run)
+    wall = time.perf_counter() - start
+    val = {f"beam{b}{'_digits' if lex else ''}": speech.evaluate(run, data=str(root / "val"),
+                                                                  beam=b, lexicon=lex)
+           for b, lex in ((1, ""), (1, "digits"), (8, ""))}
+    path = _common.RESULTS / "speech_search.json"
+    done = json.loads(path.read_text())["candidates"] if path.is_file() else []
+    done = [c for c in done if c["name"] != name] + [{
+        "name": name, "train_corpus": corpus,
+        "train_utterances": len(speech_corpus.read_manifest(root / corpus)),
+        "settings": dict(settings, epochs=epochs), "train_wall_s": wall,
+        "steps": summary.get("step"), "best_val_wer_during_training": summary["best_val_wer"],
+        "val": {k: {m: v[m] for m in ("utterances", "words", "wer", "cer")}
+                for k, v in val.items()}}]
+    _common.write("speech_search", {
+        "task": "settings search for the speech benchmark, scored on val only (500 "
+                "utterances of the training voices); one core, one thread, nice -n 5, "
+                "another engineer's training on the other core",
+        "baseline": "the app's defaults (units chars, BiLSTM 2 x 128, SpecAugment on)",
+        "candidates": done})
+
+
 def train_and_test(root: Path, epochs: float, name: str, settings: dict,
-                   train: bool = True) -> None:
+                   train: bool = True, corpus: str = "train") -> None:
     """Train on `train` (choosing the epoch's weights on `val`), then score once on unseen
     voices and on the real recordings. ``train=False`` scores a run stopped early (its
     best.safetensors) as it is."""
-    cfg = speech.SpeechConfig(data=str(root / "train"), val_data=str(root / "val"),
+    cfg = speech.SpeechConfig(data=str(root / corpus), val_data=str(root / "val"),
                               test_data=str(root / "unseen"), val_fraction=0.0,
                               test_fraction=0.0, **settings)
     tcfg = replace(speech.default_train_config(), epochs=epochs, patience=3,
@@ -94,8 +137,9 @@ def train_and_test(root: Path, epochs: float, name: str, settings: dict,
             scores[f"{part}_beam{beam}{'_digits' if lexicon else ''}"] = speech.evaluate(
                 run, data=str(root / part), beam=beam, lexicon=lexicon)
     _common.write("speech", {
-        "task": "spoken digit strings (1-7 words) to text; CTC over characters",
-        "train": {"utterances": len(speech_corpus.read_manifest(root / "train")),
+        "task": f"spoken digit strings (1-7 words) to text; CTC over {cfg.units}",
+        "train": {"corpus": corpus,
+                  "utterances": len(speech_corpus.read_manifest(root / corpus)),
                   "voices": f"installed voices minus {HELD_OUT}"},
         "validation_utterances": len(speech_corpus.read_manifest(root / "val")),
         "settings": dict(asdict(cfg), epochs=epochs), "train_wall_s": train_s if train else None,
@@ -144,21 +188,32 @@ def _progress(run: Path) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["corpus", "train", "rtf"])
+    ap.add_argument("what", choices=["corpus", "search", "train", "rtf"])
     ap.add_argument("--root", default="/tmp/rnnkit-speech")
     ap.add_argument("--only", default="train,val,unseen")
     ap.add_argument("--epochs", type=float, default=10.0)
     ap.add_argument("--name", default="default")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a SpeechConfig setting (units, hidden_size, spec_augment, ...)")
+    ap.add_argument("--train", default="train", help="training corpus: train or train10k")
     ap.add_argument("--no-train", action="store_true",
                     help="score an existing run as it is (trained earlier, or stopped for time)")
     args = ap.parse_args()
     root = Path(args.root)
+    types = {f.name: f.type for f in fields(speech.SpeechConfig)}
+    settings = {k: {"int": int, "float": float, "bool": lambda v: v == "true"}.get(
+        types[k], str)(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+    if args.train == "train10k":
+        train10k(root)
     if args.what == "corpus":
         corpus(root, args.only.split(","))
+    elif args.what == "search":
+        search(root, args.epochs, args.name, settings, args.train)
     elif args.what == "rtf":
         real_time_factor(root, args.name)
     else:
-        train_and_test(root, args.epochs, args.name, {}, train=not args.no_train)
+        train_and_test(root, args.epochs, args.name, settings, train=not args.no_train,
+                       corpus=args.train)
 
 
 if __name__ == "__main__":

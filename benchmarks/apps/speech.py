@@ -136,14 +136,14 @@ def search(root: Path, epochs: float, name: str, settings: dict, corpus: str) ->
 
 
 def train_and_test(root: Path, epochs: float, name: str, settings: dict,
-                   train: bool = True, corpus: str = "train") -> None:
+                   train: bool = True, corpus: str = "train", patience: int = 3) -> None:
     """Train on `train` (choosing the epoch's weights on `val`), then score once on unseen
     voices and on the real recordings. ``train=False`` scores a run stopped early (its
     best.safetensors) as it is."""
     cfg = speech.SpeechConfig(data=str(root / corpus), val_data=str(root / "val"),
                               test_data=str(root / "unseen"), val_fraction=0.0,
                               test_fraction=0.0, **settings)
-    tcfg = replace(speech.default_train_config(), epochs=epochs, patience=3,
+    tcfg = replace(speech.default_train_config(), epochs=epochs, patience=patience,
                    checkpoint_minutes=5.0)
     run = root / f"run-{name}"
     start = time.perf_counter()
@@ -168,8 +168,11 @@ def train_and_test(root: Path, epochs: float, name: str, settings: dict,
         "settings": dict(asdict(cfg), epochs=epochs), "train_wall_s": train_s if train else None,
         "summary": {k: v for k, v in summary.items() if isinstance(v, (int, float, str))},
         "scores": scores,
-        "note": "one setting (the app's defaults) was trained: no search on validation "
-                "for lack of time on the shared 2-core machine; WER with jiwer"})
+        "patience_epochs": patience,
+        "note": "settings chosen by the search in speech_search.json (val, val-voices); "
+                "the test corpora scored once, with the weights of the best validation "
+                "epoch; WER with jiwer; one thread, nice -n 5, another engineer's training "
+                "on the machine's other core"})
 
 
 def real_time_factor(root: Path, name: str, count: int = 40) -> None:
@@ -219,6 +222,8 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a SpeechConfig setting (units, hidden_size, spec_augment, ...)")
     ap.add_argument("--train", default="train", help="training corpus: train or train10k")
+    ap.add_argument("--patience", type=int, default=3, help="train: epochs without a better "
+                    "validation WER before stopping")
     ap.add_argument("--no-train", action="store_true",
                     help="score an existing run as it is (trained earlier, or stopped for time)")
     args = ap.parse_args()
@@ -238,7 +243,7 @@ def main() -> None:
         real_time_factor(root, args.name)
     else:
         train_and_test(root, args.epochs, args.name, settings, train=not args.no_train,
-                       corpus=args.train)
+                       corpus=args.train, patience=args.patience)
 
 
 if __name__ == "__main__":

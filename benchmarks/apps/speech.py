@@ -5,6 +5,7 @@ it never heard and on real recordings.
     nice -n 5 python benchmarks/apps/speech.py search --name words --set units=words
     nice -n 5 python benchmarks/apps/speech.py train    # train, choose on val, test once
     nice -n 5 python benchmarks/apps/speech.py rtf      # transcription speed, one thread
+    nice -n 5 python benchmarks/apps/speech.py breakdown --name NAME   # errors by voice
 
 Corpora (under --root, default /tmp/rnnkit-speech): train (5,000 utterances, seed 1) and
 val (500, seed 2) from the installed voices minus HELD_OUT; unseen (500, seed 3) from
@@ -175,6 +176,34 @@ def train_and_test(root: Path, epochs: float, name: str, settings: dict,
                 "on the machine's other core"})
 
 
+def breakdown(root: Path, name: str) -> None:
+    """The final run's greedy errors on the test corpora split by engine (unseen) and by
+    utterance (real): the same decoding as speech.json's, not a new score."""
+    from rnnkit.audio import log_mel, normalise, read_wav, stack_frames
+    from rnnkit.data.batching import pad_sequences
+    run_dir, cfg, model, units = speech._load(root / f"run-{name}")
+    out = {}
+    for part in ("unseen", "real-asterisk", "real-other"):
+        rows = speech_corpus.read_manifest(root / part)
+        feats = [normalise(log_mel(read_wav(w), cfg.n_mels)) for w, _, _ in rows]
+        hyps = []
+        for i in range(0, len(rows), 64):
+            x, lengths = pad_sequences([stack_frames(f, cfg.stack) for f in feats[i:i + 64]])
+            hyps += speech.transcribe_batch(model, x.astype(np.float32), lengths, 1, (), units)
+        groups = {}
+        for (_, ref, voice), hyp in zip(rows, hyps):
+            key = voice.split(":")[0] if part == "unseen" and voice.startswith("espeak") \
+                else voice if part == "unseen" else ref
+            groups.setdefault(key, ([], []))
+            groups[key][0].append(ref)
+            groups[key][1].append(hyp)
+        out[part] = {k: dict(speech.error_rates(r, h), utterances=len(r),
+                             words=sum(len(t.split()) for t in r),
+                             wrong=[(a, b) for a, b in zip(r, h) if a != b][:10])
+                     for k, (r, h) in sorted(groups.items())}
+    _common.write("speech_breakdown", {"run": name, "decoding": "greedy", "by": out})
+
+
 def real_time_factor(root: Path, name: str, count: int = 40) -> None:
     """`rnnkit speech transcribe` on the first `count` unseen utterances in a process with
     one thread: the seconds each file took (reading, features, network, greedy decoding)
@@ -214,7 +243,7 @@ def _progress(run: Path) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["corpus", "search", "train", "rtf"])
+    ap.add_argument("what", choices=["corpus", "search", "train", "rtf", "breakdown"])
     ap.add_argument("--root", default="/tmp/rnnkit-speech")
     ap.add_argument("--only", default="train,val,unseen")
     ap.add_argument("--epochs", type=float, default=10.0)
@@ -241,6 +270,8 @@ def main() -> None:
         search(root, args.epochs, args.name, settings, args.train)
     elif args.what == "rtf":
         real_time_factor(root, args.name)
+    elif args.what == "breakdown":
+        breakdown(root, args.name)
     else:
         train_and_test(root, args.epochs, args.name, settings, train=not args.no_train,
                        corpus=args.train, patience=args.patience)

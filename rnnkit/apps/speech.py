@@ -137,8 +137,8 @@ class Words:
     def encode(self, text: str, where: str = "transcript") -> np.ndarray:
         unknown = [w for w in text.split() if w not in self.vocab]
         if unknown:
-            fail(where, f"words of the run's {self.size - 1} ({Words.FILE}; a model trained "
-                 "with --units words writes only its training transcripts' words)",
+            fail(where, f"only the {self.size - 1} words of the run's {Words.FILE} (a model "
+                 "trained with --units words knows only its training transcripts' words)",
                  f"{text!r} with {unknown}")
         return self.vocab.encode(text.split())
 

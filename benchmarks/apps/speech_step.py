@@ -2,15 +2,16 @@
 PyTorch with torch.nn.functional.ctc_loss.
 
     nice -n 5 python benchmarks/apps/speech_step.py [--corpus /tmp/rnnkit-speech/val]
-        [--rounds 3] [--steps 8]
+        [--rounds 3] [--steps 8] [--threads 1]
 
 The batch is real: the benchmark corpus's utterances (benchmarks/apps/speech.py corpus) as
 the app batches them (40 log-mels, 3 frames a step, 32 utterances of similar lengths), the
 one of median length among the first 320 utterances' batches. The model is the app's
 default: a 2-layer bidirectional LSTM 128 (dropout 0.1 between layers; PyTorch:
 pack_padded_sequence), a 29-way softmax (blank + 28 characters), CTC averaged as torch's
-"mean", clipping at norm 5, Adam 2e-3. Each framework runs in its own process with 2
-threads, taking turns round by round; the median of each process's median step.
+"mean", clipping at norm 5, Adam 2e-3. Each framework runs in its own process with
+--threads threads (BLAS, OpenMP, numba and torch), taking turns round by round; the median of
+each process's median step.
 Writes benchmarks/results/apps/speech_step.json.
 """
 from __future__ import annotations
@@ -51,7 +52,7 @@ def run_rnnkit(d, steps):
     from rnnkit.apps import speech
     from rnnkit.ctc import ctc_trainer_loss
     from rnnkit.optim import clip_grad_norm, make_optimizer
-    model = speech._model(speech.SpeechConfig(), seed=0)
+    model = speech._model(speech.SpeechConfig(), speech.Chars(), seed=0)
     opt = make_optimizer("adam", model.params, lr=2e-3)
     loss_fn, rng, times = ctc_trainer_loss(), np.random.default_rng(0), []
     for _ in range(steps + 2):
@@ -95,10 +96,10 @@ def run_torch(d, steps):
     return times[2:]
 
 
-def worker(kind: str, path: str, steps: int) -> None:
+def worker(kind: str, path: str, steps: int, threads: int) -> None:
     if kind == "torch":
         import torch
-        torch.set_num_threads(2)
+        torch.set_num_threads(threads)
     d = dict(np.load(path))
     times = (run_torch if kind == "torch" else run_rnnkit)(d, steps)
     print(json.dumps({"median_s": statistics.median(times)}))
@@ -109,28 +110,30 @@ def main() -> None:
     ap.add_argument("--corpus", default="/tmp/rnnkit-speech/val")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        return worker(args.worker[0], args.worker[1], args.steps)
+        return worker(args.worker[0], args.worker[1], args.steps, args.threads)
     sys.path.insert(0, ROOT)
     import _common
     path = os.path.join(tempfile.mkdtemp(), "batch.npz")
     shape = make_batch(args.corpus, path)
-    env = dict(os.environ, OMP_NUM_THREADS="2", MKL_NUM_THREADS="2",
-               OPENBLAS_NUM_THREADS="2", NUMBA_NUM_THREADS="2",
+    n = str(args.threads)
+    env = dict(os.environ, OMP_NUM_THREADS=n, MKL_NUM_THREADS=n, OPENBLAS_NUM_THREADS=n,
+               NUMBA_NUM_THREADS=n,
                PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     medians = {"rnnkit": [], "torch": []}
     for _ in range(args.rounds):
         for kind in medians:
             out = subprocess.run([sys.executable, __file__, "--worker", kind, path,
-                                  "--steps", str(args.steps)], capture_output=True,
-                                 text=True, env=env, check=True).stdout
+                                  "--steps", str(args.steps), "--threads", n],
+                                 capture_output=True, text=True, env=env, check=True).stdout
             medians[kind].append(json.loads(out.strip().splitlines()[-1])["median_s"])
     result = {k: statistics.median(v) for k, v in medians.items()}
     _common.write("speech_step", {
         "batch": shape, "model": f"BiLSTM {LAYERS} x {H}, {C} classes, CTC mean, Adam, clip 5",
-        "threads": 2, "rounds": args.rounds, "steps_per_round": args.steps,
+        "threads": args.threads, "rounds": args.rounds, "steps_per_round": args.steps,
         "median_step_s": result, "per_round_s": medians,
         "rnnkit_over_torch": result["rnnkit"] / result["torch"]})
     print(json.dumps(result))

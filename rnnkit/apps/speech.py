@@ -1,10 +1,12 @@
 """Speech recognition: spoken digit strings (or any short utterances) to text with a stacked
-bidirectional LSTM or GRU trained by CTC over characters (Graves et al. 2006; notes: speech
-recognition as sequence labelling without a segmentation).
+bidirectional LSTM or GRU trained by CTC over characters or words (Graves et al. 2006; notes:
+speech recognition as sequence labelling without a segmentation).
 
     x_1..x_K   log-mel features (rnnkit.audio), `stack` frames a step, 10 ms each
     h_t        BiLSTM/GRU stack over the steps
-    y_t        softmax(W_hy h_t + b_y) over blank + " abcdefghijklmnopqrstuvwxyz'"
+    y_t        softmax(W_hy h_t + b_y) over blank + " abcdefghijklmnopqrstuvwxyz'" (--units
+               chars: any words) or blank + the training transcripts' words (--units words:
+               a closed vocabulary, saved as words.json in the run folder)
     loss       -ln p(transcript | x), summed over the alignments (rnnkit.ctc)
     decoding   best path (greedy) or prefix beam search
 
@@ -29,6 +31,7 @@ from rnnkit.apps.speech_corpus import DIGIT_WORDS, read_manifest
 from rnnkit.ctc import ctc_trainer_loss, greedy_decode, log_softmax, prefix_beam_search
 from rnnkit.data.batch import Batch
 from rnnkit.data.batching import bucket_batches, check_start, epoch_rng, pad_sequences
+from rnnkit.data.vocab import WordVocab
 from rnnkit import schema
 from rnnkit.errors import fail
 from rnnkit.models import SequenceModel
@@ -53,6 +56,8 @@ class SpeechConfig:
     n_mels: int = setting(40, "mel channels per 10 ms frame", lo=8, hi=128)
     stack: int = setting(3, "frames joined into one recurrent step (fewer, wider steps)",
                          lo=1, hi=8)
+    units: str = setting("chars", "CTC classes: chars (spells any word) or words (the "
+                         "training transcripts' words only)", ("chars", "words"))
     spec_augment: bool = setting(True, "mask random bands and runs of the training features")
     cell: str = setting("lstm", "recurrent cell", common.CELL_CHOICES)
     hidden_size: int = setting(128, "units per direction")
@@ -102,6 +107,49 @@ def decode(labels) -> str:
     return " ".join("".join(ALPHABET[k - 1] for k in labels).split())
 
 
+class Chars:
+    """CTC over characters: class 0 the blank, class k + 1 ALPHABET[k]."""
+    size = len(ALPHABET) + 1
+
+    @staticmethod
+    def encode(text: str, where: str = "transcript") -> np.ndarray:
+        return encode(text, where)
+
+    @staticmethod
+    def decode(labels) -> str:
+        return decode(labels)
+
+
+class Words:
+    """CTC over words: class 0 the blank (WordVocab's <pad>), then the words of the training
+    transcripts, which are all this model can write (words.json in the run folder)."""
+    FILE = "words.json"
+
+    def __init__(self, vocab: WordVocab):
+        if vocab.unk_id is not None or vocab.bos_id is not None or vocab.eos_id is not None:
+            fail(Words.FILE, "a word list without <unk>, <bos>, <eos>", str(vocab.tokens[:4]))
+        self.vocab, self.size = vocab, len(vocab)
+
+    @classmethod
+    def of(cls, texts) -> "Words":
+        return cls(WordVocab(sorted({w for t in texts for w in t.split()}), unk=False))
+
+    def encode(self, text: str, where: str = "transcript") -> np.ndarray:
+        unknown = [w for w in text.split() if w not in self.vocab]
+        if unknown:
+            fail(where, f"only the {self.size - 1} words of the run's {Words.FILE} (a model "
+                 "trained with --units words knows only its training transcripts' words)",
+                 f"{text!r} with {unknown}")
+        return self.vocab.encode(text.split())
+
+    def decode(self, labels) -> str:
+        return self.vocab.decode(labels)
+
+
+def units_of(cfg, run_dir: Path):
+    return Chars() if cfg.units == "chars" else Words(WordVocab.load(run_dir / Words.FILE))
+
+
 def lexicon_words(lexicon: str) -> list[str]:
     if lexicon == "digits":
         return list(DIGIT_WORDS) + ["oh"]
@@ -141,9 +189,11 @@ class SpeechDataset:
     stateful = False
 
     def __init__(self, features: list, texts: list, batch_size: int, stack: int, *,
-                 seed: int = 0, shuffle: bool = True, augment: bool = False):
-        self.features, self.stack = features, stack
-        self.labels = [encode(t) for t in texts]
+                 seed: int = 0, shuffle: bool = True, augment: bool = False, units=Chars(),
+                 source: str = "transcripts"):
+        self.features, self.stack, self.units = features, stack, units
+        self.labels = [units.encode(t, f"{source} utterance {i + 1}")
+                       for i, t in enumerate(texts)]
         self.steps = np.array([-(-len(f) // stack) for f in features], np.int64)
         self.batch_size, self.seed = batch_size, seed
         self.shuffle, self.augment = shuffle, augment
@@ -188,22 +238,22 @@ def _split(n: int, cfg: SpeechConfig) -> dict:
 
 
 # --- model, scoring -------------------------------------------------------------------------
-def _model(cfg: SpeechConfig, seed=None) -> SequenceModel:
+def _model(cfg: SpeechConfig, units, seed=None) -> SequenceModel:
     return SequenceModel(input_size=cfg.n_mels * cfg.stack, hidden_size=cfg.hidden_size,
                          num_layers=cfg.num_layers, cell=cfg.cell, bidirectional=True,
-                         dropout=cfg.dropout, output_size=len(ALPHABET) + 1, readout="steps",
+                         dropout=cfg.dropout, output_size=units.size, readout="steps",
                          seed=seed)
 
 
 def transcribe_batch(model, x: np.ndarray, lengths, beam: int = 1,
-                     words: list[str] = ()) -> list[str]:
+                     words: list[str] = (), units=Chars()) -> list[str]:
     logits, _, _ = model.forward(x, None, lengths, grad=False)
     lp = log_softmax(logits.astype(np.float64))
     if beam == 1:
         paths = greedy_decode(lp, lengths)
     else:
         paths = [prefix_beam_search(lp[n, :int(lengths[n])], beam)[0] for n in range(len(lp))]
-    return [snap(decode(labels), list(words)) for labels in paths]
+    return [snap(units.decode(labels), list(words)) for labels in paths]
 
 
 def error_rates(references: list, hypotheses: list) -> dict:
@@ -220,8 +270,8 @@ def score_data(model, data, beam: int = 1, words: list[str] = ()) -> tuple[float
         logits, _, _ = model.forward(batch.inputs, None, batch.lengths, grad=False)
         total += loss_fn(logits, batch.targets, batch.lengths)[0] * len(batch.lengths)
         count += len(batch.lengths)
-        hyps += transcribe_batch(model, batch.inputs, batch.lengths, beam, words)
-        refs += [decode(t[t >= 0]) for t in batch.targets]
+        hyps += transcribe_batch(model, batch.inputs, batch.lengths, beam, words, data.units)
+        refs += [data.units.decode(t[t >= 0]) for t in batch.targets]
     return total / max(count, 1), error_rates(refs, hyps), hyps
 
 
@@ -251,11 +301,12 @@ def _parts(cfg: SpeechConfig, run_dir: Path, log) -> dict:
 
 
 def _build(cfg, tcfg, run_dir, log):
-    parts = _parts(cfg, run_dir, log)
+    parts, units = _parts(cfg, run_dir, log), units_of(cfg, run_dir)
     train = SpeechDataset(*parts["train"], cfg.batch_size, cfg.stack, seed=tcfg.seed,
-                          augment=cfg.spec_augment)
-    val = SpeechDataset(*parts["val"], 64, cfg.stack, shuffle=False)
-    model = _model(cfg, seed=tcfg.seed)
+                          augment=cfg.spec_augment, units=units, source=f"{cfg.data} (train)")
+    val = SpeechDataset(*parts["val"], 64, cfg.stack, shuffle=False, units=units,
+                        source=f"{cfg.val_data or cfg.data} (validation)")
+    model = _model(cfg, units, seed=tcfg.seed)
     optimizer = make_optimizer(cfg.optimizer, model.params, lr=cfg.lr)
     trainer = common.ScoredTrainer(model, ctc_trainer_loss(), optimizer, train, val,
                                    config=tcfg, run_dir=run_dir, log=log, score_fn=_val_score,
@@ -273,13 +324,15 @@ def _finish(trainer, log) -> dict:
 
 def train(cfg: SpeechConfig, tcfg: TrainConfig, run_dir, log=print) -> dict:
     common.check_choices(cfg)
-    n = len(read_manifest(cfg.data))            # a bad corpus is reported before any folder
+    rows = read_manifest(cfg.data)              # a bad corpus is reported before any folder
     for extra, flag in ((cfg.val_data, "--val-data"), (cfg.test_data, "--test-data")):
         if extra:
             read_manifest(extra, flag)
-    split = _split(n, cfg)
+    split = _split(len(rows), cfg)
     run_dir = common.new_run(run_dir)
     save_json(run_dir / "split.json", split)
+    if cfg.units == "words":
+        Words.of(rows[i][1] for i in split["train"]).vocab.save(run_dir / Words.FILE)
     common.save_run_config(run_dir, cfg, tcfg, kind="speech")
     trainer = _build(cfg, tcfg, run_dir, log)
     log(f"speech: {len(trainer.train_data)} training / {len(trainer.val_data)} validation "
@@ -300,14 +353,15 @@ def resume(run_dir, log=print, **train_overrides) -> dict:
 
 def _load(run_dir, best: bool = True):
     run_dir, cfg, tcfg, _ = common.load_run_config(run_dir, SpeechConfig, "speech")
-    model = _model(cfg)
+    units = units_of(cfg, run_dir)
+    model = _model(cfg, units)
     common.load_weights(model, run_dir, best)
-    return run_dir, cfg, model
+    return run_dir, cfg, model, units
 
 
 def evaluate(run_dir, log=print, data: str = "", beam: int = 1, lexicon: str = "") -> dict:
     """WER, CER and CTC loss on the run's test utterances, or on every utterance of `data`."""
-    run_dir, cfg, model = _load(run_dir)
+    run_dir, cfg, model, units = _load(run_dir)
     source = data or cfg.test_data
     if source:
         feats, texts = load_corpus(source, cfg.n_mels, "--data" if data else "--test-data")
@@ -316,7 +370,8 @@ def evaluate(run_dir, log=print, data: str = "", beam: int = 1, lexicon: str = "
         if not feats:
             fail("data", "a corpus to score (the run kept no test part: test_fraction=0)",
                  "none")
-    dataset = SpeechDataset(feats, texts, 64, cfg.stack, shuffle=False)
+    dataset = SpeechDataset(feats, texts, 64, cfg.stack, shuffle=False, units=units,
+                            source=source or f"{cfg.data} (test)")
     start = time.perf_counter()
     loss, rates, _ = score_data(model, dataset, beam, lexicon_words(lexicon))
     seconds = time.perf_counter() - start
@@ -331,14 +386,14 @@ def evaluate(run_dir, log=print, data: str = "", beam: int = 1, lexicon: str = "
 def predict(run_dir, inputs: list, *, beam: int = 1, lexicon: str = "",
             best: bool = True) -> list:
     """The transcript of each WAV file, with the real-time factor of its decoding."""
-    _, cfg, model = _load(run_dir, best)
+    _, cfg, model, units = _load(run_dir, best)
     words = lexicon_words(lexicon)
     results = []
     for item in inputs:
         start = time.perf_counter()
         x = read_wav(item)
         f = features_of(x, cfg.n_mels, cfg.stack)
-        text = transcribe_batch(model, f[None], np.array([len(f)]), beam, words)[0]
+        text = transcribe_batch(model, f[None], np.array([len(f)]), beam, words, units)[0]
         rtf = (time.perf_counter() - start) / (len(x) / RATE)
         results.append({"input": item, "transcript": text, "seconds": len(x) / RATE,
                         "real_time_factor": rtf, "text": f"{text}\t{item}"})

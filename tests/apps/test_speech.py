@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from app_helpers import assert_resume_is_bit_identical
 
 from rnnkit import cli
 from rnnkit.apps import speech, speech_corpus
@@ -30,12 +31,15 @@ def _corpus(tmp_path, source: str) -> Path:
     return out
 
 
-@pytest.mark.parametrize("source", ["fixtures", "espeak-ng"])
-def test_ctc_loss_falls_and_decoding_returns_text(tmp_path, source):
+@pytest.mark.parametrize("source, units", [("fixtures", "chars"), ("espeak-ng", "chars"),
+                                           ("fixtures", "words")])
+def test_ctc_loss_falls_and_decoding_returns_text(tmp_path, source, units):
     cfg = speech.SpeechConfig(hidden_size=32, num_layers=1, dropout=0.0)
     feats, texts = speech.load_corpus(str(_corpus(tmp_path, source)), cfg.n_mels)
-    batch = next(speech.SpeechDataset(feats, texts, 6, cfg.stack, shuffle=False).batches(0))
-    model = speech._model(cfg, seed=0)
+    units = speech.Chars() if units == "chars" else speech.Words.of(texts)
+    batch = next(speech.SpeechDataset(feats, texts, 6, cfg.stack, shuffle=False,
+                                      units=units).batches(0))
+    model = speech._model(cfg, units, seed=0)
     optimizer = make_optimizer("adam", model.params, lr=1e-2)
     loss_fn, losses, spoken = ctc_trainer_loss(), [], 0
     # until the loss has fallen and the outputs are past the all-blank phase that follows
@@ -48,10 +52,14 @@ def test_ctc_loss_falls_and_decoding_returns_text(tmp_path, source):
         losses.append(loss)
         spoken = sum(map(bool, greedy_decode(out, batch.lengths)))
     assert spoken >= 3 and losses[-1] < 0.5 * losses[0]
+    known = set(speech.ALPHABET) if isinstance(units, speech.Chars) else \
+        {w for t in texts for w in t.split()}
     for beam in (1, 3):
-        hyps = speech.transcribe_batch(model, batch.inputs, batch.lengths, beam)
+        hyps = speech.transcribe_batch(model, batch.inputs, batch.lengths, beam, (), units)
         assert len(hyps) == 6 and any(hyps)
-        assert all(set(h) <= set(speech.ALPHABET) for h in hyps)
+        assert all(h == " ".join(h.split()) for h in hyps)     # no stray spaces
+        assert all(set(h if isinstance(units, speech.Chars) else h.split()) <= known
+                   for h in hyps)
     rates = speech.error_rates(texts, texts)
     assert rates == {"wer": 0.0, "cer": 0.0}
 
@@ -156,3 +164,43 @@ def test_settings_and_voices_are_checked(tmp_path):
                                          test_fraction=0.5),
                      speech.default_train_config(), tmp_path / "r2")
     assert not (tmp_path / "r").exists() and not (tmp_path / "r2").exists()
+
+
+def _words_run(run):
+    return ["speech", "train", "--data", str(FIXTURES), "--val-data", str(FIXTURES),
+            "--test-fraction", "0", "--units", "words", "--run-dir", str(run),
+            "--hidden-size", "8", "--num-layers", "1", "--batch-size", "2", "--no-progress"]
+
+
+def test_words_units_resume_bit_identical(tmp_path):
+    assert_resume_is_bit_identical("speech", _words_run, tmp_path, stop=2, total=5)
+    vocab = speech.WordVocab.load(tmp_path / "full" / "words.json")
+    assert vocab.tokens == ["<pad>", "eight", "five", "four", "nine", "oh", "one", "seven",
+                            "six", "three", "two", "zero"]          # <pad> is the blank
+
+
+def test_words_units_evaluate_transcribe_and_their_errors(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert cli.main(_words_run(run) + ["--max-steps", "2"]) == 0
+    assert cli.main(["speech", "evaluate", str(run), "--data", str(FIXTURES), "--beam", "3"]) == 0
+    assert json.loads((run / "eval.json").read_text())["words"] == 11
+    capsys.readouterr()
+    assert cli.main(["speech", "transcribe", str(run), str(FIXTURES / "0.wav"), "--json"]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(line["transcript"].split()) <= set(speech_corpus.DIGIT_WORDS) | {"oh"}
+    other = tmp_path / "other"                       # "ten" was in no training transcript
+    other.mkdir()
+    speech_corpus.write_manifest(other, [(str(FIXTURES / "0.wav"), "one ten", "")])
+    with pytest.raises(RnnkitError, match=r"utterance 1.*words.json.*'one ten' with \['ten'\]"):
+        speech.evaluate(run, data=str(other))
+    words = run / "words.json"
+    saved = words.read_text()
+    words.write_text(saved.replace('"two"', '"tow"'))             # checksum no longer fits
+    with pytest.raises(RnnkitError, match="words.json"):
+        speech.evaluate(run)
+    words.write_text(saved[:40])
+    with pytest.raises(RnnkitError, match="words.json"):
+        speech.predict(run, [str(FIXTURES / "0.wav")])
+    words.unlink()
+    with pytest.raises(RnnkitError, match="words.json"):
+        speech.resume(run)

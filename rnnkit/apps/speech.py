@@ -342,12 +342,8 @@ def train(cfg: SpeechConfig, tcfg: TrainConfig, run_dir, log=print) -> dict:
 
 
 def resume(run_dir, log=print, **train_overrides) -> dict:
-    run_dir, cfg, tcfg, _ = common.load_run_config(run_dir, SpeechConfig, "speech")
-    tcfg = common.resume_config(tcfg, train_overrides)
-    common.save_run_config(run_dir, cfg, tcfg, kind="speech")
-    trainer = _build(cfg, tcfg, run_dir, log)
-    trainer.restore()
-    log(f"resumed {run_dir} at batch {trainer.step}, training to {trainer.total_steps}")
+    trainer = common.restore_run(run_dir, SpeechConfig, "speech", train_overrides,
+                                 lambda cfg, tcfg, run: _build(cfg, tcfg, run, log), log)
     return _finish(trainer, log)
 
 

@@ -11,6 +11,9 @@ from test_kernels import CELLS, assert_pinned
 library = openblas.bundled()
 pytestmark = pytest.mark.skipif(library is None or not kernels.shared_openmp(),
                                 reason="needs rnnkit[fast]: scipy-openblas32, MKL on GNU OpenMP")
+# the units split runs only over two threads or more (kernels.units_split)
+two_threads = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2,
+                                 reason="the units split needs NUMBA_NUM_THREADS >= 2")
 KINDS = {"rnn_tanh": columns.RNN_TANH, "rnn_relu": columns.RNN_RELU, "lstm": columns.LSTM,
          "gru": columns.GRU}
 
@@ -37,6 +40,7 @@ def infer(layer, x, state, lengths):
     return [out, *(h_n if isinstance(h_n, tuple) else (h_n,))]
 
 
+@two_threads
 @pytest.mark.parametrize("cell", sorted(CELLS))
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("in_loop", [False, True])
@@ -88,6 +92,7 @@ def test_any_parts_over_any_threads(cell, parts, threads, in_loop):
     assert_pinned([out, h, *([c] if c is not None else [])], [ref_out, *ref_states])
 
 
+@two_threads
 def test_the_split_is_chosen_for_inference_by_rows_and_weights(monkeypatch):
     """Not for training, nor below UNITS_SPLIT_ROWS rows or UNITS_SPLIT_BYTES of weights in
     the loop, nor where MKL is tuned, nor on one thread."""

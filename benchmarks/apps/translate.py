@@ -5,7 +5,8 @@ word-by-word translation with an IBM Model 1 lexicon (nltk) trained on the same 
     nice -n 5 python benchmarks/apps/translate.py [--data PATH] [--epochs E] [--name NAME]
 
 Split: the app's own (verses of at most 25 English words, seeded (0) permutation: 1,000 test,
-500 validation, the rest training; written into the run folder). The checkpoint is chosen by
+500 validation, the rest training, with the verses of 26-40 words added to training; written
+into the run folder). The checkpoint is chosen by
 greedy BLEU on the validation pairs, the length normalisation alpha by beam BLEU on the
 validation pairs; the test pairs are scored once. Writes benchmarks/results/apps/NAME.json.
 """
@@ -89,9 +90,10 @@ def main() -> None:
     result["validation"] = [{k: r[k] for k in ("step", "epoch", "val_loss", "val_bleu")}
                             for r in rows if r["kind"] == "validation"]
     split = load_json(run / "split.json")
-    result["split"] = (f"verses of at most {cfg.max_words} source words, seeded ({cfg.split_seed})"
-                       f": train {len(split['train'])} / val {len(split['val'])} / test "
-                       f"{len(split['test'])}")
+    longest = max(cfg.max_words, cfg.train_max_words)
+    result["split"] = (f"held-out verses of at most {cfg.max_words} source words, seeded "
+                       f"({cfg.split_seed}): val {len(split['val'])} / test {len(split['test'])}"
+                       f"; train {len(split['train'])} (the rest, up to {longest} words)")
     quiet = (lambda *a: None)
 
     # alpha on validation (beam search), then the test pairs once

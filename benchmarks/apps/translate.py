@@ -18,7 +18,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import _common
-from rnnkit.apps import translate
+from rnnkit.apps import translate, translate_pairs
 from rnnkit.data.parallel import detokenize, read_pairs, tokens
 from rnnkit.serialize import load_json
 from rnnkit.train import read_metrics
@@ -38,7 +38,7 @@ def ibm1_lexicons(run_dir: Path, cfg, checkpoints: list):
     source word becomes its most likely translation argmax_f t(f | e), an unseen word is
     copied."""
     from nltk.translate import AlignedSent, IBMModel1
-    src, tgt = translate._training_pairs(cfg, run_dir)
+    src, tgt = translate_pairs.training_pairs(cfg, run_dir)
     bitext = [AlignedSent(tokens(t), tokens(s)) for s, t in zip(src, tgt)]
     start = time.perf_counter()
     model = IBMModel1(bitext, 0)

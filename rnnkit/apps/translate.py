@@ -16,32 +16,29 @@ can draw the attention weights (--attention-plot).
 """
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from rnnkit import schema
 from rnnkit.apps import common
 from rnnkit.apps.common import setting
+from rnnkit.apps.translate_pairs import (DATA_SET, held_out, load_split, run_file, select_pairs,
+                                         sha256, split_pairs, training_pairs, write_tsv)
 from rnnkit.data.batching import pad_sequences
-from rnnkit.data.parallel import (ParallelDataset, build_vocab, detokenize, encode, read_pairs,
-                                  tokens)
+from rnnkit.data.parallel import ParallelDataset, build_vocab, detokenize, encode, tokens
 from rnnkit.data.vocab import WordVocab
-from rnnkit.data.fetch import resolve
 from rnnkit.errors import RnnkitError, fail
 from rnnkit.losses import softmax_cross_entropy
 from rnnkit.models import Seq2Seq
 from rnnkit.models.decoding import beam_search, greedy
 from rnnkit.optim import make_optimizer
-from rnnkit.serialize import load_json, save_json
+from rnnkit.serialize import save_json
 from rnnkit.train import TrainConfig
 
 SUMMARY = "machine translation: an encoder-decoder with attention, greedy and beam search"
 APP = "translate"
-DATA_SET = "en_fr_bible"    # read from the cache when --data is '' (rnnkit data get)
 
 
 @dataclass
@@ -106,99 +103,10 @@ def loss_fn(logits, targets, lengths):
     return softmax_cross_entropy(logits, targets, None if lengths is None else lengths[1])
 
 
-# --- data ----------------------------------------------------------------------------------
-def select_pairs(cfg: TranslateConfig) -> tuple[list, list, list, list]:
-    """(sources, targets, line numbers, positions of the pairs within max_words) of the
-    file's pairs short enough to train on: the held-out pairs are drawn from the latter."""
-    src, tgt, lines = read_pairs(str(resolve(cfg.data, DATA_SET)), cfg.source, cfg.target)
-    if not isinstance(cfg.max_words, int) or cfg.max_words < 1:
-        fail("max_words", "an integer >= 1", repr(cfg.max_words))
-    if not isinstance(cfg.train_max_words, int) or cfg.train_max_words < 0:
-        fail("train_max_words", "an integer >= 0", repr(cfg.train_max_words))
-    keep = [k for k in range(len(src))
-            if _fits(src[k], tgt[k], max(cfg.max_words, cfg.train_max_words))]
-    short = [i for i, k in enumerate(keep) if _fits(src[k], tgt[k], cfg.max_words)]
-    return [src[k] for k in keep], [tgt[k] for k in keep], [lines[k] for k in keep], short
-
-
-def _fits(source: str, target: str, words: int) -> bool:
-    return len(source.split()) <= words and len(target.split()) <= words * 3 // 2
-
-
-def split_pairs(n: int, test: int, val: int, seed: int) -> dict:
-    """Positions of the test, validation and training pairs: one seeded permutation, cut."""
-    for name, size in (("test_size", test), ("val_size", val)):
-        if not isinstance(size, int) or size < 1:
-            fail(name, "an integer >= 1", repr(size))
-    if test + val >= n:
-        fail("test_size + val_size", f"fewer than the {n} pairs kept", f"{test + val}")
-    order = np.random.default_rng(seed).permutation(n)
-    return {"test": sorted(order[:test].tolist()), "val": sorted(order[test:test + val].tolist()),
-            "train": sorted(order[test + val:].tolist())}
-
-
-def write_tsv(path: Path, header: tuple, rows) -> None:
-    """Lines of tab-separated columns, as read_pairs reads them (no quoting: the sentences
-    came from such a file, so none holds a tab or a line break)."""
-    path.write_text("".join("\t".join(r) + "\n" for r in [header, *rows]), encoding="utf-8")
-
-
-def _run_file(run_dir: Path, name: str) -> Path:
-    path = run_dir / name
-    if not path.is_file():
-        fail("RUN", f"a run folder with {name} (written by `rnnkit {APP} train`)",
-             f"{str(run_dir)!r} without it")
-    return path
-
-
-def _held_out(run_dir: Path, split: str) -> tuple[list, list]:
-    path = _run_file(run_dir, f"{split}.tsv")
-    digest = load_split(run_dir).get("sha256", {}).get(split)
-    # a changed byte in held-out text is other valid text: the digest tells (runs made
-    # before it was stored have none)
-    if digest is not None and digest != _sha256(path):
-        fail(str(path), f"the {split} pairs written at training (sha256 in split.json)",
-             "a changed file")
-    src, tgt, _ = read_pairs(str(path), "source", "target")
-    return src, tgt
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-# split.json: the data file's line numbers (from 2, after the header) of each part
-SPLIT = {"pairs": schema.Int(10), "seed": schema.Int(0), "max_source_tokens": schema.Int(1),
-         **{part: schema.ListOf(schema.Int(2)) for part in ("train", "val", "test")},
-         "sha256": schema.Optional({"test": str, "val": str})}
-
-
-def load_split(run_dir: Path) -> dict:
-    path = _run_file(run_dir, "split.json")
-    split = schema.check(load_json(path), SPLIT, str(path))
-    lines = split["train"] + split["val"] + split["test"]
-    if len(set(lines)) != len(lines) or not split["train"]:
-        fail(str(path), "distinct line numbers, some of them training pairs",
-             f"{len(lines) - len(set(lines))} repeated, {len(split['train'])} training")
-    return split
-
-
-def _training_pairs(cfg, run_dir: Path) -> tuple[list, list]:
-    src, tgt, lines, short = select_pairs(cfg)
-    split = load_split(run_dir)
-    at = {line: k for k, line in enumerate(lines)}
-    missing = [line for line in split["train"] if line not in at]
-    if missing or split["pairs"] != len(short):
-        fail(cfg.data, f"the {split['pairs']} pairs the run was split from (as "
-             f"{run_dir / 'split.json'} lists them)", f"{len(short)} pairs" +
-             (f", no pair on line(s) {missing[:3]}" if missing else "") +
-             " (the file changed since training, or split.json did)")
-    return [src[at[line]] for line in split["train"]], [tgt[at[line]] for line in split["train"]]
-
-
+# --- data (rnnkit.apps.translate_pairs) ------------------------------------------------
 def _vocabs(run_dir: Path) -> tuple[WordVocab, WordVocab]:
-    return (WordVocab.load(_run_file(run_dir, "vocab_source.json")),
-            WordVocab.load(_run_file(run_dir, "vocab_target.json")))
+    return (WordVocab.load(run_file(run_dir, "vocab_source.json")),
+            WordVocab.load(run_file(run_dir, "vocab_target.json")))
 
 
 # --- model, decoding, scores ---------------------------------------------------------------
@@ -264,8 +172,8 @@ def mean_loss(model, data: ParallelDataset) -> float:
 # --- training ------------------------------------------------------------------------------
 def _build(cfg, tcfg, run_dir: Path, log):
     src_vocab, tgt_vocab = _vocabs(run_dir)
-    train_src, train_tgt = _training_pairs(cfg, run_dir)
-    val_src, val_tgt = _held_out(run_dir, "val")
+    train_src, train_tgt = training_pairs(cfg, run_dir)
+    val_src, val_tgt = held_out(run_dir, "val")
 
     def dataset(src, tgt, shuffle):
         return ParallelDataset([encode(src_vocab, tokens(s)) for s in src],
@@ -338,7 +246,7 @@ def train(cfg: TranslateConfig, tcfg: TrainConfig, run_dir, log=print) -> dict:
         "pairs": len(short), "seed": cfg.split_seed, "train": [lines[k] for k in split["train"]],
         "test": [lines[k] for k in split["test"]], "val": [lines[k] for k in split["val"]],
         "max_source_tokens": max(len(s) for s in train_src),
-        "sha256": {part: _sha256(run_dir / f"{part}.tsv") for part in ("test", "val")}})
+        "sha256": {part: sha256(run_dir / f"{part}.tsv") for part in ("test", "val")}})
     common.save_run_config(run_dir, cfg, tcfg, kind=APP)
     trainer = _build(cfg, tcfg, run_dir, log)
     log(f"{APP}: {len(split['train'])} / {len(split['val'])} / {len(split['test'])} pairs "
@@ -374,7 +282,7 @@ def evaluate(run_dir, log=print, split: str = "test", beam: int = 5, alpha: floa
     if not isinstance(beam, int) or beam < 1:
         fail("beam", "an integer >= 1", repr(beam))
     run_dir, cfg, src_vocab, tgt_vocab, model = load_run(run_dir, best)
-    src, refs = _held_out(run_dir, split)
+    src, refs = held_out(run_dir, split)
     results = {"app": APP, "split": split, "pairs": len(src), "beam_width": beam,
                "alpha": alpha, "weights": "best" if best else "latest"}
     outputs = {}

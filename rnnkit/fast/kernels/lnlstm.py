@@ -20,6 +20,7 @@ import numpy as np
 from rnnkit.fast.kernels.fastmath import (HALF, ONE, OPTS, at, copy_row, flush, ftanh,
                                           local_threads, matmul_rows, njit, part, prange,
                                           previous_rows, span_rows)
+from rnnkit.fast.kernels.lstm import cell_gate_grads
 from rnnkit.fast.kernels.lnorm import normalise, normalise_back, normalise_groups
 
 
@@ -117,15 +118,7 @@ def _backward_rows(acts, x_hat, rstd_x, h_hat, rstd_h, c_hat, rstd_c, tanh_c, c_
         normalise_back(tr, gamma_c, ch, rstd_c[r])       # c_hat <- its share of dL/dC_t
         for j in range(H):
             dcr[j] += ch[j]
-        ig, fg, gg, cpr = ar[:H], ar[H:2 * H], ar[2 * H:3 * H], c_prev[r]
-        for j in range(H):
-            i, g, dct = ig[j], gg[j], dcr[j]
-            ig[j] = flush(dct * g * i * (ONE - i))
-            gg[j] = flush(dct * i * (ONE - g * g))
-        for j in range(H):
-            f, dct = fg[j], dcr[j]
-            fg[j] = flush(dct * cpr[j] * f * (ONE - f))
-            dcr[j] = flush(dct * f)
+        cell_gate_grads(ar, c_prev[r], dcr, H)
         xr, hr = x_hat[r], h_hat[r]
         for j in range(4 * H):
             agx[j] += ar[j] * xr[j]

@@ -134,6 +134,21 @@ def forward_loop_parallel(parts, train, gemm, Wh_T, b, h_state, c_state, n_activ
 
 
 @njit(inline="always", **OPTS)
+def cell_gate_grads(ar, cpr, dcr, H):
+    """In place, one row (the LSTM's and LN-LSTM's kernels): the i, f, C~ slots of ar <-
+    dL/d(their pre-activations) from dcr = dL/dC_t, which becomes dL/dC_{t-1}."""
+    ig, fg, gg = ar[:H], ar[H:2 * H], ar[2 * H:3 * H]
+    for j in range(H):
+        i, g, dct = ig[j], gg[j], dcr[j]
+        ig[j] = flush(dct * g * i * (ONE - i))
+        gg[j] = flush(dct * i * (ONE - g * g))
+    for j in range(H):
+        f, dct = fg[j], dcr[j]
+        fg[j] = flush(dct * cpr[j] * f * (ONE - f))
+        dcr[j] = flush(dct * f)
+
+
+@njit(inline="always", **OPTS)
 def _backward_rows(acts, tanh_c, c_prev, dh, dc, n):
     """In place: acts (i, f, C~, o) <- dL/d(their pre-activations); dc <- dL/dC_{t-1}.
 
@@ -144,19 +159,12 @@ def _backward_rows(acts, tanh_c, c_prev, dh, dc, n):
     H = dh.shape[1]
     for r in range(n):
         ar, tr, dhr, dcr, cpr = acts[r], tanh_c[r], dh[r], dc[r], c_prev[r]
-        ig, fg, gg, og = ar[:H], ar[H:2 * H], ar[2 * H:3 * H], ar[3 * H:]
+        og = ar[3 * H:]
         for j in range(H):                                           # dC_t and d(o)
             o, tc, d = og[j], tr[j], dhr[j]
             dcr[j] += d * o * (ONE - tc * tc)
             og[j] = flush(d * tc * o * (ONE - o))
-        for j in range(H):
-            i, g, dct = ig[j], gg[j], dcr[j]
-            ig[j] = flush(dct * g * i * (ONE - i))
-            gg[j] = flush(dct * i * (ONE - g * g))
-        for j in range(H):
-            f, dct = fg[j], dcr[j]
-            fg[j] = flush(dct * cpr[j] * f * (ONE - f))
-            dcr[j] = flush(dct * f)
+        cell_gate_grads(ar, cpr, dcr, H)
 
 
 @njit(**OPTS)

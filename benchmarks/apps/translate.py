@@ -3,12 +3,14 @@ and beam search, and on the same test pairs two baselines: copying the source, a
 word-by-word translation with an IBM Model 1 lexicon (nltk) trained on the same training pairs.
 
     nice -n 5 python benchmarks/apps/translate.py [--data PATH] [--epochs E] [--name NAME]
+        [--units words|bpe] [--val-only]
 
 Split: the app's own (verses of at most 25 English words, seeded (0) permutation: 1,000 test,
 500 validation, the rest training, with the verses of 26-40 words added to training; written
 into the run folder). The checkpoint is chosen by
 greedy BLEU on the validation pairs, the length normalisation alpha by beam BLEU on the
-validation pairs; the test pairs are scored once. Writes benchmarks/results/apps/NAME.json.
+validation pairs; the test pairs are scored once. --val-only stops before the test pairs
+(settings are compared on validation); run it again without to score the chosen run. Writes benchmarks/results/apps/NAME.json.
 """
 from __future__ import annotations
 
@@ -64,6 +66,9 @@ def main() -> None:
     ap.add_argument("--data", default=str(_common.DATA / "translation" / "en_fr_bible.tsv"))
     ap.add_argument("--name", default="translate", help="results file name (and run folder)")
     ap.add_argument("--epochs", type=float, default=10.0)
+    ap.add_argument("--units", default="words", choices=("words", "bpe"))
+    ap.add_argument("--subword-vocab", type=int, default=4000)
+    ap.add_argument("--val-only", action="store_true", help="stop after validation")
     ap.add_argument("--beam", type=int, default=5)
     ap.add_argument("--alphas", default="0.0,0.6,1.0", help="alphas tried on validation")
     ap.add_argument("--ibm-iterations", default="5,10,20", help="EM iterations tried on "
@@ -74,7 +79,8 @@ def main() -> None:
                     "wall time), recorded in the results")
     args = ap.parse_args()
     run = Path(args.run_dir or _common.ROOT / "runs" / f"bench_{args.name}")
-    cfg = replace(translate.TranslateConfig(data=args.data), **SETTINGS)
+    cfg = replace(translate.TranslateConfig(data=args.data), **SETTINGS, units=args.units,
+                  subword_vocab=args.subword_vocab)
     tcfg = replace(translate.default_train_config(), epochs=args.epochs, patience=0,
                    checkpoint_every=100, progress=False)
     start = time.perf_counter()
@@ -105,6 +111,10 @@ def main() -> None:
                      "beam_bleu_by_alpha": {str(a): on_val[a]["beam"]["bleu"] for a in alphas},
                      "alpha_chosen": alpha}
     print("validation:", result["val"])
+    if args.val_only:
+        result["wall_s"] = time.perf_counter() - start
+        _common.write(args.name, result)
+        return
     test = translate.evaluate(run, log=print, split="test", beam=args.beam, alpha=alpha)
     result["test"] = {k: test[k] for k in ("pairs", "beam_width", "alpha", "greedy", "beam")}
     result["beam_over_greedy_throughput"] = (test["beam"]["sentences_per_s"]

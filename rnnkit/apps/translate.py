@@ -5,8 +5,11 @@ source has at most `max_words` words (and whose target at most 1.5 times as many
 shuffled once with `split_seed`, and cut into a test set, a validation set and the training
 rest; the test and validation pairs are written into the run folder (test.tsv, val.tsv) and
 the training pairs' line numbers into split.json, so that evaluation reads the same pairs.
-Word vocabularies (lower-cased, elisions split, words seen at least `min_freq` times in the
-training pairs, <unk> for the rest) are built from the training pairs only.
+The units are words (lower-cased, elisions split, words seen at least `min_freq` times in
+the training pairs, <unk> for the rest) or BPE subword pieces learnt by SentencePiece from
+each language's training sentences (`--units bpe`, rnnkit.data.subwords): pieces spell
+rare words and names instead of <unk>, and a few thousand pieces make a smaller output layer
+than the ~10k French words of the Bible. Vocabularies come from the training pairs only.
 
 The model is rnnkit.models.Seq2Seq: a bidirectional encoder, a bridge to the decoder's first
 state, Luong attention, teacher forcing. Training keeps the weights with the best greedy BLEU
@@ -27,7 +30,8 @@ from rnnkit.apps.common import setting
 from rnnkit.apps.translate_pairs import (DATA_SET, held_out, load_split, run_file, select_pairs,
                                          sha256, split_pairs, training_pairs, write_tsv)
 from rnnkit.data.batching import pad_sequences
-from rnnkit.data.parallel import ParallelDataset, build_vocab, detokenize, encode, tokens
+from rnnkit.data.parallel import ParallelDataset, build_vocab, encode, tokens
+from rnnkit.data.subwords import UNITS, Subwords, Words
 from rnnkit.data.vocab import WordVocab
 from rnnkit.errors import RnnkitError, fail
 from rnnkit.losses import softmax_cross_entropy
@@ -56,6 +60,9 @@ class TranslateConfig:
     split_seed: int = setting(0, "seed of the test / validation / training split")
     test_size: int = setting(1000, "pairs held out for the test")
     val_size: int = setting(500, "pairs held out for validation (model selection by BLEU)")
+    units: str = setting("words", "what the model reads and writes: words, or BPE subword "
+                         "pieces (SentencePiece) learnt from the training pairs", UNITS)
+    subword_vocab: int = setting(4000, "pieces of each language's BPE model (--units bpe)")
     min_freq: int = setting(2, "keep words seen at least this often in the training pairs")
     max_vocab: int = setting(20000, "largest vocabulary of each language")
     cell: str = setting("lstm", "recurrent cell", common.CELL_CHOICES)
@@ -104,9 +111,26 @@ def loss_fn(logits, targets, lengths):
 
 
 # --- data (rnnkit.apps.translate_pairs) ------------------------------------------------
-def _vocabs(run_dir: Path) -> tuple[WordVocab, WordVocab]:
-    return (WordVocab.load(run_file(run_dir, "vocab_source.json")),
-            WordVocab.load(run_file(run_dir, "vocab_target.json")))
+@dataclass
+class Side:
+    """One language's units (words or subword pieces) and their vocabulary."""
+    units: Words | Subwords
+    vocab: WordVocab
+
+    def split(self, text: str) -> list:
+        return self.units.split(text)
+
+    def encode(self, text: str) -> np.ndarray:
+        return encode(self.vocab, self.units.split(text))
+
+
+def _sides(run_dir: Path, cfg) -> tuple[Side, Side]:
+    sides = []
+    for name in ("source", "target"):
+        units = Words() if cfg.units == "words" else \
+            Subwords.load(run_file(run_dir, f"subwords_{name}.model"))
+        sides.append(Side(units, WordVocab.load(run_file(run_dir, f"vocab_{name}.json"))))
+    return sides[0], sides[1]
 
 
 # --- model, decoding, scores ---------------------------------------------------------------
@@ -143,11 +167,10 @@ def decode(model, src_ids: list, tgt_vocab: WordVocab, beam: int = 5, alpha: flo
     return out
 
 
-def translate_texts(model, sources: list, src_vocab, tgt_vocab, beam=5, alpha=0.6) -> list:
+def translate_texts(model, sources: list, src: Side, tgt: Side, beam=5, alpha=0.6) -> list:
     """Detokenised translations of source sentences."""
-    ids = [encode(src_vocab, tokens(s)) for s in sources]
-    return [detokenize(tgt_vocab.to_tokens(t)) for t, _ in
-            decode(model, ids, tgt_vocab, beam, alpha)]
+    return [tgt.units.join(tgt.vocab.to_tokens(t)) for t, _ in
+            decode(model, [src.encode(s) for s in sources], tgt.vocab, beam, alpha)]
 
 
 def scores(hypotheses: list, references: list) -> dict:
@@ -171,23 +194,22 @@ def mean_loss(model, data: ParallelDataset) -> float:
 
 # --- training ------------------------------------------------------------------------------
 def _build(cfg, tcfg, run_dir: Path, log):
-    src_vocab, tgt_vocab = _vocabs(run_dir)
+    source, target = _sides(run_dir, cfg)
     train_src, train_tgt = training_pairs(cfg, run_dir)
     val_src, val_tgt = held_out(run_dir, "val")
 
     def dataset(src, tgt, shuffle):
-        return ParallelDataset([encode(src_vocab, tokens(s)) for s in src],
-                               [encode(tgt_vocab, tokens(t)) for t in tgt], cfg.batch_size,
-                               bos=tgt_vocab.bos_id, eos=tgt_vocab.eos_id, seed=tcfg.seed,
-                               shuffle=shuffle)
+        return ParallelDataset([source.encode(s) for s in src], [target.encode(t) for t in tgt],
+                               cfg.batch_size, bos=target.vocab.bos_id, eos=target.vocab.eos_id,
+                               seed=tcfg.seed, shuffle=shuffle)
 
     train, val = dataset(train_src, train_tgt, True), dataset(val_src, val_tgt, False)
 
     def score_fn(model, data):
         return mean_loss(model, data), scores(
-            translate_texts(model, val_src, src_vocab, tgt_vocab, beam=0), val_tgt)["bleu"]
+            translate_texts(model, val_src, source, target, beam=0), val_tgt)["bleu"]
 
-    model = make_model(cfg, len(src_vocab), len(tgt_vocab), seed=tcfg.seed)
+    model = make_model(cfg, len(source.vocab), len(target.vocab), seed=tcfg.seed)
     optimizer = make_optimizer(cfg.optimizer, model.params, lr=cfg.lr)
     trainer = common.ScoredTrainer(model, loss_fn, optimizer, train, val, config=tcfg,
                                    run_dir=run_dir, log=log, score_fn=score_fn,
@@ -232,13 +254,23 @@ def train(cfg: TranslateConfig, tcfg: TrainConfig, run_dir, log=print) -> dict:
     split = {part: [short[i] for i in rows] for part, rows in
              split_pairs(len(short), cfg.test_size, cfg.val_size, cfg.split_seed).items()}
     split["train"] = sorted(split["train"] + sorted(set(range(len(src))) - set(short)))
-    train_src = [tokens(src[k]) for k in split["train"]]
-    train_tgt = [tokens(tgt[k]) for k in split["train"]]
-    src_vocab = build_vocab(train_src, cfg.min_freq, cfg.max_vocab, target=False)
-    tgt_vocab = build_vocab(train_tgt, cfg.min_freq, cfg.max_vocab, target=True)
+    units = {}
+    for name, texts in (("source", src), ("target", tgt)):
+        words = [tokens(texts[k]) for k in split["train"]]
+        units[name] = Words() if cfg.units == "words" else \
+            Subwords.train(words, cfg.subword_vocab)
+    train_src = [units["source"].split(src[k]) for k in split["train"]]
+    train_tgt = [units["target"].split(tgt[k]) for k in split["train"]]
+    # every piece a BPE model makes is kept: min_freq is for words
+    min_freq = cfg.min_freq if cfg.units == "words" else 1
+    src_vocab = build_vocab(train_src, min_freq, cfg.max_vocab, target=False)
+    tgt_vocab = build_vocab(train_tgt, min_freq, cfg.max_vocab, target=True)
     run_dir = common.new_run(run_dir)
     src_vocab.save(run_dir / "vocab_source.json")
     tgt_vocab.save(run_dir / "vocab_target.json")
+    for name, u in units.items():
+        if isinstance(u, Subwords):
+            u.save(run_dir / f"subwords_{name}.model")
     for part in ("test", "val"):
         write_tsv(run_dir / f"{part}.tsv", ("source", "target"),
                   [(src[k], tgt[k]) for k in split[part]])
@@ -252,7 +284,7 @@ def train(cfg: TranslateConfig, tcfg: TrainConfig, run_dir, log=print) -> dict:
     log(f"{APP}: {len(split['train'])} / {len(split['val'])} / {len(split['test'])} pairs "
         f"(train / val / test) of at most {cfg.max_words} source words "
         f"({max(cfg.max_words, cfg.train_max_words)} in training), vocabularies "
-        f"{len(src_vocab)} / {len(tgt_vocab)} words, {trainer.train_data.num_batches(0)} "
+        f"{len(src_vocab)} / {len(tgt_vocab)} {cfg.units}, {trainer.train_data.num_batches(0)} "
         f"batches an epoch; run folder {run_dir}")
     return _fit(trainer, log)
 
@@ -265,12 +297,12 @@ def resume(run_dir, log=print, **train_overrides) -> dict:
 
 # --- using a trained run -------------------------------------------------------------------
 def load_run(run_dir, best: bool = True):
-    """(run folder, settings, source and target vocabularies, model with trained weights)."""
+    """(run folder, settings, source and target Side, model with trained weights)."""
     run_dir, cfg, _, _ = common.load_run_config(run_dir, TranslateConfig, APP)
-    src_vocab, tgt_vocab = _vocabs(run_dir)
-    model = make_model(cfg, len(src_vocab), len(tgt_vocab))
+    source, target = _sides(run_dir, cfg)
+    model = make_model(cfg, len(source.vocab), len(target.vocab))
     common.load_weights(model, run_dir, best)
-    return run_dir, cfg, src_vocab, tgt_vocab, model
+    return run_dir, cfg, source, target, model
 
 
 def evaluate(run_dir, log=print, split: str = "test", beam: int = 5, alpha: float = 0.6,
@@ -281,14 +313,14 @@ def evaluate(run_dir, log=print, split: str = "test", beam: int = 5, alpha: floa
         fail("split", "'test' or 'val'", repr(split))
     if not isinstance(beam, int) or beam < 1:
         fail("beam", "an integer >= 1", repr(beam))
-    run_dir, cfg, src_vocab, tgt_vocab, model = load_run(run_dir, best)
+    run_dir, cfg, source, target, model = load_run(run_dir, best)
     src, refs = held_out(run_dir, split)
     results = {"app": APP, "split": split, "pairs": len(src), "beam_width": beam,
                "alpha": alpha, "weights": "best" if best else "latest"}
     outputs = {}
     for name, width in (("greedy", 0), ("beam", beam)):
         start = time.perf_counter()
-        hyps = translate_texts(model, src, src_vocab, tgt_vocab, width, alpha)
+        hyps = translate_texts(model, src, source, target, width, alpha)
         seconds = time.perf_counter() - start
         outputs[name] = hyps
         results[name] = dict(scores(hyps, refs), seconds=seconds,
@@ -305,26 +337,28 @@ def predict(run_dir, inputs: list, *, beam: int = 5, alpha: float = 0.6,
             attention_plot: str = "", best: bool = True) -> list:
     """A translation of each line (beam search, or greedy with beam 0); unknown words are read
     as <unk> and listed; --attention-plot draws where each target word looked."""
-    run_dir, cfg, src_vocab, tgt_vocab, model = load_run(run_dir, best)
+    run_dir, cfg, source, target, model = load_run(run_dir, best)
     limit = load_split(run_dir)["max_source_tokens"]
     words = []
     for i, text in enumerate(inputs, 1):
-        w = tokens(text)
+        w = source.split(text)
         if not w:
             fail(f"input {i}", "a sentence with at least one word", repr(text))
         if len(w) > limit:
-            fail(f"input {i}", f"at most {limit} words and punctuation marks (the longest "
-                 "source the model was trained on)", f"{len(w)}")
-        if all(t not in src_vocab for t in w):
+            fail(f"input {i}", f"at most {limit} {cfg.units} (the longest source the model "
+                 "was trained on)", f"{len(w)}")
+        if all(t not in source.vocab for t in w):
             fail(f"input {i}", "at least one word seen in training", f"{text!r}")
         words.append(w)
-    decoded = decode(model, [encode(src_vocab, w) for w in words], tgt_vocab, beam, alpha)
+    decoded = decode(model, [encode(source.vocab, w) for w in words], target.vocab, beam,
+                     alpha)
     results = []
     for i, (text, w, (ids, att)) in enumerate(zip(inputs, words, decoded)):
-        out = tgt_vocab.to_tokens(ids)
-        translation = detokenize(out)
+        out = target.vocab.to_tokens(ids)
+        translation = target.units.join(out)
         result = {"input": text, "translation": translation, "tokens": out,
-                  "unknown_words": [t for t in w if t not in src_vocab], "text": translation}
+                  "unknown_words": [t for t in w if t not in source.vocab],
+                  "text": translation}
         if attention_plot:
             path = Path(attention_plot)
             if path.is_dir():

@@ -109,9 +109,10 @@ def test_trains_evaluates_and_translates(run, capsys, tmp_path):
 
 
 def test_decoders_return_well_formed_output_and_beam_1_is_greedy(run):
-    _, cfg, src_vocab, tgt_vocab, model = translate.load_run(run)
+    _, cfg, source, target, model = translate.load_run(run)
+    tgt_vocab = target.vocab
     sentences = ["The old king eats the bird.", "The red horse follows the dog.", "The cat."]
-    ids = [translate.encode(src_vocab, tokens(s)) for s in sentences]
+    ids = [source.encode(s) for s in sentences]
     results = {b: translate.decode(model, ids, tgt_vocab, beam=b) for b in (0, 1, 4)}
     for b, out in results.items():
         for (toks, att), source in zip(out, ids):
@@ -130,6 +131,35 @@ def test_decoders_return_well_formed_output_and_beam_1_is_greedy(run):
 def test_unknown_words_are_read_as_unk_and_listed(run):
     out = translate.predict(run, ["The purple cat sees the dog."], beam=2)[0]
     assert out["unknown_words"] == ["purple"] and out["translation"]
+
+
+def test_subword_units_learn_translate_and_join_back(tmp_path, capsys):
+    data, run = write_tsv(tmp_path / "pairs.tsv"), tmp_path / "run"
+    assert main(train_args(data, run, "--epochs", "12", "--units", "bpe", "--subword-vocab",
+                           "40")) == 0
+    rows = [r for r in read_metrics(run / "metrics.jsonl") if r["kind"] == "validation"]
+    assert rows[-1]["val_loss"] < rows[0]["val_loss"] - 1.0 and rows[-1]["val_bleu"] > 50
+    _, _, source, target, _ = translate.load_run(run)
+    # the vocabularies hold the pieces the training pairs were cut into, nothing else
+    assert 4 < len(target.vocab) - 4 <= 40 and "\u2581chien" not in target.vocab
+    assert target.split("Le chien.") == ["\u2581le", "\u2581ch", "ie", "n", "\u2581."]
+    out = translate.predict(run, ["The big dog loves the cat.", "The cat."], beam=3)
+    assert out[0]["translation"] == "le chien grand aime le chat."
+    assert all("\u2581" not in o["translation"] and o["tokens"] for o in out)
+    assert translate.evaluate(run, log=lambda *a: None, beam=1)["greedy"]["bleu"] > 50
+
+    broken = tmp_path / "broken"
+    shutil.copytree(run, broken)
+    (broken / "subwords_target.model").unlink()
+    _fails(["translate", "predict", str(broken), "The cat."], capsys, "subwords_target.model")
+    (broken / "subwords_target.model").write_bytes(b"not a model")
+    _fails(["translate", "predict", str(broken), "The cat."], capsys, "subwords_target.model",
+           "SentencePiece")
+    _fails(train_args(data, tmp_path / "r", "--units", "bpe", "--subword-vocab", "3"), capsys,
+           "subword_vocab", ">= 8")
+    with pytest.raises(RnnkitError, match="units"):
+        translate.train(translate.TranslateConfig(data=str(data), units="chars"),
+                        translate.default_train_config(), tmp_path / "r")
 
 
 def test_longer_training_pairs_leave_the_held_out_pairs_unchanged(tmp_path):

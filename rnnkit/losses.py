@@ -97,12 +97,14 @@ def _step_mask(x: np.ndarray, lengths):
 
 
 def softmax_cross_entropy(logits: np.ndarray, targets: np.ndarray, lengths=None,
-                          reduction: str = "mean"):
+                          reduction: str = "mean", label_smoothing: float = 0.0):
     """-log softmax(logits)[target], fused with the softmax, summed or averaged over valid steps.
 
     logits (N, T, V) or (N, V); targets (N, T) or (N,) integer class ids.
-    Returns (loss, dlogits) with dlogits = (softmax(logits) - onehot(targets)) / count
-    ("mean"; count = the number of valid steps) or without the division ("sum").
+    Returns (loss, dlogits) with dlogits = (softmax(logits) - q) / count ("mean"; count = the
+    number of valid steps) or without the division ("sum"), q = onehot(targets), or with
+    label smoothing e (Szegedy et al. 2016; torch's `label_smoothing`) q = (1 - e) onehot +
+    e / V, the cross-entropy against that q.
     """
     if not isinstance(logits, np.ndarray) or logits.ndim not in (2, 3):
         fail("logits", "a 3-d (N, T, V) or 2-d (N, V) array",
@@ -123,6 +125,9 @@ def softmax_cross_entropy(logits: np.ndarray, targets: np.ndarray, lengths=None,
         fail("targets", f"class ids in [0, {V - 1}]", f"min {targets.min()}, max {targets.max()}")
     if not isinstance(reduction, str) or reduction not in REDUCTIONS:
         fail("reduction", "'mean' or 'sum'", repr(reduction))
+    eps = label_smoothing
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0.0 <= eps < 1.0:
+        fail("label_smoothing", "a number in [0, 1)", repr(label_smoothing))
     mask = valid_mask(*logits.shape[:2], lengths) if logits.ndim == 3 else None
     # A recurrent model's logits (N, T, V) are a transposed view of time-major memory: their
     # rows are read in that order, since reshaping them batch-first would copy them (and the
@@ -155,7 +160,10 @@ def softmax_cross_entropy(logits: np.ndarray, targets: np.ndarray, lengths=None,
 
     fast.for_row_blocks(softmax_rows, z.shape[0], V * z.itemsize)
     nll = np.log(total) - (z[rows, t] - top)                # (N*T,)
-    dz[rows, t] -= scale
+    dz[rows, t] -= (1.0 - eps) * scale
+    if eps:                     # -mean_v log p_v = log total - (mean_v z_v - top)
+        nll = (1.0 - eps) * nll + eps * (np.log(total) - (z.mean(axis=1) - top))
+        dz -= (scale * (eps / V))[:, None]
     loss = (nll if valid is None else np.where(valid, nll, 0)).sum(dtype=np.float64)
     dz = dz.reshape(logits.shape)
     return float(loss * w), dz.transpose(1, 0, 2) if swap else dz

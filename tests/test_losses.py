@@ -59,6 +59,27 @@ def test_cross_entropy_2d_matches_torch(reduction):
                          logits, ref, z)
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("lengths", [None, LENGTHS])
+def test_label_smoothing_matches_torch(lengths, reduction):
+    rng = np.random.default_rng(2)
+    logits = rng.standard_normal((N, T, V)) * 3
+    targets = rng.integers(0, V, (N, T))
+    z = torch.tensor(logits, requires_grad=True)
+    per = F.cross_entropy(z.reshape(-1, V), torch.tensor(targets).reshape(-1),
+                          reduction="none", label_smoothing=0.1).reshape(N, T)
+    out = softmax_cross_entropy(logits, targets, lengths, reduction=reduction,
+                                label_smoothing=0.1)
+    assert_matches_torch(out, logits, torch_reduced(per, lengths, reduction), z)
+    plain = softmax_cross_entropy(logits, targets, lengths, reduction=reduction)[0]
+    assert out[0] != pytest.approx(plain)
+    if lengths is not None:
+        assert np.all(out[1][1, 2:] == 0)                 # padded steps: no gradient
+    for bad in (-0.1, 1.0, "0.1", True):
+        with pytest.raises(RnnkitError, match="label_smoothing: expected a number in"):
+            softmax_cross_entropy(logits, targets, label_smoothing=bad)
+
+
 def test_cross_entropy_is_stable_for_huge_logits():
     logits = np.array([[1000.0, -1000.0, 0.0]])
     loss, d = softmax_cross_entropy(logits, np.array([1]))

@@ -27,13 +27,14 @@ import numpy as np
 
 from rnnkit.apps import common
 from rnnkit.apps.common import setting
+from rnnkit.apps.heatmap import plot_attention
 from rnnkit.apps.translate_pairs import (DATA_SET, held_out, load_split, run_file, select_pairs,
                                          sha256, split_pairs, training_pairs, write_tsv)
 from rnnkit.data.batching import pad_sequences
 from rnnkit.data.parallel import ParallelDataset, build_vocab, encode, tokens
 from rnnkit.data.subwords import UNITS, Subwords, Words
 from rnnkit.data.vocab import WordVocab
-from rnnkit.errors import RnnkitError, fail
+from rnnkit.errors import fail
 from rnnkit.losses import softmax_cross_entropy
 from rnnkit.models import Seq2Seq
 from rnnkit.models.decoding import beam_search, greedy
@@ -74,7 +75,10 @@ class TranslateConfig:
     attention: str = setting("general", "attention: Luong dot / general, Bahdanau additive",
                              ("none", "additive", "dot", "general"))
     input_feeding: bool = setting(False, "feed h~_{t-1} into the next decoder step (Luong)")
-    dropout: float = setting(0.0, "dropout between stacked layers")
+    dropout: float = setting(0.0, "dropout on the embeddings, between stacked layers and "
+                             "before the output layer")
+    label_smoothing: float = setting(0.0, "train against (1 - e) onehot + e / V (validation "
+                                     "loss stays the plain cross-entropy)")
     batch_size: int = setting(64, "sentence pairs per batch")
     optimizer: str = setting("adam", "optimiser", ("sgd", "adagrad", "rmsprop", "adam", "adamw"))
     lr: float = setting(1e-3, "learning rate")
@@ -105,9 +109,10 @@ def default_train_config() -> TrainConfig:
     return TrainConfig(epochs=10.0, val_every=0, patience=3, log_every=20, clip_norm=5.0)
 
 
-def loss_fn(logits, targets, lengths):
-    """Cross-entropy per target word, padded steps excluded."""
-    return softmax_cross_entropy(logits, targets, None if lengths is None else lengths[1])
+def loss_fn(logits, targets, lengths, label_smoothing: float = 0.0):
+    """Cross-entropy per target unit, padded steps excluded."""
+    return softmax_cross_entropy(logits, targets, None if lengths is None else lengths[1],
+                                 label_smoothing=label_smoothing)
 
 
 # --- data (rnnkit.apps.translate_pairs) ------------------------------------------------
@@ -211,7 +216,8 @@ def _build(cfg, tcfg, run_dir: Path, log):
 
     model = make_model(cfg, len(source.vocab), len(target.vocab), seed=tcfg.seed)
     optimizer = make_optimizer(cfg.optimizer, model.params, lr=cfg.lr)
-    trainer = common.ScoredTrainer(model, loss_fn, optimizer, train, val, config=tcfg,
+    smoothed = (lambda *a: loss_fn(*a, label_smoothing=cfg.label_smoothing))
+    trainer = common.ScoredTrainer(model, smoothed, optimizer, train, val, config=tcfg,
                                    run_dir=run_dir, log=log, score_fn=score_fn,
                                    score_name="bleu")
     trainer.schedule = common.make_lr_schedule(cfg.schedule, cfg.lr, trainer.total_steps)
@@ -250,6 +256,8 @@ class _Rows:
 
 def train(cfg: TranslateConfig, tcfg: TrainConfig, run_dir, log=print) -> dict:
     common.check_choices(cfg)
+    if not 0.0 <= cfg.label_smoothing < 1.0:
+        fail("label_smoothing", "a number in [0, 1)", repr(cfg.label_smoothing))
     src, tgt, lines, short = select_pairs(cfg)
     split = {part: [short[i] for i in rows] for part, rows in
              split_pairs(len(short), cfg.test_size, cfg.val_size, cfg.split_seed).items()}
@@ -371,26 +379,3 @@ def predict(run_dir, inputs: list, *, beam: int = 5, alpha: float = 0.6,
             result["attention_plot"] = str(path)
         results.append(result)
     return results
-
-
-def plot_attention(path: Path, source: list, target: list, weights: np.ndarray) -> None:
-    """A heat map of the weights (target words down, source words across)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    weights = np.asarray(weights)[:len(target), :len(source)]
-    fig, ax = plt.subplots(figsize=(1.5 + 0.42 * len(source), 1.2 + 0.36 * len(target)))
-    image = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
-    ax.set_xticks(range(len(source)), source, rotation=60, ha="right")
-    ax.set_yticks(range(len(target)), target)
-    ax.set_xlabel("source")
-    ax.set_ylabel("translation")
-    fig.colorbar(image, ax=ax, fraction=0.04)
-    fig.tight_layout()
-    try:
-        fig.savefig(path, dpi=110)
-    except OSError as e:
-        raise RnnkitError(f"attention_plot: expected a PNG path that can be written, got "
-                          f"{str(path)!r} ({e.strerror})") from None
-    finally:
-        plt.close(fig)

@@ -162,6 +162,29 @@ def test_subword_units_learn_translate_and_join_back(tmp_path, capsys):
                         translate.default_train_config(), tmp_path / "r")
 
 
+def test_label_smoothing_trains_on_the_smoothed_loss_and_validates_on_the_plain_one(tmp_path):
+    data, run = write_tsv(tmp_path / "pairs.tsv", n=80), tmp_path / "run"
+    assert main(train_args(data, run, "--label-smoothing", "0.2", "--max-steps", "1",
+                           "--log-every", "1")) == 0
+    rows = read_metrics(run / "metrics.jsonl")
+    logged = next(r["loss"] for r in rows if r["kind"] == "train")
+    # the same first batch through freshly made weights (the same seed) scores both ways
+    cfg = translate.TranslateConfig(**json.loads((run / "config.json").read_text())["app"])
+    fresh = translate._build(cfg, translate.default_train_config(), run, lambda *a: None)
+    batch = next(iter(fresh.train_data.batches(0)))
+    logits = fresh.model.forward(batch.inputs, None, batch.lengths, grad=False)[0]
+    smooth = translate.loss_fn(logits, batch.targets, batch.lengths, label_smoothing=0.2)[0]
+    plain = translate.loss_fn(logits, batch.targets, batch.lengths)[0]
+    # near-uniform first logits: the two differ by little, but far more than rounding
+    assert logged == pytest.approx(smooth, rel=1e-12) and abs(smooth - plain) > 1e-3
+    model = translate.load_run(run, best=False)[-1]
+    val = next(r["val_loss"] for r in rows if r["kind"] == "validation")
+    assert val == pytest.approx(translate.mean_loss(model, fresh.val_data), rel=1e-9)
+    with pytest.raises(RnnkitError, match="label_smoothing"):
+        translate.train(translate.TranslateConfig(data=str(data), label_smoothing=1.0),
+                        translate.default_train_config(), tmp_path / "r")
+
+
 def test_longer_training_pairs_leave_the_held_out_pairs_unchanged(tmp_path):
     data = write_tsv(tmp_path / "pairs.tsv", n=120)
     with open(data, "a", encoding="utf-8") as f:        # 10 words: beyond --max-words 6

@@ -243,9 +243,10 @@ def test_softmax_cross_entropy_reads_time_major_logits_in_place_and_answers_in_t
     memory = rng.standard_normal((5, 3, 7)).astype(np.float32)     # (T, N, V)
     logits = memory.transpose(1, 0, 2)
     targets, lengths = rng.integers(0, 7, (3, 5)), np.array([5, 2, 4])
-    for lens in (None, lengths):
-        loss, d = softmax_cross_entropy(logits, targets, lens)
-        loss_c, d_c = softmax_cross_entropy(np.ascontiguousarray(logits), targets, lens)
+    for lens, eps in ((None, 0.0), (lengths, 0.0), (lengths, 0.1)):
+        loss, d = softmax_cross_entropy(logits, targets, lens, label_smoothing=eps)
+        loss_c, d_c = softmax_cross_entropy(np.ascontiguousarray(logits), targets, lens,
+                                            label_smoothing=eps)
         assert loss == pytest.approx(loss_c, rel=1e-6)
         np.testing.assert_array_equal(d, d_c)
         assert d.transpose(1, 0, 2).flags.c_contiguous

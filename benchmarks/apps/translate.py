@@ -3,7 +3,7 @@ and beam search, and on the same test pairs two baselines: copying the source, a
 word-by-word translation with an IBM Model 1 lexicon (nltk) trained on the same training pairs.
 
     nice -n 5 python benchmarks/apps/translate.py [--data PATH] [--epochs E] [--name NAME]
-        [--units words|bpe] [--val-only]
+        [--units words|bpe] [--set KEY=VALUE ...] [--val-only]
 
 Split: the app's own (verses of at most 25 English words, seeded (0) permutation: 1,000 test,
 500 validation, the rest training, with the verses of 26-40 words added to training; written
@@ -68,6 +68,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=float, default=10.0)
     ap.add_argument("--units", default="words", choices=("words", "bpe"))
     ap.add_argument("--subword-vocab", type=int, default=4000)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override one of SETTINGS (or any other app setting)")
     ap.add_argument("--val-only", action="store_true", help="stop after validation")
     ap.add_argument("--beam", type=int, default=5)
     ap.add_argument("--alphas", default="0.0,0.6,1.0", help="alphas tried on validation")
@@ -81,6 +83,11 @@ def main() -> None:
     run = Path(args.run_dir or _common.ROOT / "runs" / f"bench_{args.name}")
     cfg = replace(translate.TranslateConfig(data=args.data), **SETTINGS, units=args.units,
                   subword_vocab=args.subword_vocab)
+    for item in args.set:                       # typed as the setting's default is
+        key, _, value = item.partition("=")
+        kind = type(getattr(cfg, key))
+        cfg = replace(cfg, **{key: value.lower() in ("1", "true") if kind is bool
+                              else kind(value)})
     tcfg = replace(translate.default_train_config(), epochs=args.epochs, patience=0,
                    checkpoint_every=100, progress=False)
     start = time.perf_counter()

@@ -72,7 +72,7 @@ def main() -> None:
                     help="override one of SETTINGS (or any other app setting)")
     ap.add_argument("--val-only", action="store_true", help="stop after validation")
     ap.add_argument("--beam", type=int, default=5)
-    ap.add_argument("--alphas", default="0.0,0.6,1.0", help="alphas tried on validation")
+    ap.add_argument("--alphas", default="0.0,0.6,1.0,1.4", help="alphas tried on validation")
     ap.add_argument("--ibm-iterations", default="5,10,20", help="EM iterations tried on "
                     "validation")
     ap.add_argument("--run-dir", default="", help="default runs/bench_NAME; an existing run is "

@@ -64,6 +64,9 @@ class CaptionConfig:
     val_size: int = setting(5000, "the last this many training images are held out for "
                             "validation (and as many pairs of them)")
     train_limit: int = setting(0, "train on only the first this many images; 0 = all")
+    shift: int = setting(0, "training only: move each training tile by whole pixels drawn "
+                         "from [-shift, shift] down and across, anew each epoch (zeros come "
+                         "in at the edges); 0 = off", lo=0, hi=27)
     cell: str = setting("gru", "recurrent cell of encoder and decoder", common.CELL_CHOICES)
     hidden_size: int = setting(128, "units of the encoder (per direction)")
     bidirectional: bool = setting(False, "read each tile's rows both ways")
@@ -202,6 +205,16 @@ def tiles_of(images: np.ndarray, ex: np.ndarray):
     return tiles, present
 
 
+def shifted(tiles: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """tiles (K, 28, 28), offsets (K, 2) whole pixels (down, across) -> each tile moved by
+    its offset, zeros where it moved away from: out[k, i, j] = tiles[k, i - dy, j - dx]."""
+    s = int(np.abs(offsets).max(initial=0))
+    padded = np.pad(tiles, ((0, 0), (s, s), (s, s)))
+    rows = s - offsets[:, :1] + np.arange(28)                               # (K, 28)
+    cols = s - offsets[:, 1:] + np.arange(28)
+    return padded[np.arange(len(tiles))[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+
 def targets_of(labels: np.ndarray, ex: np.ndarray):
     """-> tgt_in (K, T) (<bos> + caption), tgt_out (K, T) (caption + <eos>), lengths (K,)."""
     texts = [caption_of(labels[e[e >= 0]]) for e in ex]
@@ -215,15 +228,16 @@ def targets_of(labels: np.ndarray, ex: np.ndarray):
 
 
 class CaptionData:
-    """Examples (index pairs into `images`) in batches; the order is a function of (seed,
-    epoch), so that training resumes exactly. Tiles are made per batch from uint8 images."""
+    """Examples (index pairs into `images`) in batches; the order and the tiles' random
+    shifts (`shift` > 0: training data only) are functions of (seed, epoch), so that training
+    resumes exactly. Tiles are made per batch from uint8 images."""
 
     stateful = False
 
     def __init__(self, images, labels, ex, batch_size: int, *, seed: int = 0,
-                 shuffle: bool = True):
+                 shuffle: bool = True, shift: int = 0):
         self.images, self.ex, self.batch_size = images, ex, int(batch_size)
-        self.seed, self.shuffle = int(seed), shuffle
+        self.seed, self.shuffle, self.shift = int(seed), shuffle, int(shift)
         self.tgt_in, self.tgt_out, self.lengths, self.texts = targets_of(labels, ex)
 
     def __len__(self) -> int:
@@ -235,11 +249,18 @@ class CaptionData:
     def batches(self, epoch: int, start: int = 0):
         order = (epoch_rng(self.seed, epoch).permutation(len(self)) if self.shuffle
                  else np.arange(len(self)))
+        # every example's offsets for the epoch at once (a stream apart from the order's),
+        # so that a resumed epoch draws the same ones
+        offsets = np.random.default_rng([self.seed, epoch, 1]).integers(
+            -self.shift, self.shift + 1, (len(self), MAX_TILES, 2)) if self.shift else None
         for s in range(check_start(start, self.num_batches(epoch)) * self.batch_size,
                        len(self), self.batch_size):
             rows = order[s:s + self.batch_size]
             L = self.lengths[rows]
             tiles, present = tiles_of(self.images, self.ex[rows])
+            if self.shift:
+                tiles = shifted(tiles.reshape(-1, 28, 28),
+                                offsets[rows].reshape(-1, 2)).reshape(tiles.shape)
             yield Batch(inputs=(tiles, present, self.tgt_in[rows, :L.max()]),
                         targets=self.tgt_out[rows, :L.max()], lengths=L)
 
@@ -299,7 +320,8 @@ def _build(cfg: CaptionConfig, tcfg: TrainConfig, run_dir: Path, log):
     pairs = _load_pairs(run_dir / "pairs.safetensors",
                         {name: len(parts[name][0]) for name in ("train", "val")})
     train = CaptionData(*parts["train"], examples(len(parts["train"][0]), pairs["train"],
-                                                 cfg.pairs), cfg.batch_size, seed=tcfg.seed)
+                                                 cfg.pairs), cfg.batch_size, seed=tcfg.seed,
+                        shift=cfg.shift)
     val = CaptionData(*parts["val"], examples(len(parts["val"][0]), pairs["val"], cfg.pairs),
                       500, shuffle=False)
     model = _model(cfg, seed=tcfg.seed)

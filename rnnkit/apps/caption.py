@@ -18,6 +18,8 @@ images validate, the test images are scored by `evaluate` only. Pairs are fixed 
 (`pair_seed`): `train_pairs` pairs of training images, as many pairs as validation images
 among those, and `test_pairs` pairs of test images; their indices are saved in the run
 folder (pairs.safetensors). `--pairs {single,pair,mixed}` says what trains and validates.
+`--shift S` moves every training tile by whole pixels drawn from [-S, S] each epoch (the
+usual augmentation of MNIST readers); validation, evaluation and prediction never shift.
 """
 from __future__ import annotations
 

@@ -13,13 +13,14 @@ The caption's loss trains everything end to end: the decoder's backward returns 
 encoder's backward takes it (no digit labels are used). The vocabulary is the 26 letters,
 space, <bos> and <eos>.
 
-Data (rnnkit.apps.caption_data): an .npz as `rnnkit mnist` reads it (digits/mnist.npz).
-The last `val_size` training images validate, the test images are scored by `evaluate`
-only. Pairs are fixed and seeded (`pair_seed`): `train_pairs` pairs of training images, as
-many pairs as validation images among those, and `test_pairs` pairs of test images; their indices are saved in the run
-folder (pairs.safetensors). `--pairs {single,pair,mixed}` says what trains and validates.
-`--shift S` moves every training tile by whole pixels drawn from [-S, S] each epoch (the
-usual augmentation of MNIST readers); validation, evaluation and prediction never shift.
+Data (rnnkit.apps.caption_data): an .npz as `rnnkit mnist` reads it (digits/mnist.npz). The
+last `val_size` training images validate, the test images are scored by `evaluate` only.
+Pairs are fixed and seeded (`pair_seed`): `train_pairs` pairs of training images, as many
+pairs as validation images among those, and `test_pairs` pairs of test images; their indices
+are saved in the run folder (pairs.safetensors). `--pairs {single,pair,mixed}` says what
+trains and validates. `--shift S` moves every training tile by whole pixels drawn from [-S,
+S] each epoch (the usual augmentation of MNIST readers); validation, evaluation and
+prediction never shift.
 """
 from __future__ import annotations
 

@@ -13,26 +13,29 @@ The caption's loss trains everything end to end: the decoder's backward returns 
 encoder's backward takes it (no digit labels are used). The vocabulary is the 26 letters,
 space, <bos> and <eos>.
 
-Data: an .npz as `rnnkit mnist` reads it (digits/mnist.npz). The last `val_size` training
-images validate, the test images are scored by `evaluate` only. Pairs are fixed and seeded
-(`pair_seed`): `train_pairs` pairs of training images, as many pairs as validation images
-among those, and `test_pairs` pairs of test images; their indices are saved in the run
-folder (pairs.safetensors). `--pairs {single,pair,mixed}` says what trains and validates.
+Data (rnnkit.apps.caption_data): an .npz as `rnnkit mnist` reads it (digits/mnist.npz). The
+last `val_size` training images validate, the test images are scored by `evaluate` only.
+Pairs are fixed and seeded (`pair_seed`): `train_pairs` pairs of training images, as many
+pairs as validation images among those, and `test_pairs` pairs of test images; their indices
+are saved in the run folder (pairs.safetensors). `--pairs {single,pair,mixed}` says what
+trains and validates. `--shift S` moves every training tile by whole pixels drawn from [-S,
+S] each epoch (the usual augmentation of MNIST readers); validation, evaluation and
+prediction never shift.
 """
 from __future__ import annotations
 
-import string
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from rnnkit.apps import common
+from rnnkit.apps.caption_data import (BOS, EOS, MAX_TILES, NAMES, VOCAB, CaptionData,
+                                      draw_pairs, examples, load_pairs, split_images,
+                                      targets_of, tiles_of)
 from rnnkit.apps.common import setting
 from rnnkit.apps.mnist import load_images
-from rnnkit.data import CharVocab
 from rnnkit.data.batch import Batch
-from rnnkit.data.batching import check_start, epoch_rng
 from rnnkit.errors import RnnkitError, fail
 from rnnkit.init import as_rng
 from rnnkit.layers import BY_CELL
@@ -40,14 +43,10 @@ from rnnkit.losses import softmax_cross_entropy
 from rnnkit.models import Seq2Seq
 from rnnkit.models.decoding import beam_search, greedy
 from rnnkit.optim import make_optimizer
-from rnnkit.serialize import load_arrays, save_arrays
+from rnnkit.serialize import save_arrays
 from rnnkit.train import TrainConfig
 
 SUMMARY = "image captioning (one-to-many): spell the digits in one or two MNIST images"
-NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-VOCAB = CharVocab(string.ascii_lowercase + " ")
-BOS, EOS = len(VOCAB), len(VOCAB) + 1          # after the 27 characters: 29 tokens
-MAX_TILES = 2
 CELLS = BY_CELL
 MAX_LEN = 2 * max(map(len, NAMES)) + 2         # "three three" and <eos>
 
@@ -64,6 +63,9 @@ class CaptionConfig:
     val_size: int = setting(5000, "the last this many training images are held out for "
                             "validation (and as many pairs of them)")
     train_limit: int = setting(0, "train on only the first this many images; 0 = all")
+    shift: int = setting(0, "training only: move each training tile by whole pixels drawn "
+                         "from [-shift, shift] down and across, anew each epoch (zeros come "
+                         "in at the edges); 0 = off", lo=0, hi=27)
     cell: str = setting("gru", "recurrent cell of encoder and decoder", common.CELL_CHOICES)
     hidden_size: int = setting(128, "units of the encoder (per direction)")
     bidirectional: bool = setting(False, "read each tile's rows both ways")
@@ -95,10 +97,6 @@ class PredictOptions:
 
 def default_train_config() -> TrainConfig:
     return TrainConfig(epochs=5.0, val_every=0, patience=0, log_every=50, clip_norm=5.0)
-
-
-def caption_of(digits) -> str:
-    return " ".join(NAMES[d] for d in digits)
 
 
 # --- the model ------------------------------------------------------------------------------
@@ -182,90 +180,6 @@ class Captioner:
         return out
 
 
-# --- data -----------------------------------------------------------------------------------
-def make_pairs(m: int, n: int, seed: int, part: int) -> np.ndarray:
-    """n pairs (n, 2) of image indices in [0, m), fixed by (seed, part)."""
-    return np.random.default_rng([seed, part]).integers(0, m, (n, 2))
-
-
-def examples(m: int, pairs: np.ndarray, mode: str) -> np.ndarray:
-    """(K, 2) image indices per example, -1 where a single image has no second tile."""
-    singles = np.stack([np.arange(m), np.full(m, -1)], axis=1)
-    return {"single": singles, "pair": pairs, "mixed": np.concatenate([singles, pairs])}[mode]
-
-
-def tiles_of(images: np.ndarray, ex: np.ndarray):
-    """uint8 images (M, 28, 28), examples (K, 2) -> tiles (K, 2, 28, 28) float32, present."""
-    present = ex >= 0
-    tiles = images[np.where(present, ex, 0)].astype(np.float32) / np.float32(255)
-    tiles[~present] = 0
-    return tiles, present
-
-
-def targets_of(labels: np.ndarray, ex: np.ndarray):
-    """-> tgt_in (K, T) (<bos> + caption), tgt_out (K, T) (caption + <eos>), lengths (K,)."""
-    texts = [caption_of(labels[e[e >= 0]]) for e in ex]
-    lengths = np.array([len(t) + 1 for t in texts], np.int64)
-    T = int(lengths.max())
-    tgt_out = np.full((len(ex), T), EOS, np.int64)
-    for i, t in enumerate(texts):
-        tgt_out[i, :len(t)] = VOCAB.encode(t)
-    tgt_in = np.concatenate([np.full((len(ex), 1), BOS), tgt_out[:, :-1]], axis=1)
-    return tgt_in, tgt_out, lengths, texts
-
-
-class CaptionData:
-    """Examples (index pairs into `images`) in batches; the order is a function of (seed,
-    epoch), so that training resumes exactly. Tiles are made per batch from uint8 images."""
-
-    stateful = False
-
-    def __init__(self, images, labels, ex, batch_size: int, *, seed: int = 0,
-                 shuffle: bool = True):
-        self.images, self.ex, self.batch_size = images, ex, int(batch_size)
-        self.seed, self.shuffle = int(seed), shuffle
-        self.tgt_in, self.tgt_out, self.lengths, self.texts = targets_of(labels, ex)
-
-    def __len__(self) -> int:
-        return len(self.ex)
-
-    def num_batches(self, epoch: int = 0) -> int:
-        return -(-len(self.ex) // self.batch_size)
-
-    def batches(self, epoch: int, start: int = 0):
-        order = (epoch_rng(self.seed, epoch).permutation(len(self)) if self.shuffle
-                 else np.arange(len(self)))
-        for s in range(check_start(start, self.num_batches(epoch)) * self.batch_size,
-                       len(self), self.batch_size):
-            rows = order[s:s + self.batch_size]
-            L = self.lengths[rows]
-            tiles, present = tiles_of(self.images, self.ex[rows])
-            yield Batch(inputs=(tiles, present, self.tgt_in[rows, :L.max()]),
-                        targets=self.tgt_out[rows, :L.max()], lengths=L)
-
-
-def _split(cfg: CaptionConfig):
-    """-> {part: (images, labels)} with train, val and test."""
-    d = load_images(cfg.data)
-    x, y = d["x_train"], d["y_train"].astype(np.int64)
-    if not 0 < cfg.val_size < len(x):
-        fail("val_size", f"an integer in (0, {len(x)})", cfg.val_size)
-    n = len(x) - cfg.val_size
-    if cfg.train_limit:
-        n = min(n, cfg.train_limit)
-    return {"train": (x[:n], y[:n]), "val": (x[-cfg.val_size:], y[-cfg.val_size:]),
-            "test": (d["x_test"], d["y_test"].astype(np.int64))}
-
-
-def _pairs(cfg: CaptionConfig, parts: dict) -> dict:
-    counts = {"train": cfg.train_pairs, "val": cfg.val_size, "test": cfg.test_pairs}
-    for name in ("train", "test"):
-        if counts[name] < 1:
-            fail(f"{name}_pairs", "an integer >= 1", counts[name])
-    return {name: make_pairs(len(parts[name][0]), n, cfg.pair_seed, i)
-            for i, (name, n) in enumerate(counts.items())}
-
-
 # --- training -------------------------------------------------------------------------------
 def exact_match(model, data: CaptionData) -> tuple[float, float]:
     """(teacher-forced loss per character, greedy exact-match rate) over a data source."""
@@ -280,26 +194,14 @@ def exact_match(model, data: CaptionData) -> tuple[float, float]:
     return loss / max(count, 1), right / max(len(data), 1)
 
 
-def _load_pairs(path: Path, images: dict) -> dict:
-    """The run's image pairs: (n, 2) integer indices into each split's images."""
-    pairs = load_arrays(path)
-    for name, m in images.items():
-        p = pairs.get(name)
-        if p is None or p.ndim != 2 or p.shape[1] != 2 or p.dtype.kind not in "iu" or \
-                (p.size and (p.min() < 0 or p.max() >= m)):
-            fail(f"{path}: {name}", f"pairs (n, 2) of image indices in [0, {m})",
-                 "none" if p is None else f"{p.dtype} {p.shape}" + (
-                     f" in [{p.min()}, {p.max()}]" if p.size and p.dtype.kind in "iuf" else ""))
-    return pairs
-
-
 def _build(cfg: CaptionConfig, tcfg: TrainConfig, run_dir: Path, log):
     common.check_choices(cfg)
-    parts = _split(cfg)
-    pairs = _load_pairs(run_dir / "pairs.safetensors",
+    parts = split_images(cfg)
+    pairs = load_pairs(run_dir / "pairs.safetensors",
                         {name: len(parts[name][0]) for name in ("train", "val")})
     train = CaptionData(*parts["train"], examples(len(parts["train"][0]), pairs["train"],
-                                                 cfg.pairs), cfg.batch_size, seed=tcfg.seed)
+                                                 cfg.pairs), cfg.batch_size, seed=tcfg.seed,
+                        shift=cfg.shift)
     val = CaptionData(*parts["val"], examples(len(parts["val"][0]), pairs["val"], cfg.pairs),
                       500, shuffle=False)
     model = _model(cfg, seed=tcfg.seed)
@@ -345,8 +247,8 @@ def _finish(trainer, log) -> dict:
 
 def train(cfg: CaptionConfig, tcfg: TrainConfig, run_dir, log=print) -> dict:
     common.check_choices(cfg)
-    parts = _split(cfg)                   # a bad file is reported before the folder is made
-    pairs = _pairs(cfg, parts)
+    parts = split_images(cfg)                   # a bad file is reported before the folder is made
+    pairs = draw_pairs(cfg, parts)
     run_dir = common.new_run(run_dir)
     common.save_run_config(run_dir, cfg, tcfg, kind="caption")
     save_arrays(run_dir / "pairs.safetensors", pairs)
@@ -383,8 +285,8 @@ def evaluate(run_dir, log=print, split: str = "test", beam: int = 5,
     if not isinstance(beam, int) or beam < 1:
         fail("beam", "an integer >= 1", repr(beam))
     run_dir, cfg, model = _load(run_dir)
-    images, labels = _split(cfg)[split]
-    pairs = _load_pairs(run_dir / "pairs.safetensors", {split: len(images)})[split]
+    images, labels = split_images(cfg)[split]
+    pairs = load_pairs(run_dir / "pairs.safetensors", {split: len(images)})[split]
     result = {"app": "caption", "split": split, "beam": beam, "alpha": alpha}
     for kind in ("single", "pair"):
         ex = examples(len(images), pairs, kind)

@@ -7,7 +7,7 @@ import pytest
 
 from app_helpers import assert_resume_is_bit_identical
 from gradcheck import check_sampled_params, numeric_grad
-from rnnkit.apps import caption
+from rnnkit.apps import caption, caption_data, common
 from rnnkit.cli import main
 from rnnkit.errors import RnnkitError
 from rnnkit.losses import softmax_cross_entropy
@@ -45,8 +45,8 @@ def one_batch(dtype="float64"):
     rng = np.random.default_rng(3)
     images = rng.integers(0, 256, (6, 28, 28)).astype(np.uint8)
     ex = np.array([[0, -1], [1, 2], [3, 4], [5, -1]])
-    tiles, present = caption.tiles_of(images, ex)
-    tgt_in, tgt_out, lengths, texts = caption.targets_of(np.array([1, 7, 3, 0, 9, 5]), ex)
+    tiles, present = caption_data.tiles_of(images, ex)
+    tgt_in, tgt_out, lengths, texts = caption_data.targets_of(np.array([1, 7, 3, 0, 9, 5]), ex)
     return (tiles.astype(dtype), present, tgt_in), tgt_out, lengths, texts
 
 
@@ -60,9 +60,9 @@ def test_examples_tiles_and_captions():
     assert caption.VOCAB.decode(tgt_out[1, :11]) == "seven three"
     assert tgt_out[1, 11] == caption.EOS and tgt_in[1, 0] == caption.BOS
     np.testing.assert_array_equal(tgt_in[:, 1:], tgt_out[:, :-1])        # shifted right
-    a = caption.make_pairs(100, 7, seed=0, part=2)
-    np.testing.assert_array_equal(a, caption.make_pairs(100, 7, seed=0, part=2))
-    assert not np.array_equal(a, caption.make_pairs(100, 7, seed=0, part=1))
+    a = caption_data.make_pairs(100, 7, seed=0, part=2)
+    np.testing.assert_array_equal(a, caption_data.make_pairs(100, 7, seed=0, part=2))
+    assert not np.array_equal(a, caption_data.make_pairs(100, 7, seed=0, part=1))
 
 
 @pytest.mark.parametrize("cell,bidirectional", [("gru", False), ("lstm", True)])
@@ -139,13 +139,13 @@ def test_train_learns_captions_and_beam_1_is_greedy(tmp_path, capsys):
     # beam search of width 1 is greedy decoding, on the trained model and an untrained one
     _, _, model = caption._load(run)
     x_test = np.load(data)["x_test"]
-    tiles, present = caption.tiles_of(x_test, np.array([[0, -1], [2, 3]] * 5))
+    tiles, present = caption_data.tiles_of(x_test, np.array([[0, -1], [2, 3]] * 5))
     for m in (model, caption.Captioner(hidden_size=16, dec_hidden_size=24, embed_dim=8,
                                        seed=5)):
         assert m.caption(tiles, present, beam=1) == m.caption(tiles, present)
     # and a wider beam finds captions at least as likely as greedy's (with 29 tokens, stopping
     # at the first 5 finished hypotheses returned hopeless endings such as "two" for "three")
-    f, _ = model.features(*caption.tiles_of(x_test, np.array([[i, -1] for i in range(40)])),
+    f, _ = model.features(*caption_data.tiles_of(x_test, np.array([[i, -1] for i in range(40)])),
                           grad=False)
     kw = dict(bos=caption.BOS, eos=caption.EOS, max_len=caption.MAX_LEN)
     g = greedy(model.decoder, f, **kw)
@@ -156,6 +156,87 @@ def test_train_learns_captions_and_beam_1_is_greedy(tmp_path, capsys):
 def test_resume_continues_bit_identically(tmp_path):
     data = write_npz(tmp_path / "d.npz", n_train=100)
     assert_resume_is_bit_identical("caption", lambda run: args(data, run), tmp_path, 3, 7)
+
+
+def test_resume_with_shifted_tiles_continues_bit_identically(tmp_path):
+    """The shifts are drawn per epoch, so a run stopped inside an epoch redraws the same."""
+    data = write_npz(tmp_path / "d.npz", n_train=100)
+    assert_resume_is_bit_identical("caption", lambda run: args(data, run, "--shift", "2"),
+                                   tmp_path, 5, 12)
+
+
+def test_shifted_moves_each_tile_by_its_offset():
+    tiles = np.random.default_rng(0).random((4, 28, 28))
+    offsets = np.array([[0, 0], [1, -2], [-2, 2], [2, 1]])
+    out = caption_data.shifted(tiles, offsets)
+    for k, (dy, dx) in enumerate(offsets):
+        want = np.zeros((28, 28))
+        want[max(dy, 0):28 + min(dy, 0), max(dx, 0):28 + min(dx, 0)] = \
+            tiles[k, max(-dy, 0):28 - max(dy, 0), max(-dx, 0):28 - max(dx, 0)]
+        np.testing.assert_array_equal(out[k], want, err_msg=str((dy, dx)))
+    np.testing.assert_array_equal(out[0], tiles[0])
+    assert out[1, 0].sum() == 0 and out[1, :, 26:].sum() == 0       # zeros came in
+    assert out[1, 5, 3] == tiles[1, 4, 5]                            # out[i, j] = in[i-dy, j-dx]
+
+
+def batches_of(data, epoch=0, start=0):
+    return [(b.inputs[0], b.inputs[1], b.inputs[2], b.targets) for b in
+            data.batches(epoch, start)]
+
+
+def offset_of(moved, tile, s=2):
+    """The (dy, dx) in [-s, s]^2 that moves `tile` onto `moved`, or None."""
+    for dy in range(-s, s + 1):
+        for dx in range(-s, s + 1):
+            if np.array_equal(caption_data.shifted(tile[None], np.array([[dy, dx]]))[0], moved):
+                return dy, dx
+    return None
+
+
+def test_shift_moves_training_tiles_only_and_is_a_function_of_seed_and_epoch(tmp_path):
+    x, y = fake_digits(30, np.random.default_rng(1))
+    ex = caption_data.examples(30, caption_data.make_pairs(30, 10, 0, 0), "mixed")
+    plain = batches_of(caption_data.CaptionData(x, y, ex, 8, seed=3))
+    moved = caption_data.CaptionData(x, y, ex, 8, seed=3, shift=2)
+    shifted = batches_of(moved)
+    seen = set()
+    for (t0, p0, i0, o0), (t1, p1, i1, o1) in zip(plain, shifted, strict=True):
+        np.testing.assert_array_equal(p0, p1)             # same examples, same captions
+        np.testing.assert_array_equal(i0, i1)
+        np.testing.assert_array_equal(o0, o1)
+        for a, b in zip(t0[p0], t1[p1]):
+            seen.add(offset_of(b, a))
+        assert not t1[~p1].any()                          # a missing tile stays blank
+    assert None not in seen and len(seen) > 10            # every tile moved by <= 2 pixels
+    # the same seed and epoch draw the same shifts, from any batch on; another epoch others
+    again = batches_of(caption_data.CaptionData(x, y, ex, 8, seed=3, shift=2))
+    for a, b in zip(shifted, again, strict=True):
+        np.testing.assert_array_equal(a[0], b[0])
+    for a, b in zip(shifted[2:], batches_of(moved, 0, start=2), strict=True):
+        np.testing.assert_array_equal(a[0], b[0])
+    assert not np.array_equal(sorted(t.sum() for t in batches_of(moved, 1)[0][0]),
+                              sorted(t.sum() for t in shifted[0][0]))
+    # a run's training data shifts, its validation data (and evaluate's tiles) do not
+    data, run = write_npz(tmp_path / "d.npz", n_train=80), tmp_path / "run"
+    assert main(args(data, run, "--shift", "2", "--max-steps", "1")) == 0
+    _, cfg, tcfg, _ = common.load_run_config(run, caption.CaptionConfig, "caption")
+    trainer = caption._build(cfg, tcfg, run, log=lambda *a: None)
+    assert cfg.shift == 2 and trainer.train_data.shift == 2
+    val = trainer.val_data
+    np.testing.assert_array_equal(np.concatenate([b[0] for b in batches_of(val)]),
+                                  caption_data.tiles_of(val.images, val.ex)[0])
+
+
+@pytest.mark.parametrize("value", ["-1", "28"])
+def test_a_bad_shift_is_refused(tmp_path, capsys, value):
+    data = write_npz(tmp_path / "d.npz", n_train=80)
+    assert main(args(data, tmp_path / "run", "--shift", value)) == 2
+    err = capsys.readouterr().err
+    assert "shift: expected a number in [0, 27]" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(RnnkitError, match="shift"):
+        caption.train(caption.CaptionConfig(data=str(data), shift=int(value)),
+                      caption.default_train_config(), tmp_path / "run2")
 
 
 def test_bad_inputs_are_one_line(tmp_path, capsys):

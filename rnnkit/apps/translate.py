@@ -258,6 +258,9 @@ def train(cfg: TranslateConfig, tcfg: TrainConfig, run_dir, log=print) -> dict:
     common.check_choices(cfg)
     if not 0.0 <= cfg.label_smoothing < 1.0:
         fail("label_smoothing", "a number in [0, 1)", repr(cfg.label_smoothing))
+    if not isinstance(cfg.subword_vocab, int) or not 8 <= cfg.subword_vocab <= cfg.max_vocab:
+        fail("subword_vocab", f"an integer in [8, max_vocab = {cfg.max_vocab}]",
+             repr(cfg.subword_vocab))
     src, tgt, lines, short = select_pairs(cfg)
     split = {part: [short[i] for i in rows] for part, rows in
              split_pairs(len(short), cfg.test_size, cfg.val_size, cfg.split_seed).items()}

@@ -156,7 +156,9 @@ def test_subword_units_learn_translate_and_join_back(tmp_path, capsys):
     _fails(["translate", "predict", str(broken), "The cat."], capsys, "subwords_target.model",
            "SentencePiece")
     _fails(train_args(data, tmp_path / "r", "--units", "bpe", "--subword-vocab", "3"), capsys,
-           "subword_vocab", ">= 8")
+           "subword_vocab", "[8, max_vocab = 20000]")
+    _fails(train_args(data, tmp_path / "r", "--units", "bpe", "--subword-vocab", "30000"),
+           capsys, "subword_vocab", "30000")
     with pytest.raises(RnnkitError, match="units"):
         translate.train(translate.TranslateConfig(data=str(data), units="chars"),
                         translate.default_train_config(), tmp_path / "r")

@@ -42,7 +42,8 @@ ZERO_OK = {"max_steps", "bptt", "clip_norm", "clip_value", "val_every", "patienc
            "sample_length", "length", "dropout", "embed_dropout", "weight_decay",
            "unk_replace", "train_limit", "alpha", "min_freq", "top_k", "beam",
            "keep_checkpoints", "forecast.val_size", "ner.case_dim", "words.max_vocab",
-           "explode_factor", "vanish_ratio", "speech.test_fraction"}
+           "explode_factor", "vanish_ratio", "speech.test_fraction",
+           "translate.train_max_words", "label_smoothing"}
 # valid command lines of the tools that need more than their name
 TOOL_BASES = {"trace": ["trace", "--x", "1", "2", "3"],
               "speech synth": ["speech", "synth", "--out", "NEW", "--count", "1"]}
@@ -50,6 +51,7 @@ TOOL_BASES = {"trace": ["trace", "--x", "1", "2", "3"],
 HUGE_OK = {"max_steps", "epochs", "val_every", "log_every", "checkpoint_every",
            "checkpoint_minutes", "patience", "seed", "split_seed", "pair_seed",
            "keep_checkpoints", "max_bad_steps", "max_vocab", "train_limit", "max_words",
+           "train_max_words",
            "lr", "temperature", "clip_norm", "clip_value", "bptt", "top_k", "explode_factor",
            # absurd but a run the trainer survives: non-finite steps are skipped, then it stops
            "weight_decay",

@@ -15,13 +15,13 @@ from pathlib import Path
 
 from rnnkit.data.parallel import detokenize, tokens
 from rnnkit.errors import RnnkitError, fail
+from rnnkit.serialize import atomic_write_bytes
 
 UNITS = ("words", "bpe")
 
 
 class Words:
     """Word tokens as they are."""
-    kind = "words"
 
     def split(self, text: str) -> list[str]:
         return tokens(text)
@@ -33,7 +33,6 @@ class Words:
 class Subwords:
     """A SentencePiece BPE model over word tokens: `split` text into pieces, `join` pieces
     back into text."""
-    kind = "bpe"
 
     def __init__(self, model: bytes, origin: str = "the subword model"):
         import sentencepiece
@@ -76,10 +75,7 @@ class Subwords:
         return detokenize(self._sp.decode_pieces(list(units)).split())
 
     def save(self, path: str | os.PathLike) -> None:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(self.model)
-        os.replace(tmp, path)
+        atomic_write_bytes(path, self.model)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Subwords:
